@@ -1,0 +1,224 @@
+"""The one exception tree of dvsync, grouped by what the caller should do.
+
+::
+
+    DvsyncError                      base of everything dvsync raises on purpose
+    ├── ConfigError                  fix your settings or mapping files (exit code 2)
+    ├── AuthError                    fix the app registration, secret, certificate or tenant
+    ├── DataverseError               the Web API answered (or failed to answer) a request
+    │   ├── RetriableError           try again later; the retry policy already did, up to its budget
+    │   │   ├── ThrottledError       429 service-protection limit, carries retry_after
+    │   │   ├── ServiceUnavailableError  502 / 503 / 504
+    │   │   └── TransportError       connection refused or reset, read timeout, dropped body
+    │   ├── FatalApiError            the request itself is wrong or not allowed; retrying won't help
+    │   │   ├── ProtocolError        a body that is not the JSON Dataverse sends (proxy HTML page,
+    │   │   │                        truncated or empty body)
+    │   │   ├── ChangeTokenExpiredError     0x80044352: re-read the table in full
+    │   │   └── ChangeTrackingDisabledError 0x80072491: fall back to a modifiedon window
+    │   └── RecordError              one record failed; skip it, report it, retry next run
+    │       ├── RecordNotFoundError  404 / 0x80040217
+    │       └── PreconditionFailedError  412 (stale etag, If-None-Match on an existing record)
+    └── JobError                     an analytics job cannot produce a trustworthy result
+        ├── InsufficientDataError    too little history for the model asked for
+        └── ConvergenceError         a fit did not converge; nothing from it is written back
+
+Every message is written for the person who has to act on it: what was wrong and how to fix it.
+Nothing here ever formats a token, secret or Authorization header into its text; URLs are
+sanitised by the caller (see ``connector.http``) before they reach an exception.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "AuthError",
+    "ChangeTokenExpiredError",
+    "ChangeTrackingDisabledError",
+    "ConfigError",
+    "ConvergenceError",
+    "DataverseError",
+    "DvsyncError",
+    "FatalApiError",
+    "InsufficientDataError",
+    "JobError",
+    "PreconditionFailedError",
+    "ProtocolError",
+    "RecordError",
+    "RecordNotFoundError",
+    "RetriableError",
+    "ServiceUnavailableError",
+    "ThrottledError",
+    "TransportError",
+]
+
+
+class DvsyncError(Exception):
+    """Base of every error dvsync raises on purpose; the CLI shows its text without a traceback."""
+
+    exit_code: int = 1
+
+
+class ConfigError(DvsyncError):
+    """A setting or a mapping file is wrong: the message names where and how to fix it.
+
+    Args:
+        message: what is wrong, in one sentence.
+        file: the file the problem is in, when there is one.
+        line: the 1-based line in that file, when known.
+        key: the dotted key (``auth.tenant_id``, ``fields.email``).
+        hint: how to fix it ("did you mean `emailaddress1`?").
+    """
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        key: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.key = key
+        self.hint = hint
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line else "")
+        if self.key:
+            where = f"{where} [{self.key}]" if where else f"[{self.key}]"
+        text = f"{where}: {self.message}" if where else self.message
+        if self.hint:
+            text = f"{text} ({self.hint})"
+        return text
+
+
+class AuthError(DvsyncError):
+    """Getting a token failed; carries the AADSTS code and a hint for the common causes."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        description: str | None = None,
+        hint: str | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
+        self.message = message
+        self.code = code
+        self.description = description
+        self.hint = hint
+        self.correlation_id = correlation_id
+        parts = [message]
+        if code:
+            parts.append(f"[{code}]")
+        if hint:
+            parts.append(f"Hint: {hint}")
+        super().__init__(" ".join(parts))
+
+
+class DataverseError(DvsyncError):
+    """The Web API answered with an error, or failed to answer.
+
+    Attributes:
+        status: the HTTP status, or None when no response arrived.
+        code: the Dataverse error code (``0x80040217``), when the body had one.
+        request_id: the ``REQ_ID`` / ``x-ms-service-request-id`` header, for Microsoft support.
+        method: the HTTP method.
+        url: the request URL with its query string values redacted.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.method = method
+        self.url = url
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        head = " ".join(str(p) for p in (self.status, self.code) if p)
+        text = f"{head}: {self.message}" if head else self.message
+        if self.method and self.url:
+            text = f"{text} ({self.method} {self.url})"
+        if self.request_id:
+            text = f"{text} [request id {self.request_id}]"
+        return text
+
+
+class RetriableError(DataverseError):
+    """A transient failure: the same request may succeed later."""
+
+
+class ThrottledError(RetriableError):
+    """A 429 service-protection answer; ``retry_after`` is in seconds, when the server said."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+
+class ServiceUnavailableError(RetriableError):
+    """502, 503 or 504 from Dataverse or a gateway in front of it."""
+
+
+class TransportError(RetriableError):
+    """No usable response: connection refused or reset, timeout, truncated body."""
+
+
+class FatalApiError(DataverseError):
+    """The request is wrong or not allowed; retrying it unchanged will fail again."""
+
+
+class ProtocolError(FatalApiError):
+    """The body is not what Dataverse sends: an HTML error page, non-JSON, truncated or empty."""
+
+
+class ChangeTokenExpiredError(FatalApiError):
+    """0x80044352: the delta token is older than the org's change-tracking retention."""
+
+
+class ChangeTrackingDisabledError(FatalApiError):
+    """0x80072491: change tracking is off for this table."""
+
+
+class RecordError(DataverseError):
+    """One record could not be written; the others are unaffected."""
+
+
+class RecordNotFoundError(RecordError):
+    """404 / 0x80040217: the record does not exist (deleted since it was read)."""
+
+
+class PreconditionFailedError(RecordError):
+    """412: the record changed since its etag was read, or already exists."""
+
+
+class JobError(DvsyncError):
+    """An analytics job cannot produce a result that is safe to write back."""
+
+
+class InsufficientDataError(JobError):
+    """Too few rows of some kind for the requested model; the message says how many were found."""
+
+
+class ConvergenceError(JobError):
+    """A model fit did not converge; the message says what to try."""

@@ -1,0 +1,1 @@
+"""dvsync's jobs: the mirror, the analytics, the pipeline, the schedule and the CLI."""
