@@ -24,8 +24,10 @@ __all__ = ["KeyPath", "TomlFile", "closest", "load_toml", "parse_toml"]
 KeyPath = tuple[str | int, ...]
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*'))*)\s*=""")
-_PART = re.compile(r"""[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*'""")
+# A bare, "basic" or 'literal' key, and a dotted chain of them before `=`.
+_SIMPLE_KEY = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
+_KEY = re.compile(rf"^\s*({_SIMPLE_KEY}(?:\s*\.\s*{_SIMPLE_KEY})*)\s*=")
+_PART = re.compile(_SIMPLE_KEY)
 _TOMLLIB_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
 
 
@@ -127,7 +129,9 @@ def load_toml(path: str | Path) -> TomlFile:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError("file not found", file=path, hint="check the path, or copy the example file") from None
+        raise ConfigError(
+            "file not found", file=path, hint="check the path, or copy the example file"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the file: {exc.__class__.__name__}", file=path) from None
     return parse_toml(text, path)

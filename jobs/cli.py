@@ -1,6 +1,7 @@
 """The ``dvsync`` command: parses arguments, loads settings, calls library code, renders results.
 
-No business logic lives here. Each command is a ``(register, run)`` pair; an expected error
+No business logic lives here. Each command lives in a module that exposes
+``add_arguments(parser)`` and ``run(args) -> int``; this file only lists them. An expected error
 (any ``DvsyncError``) is printed as one message without a traceback, with its exit code
 (0 ok, 1 run failed, 2 configuration error).
 """
@@ -8,14 +9,20 @@ No business logic lives here. Each command is a ``(register, run)`` pair; an exp
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from connector import __version__
 from connector.errors import DvsyncError
 
+# (command, module, one-line help). Modules are imported only when their command runs.
+COMMANDS: list[tuple[str, str, str]] = [
+    ("sandbox", "connector.sandbox.cli", "run the local Dataverse-compatible sandbox server"),
+]
 
-def _build_parser() -> argparse.ArgumentParser:
+
+def _build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dvsync",
         description="Sync Dynamics 365 / Dataverse to a local mirror, score and dedupe, write results back.",
@@ -23,18 +30,20 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dvsync {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-
-    from connector.sandbox import cli as sandbox_cli
-
-    sandbox = commands.add_parser("sandbox", help="run the local Dataverse-compatible sandbox server")
-    sandbox_cli.add_arguments(sandbox)
-    sandbox.set_defaults(handler=sandbox_cli.run)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, module_name, help_text in COMMANDS:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub)
+            sub.set_defaults(handler=module.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the dvsync command line and return its exit code."""
-    parser = _build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)

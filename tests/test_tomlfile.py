@@ -51,7 +51,8 @@ def test_error_names_file_line_key_and_hint():
     err = doc.error("fields.email", "no column `emailadress1` on lead", hint="did you mean `emailaddress1`?")
     assert isinstance(err, ConfigError)
     assert str(err) == (
-        "mappings/lead.toml:5 [fields.email]: no column `emailadress1` on lead (did you mean `emailaddress1`?)"
+        "mappings/lead.toml:5 [fields.email]: no column `emailadress1` on lead"
+        " (did you mean `emailaddress1`?)"
     )
     assert err.exit_code == 2
 
