@@ -3,6 +3,10 @@
 Imports nothing from ``jobs``.
 """
 
+__version__ = "0.1.0"  # before the imports: connector.http reads it for the User-Agent
+
+from connector.changes import ChangePage, Changes
+from connector.client import DataverseClient
 from connector.errors import (
     AuthError,
     ChangeTokenExpiredError,
@@ -10,40 +14,59 @@ from connector.errors import (
     ConfigError,
     ConvergenceError,
     DataverseError,
+    DuplicateRecordError,
     DvsyncError,
     FatalApiError,
     InsufficientDataError,
+    InvalidRequestError,
     JobError,
+    PermissionDeniedError,
     PreconditionFailedError,
     ProtocolError,
     RecordError,
     RecordNotFoundError,
+    RecordValidationError,
     RetriableError,
     ServiceUnavailableError,
     ThrottledError,
     TransportError,
 )
-
-__version__ = "0.1.0"
+from connector.http import RetryPolicy, ThrottleState
+from connector.metadata import ColumnDefinition, ColumnSpec, TableDefinition, WhoAmI
+from connector.writeback import UpdateResult
 
 __all__ = [
     "AuthError",
+    "ChangePage",
     "ChangeTokenExpiredError",
     "ChangeTrackingDisabledError",
+    "Changes",
+    "ColumnDefinition",
+    "ColumnSpec",
     "ConfigError",
     "ConvergenceError",
+    "DataverseClient",
     "DataverseError",
+    "DuplicateRecordError",
     "DvsyncError",
     "FatalApiError",
     "InsufficientDataError",
+    "InvalidRequestError",
     "JobError",
+    "PermissionDeniedError",
     "PreconditionFailedError",
     "ProtocolError",
     "RecordError",
     "RecordNotFoundError",
+    "RecordValidationError",
     "RetriableError",
+    "RetryPolicy",
     "ServiceUnavailableError",
+    "TableDefinition",
+    "ThrottleState",
     "ThrottledError",
     "TransportError",
+    "UpdateResult",
+    "WhoAmI",
     "__version__",
 ]

@@ -14,10 +14,14 @@
     │   │   ├── ProtocolError        a body that is not the JSON Dataverse sends (proxy HTML page,
     │   │   │                        truncated or empty body)
     │   │   ├── ChangeTokenExpiredError     0x80044352: re-read the table in full
-    │   │   └── ChangeTrackingDisabledError 0x80072491: fall back to a modifiedon window
+    │   │   ├── ChangeTrackingDisabledError 0x80072491: fall back to a modifiedon window
+    │   │   ├── PermissionDeniedError       403: give the application user a security role
+    │   │   └── InvalidRequestError         400-class: bad query, unknown column, bad payload
     │   └── RecordError              one record failed; skip it, report it, retry next run
     │       ├── RecordNotFoundError  404 / 0x80040217
-    │       └── PreconditionFailedError  412 (stale etag, If-None-Match on an existing record)
+    │       ├── PreconditionFailedError  412 (stale etag, If-None-Match on an existing record)
+    │       ├── DuplicateRecordError     0x80040333 / 0x80040237 / 0x80060892
+    │       └── RecordValidationError    0x80044331 (value too long), 0x80040265 (plug-in said no)
     └── JobError                     an analytics job cannot produce a trustworthy result
         ├── InsufficientDataError    too little history for the model asked for
         └── ConvergenceError         a fit did not converge; nothing from it is written back
@@ -38,14 +42,18 @@ __all__ = [
     "ConfigError",
     "ConvergenceError",
     "DataverseError",
+    "DuplicateRecordError",
     "DvsyncError",
     "FatalApiError",
     "InsufficientDataError",
+    "InvalidRequestError",
     "JobError",
+    "PermissionDeniedError",
     "PreconditionFailedError",
     "ProtocolError",
     "RecordError",
     "RecordNotFoundError",
+    "RecordValidationError",
     "RetriableError",
     "ServiceUnavailableError",
     "ThrottledError",
@@ -134,6 +142,7 @@ class DataverseError(DvsyncError):
         request_id: the ``REQ_ID`` / ``x-ms-service-request-id`` header, for Microsoft support.
         method: the HTTP method.
         url: the request URL with its query string values redacted.
+        hint: what to do about it, when there is something specific to say.
     """
 
     def __init__(
@@ -145,6 +154,7 @@ class DataverseError(DvsyncError):
         request_id: str | None = None,
         method: str | None = None,
         url: str | None = None,
+        hint: str | None = None,
     ) -> None:
         self.message = message
         self.status = status
@@ -152,6 +162,7 @@ class DataverseError(DvsyncError):
         self.request_id = request_id
         self.method = method
         self.url = url
+        self.hint = hint
         super().__init__(self._render())
 
     def _render(self) -> str:
@@ -161,6 +172,8 @@ class DataverseError(DvsyncError):
             text = f"{text} ({self.method} {self.url})"
         if self.request_id:
             text = f"{text} [request id {self.request_id}]"
+        if self.hint:
+            text = f"{text} Hint: {self.hint}"
         return text
 
 
@@ -200,6 +213,14 @@ class ChangeTrackingDisabledError(FatalApiError):
     """0x80072491: change tracking is off for this table."""
 
 
+class PermissionDeniedError(FatalApiError):
+    """403: the application user lacks a privilege; the message names the one Dataverse reported."""
+
+
+class InvalidRequestError(FatalApiError):
+    """400-class: the query, URL or payload is wrong (unknown column, bad `$filter`, undeclared property)."""
+
+
 class RecordError(DataverseError):
     """One record could not be written; the others are unaffected."""
 
@@ -210,6 +231,14 @@ class RecordNotFoundError(RecordError):
 
 class PreconditionFailedError(RecordError):
     """412: the record changed since its etag was read, or already exists."""
+
+
+class DuplicateRecordError(RecordError):
+    """0x80040333 / 0x80040237 / 0x80060892: duplicate detection or a unique key refused the record."""
+
+
+class RecordValidationError(RecordError):
+    """0x80044331 / 0x80040265: a value broke a column rule, or a plug-in rejected the record."""
 
 
 class JobError(DvsyncError):

@@ -1,0 +1,264 @@
+"""``DataverseClient``: the public face of the connector.
+
+One object per environment. It owns an :class:`~connector.http.HttpClient` (session, token,
+retries, typed errors) and delegates each concern to its module: reading and paging
+(:mod:`connector.paging`), change tracking (:mod:`connector.changes`), write-back
+(:mod:`connector.writeback`) and metadata (:mod:`connector.metadata`).
+
+Example:
+    >>> client = DataverseClient("https://contoso.crm.dynamics.com", lambda: token)
+    >>> for lead in client.iter_records("leads", ["fullname", "emailaddress1"]):
+    ...     print(lead["leadid"], lead["emailaddress1"])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from connector import changes as _changes
+from connector import metadata as _metadata
+from connector import writeback as _writeback
+from connector.changes import ChangePage, Changes
+from connector.http import DEFAULT_TIMEOUT, HttpClient, RetryPolicy, ThrottleState
+from connector.metadata import ColumnSpec, TableDefinition, WhoAmI
+from connector.paging import FORMATTED_VALUES, iter_pages, prefer_header
+from connector.query import build_query, validate_name
+from connector.writeback import UpdateResult
+
+if TYPE_CHECKING:  # settings is written in parallel; only its shape matters here
+    from connector.settings import Settings
+
+__all__ = ["DataverseClient"]
+
+
+class DataverseClient:
+    """A Dataverse Web API client for one environment.
+
+    Args:
+        environment_url: ``https://<org>.crm.dynamics.com`` (or the sandbox's ``.url``).
+        token_provider: any callable returning a bearer token; if it has ``force_refresh()``, a 401
+            triggers it once.
+        session: a ``requests.Session`` to use (default: :func:`connector.http.create_session`).
+        retry: the retry policy (default :class:`~connector.http.RetryPolicy`).
+        api_version: Web API version.
+        verify: TLS verification: True, False, or a CA bundle path.
+        timeout: (connect, read) seconds applied to every request.
+        max_parallel: default cap on write-back threads (``writeback.max_parallel``).
+    """
+
+    def __init__(
+        self,
+        environment_url: str,
+        token_provider: Callable[[], str],
+        *,
+        session: requests.Session | None = None,
+        retry: RetryPolicy | None = None,
+        api_version: str = "v9.2",
+        verify: bool | str = True,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        max_parallel: int | None = None,
+    ) -> None:
+        if not isinstance(environment_url, str) or not environment_url.startswith(("https://", "http://")):
+            raise ValueError(f"environment_url must be an http(s) URL, got {environment_url!r}")
+        if not callable(token_provider):
+            raise TypeError("token_provider must be a callable returning a bearer token")
+        self.http = HttpClient(
+            environment_url,
+            token_provider,
+            session=session,
+            retry=retry,
+            api_version=api_version,
+            timeout=timeout,
+            verify=verify,
+        )
+        self.max_parallel = max_parallel
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, retry: RetryPolicy | None = None) -> DataverseClient:
+        """Build a client from :class:`connector.settings.Settings`.
+
+        Uses ``dataverse.url``, ``api_version``, ``timeout_connect``, ``timeout_read`` and
+        ``ca_bundle``; ``http.retry_budget_seconds`` and ``http.max_attempts``;
+        ``writeback.max_parallel``; and the token provider ``connector.auth`` builds from ``auth``.
+        """
+        from connector.auth import token_provider_from_settings
+
+        dataverse = settings.dataverse
+        http_settings = getattr(settings, "http", None)
+        if retry is None:
+            retry_kwargs: dict[str, Any] = {}
+            if http_settings is not None:
+                if getattr(http_settings, "retry_budget_seconds", None) is not None:
+                    retry_kwargs["budget_seconds"] = float(http_settings.retry_budget_seconds)
+                if getattr(http_settings, "max_attempts", None) is not None:
+                    retry_kwargs["max_attempts"] = int(http_settings.max_attempts)
+            retry = RetryPolicy(**retry_kwargs)
+        ca_bundle = getattr(dataverse, "ca_bundle", None)
+        writeback = getattr(settings, "writeback", None)
+        return cls(
+            str(dataverse.url),
+            token_provider_from_settings(settings),
+            retry=retry,
+            api_version=getattr(dataverse, "api_version", None) or "v9.2",
+            verify=str(ca_bundle) if ca_bundle else True,
+            timeout=(
+                float(getattr(dataverse, "timeout_connect", None) or DEFAULT_TIMEOUT[0]),
+                float(getattr(dataverse, "timeout_read", None) or DEFAULT_TIMEOUT[1]),
+            ),
+            max_parallel=getattr(writeback, "max_parallel", None) if writeback is not None else None,
+        )
+
+    def __repr__(self) -> str:
+        return f"DataverseClient({self.http.environment_url!r})"
+
+    def close(self) -> None:
+        """Close the HTTP session's connections."""
+        self.http.session.close()
+
+    def __enter__(self) -> DataverseClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def base_url(self) -> str:
+        """The API base, ``<environment>/api/data/v9.2/``."""
+        return self.http.base_url
+
+    @property
+    def throttle_state(self) -> ThrottleState:
+        """Last ``x-ms-dop-hint`` and ``x-ms-ratelimit-*`` values, and the 429 count."""
+        return self.http.throttle
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def iter_records(
+        self,
+        entity_set: str,
+        select: Sequence[str],
+        filter: str | None = None,
+        orderby: str | Sequence[str] | None = None,
+        page_size: int = 5000,
+        formatted_values: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the records of a query, page by page, never the whole table at once.
+
+        Args:
+            entity_set: e.g. ``leads``.
+            select: columns to read (the primary key always comes too).
+            filter: a ``$filter`` built with :mod:`connector.query` (never an f-string).
+            orderby: ``"createdon asc"`` or a list of such terms.
+            page_size: ``Prefer: odata.maxpagesize`` (1..5000), sent on every page.
+            formatted_values: also ask for ``<column>@OData.Community.Display.V1.FormattedValue``
+                labels (choices, lookups' names, currency text).
+
+        Raises:
+            DataverseError: a typed error (bad column, throttled past the retry budget, ...).
+            ProtocolError: a repeated nextLink or a body that is not Dataverse JSON.
+        """
+        validate_name(entity_set, "entity set")
+        prefer = prefer_header(page_size, annotations=[FORMATTED_VALUES] if formatted_values else None)
+        params = build_query(select=select, filter=filter, orderby=orderby)
+        for page in iter_pages(self.http, entity_set, params=params, prefer=prefer):
+            yield from page["value"]
+
+    def iter_change_pages(
+        self,
+        entity_set: str,
+        select: Sequence[str],
+        *,
+        delta_link: str | None = None,
+        resume_link: str | None = None,
+        page_size: int = 5000,
+    ) -> Iterator[ChangePage]:
+        """Yield change-tracking pages; the last carries ``delta_link``.
+
+        Without links this is a full read with ``Prefer: odata.track-changes``. A caller that
+        committed a page together with its ``next_link`` can resume with ``resume_link=next_link``.
+
+        Raises:
+            ChangeTokenExpiredError: 0x80044352, the delta link expired; re-read without it.
+            ChangeTrackingDisabledError: 0x80072491, the table does not track changes.
+        """
+        validate_name(entity_set, "entity set")
+        return _changes.iter_change_pages(
+            self.http, entity_set, select, delta_link=delta_link, resume_link=resume_link, page_size=page_size
+        )
+
+    def read_changes(self, entity_set: str, select: Sequence[str], delta_link: str | None = None) -> Changes:
+        """Read all changes since ``delta_link`` (the whole table when None).
+
+        Returns:
+            ``Changes(records, deleted_ids, delta_link)``.
+
+        Raises:
+            ChangeTokenExpiredError: 0x80044352, the delta link expired; re-read without it.
+            ChangeTrackingDisabledError: 0x80072491, the table does not track changes.
+        """
+        validate_name(entity_set, "entity set")
+        return _changes.read_changes(self.http, entity_set, select, delta_link)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def update_many(
+        self,
+        entity_set: str,
+        updates: Iterable[tuple[str, dict[str, Any]]],
+        batch_size: int = 1000,
+        max_workers: int | None = None,
+    ) -> list[UpdateResult]:
+        """Update existing records via ``$batch``; one result per input, in input order.
+
+        Each update is a ``PATCH`` with ``If-Match: *`` (it never creates a record), sent with
+        ``Prefer: odata.continue-on-error``; batches run in parallel sized by ``x-ms-dop-hint``
+        within ``max_workers`` (default: the client's ``max_parallel``; never above 52).
+
+        Args:
+            entity_set: e.g. ``leads``.
+            updates: ``(record_id, {column: value})`` pairs.
+            batch_size: requests per batch, 1..1000.
+            max_workers: thread cap.
+
+        Returns:
+            ``UpdateResult(id, ok, status, error_code, message)`` per input.
+        """
+        validate_name(entity_set, "entity set")
+        return _writeback.update_many(
+            self.http,
+            entity_set,
+            updates,
+            batch_size=batch_size,
+            max_workers=max_workers if max_workers is not None else self.max_parallel,
+        )
+
+    # -- metadata -----------------------------------------------------------------------------
+
+    def whoami(self) -> WhoAmI:
+        """Return the caller's user, business unit and organization ids (the connectivity check)."""
+        return _metadata.whoami(self.http)
+
+    def get_table(self, logical_name: str) -> TableDefinition:
+        """Read a table's definition and columns with ``Consistency: Strong``."""
+        return _metadata.get_table(self.http, logical_name)
+
+    def create_column(self, table_logical_name: str, spec: ColumnSpec, *, solution: str) -> bool:
+        """Create a custom column in ``solution`` unless it exists; True when created.
+
+        Raises:
+            ConfigError: an invalid spec, or the column exists with another type.
+        """
+        return _metadata.create_column(self.http, table_logical_name, spec, solution=solution)
+
+    def ensure_columns(
+        self, table_logical_name: str, specs: Iterable[ColumnSpec], *, solution: str
+    ) -> list[str]:
+        """Create the missing columns and publish the table if any was created; return the created names."""
+        return _metadata.ensure_columns(self.http, table_logical_name, specs, solution=solution)
+
+    def publish(self, table_logical_names: Iterable[str]) -> None:
+        """Publish the tables' customizations (``PublishXml``)."""
+        _metadata.publish(self.http, table_logical_names)

@@ -1,0 +1,288 @@
+"""Write-back: plan → batches → results, for updates of existing records.
+
+``update_many`` (exposed as :meth:`connector.client.DataverseClient.update_many`) turns
+``(record_id, {column: value})`` pairs into ``$batch`` requests of ``PATCH <set>(<id>)`` with
+``If-Match: *`` (a PATCH without it is an upsert and would *create* a missing record —
+update-delete-entities-using-web-api.md), sends them with ``Prefer: odata.continue-on-error`` so
+one bad record does not stop the rest, and returns one :class:`UpdateResult` per input, in input
+order. A batch that fails as a whole (after the retry policy gave up) marks each of its records
+failed; it never raises and loses the other batches' results.
+
+Why the ``$batch`` POST may be retried after a transport error: every part is a PATCH with
+``If-Match: *`` carrying absolute values, so replaying the batch leaves each record in the same
+state and can never create one. ``HttpClient.request(..., idempotent=True)`` says so.
+
+Parallelism: the first batch goes alone; its response carries ``x-ms-dop-hint`` (the degree of
+parallelism Dataverse suggests). The remaining batches run on a thread pool of
+``min(hint, max_workers, 52)`` threads. A 429 on any thread closes the client's shared
+:class:`~connector.http.ThrottleGate`, so every thread waits out ``Retry-After`` together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from connector.batch import MAX_BATCH_REQUESTS, BatchRequest, BatchResponsePart, decode_batch, encode_batch
+from connector.errors import AuthError, DataverseError
+from connector.http import MAX_DOP, HttpClient, error_from_parts
+
+__all__ = [
+    "DEFAULT_WORKERS_WITHOUT_HINT",
+    "UpdateResult",
+    "encode_value",
+    "plan_batches",
+    "results_from_parts",
+    "update_many",
+    "worker_count",
+]
+
+DEFAULT_WORKERS_WITHOUT_HINT = 4
+"""Threads used when Dataverse sent no ``x-ms-dop-hint`` (it normally does); modest on purpose."""
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateResult:
+    """The outcome of one update.
+
+    Attributes:
+        id: the record id given.
+        ok: True when Dataverse applied the update.
+        status: the HTTP status of the record's own response (None when no response arrived).
+        error_code: Dataverse's error code (``0x80040217``), when there was one.
+        message: what went wrong, for the report; None on success.
+    """
+
+    id: str
+    ok: bool
+    status: int | None
+    error_code: str | None
+    message: str | None
+
+
+def encode_value(value: Any) -> Any:
+    """Return ``value`` in the JSON form Dataverse expects for a column.
+
+    Aware datetimes become ISO 8601 UTC strings, dates ``YYYY-MM-DD``, Decimals numbers, numpy
+    scalars their Python value; ``None`` clears the column.
+
+    Raises:
+        ValueError: NaN or infinity (JSON cannot carry them; pass None to clear), a naive datetime.
+        TypeError: a value with no JSON form.
+    """
+    if value is None or isinstance(value, bool | str | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value} cannot be written; pass None to clear the column")
+        return value
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: give it a time zone (UTC) before writing")
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value} cannot be written; pass None to clear the column")
+        return float(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    item = getattr(value, "item", None)  # numpy / pandas scalars
+    if callable(item):
+        return encode_value(item())
+    raise TypeError(f"cannot write a {type(value).__name__} to Dataverse")
+
+
+def plan_batches(count: int, batch_size: int) -> list[range]:
+    """Split ``count`` inputs into consecutive index ranges of at most ``batch_size``.
+
+    Raises:
+        ValueError: batch_size outside 1..1000.
+    """
+    if not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH_REQUESTS:
+        raise ValueError(f"batch_size must be from 1 to {MAX_BATCH_REQUESTS}, got {batch_size!r}")
+    return [range(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
+
+
+def worker_count(dop_hint: int | None, max_workers: int | None, batches: int) -> int:
+    """Threads for the remaining batches: the server's hint, within the caller's cap and 52."""
+    wanted = dop_hint if dop_hint else DEFAULT_WORKERS_WITHOUT_HINT
+    cap = MAX_DOP if max_workers is None else max(1, min(max_workers, MAX_DOP))
+    return max(1, min(wanted, cap, batches))
+
+
+def _failed(
+    record_id: str, error: DataverseError | AuthError | Exception, status: int | None = None
+) -> UpdateResult:
+    code = getattr(error, "code", None)
+    message = getattr(error, "message", None) or str(error)
+    return UpdateResult(record_id, False, getattr(error, "status", status), code, message)
+
+
+def results_from_parts(
+    ids: Sequence[str],
+    parts: Sequence[BatchResponsePart],
+    *,
+    entity_set: str,
+    base_url: str,
+) -> list[UpdateResult]:
+    """Map a batch's inner responses to one result per record, by order.
+
+    With ``odata.continue-on-error`` Dataverse answers every part. If fewer parts arrive (a server
+    that stopped at the first error), the unanswered records are reported as failed, not dropped.
+    """
+    results: list[UpdateResult] = []
+    for index, record_id in enumerate(ids):
+        if index >= len(parts):
+            results.append(
+                UpdateResult(
+                    record_id,
+                    False,
+                    None,
+                    None,
+                    "Dataverse sent no response for this update (the batch stopped early); retry next run",
+                )
+            )
+            continue
+        part = parts[index]
+        if part.ok:
+            results.append(UpdateResult(record_id, True, part.status, None, None))
+            continue
+        error = error_from_parts(
+            part.status,
+            _CaseInsensitive(part.headers),
+            part.body,
+            method="PATCH",
+            url=f"{base_url}{entity_set}({record_id})",
+        )
+        results.append(_failed(record_id, error, part.status))
+    return results
+
+
+class _CaseInsensitive(dict):
+    """Just enough of a case-insensitive mapping for error_from_parts' ``headers.get``."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        super().__init__({k.lower(): v for k, v in headers.items()})
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)
+
+
+def _build_requests(
+    entity_set: str, chunk: Sequence[tuple[str, dict[str, Any]]]
+) -> tuple[list[BatchRequest], list[int], list[UpdateResult | None]]:
+    """Build the PATCH requests of one batch; records with bad input fail here, the rest are sent."""
+    requests_: list[BatchRequest] = []
+    sent: list[int] = []
+    early: list[UpdateResult | None] = [None] * len(chunk)
+    for position, (record_id, values) in enumerate(chunk):
+        if not isinstance(record_id, str) or not _GUID.match(record_id):
+            early[position] = UpdateResult(
+                str(record_id), False, None, None, f"record id {record_id!r} is not a GUID; nothing was sent"
+            )
+            continue
+        if not isinstance(values, Mapping) or not values:
+            early[position] = UpdateResult(
+                record_id, False, None, None, "no column values to write; nothing was sent"
+            )
+            continue
+        try:
+            body = {str(column): encode_value(value) for column, value in values.items()}
+        except (TypeError, ValueError) as exc:
+            early[position] = UpdateResult(record_id, False, None, None, f"not sent: {exc}")
+            continue
+        requests_.append(
+            BatchRequest(
+                "PATCH",
+                f"{entity_set}({record_id})",
+                headers={"Content-Type": "application/json", "If-Match": "*"},
+                body=body,
+            )
+        )
+        sent.append(position)
+    return requests_, sent, early
+
+
+def _run_batch(
+    http: HttpClient, entity_set: str, chunk: Sequence[tuple[str, dict[str, Any]]]
+) -> list[UpdateResult]:
+    requests_, sent, early = _build_requests(entity_set, chunk)
+    ids = [str(chunk[i][0]) for i in sent]
+    if requests_:
+        try:
+            content_type, body = encode_batch(requests_, base_url=http.base_url)
+            response = http.request(
+                "POST",
+                "$batch",
+                data=body,
+                headers={"Content-Type": content_type, "Prefer": "odata.continue-on-error"},
+                idempotent=True,
+            )
+            parts = decode_batch(response.headers.get("Content-Type", ""), response.content)
+            sent_results = results_from_parts(ids, parts, entity_set=entity_set, base_url=http.base_url)
+        except (DataverseError, AuthError) as exc:
+            # The whole batch failed after retries: every record in it is reported, none is lost.
+            sent_results = [_failed(record_id, exc) for record_id in ids]
+        for position, result in zip(sent, sent_results, strict=True):
+            early[position] = result
+    return [result for result in early if result is not None]
+
+
+def update_many(
+    http: HttpClient,
+    entity_set: str,
+    updates: Iterable[tuple[str, dict[str, Any]]],
+    *,
+    batch_size: int = MAX_BATCH_REQUESTS,
+    max_workers: int | None = None,
+) -> list[UpdateResult]:
+    """Update existing records in ``$batch`` requests; return one result per input, in input order.
+
+    Args:
+        http: the client.
+        entity_set: e.g. ``leads``.
+        updates: ``(record_id, {column: value})`` pairs.
+        batch_size: requests per ``$batch`` (1..1000).
+        max_workers: most threads to use; None means up to the server's hint (never above 52).
+
+    Returns:
+        One :class:`UpdateResult` per input.
+
+    Raises:
+        ValueError: batch_size outside 1..1000.
+    """
+    items = list(updates)
+    ranges = plan_batches(len(items), batch_size)
+    if not ranges:
+        return []
+    results: list[list[UpdateResult]] = [[] for _ in ranges]
+    # The first batch alone: its response tells us the server's suggested parallelism.
+    results[0] = _run_batch(http, entity_set, items[ranges[0].start : ranges[0].stop])
+    rest = list(range(1, len(ranges)))
+    if rest:
+        workers = worker_count(http.throttle.dop_hint, max_workers, len(rest))
+        if workers == 1:
+            for index in rest:
+                results[index] = _run_batch(http, entity_set, items[ranges[index].start : ranges[index].stop])
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dvsync-batch") as pool:
+                futures = {
+                    index: pool.submit(
+                        _run_batch, http, entity_set, items[ranges[index].start : ranges[index].stop]
+                    )
+                    for index in rest
+                }
+                for index, future in futures.items():
+                    results[index] = future.result()
+    return [result for batch in results for result in batch]
