@@ -1,0 +1,262 @@
+"""Which orders count as purchases, and how cancelled, $0 and returned orders are treated.
+
+RFM (``jobs.rfm``) and CLV (``jobs.clv``) both start from ``prepare_orders`` so that a customer's
+purchases are the same in both. The input is the canonical order frame (``order_id``,
+``customer_id``, ``order_date``, ``amount``, ``status``); the output is one row per customer per
+purchase day:
+
+====================  =========================================================================
+``customer_id``       the customer (account or contact id)
+``order_date``        the purchase day (midnight, timezone-naive; aware timestamps are first
+                      converted to UTC)
+``amount``            the value bought that day, net of returns when ``returns = "net"``, >= 0
+``orders``            how many orders made up that day
+====================  =========================================================================
+
+Rules (``OrderRules``; defaults in brackets, set in ``mappings/customer_value.toml``):
+
+* **Status** [``fulfilled``, ``invoiced``]: only orders in these states are purchases. Cancelled
+  orders never count. Active (draft) and submitted orders are not purchases yet.
+* **Same day**: several orders of one customer on one day are one purchase, as in the BG/NBD and
+  Gamma-Gamma papers (their value is summed).
+* **$0 orders** [``exclude``]: a zero-value order (free sample, warranty replacement, placeholder)
+  is not revenue. ``exclude`` drops it; ``count_as_activity`` keeps it as a purchase event (it
+  counts for frequency and recency) while monetary values ignore it.
+* **Returns** [``net``]: an order with a negative amount is a return, never a purchase event.
+  ``net`` subtracts the customer's returns from the value of their purchases, spreading the
+  returned value over those purchases in proportion to their value (floored at 0: a customer
+  cannot be worth less than nothing), so RFM's monetary total and CLV's mean spend both see net
+  revenue. ``exclude`` ignores returns.
+* Rows without a customer, without a parseable date or without an amount cannot be placed; they
+  are left out and counted in ``PreparedOrders.excluded`` (never silently).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from connector.errors import JobError
+
+__all__ = [
+    "ORDER_STATUSES",
+    "OrderDataError",
+    "OrderRules",
+    "PreparedOrders",
+    "prepare_orders",
+    "validate_purchases",
+]
+
+# The canonical order statuses (COMMON contract: mappings turn Dataverse state/status codes into these).
+ORDER_STATUSES = ("active", "submitted", "cancelled", "fulfilled", "invoiced")
+
+
+class OrderDataError(JobError):
+    """The order frame cannot be used as given: a missing column, a wrong type, a bad value."""
+
+
+@dataclass(frozen=True)
+class OrderRules:
+    """How orders become purchases; see the module docstring for what each choice means."""
+
+    statuses: tuple[str, ...] = ("fulfilled", "invoiced")
+    zero_amount: Literal["exclude", "count_as_activity"] = "exclude"
+    returns: Literal["net", "exclude"] = "net"
+    customer_col: str = "customer_id"
+    date_col: str = "order_date"
+    amount_col: str = "amount"
+    # "" means the frame has no status column and every row is an order to count.
+    status_col: str = "status"
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.statuses if s not in ORDER_STATUSES]
+        if unknown:
+            raise ValueError(f"unknown order status(es) {unknown}; known: {list(ORDER_STATUSES)}")
+        if "cancelled" in self.statuses:
+            raise ValueError("cancelled orders are never purchases; remove 'cancelled' from statuses")
+        if not self.statuses:
+            raise ValueError("statuses is empty: no order would count")
+        if self.zero_amount not in ("exclude", "count_as_activity"):
+            raise ValueError(
+                f"zero_amount must be 'exclude' or 'count_as_activity', not {self.zero_amount!r}"
+            )
+        if self.returns not in ("net", "exclude"):
+            raise ValueError(f"returns must be 'net' or 'exclude', not {self.returns!r}")
+
+
+@dataclass(frozen=True)
+class PreparedOrders:
+    """Purchases ready for RFM and CLV, and what was left out and why.
+
+    Attributes:
+        purchases: one row per customer per purchase day (see the module docstring).
+        excluded: reason -> number of input rows left out for it.
+        returns_netted: total value of the returns subtracted (0 with ``returns = "exclude"``).
+    """
+
+    purchases: pd.DataFrame
+    excluded: dict[str, int] = field(default_factory=dict)
+    returns_netted: float = 0.0
+
+    def describe(self) -> str:
+        """One line for logs: purchases kept and rows left out by reason."""
+        kept = f"{len(self.purchases)} purchase days of {self.purchases.iloc[:, 0].nunique()} customers"
+        if not self.excluded:
+            return kept
+        left = ", ".join(f"{n} {reason}" for reason, n in sorted(self.excluded.items()))
+        return f"{kept}; left out: {left}"
+
+
+def _require_columns(orders: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in orders.columns]
+    if missing:
+        raise OrderDataError(
+            f"the {what} frame has no column(s) {missing}; it has {list(orders.columns)}. "
+            "Pass the column names (customer_col=, date_col=, amount_col=) or fix the order mapping."
+        )
+
+
+def to_days(values: pd.Series, column: str) -> pd.Series:
+    """Turn dates, timestamps or date strings into timezone-naive midnights (NaT where unparseable)."""
+    if not pd.api.types.is_datetime64_any_dtype(values):
+        values = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+    if getattr(values.dt, "tz", None) is not None:
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return values.dt.normalize()
+
+
+def prepare_orders(orders: pd.DataFrame, rules: OrderRules | None = None) -> PreparedOrders:
+    """Apply the order rules and return one row per customer per purchase day.
+
+    Args:
+        orders: canonical order rows (one per sales order); extra columns are ignored.
+        rules: the treatment options; ``OrderRules()`` (the documented defaults) when None.
+
+    Returns:
+        The purchases and a count of rows left out per reason.
+
+    Raises:
+        OrderDataError: a required column is missing or amounts are not numbers.
+    """
+    rules = rules or OrderRules()
+    cust, date, amount, status = rules.customer_col, rules.date_col, rules.amount_col, rules.status_col
+    required = [cust, date, amount] + ([status] if status else [])
+    if status and status not in orders.columns:
+        raise OrderDataError(
+            f"the order frame has no status column {status!r}, so cancelled orders cannot be told "
+            'apart; map the order status, or set status_col = "" in customer_value.toml if every '
+            "row is a completed order"
+        )
+    _require_columns(orders, required, "order")
+    excluded: dict[str, int] = {}
+
+    def drop(mask: np.ndarray | pd.Series, reason: str) -> None:
+        count = int(np.count_nonzero(mask))
+        if count:
+            excluded[reason] = excluded.get(reason, 0) + count
+
+    frame = pd.DataFrame(
+        {
+            cust: orders[cust].to_numpy(),
+            date: to_days(orders[date], date).to_numpy(),
+            amount: _numeric_amounts(orders[amount], amount),
+        }
+    )
+    keep = np.ones(len(frame), dtype=bool)
+    if status:
+        labels = orders[status].astype("string").str.strip().str.lower().fillna("(none)")
+        labels = labels.to_numpy(dtype=object)
+        counted = np.isin(labels, rules.statuses)
+        for label in sorted(set(labels[~counted])):
+            drop(labels == label, f"status {label}")
+        keep &= counted
+    unplaced = {
+        "without customer": frame[cust].isna().to_numpy(),
+        "without a valid date": frame[date].isna().to_numpy(),
+        "without amount": frame[amount].isna().to_numpy(),
+    }
+    for reason, mask in unplaced.items():
+        drop(keep & mask, reason)
+        keep &= ~mask
+    frame = frame[keep]
+
+    is_return = frame[amount].to_numpy() < 0
+    is_zero = frame[amount].to_numpy() == 0
+    returns = frame[is_return]
+    if rules.returns == "exclude":
+        drop(is_return, "returns")
+    if rules.zero_amount == "exclude":
+        drop(is_zero, "$0 orders")
+        purchases = frame[~is_return & ~is_zero]
+    else:
+        purchases = frame[~is_return]
+
+    days = purchases.groupby([cust, date], sort=True)[amount].agg(["sum", "size"]).reset_index()
+    days.columns = [cust, date, amount, "orders"]
+    returns_netted = 0.0
+    if rules.returns == "net" and len(returns):
+        returned = returns.groupby(cust)[amount].sum().abs()
+        gross = days.groupby(cust)[amount].transform("sum").to_numpy()
+        customer_returns = days[cust].map(returned).fillna(0.0).to_numpy()
+        # Keep the share of value not returned; a customer whose returns exceed purchases nets to 0.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kept_share = np.where(gross > 0, np.clip(1 - customer_returns / gross, 0.0, 1.0), 1.0)
+        values = days[amount].to_numpy()
+        returns_netted = float(np.sum(values * (1 - kept_share)))
+        days[amount] = values * kept_share
+        # A return with no purchase of the same customer to net against cannot be placed.
+        drop(~returns[cust].isin(days[cust]).to_numpy(), "returns of customers without a purchase")
+    return PreparedOrders(purchases=days, excluded=excluded, returns_netted=returns_netted)
+
+
+def _numeric_amounts(values: pd.Series, column: str) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(values):
+        raise OrderDataError(f"column {column!r} holds booleans, not amounts")
+    converted = pd.to_numeric(values, errors="coerce")
+    bad = converted.isna() & values.notna()
+    if bad.any():
+        examples = ", ".join(repr(v) for v in values[bad].head(3))
+        raise OrderDataError(
+            f"column {column!r} has {int(bad.sum())} value(s) that are not numbers (e.g. {examples}); "
+            "map the order total to a numeric column"
+        )
+    result = converted.to_numpy(dtype=float)
+    if np.isinf(result).any():
+        raise OrderDataError(f"column {column!r} contains infinite amounts")
+    return result
+
+
+def validate_purchases(
+    purchases: pd.DataFrame, *, customer_col: str, date_col: str, amount_col: str, what: str
+) -> pd.DataFrame:
+    """Check a purchase frame handed to RFM or CLV and return (customer, day, amount) columns.
+
+    Raises:
+        OrderDataError: missing columns, missing values, unparseable dates, negative amounts.
+    """
+    _require_columns(purchases, [customer_col, date_col, amount_col], what)
+    frame = pd.DataFrame(
+        {
+            "customer": purchases[customer_col].to_numpy(),
+            "day": to_days(purchases[date_col], date_col).to_numpy(),
+            "amount": _numeric_amounts(purchases[amount_col], amount_col),
+        }
+    )
+    problems: Mapping[str, pd.Series] = {
+        f"no {customer_col}": frame["customer"].isna(),
+        f"a missing or unparseable {date_col}": frame["day"].isna(),
+        f"no {amount_col}": frame["amount"].isna(),
+        f"a negative {amount_col} (a return)": frame["amount"] < 0,
+    }
+    for problem, mask in problems.items():
+        if mask.any():
+            raise OrderDataError(
+                f"{int(mask.sum())} row(s) of the {what} frame have {problem}; run "
+                "jobs.customer_orders.prepare_orders first, which filters statuses, nets or "
+                "excludes returns and counts what it leaves out"
+            )
+    return frame
