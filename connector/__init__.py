@@ -33,6 +33,7 @@ from connector.errors import (
 )
 from connector.http import RetryPolicy, ThrottleState
 from connector.metadata import ColumnDefinition, ColumnSpec, TableDefinition, WhoAmI
+from connector.settings import Settings
 from connector.writeback import UpdateResult
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "RetriableError",
     "RetryPolicy",
     "ServiceUnavailableError",
+    "Settings",
     "TableDefinition",
     "ThrottleState",
     "ThrottledError",

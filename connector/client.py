@@ -22,6 +22,7 @@ from connector import changes as _changes
 from connector import metadata as _metadata
 from connector import writeback as _writeback
 from connector.changes import ChangePage, Changes
+from connector.errors import ConfigError
 from connector.http import DEFAULT_TIMEOUT, HttpClient, RetryPolicy, ThrottleState
 from connector.metadata import ColumnSpec, TableDefinition, WhoAmI
 from connector.paging import FORMATTED_VALUES, iter_pages, prefer_header
@@ -87,6 +88,12 @@ class DataverseClient:
         from connector.auth import token_provider_from_settings
 
         dataverse = settings.dataverse
+        if not getattr(dataverse, "url", None):
+            raise ConfigError(
+                "no Dataverse environment URL is configured",
+                key="dataverse.url",
+                hint="set dataverse.url in config.toml or DVSYNC__DATAVERSE__URL, e.g. https://contoso.crm.dynamics.com",
+            )
         http_settings = getattr(settings, "http", None)
         if retry is None:
             retry_kwargs: dict[str, Any] = {}

@@ -728,7 +728,8 @@ class HttpClient:
             if callable(refresh):
                 refresh()
                 response = self._send(method, url, headers, body, unsent_only)
-        if response.ok or response.status_code in ok_statuses:
+        # Not response.ok: that is true for 3xx, and Dataverse never redirects an API call.
+        if 200 <= response.status_code < 300 or response.status_code in ok_statuses:
             return response
         error = error_from_response(response, method=method)
         if isinstance(error, ThrottledError):
@@ -749,8 +750,22 @@ class HttpClient:
         token = self._token_provider()
         all_headers = {**headers, "Authorization": f"Bearer {token}"}
         try:
-            response = self.session.request(
-                method, url, headers=all_headers, data=body, timeout=self.timeout, allow_redirects=False
+            prepared = self.session.prepare_request(
+                requests.Request(method, url, headers=all_headers, data=body)
+            )
+            # Send links byte for byte: requests would re-quote %2f as %2F; Microsoft says not to
+            # modify @odata.nextLink / deltaLink (page-results.md).
+            prepared.url = url
+            # verify is resolved per request: requests lets REQUESTS_CA_BUNDLE override a session-level
+            # CA bundle (psf/requests#3829), which would silently ignore dataverse.ca_bundle.
+            settings = self.session.merge_environment_settings(url, {}, False, self.session.verify, None)
+            response = self.session.send(
+                prepared,
+                timeout=self.timeout,
+                allow_redirects=False,
+                verify=self.session.verify,
+                proxies=settings.get("proxies"),
+                cert=settings.get("cert"),
             )
             # Read the whole body here, so a connection dropped mid-body is a transport error too.
             _ = response.content

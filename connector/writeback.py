@@ -32,7 +32,7 @@ from typing import Any
 
 from connector.batch import MAX_BATCH_REQUESTS, BatchRequest, BatchResponsePart, decode_batch, encode_batch
 from connector.errors import AuthError, DataverseError
-from connector.http import MAX_DOP, HttpClient, error_from_parts
+from connector.http import MAX_DOP, HttpClient, error_from_parts, error_from_response
 
 __all__ = [
     "DEFAULT_WORKERS_WITHOUT_HINT",
@@ -46,6 +46,10 @@ __all__ = [
 
 DEFAULT_WORKERS_WITHOUT_HINT = 4
 """Threads used when Dataverse sent no ``x-ms-dop-hint`` (it normally does); modest on purpose."""
+
+# Whole-batch statuses whose body we read ourselves: Dataverse answers 400 with a multipart body
+# when it stops at the first failed part. 401 and 429 stay with the HTTP layer (refresh, wait).
+_BATCH_ERROR_STATUSES = tuple(code for code in range(400, 429) if code != 401)
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -228,8 +232,14 @@ def _run_batch(
                 data=body,
                 headers={"Content-Type": content_type, "Prefer": "odata.continue-on-error"},
                 idempotent=True,
+                ok_statuses=_BATCH_ERROR_STATUSES,
             )
-            parts = decode_batch(response.headers.get("Content-Type", ""), response.content)
+            answer_type = response.headers.get("Content-Type", "")
+            if not response.ok and not answer_type.lower().startswith("multipart/"):
+                raise error_from_response(response, method="POST")
+            # A 4xx batch with a multipart body is Dataverse stopping at the first failure
+            # (continue-on-error not applied): its parts still say which records failed.
+            parts = decode_batch(answer_type, response.content)
             sent_results = results_from_parts(ids, parts, entity_set=entity_set, base_url=http.base_url)
         except (DataverseError, AuthError) as exc:
             # The whole batch failed after retries: every record in it is reported, none is lost.
