@@ -749,8 +749,9 @@ def score_leads(
         leads, activities if model.engagement else None, reference, model.window_days
     )
     x, codes = _design(frame, model.groups, model.n_columns)
-    probability = model.estimator.predict_proba(x)[:, 1]
-    result = pd.DataFrame({"probability": np.round(probability, 4)}, index=ids)
+    # The score is derived from the probability as shown (4 decimals), so the two never disagree.
+    probability = np.round(model.estimator.predict_proba(x)[:, 1], 4)
+    result = pd.DataFrame({"probability": probability}, index=ids)
     result["score"] = round_score(probability * 100.0).astype(int)
     result["grade"] = model.grades.assign(result["score"])
     result["sales_ready"] = result["score"] >= model.sales_ready
