@@ -1,0 +1,682 @@
+"""Duplicate detection: explainable, unsupervised record linkage for CRM tables.
+
+Pipeline for one run (each step in its own module):
+
+1. **Normalise** every compared column by its kind (:mod:`jobs.comparisons`, :mod:`jobs.normalize`).
+2. **Block** (:mod:`jobs.blocking`): the union of several blocking passes, derived from the field
+   kinds unless given, decides which pairs are compared; a :class:`~jobs.blocking.BlockingReport`
+   tells how many and what was capped.
+3. **Compare** each field of each candidate pair into a comparison level (vectorised with
+   rapidfuzz, once per distinct pair of values). Two name fields may be swapped (first and last
+   name exchanged): when crossing them fits better, the crossed comparison is used and the
+   evidence says so.
+4. **Score** with a Fellegi-Sunter model fitted by EM without labels, with term-frequency
+   adjustment (:mod:`jobs.linkage_model`): ``score`` is the posterior match probability.
+5. **Decide**: pairs scoring at least the threshold are returned. The default threshold is 0.5, the
+   point where the fitted model says a match is more likely than not (the Bayes decision for equal
+   costs of a false merge and a missed one).
+
+Grouping pairs into duplicate groups with a suggested master record is :func:`jobs.clustering.cluster`.
+
+Output schema of :func:`find_duplicates` and :func:`link_records` (one row per matched pair,
+highest score first):
+
+=========  =======================================================================================
+id_left    id of the first record (in ``link_records``: the left table's record)
+id_right   id of the second record (in ``link_records``: the right table's record)
+score      match probability, 0..1
+evidence   ``dict`` per pair, keyed by compared column, each value a ``dict`` with ``level``
+           (``"exact"``, ``"high"``, ``"medium"``, ``"low"`` or ``"missing"``), ``agreed`` (True when
+           the field counted for the match, False against, None when missing on a side),
+           ``similarity`` (0..1, None when missing), ``weight`` (the log2 Bayes factor the field
+           added, term-frequency adjustment included; positive for, negative against) and, only for
+           swapped names, ``swapped: True``. Plain Python values, so ``json.dumps`` works as is.
+=========  =======================================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, overload
+
+import numpy as np
+import pandas as pd
+
+from connector.errors import ConfigError, JobError
+from connector.tomlfile import closest
+from jobs.blocking import (
+    DEFAULT_MAX_BLOCK_SIZE,
+    BlockingPass,
+    BlockingReport,
+    candidate_pairs,
+    default_passes,
+    parse_pass,
+)
+from jobs.comparisons import KINDS, compare_values, prepare
+from jobs.linkage_model import (
+    LinkageModel,
+    build_model,
+    check_compatible,
+    default_m,
+    fit_em,
+    probability,
+    term_frequency_weights,
+    u_from_random_pairs,
+)
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "DuplicateResult",
+    "FieldSpec",
+    "find_duplicates",
+    "link_records",
+]
+
+DEFAULT_THRESHOLD = 0.5
+"""Posterior match probability at which a pair is called a duplicate when no threshold is given."""
+MIN_PAIRS_FOR_EM = 200
+"""Fewer candidate pairs than this cannot teach EM much: the model then uses default m
+probabilities, u from random pairs and a prior of one match per record."""
+RANDOM_PAIRS = 200_000
+"""Random record pairs compared to estimate u (all pairs when there are fewer)."""
+SWAP_MARGIN = 0.1
+"""How much better (summed similarity) crossing two name fields must fit to count as a swap."""
+
+PAIR_COLUMNS = ["id_left", "id_right", "score", "evidence"]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """How one column is compared.
+
+    Attributes:
+        kind: a comparison kind from :data:`jobs.comparisons.KINDS`.
+        tf_adjust: weight exact agreement by the value's rarity; None uses the kind's default
+            (on for name, company, text, address and postcode).
+    """
+
+    kind: str
+    tf_adjust: bool | None = None
+
+
+FieldsArg = Mapping[str, "str | FieldSpec"]
+BlockingArg = Sequence["Sequence[str] | str | BlockingPass"] | None
+SwapArg = "tuple[str, str] | Literal['auto'] | None"
+
+
+@dataclass(frozen=True)
+class DuplicateResult:
+    """Everything one run produced, for callers that want more than the pairs.
+
+    Attributes:
+        pairs: the matched pairs (schema in the module docstring).
+        blocking: the blocking report: records, candidate pairs, reduction ratio, capping.
+        model: the Fellegi-Sunter model used (fitted, default or given); reusable via ``model=``.
+        threshold: the score threshold applied.
+        candidates: every candidate pair with ``id_left``, ``id_right`` and ``score`` (no evidence),
+            for threshold studies and diagnostics.
+    """
+
+    pairs: pd.DataFrame
+    blocking: BlockingReport
+    model: LinkageModel
+    threshold: float
+    candidates: pd.DataFrame
+
+
+def _specs(fields: FieldsArg, columns: Sequence[str], where: str) -> dict[str, FieldSpec]:
+    if not fields:
+        raise ConfigError("no fields to compare", hint="pass fields={'email': 'email', ...}")
+    specs: dict[str, FieldSpec] = {}
+    for column, spec in fields.items():
+        spec = spec if isinstance(spec, FieldSpec) else FieldSpec(str(spec))
+        if spec.kind not in KINDS:
+            near = closest(spec.kind, KINDS)
+            raise ConfigError(
+                f"unknown comparison kind {spec.kind!r} for column {column!r}",
+                key=f"fields.{column}",
+                hint=(f"did you mean {near[0]!r}? " if near else "") + f"kinds: {', '.join(KINDS)}",
+            )
+        if column not in columns:
+            near = closest(column, columns)
+            raise ConfigError(
+                f"column {column!r} is not in {where}",
+                key=f"fields.{column}",
+                hint=f"did you mean {near[0]!r}?" if near else f"columns: {', '.join(map(str, columns))}",
+            )
+        specs[column] = spec
+    return specs
+
+
+def _swap_pair(swap_names: object, specs: Mapping[str, FieldSpec]) -> tuple[str, str] | None:
+    names = [c for c, s in specs.items() if s.kind == "name"]
+    if swap_names == "auto":
+        return (names[0], names[1]) if len(names) == 2 else None
+    if swap_names is None:
+        return None
+    pair = tuple(swap_names)  # type: ignore[arg-type]
+    if len(pair) != 2 or any(c not in names for c in pair):
+        raise ConfigError(
+            f"swap_names must be two compared columns of kind 'name', got {list(pair)}",
+            key="swap_names",
+            hint=f"name columns here: {names}",
+        )
+    return pair  # type: ignore[return-value]
+
+
+def _check_ids(ids: pd.Series, label: str) -> None:
+    if ids.isna().any():
+        raise JobError(f"{int(ids.isna().sum())} records in {label} have no id; every record needs one")
+    duplicated = ids[ids.duplicated()]
+    if len(duplicated):
+        raise JobError(
+            f"{len(duplicated)} ids in {label} occur more than once (first: {duplicated.iloc[0]!r}); "
+            "ids must be unique"
+        )
+
+
+def _threshold(threshold: float | None) -> float:
+    if threshold is None:
+        return DEFAULT_THRESHOLD
+    value = float(threshold)
+    if not 0.0 < value < 1.0:
+        raise ConfigError(
+            f"threshold {threshold!r} is not a probability between 0 and 1 (exclusive)",
+            key="threshold",
+            hint="use e.g. 0.5 (more likely a match than not) or 0.9 (stricter); omit it for the default",
+        )
+    return value
+
+
+class _Comparator:
+    """Compares candidate pairs field by field, each distinct pair of values once."""
+
+    def __init__(
+        self,
+        prepared: Mapping[str, pd.Series],
+        specs: Mapping[str, FieldSpec],
+        swap: tuple[str, str] | None,
+    ) -> None:
+        self.columns = list(specs)
+        self.kinds = [specs[c].kind for c in self.columns]
+        self.swap = swap
+        self.codes: dict[str, np.ndarray] = {}
+        self.uniques: dict[str, np.ndarray] = {}
+        joint = [list(swap)] if swap else []
+        for column in self.columns:
+            if swap and column in swap:
+                continue
+            joint.append([column])
+        for group in joint:
+            stacked = pd.concat([prepared[c] for c in group], ignore_index=True)
+            codes, uniques = pd.factorize(stacked, use_na_sentinel=True)
+            uniques_arr = np.asarray(uniques, dtype=object)
+            n = len(prepared[group[0]])
+            for position, column in enumerate(group):
+                self.codes[column] = codes[position * n : (position + 1) * n].astype(np.int64)
+                self.uniques[column] = uniques_arr
+
+    def _pairwise(self, kind: str, uniques: np.ndarray, a: np.ndarray, b: np.ndarray):
+        """Similarity and level per pair of codes (-1 level where a code is missing)."""
+        sim = np.full(len(a), np.nan, dtype=np.float64)
+        level = np.full(len(a), -1, dtype=np.int8)
+        present = (a >= 0) & (b >= 0)
+        if not present.any():
+            return sim, level
+        size = len(uniques) + 1
+        combos, inverse = np.unique(a[present] * size + b[present], return_inverse=True)
+        u_sim, u_level = compare_values(kind, uniques[combos // size], uniques[combos % size])
+        sim[present] = u_sim[inverse]
+        level[present] = u_level[inverse]
+        return sim, level
+
+    def compare(self, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return levels (pairs x fields, int8), similarities (float) and the swapped-names flag."""
+        n, f = len(first), len(self.columns)
+        levels = np.empty((n, f), dtype=np.int8)
+        sims = np.empty((n, f), dtype=np.float64)
+        for index, (column, kind) in enumerate(zip(self.columns, self.kinds, strict=True)):
+            codes = self.codes[column]
+            sims[:, index], levels[:, index] = self._pairwise(
+                kind, self.uniques[column], codes[first], codes[second]
+            )
+        swapped = np.zeros(n, dtype=bool)
+        if self.swap:
+            a, b = self.swap
+            ia, ib = self.columns.index(a), self.columns.index(b)
+            uniques = self.uniques[a]
+            ca, cb = self.codes[a], self.codes[b]
+            sim_ab, lev_ab = self._pairwise("name", uniques, ca[first], cb[second])
+            sim_ba, lev_ba = self._pairwise("name", uniques, cb[first], ca[second])
+            straight = np.nan_to_num(sims[:, ia]) + np.nan_to_num(sims[:, ib])
+            crossed = np.nan_to_num(sim_ab) + np.nan_to_num(sim_ba)
+            # Both crossed names must be present and close, and crossing must fit clearly better.
+            swapped = (lev_ab >= 2) & (lev_ba >= 2) & (crossed > straight + SWAP_MARGIN)
+            sims[swapped, ia], levels[swapped, ia] = sim_ab[swapped], lev_ab[swapped]
+            sims[swapped, ib], levels[swapped, ib] = sim_ba[swapped], lev_ba[swapped]
+        return levels, sims, swapped
+
+
+def _random_pairs(n: int, n_left: int | None, count: int, rng: np.random.Generator):
+    if n_left is None:
+        total = n * (n - 1) // 2
+        if total <= count:
+            first, second = np.triu_indices(n, k=1)
+            return first.astype(np.int64), second.astype(np.int64)
+        first = rng.integers(0, n, size=count)
+        second = rng.integers(0, n - 1, size=count)
+        second = np.where(second >= first, second + 1, second)
+        return np.minimum(first, second), np.maximum(first, second)
+    n_right = n - n_left
+    if n_left * n_right <= count:
+        grid = np.indices((n_left, n_right)).reshape(2, -1)
+        return grid[0].astype(np.int64), (grid[1] + n_left).astype(np.int64)
+    return rng.integers(0, n_left, size=count), rng.integers(n_left, n, size=count)
+
+
+def _fit(
+    comparator: _Comparator,
+    specs: Mapping[str, FieldSpec],
+    levels: np.ndarray,
+    n: int,
+    n_left: int | None,
+    seed: int,
+) -> LinkageModel:
+    columns = comparator.columns
+    kinds = comparator.kinds
+    level_names = [KINDS[k].levels for k in kinds]
+    n_levels = [len(names) for names in level_names]
+    tf_flags = [
+        KINDS[specs[c].kind].tf_adjust if specs[c].tf_adjust is None else specs[c].tf_adjust for c in columns
+    ]
+    first, second = _random_pairs(n, n_left, RANDOM_PAIRS, np.random.default_rng(seed))
+    random_levels, _, _ = comparator.compare(first, second)
+    u = u_from_random_pairs(random_levels, n_levels)
+    if len(levels) < MIN_PAIRS_FOR_EM:
+        # Too few pairs to learn from: population-level u and a prior of one match per record.
+        others = (n - n_left) if n_left is not None else n - 1
+        prior = 1.0 / max(others, 2)
+        m = [default_m(k) for k in n_levels]
+        return build_model(
+            columns, kinds, level_names, tf_flags, m, u, prior, source="default", pairs=len(levels)
+        )
+    # Start λ at "about one duplicate per record among the candidates", the common CRM situation.
+    prior_start = float(np.clip(0.5 * n / max(len(levels), 1), 0.001, 0.5))
+    result = fit_em(levels, n_levels, u_start=u, prior_start=prior_start)
+    return build_model(
+        columns,
+        kinds,
+        level_names,
+        tf_flags,
+        result.m,
+        result.u,
+        result.prior,
+        source="em",
+        iterations=result.iterations,
+        converged=result.converged,
+        pairs=len(levels),
+    )
+
+
+def _tf_weights(
+    comparator: _Comparator, model: LinkageModel, levels: np.ndarray, first: np.ndarray
+) -> np.ndarray:
+    """Term-frequency corrections (log2) per pair and field, non-zero only on exact agreement."""
+    out = np.zeros(levels.shape, dtype=np.float64)
+    for index, field_model in enumerate(model.fields):
+        if not field_model.tf_adjust:
+            continue
+        codes = comparator.codes[field_model.column]
+        exact = levels[:, index] == len(field_model.levels) - 1
+        # The agreed value is the first record's value of this field (for swapped names too: the
+        # second record holds it in the other name field).
+        out[exact, index] = term_frequency_weights(codes[first[exact]], codes)
+    return out
+
+
+def _evidence(
+    columns: Sequence[str],
+    level_names: Sequence[tuple[str, ...]],
+    levels: np.ndarray,
+    sims: np.ndarray,
+    weights: np.ndarray,
+    swapped: np.ndarray,
+    swap: tuple[str, str] | None,
+) -> list[dict[str, dict[str, object]]]:
+    """Build the per-pair evidence dictionaries (only for the returned pairs)."""
+    per_field = []
+    for index, column in enumerate(columns):
+        names = np.array([*level_names[index], "missing"], dtype=object)
+        level = levels[:, index]
+        name = names[np.where(level >= 0, level, len(names) - 1)]
+        weight = np.round(weights[:, index], 3)
+        sim = np.round(sims[:, index], 3)
+        present = level >= 0
+        agreed = np.where(present, weight > 0, None)
+        swap_flags = swapped if swap and column in swap else np.zeros(len(level), dtype=bool)
+        per_field.append(
+            [
+                {
+                    "level": str(lv),
+                    "agreed": None if ag is None else bool(ag),
+                    "similarity": float(s) if ok else None,
+                    "weight": float(w),
+                    **({"swapped": True} if sw else {}),
+                }
+                for lv, ag, s, ok, w, sw in zip(name, agreed, sim, present, weight, swap_flags, strict=True)
+            ]
+        )
+    return [dict(zip(columns, row, strict=True)) for row in zip(*per_field, strict=True)] if per_field else []
+
+
+def _run(
+    frame: pd.DataFrame,
+    ids: np.ndarray,
+    specs: dict[str, FieldSpec],
+    *,
+    n_left: int | None,
+    blocking: BlockingArg,
+    threshold: float | None,
+    swap_names: object,
+    phone_region: str,
+    max_block_size: int,
+    model: LinkageModel | None,
+    seed: int,
+) -> DuplicateResult:
+    cut = _threshold(threshold)
+    swap = _swap_pair(swap_names, specs)
+    prepared = {c: prepare(frame[c], s.kind, phone_region).reset_index(drop=True) for c, s in specs.items()}
+    columns = list(specs)
+    if blocking is None:
+        passes = default_passes({c: s.kind for c, s in specs.items()}, swap)
+    else:
+        passes = []
+        for index, spec in enumerate(blocking):
+            if isinstance(spec, BlockingPass):
+                passes.append(spec)
+                continue
+            try:
+                passes.append(parse_pass(spec, columns))
+            except ValueError as exc:
+                raise ConfigError(str(exc), key=f"blocking.passes[{index}]") from None
+    signature = pd.Series([""] * len(frame), dtype=object)
+    for column in columns:
+        signature = signature + prepared[column].fillna("") + "\x1f"
+    order = pd.factorize(signature, sort=True)[0].astype(np.int64)
+    first, second, report = candidate_pairs(
+        prepared, passes, order=order, max_block_size=max_block_size, n_left=n_left
+    )
+    comparator = _Comparator(prepared, specs, swap)
+    levels, sims, swapped = comparator.compare(first, second)
+    if model is None:
+        model = _fit(comparator, specs, levels, len(frame), n_left, seed)
+    else:
+        try:
+            check_compatible(model, {c: s.kind for c, s in specs.items()})
+        except ValueError as exc:
+            raise ConfigError(str(exc), key="model") from None
+        model = model.with_source("given")
+    weights = model.weights(levels) + _tf_weights(comparator, model, levels, first)
+    score = probability(model.prior_weight + weights.sum(axis=1))
+    candidates = pd.DataFrame({"id_left": ids[first], "id_right": ids[second], "score": score})
+    keep = np.flatnonzero(score >= cut)
+    keep = keep[np.argsort(-score[keep], kind="stable")]
+    evidence = _evidence(
+        columns,
+        [f.levels for f in model.fields],
+        levels[keep],
+        sims[keep],
+        weights[keep],
+        swapped[keep],
+        swap,
+    )
+    pairs = pd.DataFrame(
+        {
+            "id_left": ids[first[keep]],
+            "id_right": ids[second[keep]],
+            "score": score[keep],
+            "evidence": pd.Series(evidence, dtype=object),
+        },
+        columns=PAIR_COLUMNS,
+    )
+    return DuplicateResult(pairs, report, model, cut, candidates)
+
+
+@overload
+def find_duplicates(
+    df: pd.DataFrame,
+    *,
+    id_column: str,
+    fields: FieldsArg,
+    blocking: BlockingArg = None,
+    threshold: float | None = None,
+    swap_names: tuple[str, str] | Literal["auto"] | None = "auto",
+    phone_region: str = "US",
+    max_block_size: int = DEFAULT_MAX_BLOCK_SIZE,
+    model: LinkageModel | None = None,
+    seed: int = 0,
+    report: Literal[False] = False,
+) -> pd.DataFrame: ...
+
+
+@overload
+def find_duplicates(
+    df: pd.DataFrame,
+    *,
+    id_column: str,
+    fields: FieldsArg,
+    blocking: BlockingArg = None,
+    threshold: float | None = None,
+    swap_names: tuple[str, str] | Literal["auto"] | None = "auto",
+    phone_region: str = "US",
+    max_block_size: int = DEFAULT_MAX_BLOCK_SIZE,
+    model: LinkageModel | None = None,
+    seed: int = 0,
+    report: Literal[True],
+) -> DuplicateResult: ...
+
+
+def find_duplicates(
+    df: pd.DataFrame,
+    *,
+    id_column: str,
+    fields: FieldsArg,
+    blocking: BlockingArg = None,
+    threshold: float | None = None,
+    swap_names: tuple[str, str] | Literal["auto"] | None = "auto",
+    phone_region: str = "US",
+    max_block_size: int = DEFAULT_MAX_BLOCK_SIZE,
+    model: LinkageModel | None = None,
+    seed: int = 0,
+    report: bool = False,
+) -> pd.DataFrame | DuplicateResult:
+    """Find pairs of records in one table that are probably the same real-world entity.
+
+    Args:
+        df: the records, one per row.
+        id_column: the column holding each record's unique id.
+        fields: column -> comparison kind (``"name"``, ``"company"``, ``"text"``, ``"email"``,
+            ``"phone"``, ``"address"``, ``"postcode"``, ``"date"``, ``"number"``, ``"exact"``), or a
+            :class:`FieldSpec` to switch term-frequency adjustment.
+        blocking: blocking passes, each a list of key parts such as
+            ``["last_name:soundex", "first_name:initial"]`` (see :mod:`jobs.blocking`); None derives
+            them from the field kinds.
+        threshold: the score (match probability) a pair needs to be returned; None uses
+            :data:`DEFAULT_THRESHOLD` (0.5).
+        swap_names: two ``name`` columns that may be exchanged (first and last name); ``"auto"``
+            uses the two name columns when there are exactly two; None disables.
+        phone_region: the ISO country whose national format phone numbers without a country code
+            are read in (``"GB"``, ``"DE"``...).
+        max_block_size: block-size cap; larger blocks are paired within a sorted window.
+        model: a model from an earlier run to score with instead of fitting one.
+        seed: seed of the random pairs used to estimate u (results are reproducible).
+        report: return a :class:`DuplicateResult` (pairs, blocking report, model, threshold)
+            instead of only the pairs.
+
+    Returns:
+        The matched pairs (``id_left``, ``id_right``, ``score``, ``evidence``), highest score first,
+        or a :class:`DuplicateResult` when ``report`` is true.
+
+    Raises:
+        ConfigError: an unknown kind or column, a bad threshold, blocking key or phone region.
+        JobError: missing or repeated ids.
+        ConvergenceError: the model could not be fitted to these records.
+    """
+    if id_column not in df.columns:
+        near = closest(id_column, map(str, df.columns))
+        raise ConfigError(
+            f"id column {id_column!r} is not in the records",
+            key="id_column",
+            hint=f"did you mean {near[0]!r}?" if near else None,
+        )
+    specs = _specs(fields, list(df.columns), "the records")
+    _check_ids(df[id_column], "the records")
+    result = _run(
+        df.reset_index(drop=True),
+        df[id_column].to_numpy(dtype=object),
+        specs,
+        n_left=None,
+        blocking=blocking,
+        threshold=threshold,
+        swap_names=swap_names,
+        phone_region=phone_region,
+        max_block_size=max_block_size,
+        model=model,
+        seed=seed,
+    )
+    return result if report else result.pairs
+
+
+@overload
+def link_records(
+    left: pd.DataFrame,
+    right: pd.DataFrame,
+    *,
+    left_id: str,
+    right_id: str,
+    fields: FieldsArg,
+    right_columns: Mapping[str, str] | None = None,
+    blocking: BlockingArg = None,
+    threshold: float | None = None,
+    swap_names: tuple[str, str] | Literal["auto"] | None = "auto",
+    phone_region: str = "US",
+    max_block_size: int = DEFAULT_MAX_BLOCK_SIZE,
+    model: LinkageModel | None = None,
+    seed: int = 0,
+    report: Literal[False] = False,
+) -> pd.DataFrame: ...
+
+
+@overload
+def link_records(
+    left: pd.DataFrame,
+    right: pd.DataFrame,
+    *,
+    left_id: str,
+    right_id: str,
+    fields: FieldsArg,
+    right_columns: Mapping[str, str] | None = None,
+    blocking: BlockingArg = None,
+    threshold: float | None = None,
+    swap_names: tuple[str, str] | Literal["auto"] | None = "auto",
+    phone_region: str = "US",
+    max_block_size: int = DEFAULT_MAX_BLOCK_SIZE,
+    model: LinkageModel | None = None,
+    seed: int = 0,
+    report: Literal[True],
+) -> DuplicateResult: ...
+
+
+def link_records(
+    left: pd.DataFrame,
+    right: pd.DataFrame,
+    *,
+    left_id: str,
+    right_id: str,
+    fields: FieldsArg,
+    right_columns: Mapping[str, str] | None = None,
+    blocking: BlockingArg = None,
+    threshold: float | None = None,
+    swap_names: tuple[str, str] | Literal["auto"] | None = "auto",
+    phone_region: str = "US",
+    max_block_size: int = DEFAULT_MAX_BLOCK_SIZE,
+    model: LinkageModel | None = None,
+    seed: int = 0,
+    report: bool = False,
+) -> pd.DataFrame | DuplicateResult:
+    """Find records of ``right`` that are probably the same entity as records of ``left``.
+
+    Typical use: new leads (left) against existing contacts or accounts (right). Only left-right
+    pairs are compared. With few candidate pairs (a handful of new leads) the model cannot be
+    fitted by EM; pass ``model=`` from a :func:`find_duplicates` run on the right table with the
+    same fields, or the default model is used (see :data:`MIN_PAIRS_FOR_EM`).
+
+    Args:
+        left: the records to match (e.g. leads).
+        right: the records to match against (e.g. contacts).
+        left_id: id column of ``left``.
+        right_id: id column of ``right``.
+        fields: ``left`` column -> comparison kind (see :func:`find_duplicates`).
+        right_columns: ``left`` column -> ``right`` column where the names differ (a lead's
+            ``company`` is an account's ``name``); columns not listed have the same name.
+        blocking: blocking passes over the ``left`` column names; None derives them.
+        threshold: see :func:`find_duplicates`.
+        swap_names: see :func:`find_duplicates`.
+        phone_region: see :func:`find_duplicates`.
+        max_block_size: see :func:`find_duplicates`.
+        model: see :func:`find_duplicates`.
+        seed: see :func:`find_duplicates`.
+        report: see :func:`find_duplicates`.
+
+    Returns:
+        Pairs with ``id_left`` from ``left`` and ``id_right`` from ``right``, highest score first,
+        or a :class:`DuplicateResult` when ``report`` is true.
+
+    Raises:
+        ConfigError: an unknown kind or column (on either side), a bad threshold or blocking key.
+        JobError: missing or repeated ids.
+    """
+    mapping = dict(right_columns or {})
+    for id_name, frame, label in ((left_id, left, "left"), (right_id, right, "right")):
+        if id_name not in frame.columns:
+            near = closest(id_name, map(str, frame.columns))
+            raise ConfigError(
+                f"id column {id_name!r} is not in the {label} records",
+                key=f"{label}_id",
+                hint=f"did you mean {near[0]!r}?" if near else None,
+            )
+    specs = _specs(fields, list(left.columns), "the left records")
+    unknown = [c for c in mapping if c not in specs]
+    if unknown:
+        raise ConfigError(
+            f"right_columns maps {unknown[0]!r}, which is not a compared field",
+            key=f"right_columns.{unknown[0]}",
+            hint=f"compared fields: {', '.join(specs)}",
+        )
+    renamed = {c: mapping.get(c, c) for c in specs}
+    _specs({renamed[c]: s for c, s in specs.items()}, list(right.columns), "the right records")
+    _check_ids(left[left_id], "the left records")
+    _check_ids(right[right_id], "the right records")
+    combined = pd.concat(
+        [
+            left[list(specs)].reset_index(drop=True),
+            right[[renamed[c] for c in specs]].set_axis(list(specs), axis=1).reset_index(drop=True),
+        ],
+        ignore_index=True,
+    )
+    ids = np.concatenate([left[left_id].to_numpy(dtype=object), right[right_id].to_numpy(dtype=object)])
+    result = _run(
+        combined,
+        ids,
+        specs,
+        n_left=len(left),
+        blocking=blocking,
+        threshold=threshold,
+        swap_names=swap_names,
+        phone_region=phone_region,
+        max_block_size=max_block_size,
+        model=model,
+        seed=seed,
+    )
+    return result if report else result.pairs

@@ -1,0 +1,86 @@
+"""Quality on FEBRL dataset 1 (tests/data/febrl/SOURCE.md): the standard record-linkage benchmark."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from jobs.clustering import cluster
+from jobs.duplicates import DEFAULT_THRESHOLD, find_duplicates
+
+FEBRL1 = Path(__file__).parent / "data" / "febrl" / "dataset1.csv"
+
+# Every column except soc_sec_id, which would make the task trivial.
+FIELDS = {
+    "given_name": "name",
+    "surname": "name",
+    "street_number": "number",
+    "address_1": "address",
+    "address_2": "address",
+    "suburb": "text",
+    "postcode": "postcode",
+    "state": "exact",
+    "date_of_birth": "date",
+}
+
+
+@pytest.fixture(scope="module")
+def febrl() -> pd.DataFrame:
+    frame = pd.read_csv(FEBRL1, skipinitialspace=True, dtype=str)
+    frame.columns = [c.strip() for c in frame.columns]
+    return frame.drop(columns=["soc_sec_id"])
+
+
+@pytest.fixture(scope="module")
+def result(febrl):
+    return find_duplicates(febrl, id_column="rec_id", fields=FIELDS, report=True)
+
+
+def entity(rec_id: pd.Series) -> pd.Series:
+    # rec-123-org and rec-123-dup-0 are the same person.
+    return rec_id.str.extract(r"^rec-(\d+)-", expand=False)
+
+
+def test_dataset_is_the_published_one(febrl):
+    assert len(febrl) == 1000
+    true_pairs = entity(febrl["rec_id"]).value_counts()
+    assert (true_pairs == 2).sum() == 500
+
+
+def test_f1_at_least_099_with_the_default_threshold(febrl, result):
+    pairs = result.pairs
+    assert result.threshold == DEFAULT_THRESHOLD
+    same = entity(pairs["id_left"]).to_numpy() == entity(pairs["id_right"]).to_numpy()
+    true_positives = int(same.sum())
+    precision = true_positives / len(pairs)
+    recall = true_positives / 500
+    f1 = 2 * precision * recall / (precision + recall)
+    print(f"FEBRL1: precision {precision:.4f} recall {recall:.4f} F1 {f1:.4f} ({len(pairs)} pairs)")
+    assert f1 >= 0.99
+
+
+def test_blocking_keeps_every_true_pair_and_prunes_the_rest(result):
+    candidates = result.candidates
+    same = entity(candidates["id_left"]).to_numpy() == entity(candidates["id_right"]).to_numpy()
+    assert same.sum() >= 498  # at most 2 of the 500 true pairs lost by blocking
+    report = result.blocking
+    assert report.records == 1000
+    assert report.total_pairs == 499_500
+    assert report.candidate_pairs == len(candidates)
+    assert report.reduction_ratio > 0.99
+
+
+def test_em_fitted_and_learned_that_agreement_means_match(result):
+    model = result.model
+    assert model.source == "em"
+    assert model.converged
+    for field in model.fields:
+        weights = field.weights
+        assert weights[-1] > 0, field.column  # exact agreement is evidence for a match
+        assert weights[0] < 0, field.column  # disagreement is evidence against
+
+
+def test_clusters_are_the_true_pairs(result):
+    groups = cluster(result.pairs)
+    sizes = groups.groupby("cluster_id")["record_id"].agg(lambda ids: entity(ids).nunique())
+    assert (sizes == 1).mean() >= 0.99  # each group holds one real person
