@@ -160,11 +160,13 @@ def _duration_days(value: object) -> float:
         return number * TIME_UNITS[key]
     if isinstance(value, timedelta | pd.Timedelta):
         return pd.Timedelta(value).total_seconds() / 86400
+    if isinstance(value, pd.offsets.Day):  # a calendar day in pandas >= 3, one day on naive dates
+        return float(value.n)
     if isinstance(value, pd.offsets.Week) and value.weekday is None:
         return 7.0 * value.n
     if isinstance(value, pd.offsets.Tick):
         return pd.Timedelta(value).total_seconds() / 86400
-    if isinstance(value, pd.DateOffset):
+    if isinstance(value, pd.offsets.BaseOffset):
         raise TimeUnitError(
             f'{value!r} is a calendar offset without a fixed length; give the horizon as "12M" '
             "(12 average months of 30.44 days) or as a number in the summary's time unit"

@@ -245,7 +245,7 @@ def fit_bgnbd_arrays(
     best = _minimise(objective, starts, bounds=4)
     params = np.exp(best.x)
     ses = _standard_errors(lambda lp: objective(lp)[1] * -n, best.x, names)
-    converged, message = _judge(best, objective, names, n)
+    converged, message = _judge(best, objective, names, n, ses)
     return BgNbdFit(
         r=float(params[0]),
         alpha=float(params[1]),
@@ -395,7 +395,7 @@ def fit_gamma_gamma_arrays(x: np.ndarray, m: np.ndarray) -> GammaGammaFit:
     best = _minimise(objective, starts, bounds=3, scale=np.log(max(mean_spend, 1.0)))
     params = np.exp(best.x)
     ses = _standard_errors(lambda lp: objective(lp)[1] * -n, best.x, names)
-    converged, message = _judge(best, objective, names, n)
+    converged, message = _judge(best, objective, names, n, ses)
     corr = float(np.corrcoef(x, m)[0, 1]) if np.std(x) > 0 and np.std(m) > 0 else 0.0
     return GammaGammaFit(
         p=float(params[0]),
@@ -470,6 +470,7 @@ def _judge(
     objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
     names: tuple[str, ...],
     n: int,
+    standard_errors: dict[str, float],
 ) -> tuple[bool, str]:
     """Decide whether an optimiser result is a trustworthy maximum, and say what to do if not."""
     if not np.isfinite(result.fun):
@@ -479,7 +480,8 @@ def _judge(
         )
     with np.errstate(all="ignore"):
         _, grad = objective(result.x)
-    at_bound = [name for name, value in zip(names, result.x, strict=True) if abs(value) >= _LOG_BOUND - 1e-6]
+    # Within 5 % of a bound counts as on it: a flat likelihood lets the optimiser stop just short.
+    at_bound = [name for name, value in zip(names, result.x, strict=True) if abs(value) >= _LOG_BOUND - 0.05]
     worst = float(np.max(np.abs(grad))) if np.all(np.isfinite(grad)) else float("inf")
     if at_bound:
         return False, (
@@ -491,6 +493,14 @@ def _judge(
         return False, (
             f"the optimiser stopped ({result.message}) with the gradient still {worst:.2g} after "
             f"{result.nit} iterations; try a coarser time unit or more order history"
+        )
+    unidentified = [name for name in names if not np.isfinite(standard_errors.get(name, np.nan))]
+    if unidentified:
+        return False, (
+            f"the likelihood is flat in {', '.join(unidentified)}: the data do not identify the model "
+            "(for BG/NBD typically no sign of customers ever dropping out; for Gamma-Gamma order values "
+            "that hardly differ between customers). Use a longer order history, or rely on the "
+            "historical value"
         )
     return True, f"converged in {result.nit} iterations on {n} customers"
 
