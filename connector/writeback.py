@@ -125,12 +125,13 @@ def worker_count(dop_hint: int | None, max_workers: int | None, batches: int) ->
     return max(1, min(wanted, cap, batches))
 
 
-def _failed(
-    record_id: str, error: DataverseError | AuthError | Exception, status: int | None = None
-) -> UpdateResult:
-    code = getattr(error, "code", None)
-    message = getattr(error, "message", None) or str(error)
-    return UpdateResult(record_id, False, getattr(error, "status", status), code, message)
+def _failed(record_id: str, error: DataverseError | AuthError, status: int | None = None) -> UpdateResult:
+    if isinstance(error, AuthError):
+        return UpdateResult(record_id, False, 401, error.code, str(error))
+    message = error.message + (f" Hint: {error.hint}" if error.hint else "")
+    return UpdateResult(
+        record_id, False, error.status if error.status is not None else status, error.code, message
+    )
 
 
 def results_from_parts(

@@ -1,0 +1,280 @@
+"""update_many: PATCH with If-Match *, batches of at most 1,000, one result per input, parallel workers."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import math
+import threading
+import uuid
+from collections.abc import Callable
+
+import pytest
+import responses
+
+from connector import DataverseClient, RetryPolicy
+from connector.writeback import worker_count
+
+ORG = "https://contoso.crm.dynamics.com"
+BASE = f"{ORG}/api/data/v9.2/"
+NOT_FOUND = {"error": {"code": "0x80040217", "message": "lead With Id = {id} Does Not Exist"}}
+STALE = {
+    "error": {
+        "code": "0x80060882",
+        "message": "The version of the existing record doesn't match the RowVersion property provided.",
+    }
+}
+
+
+def ids(n: int) -> list[str]:
+    return [str(uuid.UUID(int=i + 1)) for i in range(n)]
+
+
+class FakeDataverse:
+    """Parses each $batch like a server would (stdlib MIME parser) and answers per record."""
+
+    def __init__(self, outcome: Callable[[str], tuple[int, dict | None]] | None = None, dop_hint: int = 4):
+        self.outcome = outcome or (lambda record_id: (204, None))
+        self.dop_hint = dop_hint
+        self.batches: list[list[dict]] = []
+        self.lock = threading.Lock()
+        self.barrier: threading.Barrier | None = None
+
+    def __call__(self, request):
+        message = email.message_from_bytes(
+            f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode() + request.body,
+            policy=email.policy.HTTP,
+        )
+        seen = []
+        answer = []
+        boundary = f"batchresponse_{uuid.uuid4()}"
+        for part in message.iter_parts():
+            raw = part.get_payload(decode=True).decode()
+            head, _, body = raw.partition("\r\n\r\n")
+            request_line, *header_lines = head.split("\r\n")
+            method, url, _ = request_line.split(" ")
+            headers = dict(line.split(": ", 1) for line in header_lines)
+            record_id = url.rsplit("(", 1)[1].rstrip(")")
+            seen.append(
+                {"method": method, "url": url, "headers": headers, "body": json.loads(body), "id": record_id}
+            )
+            status, error = self.outcome(record_id)
+            reason = {204: "No Content", 404: "Not Found", 412: "Precondition Failed", 400: "Bad Request"}[
+                status
+            ]
+            lines = [
+                f"--{boundary}",
+                "Content-Type: application/http",
+                "Content-Transfer-Encoding: binary",
+                "",
+            ]
+            lines.append(f"HTTP/1.1 {status} {reason}")
+            if error is None:
+                lines += ["OData-Version: 4.0", "", ""]
+            else:
+                text = json.dumps(error).replace("{id}", record_id)
+                lines += [
+                    f"REQ_ID: {uuid.uuid4()}",
+                    "Content-Type: application/json; odata.metadata=minimal",
+                    "OData-Version: 4.0",
+                    "",
+                    text,
+                ]
+            answer.append("\r\n".join(lines))
+        with self.lock:
+            self.batches.append(seen)
+            first = len(self.batches) == 1
+        if self.barrier is not None and not first:
+            self.barrier.wait(timeout=5)
+        body = "\r\n".join([*answer, f"--{boundary}--", ""])
+        headers = {
+            "x-ms-dop-hint": str(self.dop_hint),
+            "Content-Type": f"multipart/mixed; boundary={boundary}",
+        }
+        return 200, headers, body
+
+
+def client(**policy) -> DataverseClient:
+    return DataverseClient(ORG, lambda: "token", retry=RetryPolicy(sleep=lambda s: None, **policy))
+
+
+def updates(n: int) -> list[tuple[str, dict]]:
+    return [(record_id, {"new_leadscore": i, "new_grade": "A"}) for i, record_id in enumerate(ids(n))]
+
+
+@responses.activate
+def test_each_record_is_patched_with_if_match_and_results_keep_input_order():
+    missing, stale = ids(5)[1], ids(5)[3]
+
+    def outcome(record_id):
+        if record_id == missing:
+            return 404, NOT_FOUND
+        if record_id == stale:
+            return 412, STALE
+        return 204, None
+
+    server = FakeDataverse(outcome)
+    responses.add_callback(responses.POST, BASE + "$batch", callback=server)
+    results = client().update_many("leads", updates(5))
+
+    assert [r.id for r in results] == ids(5)
+    assert [r.ok for r in results] == [True, False, True, False, True]
+    assert results[1].status == 404 and results[1].error_code == "0x80040217"
+    assert "Does Not Exist" in results[1].message
+    assert results[3].status == 412 and results[3].error_code == "0x80060882"
+    assert results[0].status == 204 and results[0].message is None
+
+    sent = server.batches[0]
+    assert all(part["method"] == "PATCH" and part["headers"]["If-Match"] == "*" for part in sent)
+    assert sent[2]["url"] == f"{BASE}leads({ids(5)[2]})"
+    assert sent[2]["body"] == {"new_leadscore": 2, "new_grade": "A"}
+    assert responses.calls[0].request.headers["Prefer"] == "odata.continue-on-error"
+
+
+@responses.activate
+def test_large_inputs_are_split_into_batches_of_at_most_1000():
+    server = FakeDataverse()
+    responses.add_callback(responses.POST, BASE + "$batch", callback=server)
+    results = client().update_many("leads", updates(2500))
+    assert sorted(len(b) for b in server.batches) == [500, 1000, 1000]
+    assert len(results) == 2500 and all(r.ok for r in results)
+    assert [r.id for r in results] == ids(2500)
+
+
+def test_batch_size_is_validated():
+    with pytest.raises(ValueError, match="batch_size"):
+        client().update_many("leads", updates(1), batch_size=1001)
+    with pytest.raises(ValueError, match="batch_size"):
+        client().update_many("leads", updates(1), batch_size=0)
+
+
+@responses.activate
+def test_a_batch_failing_after_retries_fails_only_its_own_records():
+    server = FakeDataverse()
+    calls = {"n": 0}
+
+    def flaky(request):
+        calls["n"] += 1
+        # The second batch's POST always answers 503; the others succeed.
+        if b"(00000000-0000-0000-0000-000000000003)" in request.body:
+            return 503, {}, ""
+        return server(request)
+
+    responses.add_callback(responses.POST, BASE + "$batch", callback=flaky)
+    results = client(max_attempts=3).update_many("leads", updates(6), batch_size=2, max_workers=1)
+    assert [r.ok for r in results] == [True, True, False, False, True, True]
+    assert results[2].status == 503 and "gave up after 3 attempts" in results[2].message
+    assert calls["n"] == 5
+
+
+@responses.activate
+def test_a_rejected_token_fails_records_instead_of_losing_them():
+    responses.post(BASE + "$batch", status=401, body="")
+    results = client().update_many("leads", updates(3))
+    assert [r.ok for r in results] == [False, False, False]
+    assert "application user" in results[0].message
+    assert results[0].status == 401
+
+
+@responses.activate
+def test_a_batch_stopped_at_the_first_error_reports_the_unanswered_records():
+    body = (
+        "--batchresponse_1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+        "HTTP/1.1 400 Bad Request\r\nREQ_ID: 5ecd1cb3\r\n"
+        "Content-Type: application/json; odata.metadata=minimal\r\n\r\n"
+        '{"error":{"code":"0x80044331","message":"A validation error occurred."}}\r\n--batchresponse_1--\r\n'
+    )
+    responses.post(
+        BASE + "$batch", status=400, body=body, content_type="multipart/mixed; boundary=batchresponse_1"
+    )
+    results = client().update_many("leads", updates(3))
+    assert results[0].error_code == "0x80044331" and results[0].status == 400
+    assert [r.ok for r in results] == [False, False, False]
+    assert "no response" in results[1].message
+
+
+@responses.activate
+def test_bad_input_fails_per_record_and_the_rest_is_sent():
+    server = FakeDataverse()
+    responses.add_callback(responses.POST, BASE + "$batch", callback=server)
+    good = ids(2)
+    results = client().update_many(
+        "leads",
+        [
+            ("not-a-guid", {"new_leadscore": 1}),
+            (good[0], {"new_leadscore": math.nan}),
+            (good[1], {}),
+            (str(uuid.UUID(int=99)), {"new_leadscore": 5}),
+        ],
+    )
+    assert [r.ok for r in results] == [False, False, False, True]
+    assert "not a GUID" in results[0].message
+    assert "None to clear" in results[1].message
+    assert "no column values" in results[2].message
+    assert [p["id"] for p in server.batches[0]] == [str(uuid.UUID(int=99))]
+
+
+@responses.activate
+def test_nothing_is_sent_for_an_empty_input():
+    assert client().update_many("leads", []) == []
+    assert len(responses.calls) == 0
+
+
+def test_worker_count_follows_the_hint_within_the_caps():
+    assert worker_count(8, None, 100) == 8
+    assert worker_count(80, None, 100) == 52
+    assert worker_count(8, 3, 100) == 3
+    assert worker_count(8, 100, 100) == 8
+    assert worker_count(8, None, 2) == 2
+    assert worker_count(None, None, 100) == 4
+
+
+@responses.activate
+def test_batches_run_in_parallel_sized_by_the_dop_hint():
+    server = FakeDataverse(dop_hint=3)
+    server.barrier = threading.Barrier(3)  # only passes if three batches are in flight together
+    responses.add_callback(responses.POST, BASE + "$batch", callback=server)
+    results = client().update_many("leads", updates(7), batch_size=1)
+    assert all(r.ok for r in results) and [r.id for r in results] == ids(7)
+    assert len(server.batches) == 7
+
+
+@responses.activate
+def test_max_workers_one_runs_batches_one_after_another():
+    server = FakeDataverse(dop_hint=8)
+    threads = set()
+
+    def record(request):
+        threads.add(threading.current_thread().name)
+        return server(request)
+
+    responses.add_callback(responses.POST, BASE + "$batch", callback=record)
+    client().update_many("leads", updates(5), batch_size=1, max_workers=1)
+    assert threads == {threading.current_thread().name}
+
+
+@responses.activate
+def test_a_throttled_batch_waits_retry_after_and_is_resent():
+    server = FakeDataverse()
+    sleeps: list[float] = []
+    state = {"throttled": False}
+
+    def throttle_once(request):
+        if not state["throttled"]:
+            state["throttled"] = True
+            body = {
+                "error": {
+                    "code": "0x80072326",
+                    "message": "Number of concurrent requests exceeded the limit of 52.",
+                }
+            }
+            return 429, {"Retry-After": "5", "Content-Type": "application/json"}, json.dumps(body)
+        return server(request)
+
+    responses.add_callback(responses.POST, BASE + "$batch", callback=throttle_once)
+    c = DataverseClient(ORG, lambda: "token", retry=RetryPolicy(sleep=sleeps.append))
+    results = c.update_many("leads", updates(3))
+    assert all(r.ok for r in results)
+    assert 5.0 in sleeps
+    assert c.throttle_state.throttled_count == 1
