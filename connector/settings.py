@@ -756,19 +756,20 @@ class Settings(BaseSettings):
             if not self.dataverse.url:
                 raise _invalid(
                     f"{mode} needs the environment URL (the token's scope)",
-                    "set url under [dataverse], e.g. https://contoso.crm.dynamics.com",
+                    "set url under [dataverse] (or DVSYNC__DATAVERSE__URL), e.g. https://contoso.crm.dynamics.com",
                     key="dataverse.url",
                 )
             if not auth.tenant_id:
                 raise _invalid(
                     f"{mode} needs the directory (tenant) id",
-                    "set tenant_id under [auth]: Entra admin center > Overview > Tenant ID",
+                    "set tenant_id under [auth] (or DVSYNC__AUTH__TENANT_ID): Entra admin center > Overview",
                     key="auth.tenant_id",
                 )
             if not auth.client_id:
                 raise _invalid(
                     f"{mode} needs the application (client) id",
-                    "set client_id under [auth]: the app registration's Application (client) ID",
+                    "set client_id under [auth] (or DVSYNC__AUTH__CLIENT_ID): the app registration's "
+                    "Application (client) ID",
                     key="auth.client_id",
                 )
             if auth.mode != "device_code" and auth.tenant_id.lower() == "organizations":
@@ -887,16 +888,6 @@ class _Locator:
             if lowered[:length] in self.env_names:
                 return self.env_names[lowered[:length]]
         return None
-
-    def in_file(self, path: tuple[str, ...]) -> bool:
-        if self.doc is None:
-            return False
-        node: Any = self.doc.data
-        for part in path:
-            if not isinstance(node, dict) or part not in node:
-                return False
-            node = node[part]
-        return True
 
     def error(self, path: tuple[str, ...], message: str, hint: str | None) -> SettingsError:
         dotted = ".".join(path)

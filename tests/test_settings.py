@@ -450,3 +450,21 @@ def test_authority_host_override_and_config_error_exit_code(tmp_path):
     assert settings.auth.authority == f"https://login.microsoftonline.us/{TENANT}"
     err = error_of(tmp_path, msal_config('authority_host = "http://login.example"\n'))
     assert err.exit_code == 2
+
+
+def test_whole_section_as_json_variable_and_bad_json_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(env={"DVSYNC__AUTH": '{"mode": "token", "token": "abc"}'})
+    assert settings.auth.token.get_secret_value() == "abc"
+    err = error_of(None, None, {"DVSYNC__AUTH": "{mode: token}"})
+    assert err.env_var == "DVSYNC__AUTH"
+    assert "not valid JSON" in str(err)
+
+
+def test_settings_constructed_directly_reads_the_process_environment(monkeypatch):
+    monkeypatch.setenv("DVSYNC__SYNC__PAGE_SIZE", "123")
+    monkeypatch.setenv("DVSYNC__AUTH__TOKEN", "from-env")
+    settings = Settings(dataverse={"url": "http://127.0.0.1:9"})
+    assert settings.sync.page_size == 123
+    assert settings.auth.token.get_secret_value() == "from-env"
+    assert settings.dataverse.url == "http://127.0.0.1:9"
