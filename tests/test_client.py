@@ -1,0 +1,103 @@
+"""DataverseClient's public surface: construction, from_settings, exports, no secret in reprs."""
+
+from __future__ import annotations
+
+import pytest
+import responses
+
+import connector
+from connector import ConfigError, DataverseClient, RetryPolicy
+from connector.settings import load_settings
+
+SANDBOX = "http://127.0.0.1:5555"
+SECRET = "sandbox-token-7f3a9c"
+
+
+def settings(**extra: str):
+    env = {
+        "DVSYNC__DATAVERSE__URL": SANDBOX,
+        "DVSYNC__AUTH__MODE": "token",
+        "DVSYNC__AUTH__TOKEN": SECRET,
+        **extra,
+    }
+    return load_settings(None, env=env)
+
+
+@responses.activate
+def test_from_settings_uses_url_token_timeouts_and_retry_settings(tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    client = DataverseClient.from_settings(
+        settings(
+            DVSYNC__DATAVERSE__TIMEOUT_CONNECT="3",
+            DVSYNC__DATAVERSE__TIMEOUT_READ="45",
+            DVSYNC__DATAVERSE__CA_BUNDLE=str(bundle),
+            DVSYNC__HTTP__MAX_ATTEMPTS="2",
+            DVSYNC__HTTP__RETRY_BUDGET_SECONDS="30",
+            DVSYNC__WRITEBACK__MAX_PARALLEL="6",
+        )
+    )
+    responses.get(
+        f"{SANDBOX}/api/data/v9.2/WhoAmI", json={"UserId": "u", "BusinessUnitId": "b", "OrganizationId": "o"}
+    )
+    assert client.whoami().user_id == "u"
+    sent = responses.calls[0].request
+    assert sent.headers["Authorization"] == f"Bearer {SECRET}"
+    assert sent.req_kwargs["timeout"] == (3.0, 45.0)
+    assert sent.req_kwargs["verify"] == str(bundle)
+    assert client.http.retry.max_attempts == 2 and client.http.retry.budget_seconds == 30.0
+    assert client.max_parallel == 6
+    assert client.base_url == f"{SANDBOX}/api/data/v9.2/"
+
+
+def test_from_settings_without_url_names_the_key():
+    with pytest.raises(ConfigError, match=r"dataverse\.url"):
+        DataverseClient.from_settings(
+            load_settings(None, env={"DVSYNC__AUTH__MODE": "token", "DVSYNC__AUTH__TOKEN": "x"})
+        )
+
+
+def test_the_token_is_in_no_repr():
+    client = DataverseClient.from_settings(settings())
+    assert SECRET not in repr(client) and SECRET not in repr(client.http)
+    assert SECRET not in repr(client.http.retry)
+
+
+def test_constructor_validates_its_arguments():
+    with pytest.raises(ValueError, match="http"):
+        DataverseClient("contoso.crm.dynamics.com", lambda: "t")
+    with pytest.raises(TypeError, match="callable"):
+        DataverseClient("https://contoso.crm.dynamics.com", "a-token-string")  # type: ignore[arg-type]
+
+
+def test_trailing_slash_and_api_version():
+    client = DataverseClient("https://contoso.crm.dynamics.com/", lambda: "t", api_version="v9.1")
+    assert client.base_url == "https://contoso.crm.dynamics.com/api/data/v9.1/"
+
+
+@responses.activate
+def test_throttle_state_is_exposed_on_the_client():
+    client = DataverseClient(SANDBOX, lambda: "t", retry=RetryPolicy(sleep=lambda s: None))
+    responses.get(f"{SANDBOX}/api/data/v9.2/leads", json={"value": []}, headers={"x-ms-dop-hint": "12"})
+    list(client.iter_records("leads", ["fullname"]))
+    assert client.throttle_state.dop_hint == 12
+
+
+def test_public_exports():
+    for name in (
+        "DataverseClient",
+        "Settings",
+        "UpdateResult",
+        "Changes",
+        "ChangePage",
+        "TableDefinition",
+        "ColumnDefinition",
+        "ColumnSpec",
+        "WhoAmI",
+        "ThrottledError",
+        "ChangeTokenExpiredError",
+        "ChangeTrackingDisabledError",
+        "ProtocolError",
+        "RecordNotFoundError",
+    ):
+        assert name in connector.__all__ and hasattr(connector, name)
