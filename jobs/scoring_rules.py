@@ -495,17 +495,21 @@ def score_with_rules(
             )
         acts = _activities_by_position(normalise_activities(activities), ids, stamp)
 
+    # Each rule gives points per lead plus, for its factor sentence, a code per lead into a small
+    # table of descriptions; sentences are only written for the factors finally shown.
     points = np.zeros((n, len(rules.rules)))
-    sentences = np.empty((n, len(rules.rules)), dtype=object)
+    codes = np.zeros((n, len(rules.rules)), dtype=np.int64)
+    labels: list[np.ndarray] = []
     for j, rule in enumerate(rules.rules):
         if isinstance(rule, FitRule):
-            pts, text = _fit_points(frame, rule, rules)
+            pts, code, label = _fit_points(frame, rule, rules)
         elif isinstance(rule, EngagementRule):
-            pts, text = _engagement_points(frame, rule, rules, stamp)
+            pts, code, label = _engagement_points(frame, rule, rules, stamp)
         else:
-            pts, text = _activity_points(acts, n, rule, rules)
+            pts, code, label = _activity_points(acts, n, rule, rules)
         points[:, j] = pts
-        sentences[:, j] = text
+        codes[:, j] = code
+        labels.append(label)
 
     raw = points.sum(axis=1)
     score = round_score(raw / rules.max_points * 100.0).astype(int)
@@ -514,7 +518,7 @@ def score_with_rules(
     result["sales_ready"] = result["score"] >= rules.sales_ready
     result["raw_points"] = np.round(raw, 4)
     result["factors"], result["positive_factors"], result["negative_factors"] = _top_sentences(
-        points, sentences, rules.top_factors
+        points, codes, labels, rules.top_factors
     )
     return result
 
@@ -550,57 +554,63 @@ def _norm_text(series: pd.Series) -> pd.Series:
     return series.astype("string").str.strip().str.casefold()
 
 
-def _numeric(
-    frame: pd.DataFrame, rule: FitRule | EngagementRule, rules: ScoringRules, column: str
-) -> pd.Series:
-    raw = frame[column]
-    values = pd.to_numeric(raw, errors="coerce") if raw.dtype != bool else raw.astype(float)
-    if raw.notna().any() and values.notna().sum() == 0:
+def _numeric(values: pd.Series, rule: FitRule | EngagementRule, rules: ScoringRules) -> pd.Series:
+    numbers = pd.to_numeric(values, errors="coerce") if values.dtype != bool else values.astype(float)
+    if values.notna().any() and numbers.notna().sum() == 0:
         raise rules.error(
             ("rule", rule.index, "column"),
-            f"column `{column}` holds text (e.g. {raw.dropna().iloc[0]!r}) but this rule compares numbers",
+            f"column `{rule.column}` holds text (e.g. {values.dropna().iloc[0]!r}) but this rule "
+            "compares numbers",
             'use op = "equals" / "in" for text, or point the rule at a numeric column',
         )
-    return values
+    return numbers
 
 
-def _fit_points(frame: pd.DataFrame, rule: FitRule, rules: ScoringRules) -> tuple[np.ndarray, np.ndarray]:
-    column = frame[rule.column]
+def _factorize(series: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """Return a code per row and the distinct values (missing included) the codes point into."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=False)
+    return codes, pd.Series(uniques, dtype=series.dtype if series.dtype != object else object)
+
+
+def _fit_points(
+    frame: pd.DataFrame, rule: FitRule, rules: ScoringRules
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # Rules are evaluated once per distinct value (a source column has a handful among 100,000
+    # leads), then spread back to the rows by code.
+    codes, values = _factorize(frame[rule.column])
     label = rule.name or _label(rule.column)
     op = rule.op
     count = None
     if op in ("equals", "not_equals", "in", "not_in"):
         wanted = [rule.value] if op in ("equals", "not_equals") else list(rule.values)
-        if (
-            all(isinstance(v, int | float) and not isinstance(v, bool) for v in wanted)
-            and column.dtype.kind in "ifb"
-        ):
-            hit = column.isin(wanted)
+        numeric_wanted = all(isinstance(v, int | float) and not isinstance(v, bool) for v in wanted)
+        if numeric_wanted and values.dtype.kind in "ifb":
+            hit = values.isin(wanted)
         else:
-            hit = _norm_text(column).isin([str(v).strip().casefold() for v in wanted]).fillna(False)
+            hit = _norm_text(values).isin([str(v).strip().casefold() for v in wanted]).fillna(False)
         if op.startswith("not"):
-            hit = ~hit & column.notna()
-        describe = label + " = " + _value_text(column)
+            hit = ~hit & values.notna()
+        describe = label + " = " + _value_text(values)
     elif op == "contains_any":
-        text = column.astype("string").fillna("")
-        found = pd.Series("", index=frame.index, dtype="string")
-        count = np.zeros(len(frame))
+        text = values.astype("string").fillna("")
+        found = pd.Series("", index=values.index, dtype="string")
+        count = np.zeros(len(values))
         for kw in rule.keywords:
             # Whole words only, so "cto" does not fire inside "director".
             pattern = r"(?<!\w)" + re.escape(kw).replace(r"\ ", r"\s+") + r"(?!\w)"
             match = text.str.contains(pattern, case=False, regex=True).fillna(False).to_numpy(dtype=bool)
             count += match
             found = found.where(~match, found + np.where(found == "", "", ", ") + f"'{kw}'")
-        hit = pd.Series(count > 0, index=frame.index)
+        hit = pd.Series(count > 0, index=values.index)
         describe = label + " contains " + found
     elif op in _NUMERIC_OPS:
-        values = _numeric(frame, rule, rules, rule.column)
+        numbers = _numeric(values, rule, rules)
         if op == "between":
-            hit = values.notna()
+            hit = numbers.notna()
             if rule.low is not None:
-                hit &= values >= rule.low
+                hit &= numbers >= rule.low
             if rule.high is not None:
-                hit &= values < rule.high
+                hit &= numbers < rule.high
             if rule.low is not None and rule.high is not None:
                 bounds = f"{_fmt(rule.low)} to under {_fmt(rule.high)}"
             elif rule.low is not None:
@@ -608,38 +618,38 @@ def _fit_points(frame: pd.DataFrame, rule: FitRule, rules: ScoringRules) -> tupl
             else:
                 bounds = f"under {_fmt(rule.high)}"
         else:
-            compare = {"gt": values.gt, "gte": values.ge, "lt": values.lt, "lte": values.le}[op]
+            compare = {"gt": numbers.gt, "gte": numbers.ge, "lt": numbers.lt, "lte": numbers.le}[op]
             hit = compare(rule.value).fillna(False)
             bounds = f"{_OP_WORDS[op]} {_fmt(rule.value)}"
-        describe = label + " = " + _value_text(values) + f" ({bounds})"
+        describe = label + " = " + _value_text(numbers) + f" ({bounds})"
     elif op in ("is_missing", "is_present"):
-        blank = column.isna() | (column.astype("string").str.strip() == "").fillna(True)
+        blank = values.isna() | (values.astype("string").str.strip() == "").fillna(True)
         hit = blank if op == "is_missing" else ~blank
         describe = pd.Series(
-            f"{label} is blank" if op == "is_missing" else f"{label} given", index=frame.index
+            f"{label} is blank" if op == "is_missing" else f"{label} given", index=values.index
         )
     else:  # free_email / business_email
-        domains = email_domains(column)
+        domains = email_domains(values)
         free = is_free_mail(domains, rules.free_mail_domains)
         hit = (free if op == "free_email" else ~free).fillna(False).astype(bool)
-        kind_word = "Personal" if op == "free_email" else "Business"
-        describe = f"{kind_word} email address (" + domains.fillna("") + ")"
-        if rule.name:
-            describe = pd.Series(rule.name, index=frame.index) + " (" + domains.fillna("") + ")"
+        words = rule.name or ("Personal email address" if op == "free_email" else "Business email address")
+        describe = words + " (" + domains.fillna("") + ")"
     hit_array = np.asarray(hit, dtype=bool)
     if count is not None and rule.fire == "each_time":
         pts = _cap(rule.points * count, rule.cap)
     else:
         pts = np.where(hit_array, rule.points, 0.0)
     if rule.name and op not in ("free_email", "business_email"):
-        describe = pd.Series(rule.name, index=frame.index)
-    return pts, _sentences(describe, pts)
+        describe = pd.Series(rule.name, index=values.index)
+    return pts[codes], codes, pd.Series(describe).astype(object).to_numpy()
 
 
 def _engagement_points(
     frame: pd.DataFrame, rule: EngagementRule, rules: ScoringRules, as_of: pd.Timestamp
-) -> tuple[np.ndarray, np.ndarray]:
-    values = _numeric(frame, rule, rules, rule.column).fillna(0.0).to_numpy(dtype=float)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    codes, distinct = _factorize(frame[rule.column])
+    numbers = _numeric(distinct, rule, rules).fillna(0.0)
+    values = numbers.to_numpy(dtype=float)[codes]
     weight = np.ones(len(frame))
     if rule.date_column:
         when = pd.to_datetime(frame[rule.date_column], utc=True, errors="coerce")
@@ -654,13 +664,13 @@ def _engagement_points(
         pts = _cap(rule.points * values * weight, rule.cap)
     else:
         pts = np.where(values > 0, rule.points * weight, 0.0)
-    describe = (rule.name or _label(rule.column)) + " = " + _value_text(pd.Series(values))
-    return pts, _sentences(describe, pts)
+    describe = (rule.name or _label(rule.column)) + " = " + _value_text(numbers)
+    return pts, codes, describe.astype(object).to_numpy()
 
 
 def _activity_points(
     acts: pd.DataFrame | None, n: int, rule: ActivityRule, rules: ScoringRules
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     assert acts is not None  # score_with_rules guarantees activities for activity rules
     mask = acts["activity_type"].isin(rule.activity_types).to_numpy(dtype=bool, copy=True)
     if rule.direction:
@@ -674,7 +684,7 @@ def _activity_points(
         window_days=rule.window_days,
         half_life_days=rules.half_life_days,
     )
-    count = np.bincount(rows, minlength=n).astype(float)
+    count = np.bincount(rows, minlength=n)
     if rule.fire == "each_time":
         pts = _cap(rule.points * np.bincount(rows, weights=weight, minlength=n), rule.cap)
     elif rule.fire == "once":
@@ -683,20 +693,18 @@ def _activity_points(
         pts = rule.points * best
     else:  # if_none
         pts = np.where(count == 0, rule.points, 0.0)
+    # The description depends only on the count: one per count from 0 to the largest.
     window = f"in the last {_fmt(rule.window_days)} days"
+    singular = f"{_activity_words(rule, plural=False)} {window}"
+    plural = f"{_activity_words(rule, plural=True)} {window}"
+    largest = int(count.max()) if n else 0
     if rule.name:
-        describe = pd.Series(rule.name, index=range(n))
+        describe = [rule.name] * (largest + 1)
     elif rule.fire == "if_none":
-        describe = pd.Series(f"No {_activity_words(rule, plural=False)} {window}", index=range(n))
+        describe = [f"No {singular}"] * (largest + 1)
     else:
-        singular = f"{_activity_words(rule, plural=False)} {window}"
-        plural = f"{_activity_words(rule, plural=True)} {window}"
-        describe = (
-            pd.Series(count.astype(int).astype(str), index=range(n))
-            + " "
-            + np.where(count == 1, singular, plural)
-        )
-    return pts, _sentences(describe, pts)
+        describe = [f"{c} {singular if c == 1 else plural}" for c in range(largest + 1)]
+    return pts, count, np.array(describe, dtype=object)
 
 
 def _activity_words(rule: ActivityRule, *, plural: bool) -> str:
@@ -711,26 +719,27 @@ def _cap(points: np.ndarray, cap: float | None) -> np.ndarray:
     return points if cap is None else np.clip(points, -cap, cap)
 
 
-def _sentences(describe: pd.Series | str, points: np.ndarray) -> np.ndarray:
-    signed = np.array([format_points(p) for p in np.unique(np.round(points, 1))], dtype=object)
-    lookup = dict(zip(np.unique(np.round(points, 1)), signed, strict=True))
-    suffix = pd.Series(np.round(points, 1)).map(lookup)
-    text = pd.Series(describe).reset_index(drop=True).astype("string") + ": " + suffix.astype("string")
-    return text.to_numpy(dtype=object)
-
-
-def _top_sentences(points: np.ndarray, sentences: np.ndarray, top: int) -> tuple[list, list, list]:
-    """Pick, per lead, the ``top`` non-zero contributions by absolute size (vectorised selection)."""
+def _top_sentences(
+    points: np.ndarray, codes: np.ndarray, labels: list[np.ndarray], top: int
+) -> tuple[list, list, list]:
+    """Pick, per lead, the ``top`` non-zero contributions by absolute size, as sentences."""
     n, k = points.shape
-    if k == 0:
-        empty: list[list[str]] = [[] for _ in range(n)]
-        return empty, empty, [[] for _ in range(n)]
+    if k == 0 or n == 0:
+        return [[] for _ in range(n)], [[] for _ in range(n)], [[] for _ in range(n)]
     rounded = np.round(points, 1)
     order = np.argsort(-np.abs(rounded), axis=1, kind="stable")[:, : min(top, k)]
-    chosen_pts = np.take_along_axis(rounded, order, axis=1)
-    chosen = np.take_along_axis(sentences, order, axis=1)
-    chosen = np.where(chosen_pts != 0, chosen, None)
-    signs = np.sign(chosen_pts)
+    chosen_pts = np.take_along_axis(rounded, order, axis=1).ravel()
+    chosen_codes = np.take_along_axis(codes, order, axis=1).ravel()
+    chosen_rules = order.ravel()
+    keep = chosen_pts != 0
+    # Write each distinct (rule, description, points) sentence once and spread it by code.
+    key = pd.MultiIndex.from_arrays([chosen_rules[keep], chosen_codes[keep], chosen_pts[keep]])
+    key_codes, distinct = pd.factorize(key)
+    texts = np.array([f"{labels[r][c]}: {format_points(p)}" for r, c, p in distinct], dtype=object)
+    flat = np.full(chosen_pts.shape, None, dtype=object)
+    flat[keep] = texts[key_codes]
+    chosen = flat.reshape(n, -1)
+    signs = np.sign(chosen_pts).reshape(n, -1)
     # One list per lead is the output format (a cell of sentences); building those lists is the
     # only per-row step, done on plain Python lists after the selection above.
     rows = chosen.tolist()
