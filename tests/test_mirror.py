@@ -1,0 +1,251 @@
+"""The mirror: migrations from an older file, type round trips, layout changes, runs, results, plan, audit."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from jobs.mirror import SCHEMA_VERSION, Mirror, MirrorError, SyncState, TableLayout
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+LAYOUT = TableLayout(
+    name="lead",
+    entity="lead",
+    source_table="lead",
+    id_column="lead_id",
+    columns={
+        "lead_id": "text",
+        "email": "text",
+        "employees": "int",
+        "revenue": "float",
+        "sales_ready": "bool",
+        "created_on": "datetime",
+    },
+)
+
+
+def sample() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "lead_id": ["b", "a", "c"],
+            "email": ["b@x.com", None, "c@x.com"],
+            "employees": pd.array([10, None, 3], dtype="Int64"),
+            "revenue": [1.5, float("nan"), 3.25],
+            "sales_ready": pd.array([True, None, False], dtype="boolean"),
+            "created_on": pd.to_datetime(
+                ["2025-01-01T10:00:00Z", "2025-02-01T00:00:00.123456Z", None], utc=True, format="ISO8601"
+            ),
+            "_modifiedon": pd.to_datetime(["2025-03-01T00:00:00Z"] * 3, utc=True),
+            "_etag": ['W/"1"', 'W/"2"', 'W/"3"'],
+        }
+    )
+
+
+def test_round_trip_restores_types_and_orders_by_id(tmp_path):
+    with Mirror(tmp_path / "m.sqlite", clock=Clock()) as mirror:
+        assert mirror.ensure_table(LAYOUT) is True
+        assert mirror.upsert("lead", sample()) == 3
+        frame = mirror.read_frame("lead", include_system=True)
+    assert frame["lead_id"].tolist() == ["a", "b", "c"]
+    assert frame["email"].tolist() == [None, "b@x.com", "c@x.com"]
+    assert str(frame["employees"].dtype) == "Int64" and frame["employees"].tolist()[1:] == [10, 3]
+    assert frame["revenue"].dtype == float and pd.isna(frame["revenue"][0])
+    assert str(frame["sales_ready"].dtype) == "boolean" and frame["sales_ready"].tolist()[1:] == [True, False]
+    assert str(frame["created_on"].dtype) == "datetime64[ns, UTC]"
+    assert frame["created_on"][0] == pd.Timestamp("2025-02-01T00:00:00.123456Z")
+    assert pd.isna(frame["created_on"][2])
+    assert frame["_etag"].tolist() == ['W/"2"', 'W/"1"', 'W/"3"']
+
+
+def test_upsert_updates_by_id_and_delete_counts_existing_rows(tmp_path):
+    with Mirror(tmp_path / "m.sqlite") as mirror:
+        mirror.ensure_table(LAYOUT)
+        mirror.upsert("lead", sample())
+        change = pd.DataFrame({"lead_id": ["a", "a"], "email": ["old@x.com", "new@x.com"]})
+        assert mirror.upsert("lead", change) == 1
+        assert mirror.read_frame("lead", ["email"]).set_index("lead_id")["email"]["a"] == "new@x.com"
+        assert mirror.delete("lead", ["a", "zz"]) == 1
+        assert mirror.ids("lead") == {"b", "c"}
+
+
+def test_layout_changes_add_and_drop_columns(tmp_path):
+    with Mirror(tmp_path / "m.sqlite") as mirror:
+        mirror.ensure_table(LAYOUT)
+        mirror.upsert("lead", sample())
+        assert mirror.ensure_table(LAYOUT) is False
+        wider = TableLayout("lead", "lead", "lead", "lead_id", {"email": "text", "country": "text"})
+        assert mirror.ensure_table(wider) is True
+        frame = mirror.read_frame("lead")
+        assert list(frame.columns) == ["lead_id", "email", "country"]
+        assert frame["email"].tolist() == [None, "b@x.com", "c@x.com"]
+        with pytest.raises(MirrorError, match="no column employees"):
+            mirror.read_frame("lead", ["employees"])
+
+
+def test_an_older_file_is_migrated_and_keeps_its_data(tmp_path):
+    path = tmp_path / "old.sqlite"
+    old = Mirror.__new__(Mirror)  # build a version-1 file the way dvsync 0.1 wrote it
+    old.path = path
+    old._clock = Clock()
+    old._lock = __import__("threading").RLock()
+    old._depth = 0
+    old._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    assert old.migrate(target=1) == 1
+    old.ensure_table(LAYOUT)
+    old.upsert("lead", sample(), generation=1)
+    old.save_sync_state(
+        SyncState("lead", mode="delta", delta_link="https://x/leads?$deltatoken=1", generation=1)
+    )
+    run_id = old.start_run("sync")
+    old.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert raw.execute("SELECT name FROM sqlite_master WHERE name = 'audit'").fetchone() is None
+    with Mirror(path) as mirror:
+        assert mirror.schema_version == SCHEMA_VERSION
+        assert mirror.sync_state("lead").delta_link == "https://x/leads?$deltatoken=1"
+        assert mirror.count("lead") == 3
+        assert mirror.run(run_id)["kind"] == "sync"
+        mirror.record_audit(
+            run_id, "lead", [{"record_id": "A", "column_name": "dvs_score", "outcome": "written"}]
+        )
+        assert mirror.audit(run_id)["record_id"].tolist() == ["a"]
+
+
+def test_a_newer_file_is_refused(tmp_path):
+    path = tmp_path / "new.sqlite"
+    with sqlite3.connect(path) as raw:
+        raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(MirrorError, match="newer than this dvsync"):
+        Mirror(path)
+
+
+def test_wal_mode_and_transaction_rollback(tmp_path):
+    with Mirror(tmp_path / "m.sqlite") as mirror:
+        assert mirror._query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
+        mirror.ensure_table(LAYOUT)
+        with pytest.raises(RuntimeError), mirror.transaction():
+            mirror.upsert("lead", sample())
+            mirror.save_sync_state(SyncState("lead", next_link="page-2"))
+            raise RuntimeError("crash inside the page")
+        assert mirror.count("lead") == 0
+        assert mirror.sync_state("lead").next_link is None
+
+
+def test_runs_record_per_table_counters(tmp_path):
+    with Mirror(tmp_path / "m.sqlite", clock=Clock()) as mirror:
+        run_id = mirror.start_run("pipeline", jobs=["scoring"], dry_run=True)
+        mirror.record_run_table(run_id, "lead", mode="delta", read=10, upserted=9, pages=1)
+        mirror.record_run_table(run_id, "lead", written=4, failed=1, throttled=2)
+        mirror.finish_run(run_id, "ok", stats={"note": "fine"})
+        runs = mirror.runs()
+        assert runs.loc[0, ["read", "written", "failed", "throttled"]].tolist() == [10, 4, 1, 2]
+        assert runs.loc[0, "jobs"] == ["scoring"] and bool(runs.loc[0, "dry_run"]) is True
+        assert mirror.run(run_id)["tables"][0]["mode"] == "delta"
+        stale = mirror.start_run("sync")
+        assert mirror.mark_abandoned_runs(alive=lambda pid: False) == [stale]
+        assert mirror.run(stale)["outcome"] == "interrupted"
+        with pytest.raises(MirrorError, match="no run 999"):
+            mirror.run(999)
+
+
+def test_results_history_gives_latest_and_previous_values(tmp_path):
+    with Mirror(tmp_path / "m.sqlite", clock=Clock()) as mirror:
+        first = mirror.start_run("pipeline")
+        mirror.save_results(
+            first, "lead", pd.DataFrame({"score": [40, 70], "grade": ["C", "B"]}, index=["A", "b"])
+        )
+        second = mirror.start_run("pipeline")
+        mirror.save_results(
+            second, "lead", pd.DataFrame({"lead_id": ["a"], "score": [90]}), id_column="lead_id"
+        )
+        latest = mirror.results("lead")
+        assert (
+            latest.loc["a", "score"] == 90
+            and latest.loc["b", "score"] == 70
+            and latest.loc["a", "grade"] == "C"
+        )
+        previous = mirror.results("lead", before_run=second)
+        assert previous.loc["a", "score"] == 40
+        assert mirror.results("lead", run_id=second).to_dict() == {"score": {"a": 90}}
+        assert mirror.prune_results(keep_runs=1) == 4
+        assert mirror.results("account").empty
+
+
+def test_plan_and_audit(tmp_path):
+    with Mirror(tmp_path / "m.sqlite", clock=Clock()) as mirror:
+        run_id = mirror.start_run("pipeline")
+        plan = pd.DataFrame(
+            {
+                "table_name": ["lead", "lead"],
+                "record_id": ["A", "b"],
+                "column_name": ["dvs_leadscore", "dvs_leadscore"],
+                "result": ["score", "score"],
+                "old_value": [None, 10],
+                "new_value": [55, 60],
+            }
+        )
+        assert mirror.save_plan(run_id, plan) == 2
+        assert mirror.mark_plan(run_id, "lead", [("a", "dvs_leadscore")], "written") == 1
+        assert mirror.mark_plan(run_id, "lead", [("b", "dvs_leadscore")], "failed", error="412") == 1
+        pending = mirror.plan(run_id, status="pending")
+        assert pending.empty
+        failed = mirror.plan(status=["failed"])
+        assert failed.loc[0, ["record_id", "old_value", "new_value", "error", "attempts"]].tolist() == [
+            "b",
+            10,
+            60,
+            "412",
+            1,
+        ]
+        mirror.record_audit(
+            run_id,
+            "lead",
+            pd.DataFrame(
+                {
+                    "record_id": ["a", "b"],
+                    "column_name": ["dvs_leadscore"] * 2,
+                    "old_value": [None, 10],
+                    "new_value": [55, 60],
+                    "outcome": ["written", "failed"],
+                    "error": [None, "412 Precondition Failed"],
+                }
+            ),
+        )
+        audit = mirror.audit(run_id, record_id="B")
+        assert audit.loc[0, ["old_value", "new_value", "outcome"]].tolist() == [10, 60, "failed"]
+        assert str(audit["at"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_read_entity_combines_the_activity_tables(tmp_path):
+    with Mirror(tmp_path / "m.sqlite") as mirror:
+        for name, extra in (("email", {"direction": "text"}), ("appointment", {})):
+            layout = TableLayout(name, "activity", name, "activity_id", {"activity_type": "text", **extra})
+            mirror.ensure_table(layout)
+            mirror.upsert(name, pd.DataFrame({"activity_id": [f"{name}-1"], "activity_type": [name]}))
+        frame = mirror.read_entity("activity", ["activity_type", "direction"])
+        assert sorted(frame["activity_type"]) == ["appointment", "email"]
+        assert "direction" in frame
+        with pytest.raises(MirrorError, match="no mirrored table holds order"):
+            mirror.read_entity("order")
+
+
+def test_freshness(tmp_path):
+    with Mirror(tmp_path / "m.sqlite", clock=Clock()) as mirror:
+        mirror.ensure_table(LAYOUT)
+        mirror.upsert("lead", sample())
+        mirror.save_sync_state(SyncState("lead", mode="window", last_success="2026-01-05T09:00:00.000000Z"))
+        fresh = mirror.freshness()
+        assert fresh.loc[0, ["table", "rows", "mode", "unfinished"]].tolist() == ["lead", 3, "window", False]
