@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import logging
 import os
 import re
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO, runtime_checkable
 
 import msal
+import msal.exceptions
 import requests
 
 from connector.errors import AuthError, ConfigError, TransportError
@@ -176,6 +178,21 @@ def _error_from_exception(exc: Exception, authority: str, secrets: Iterable[str]
                 f"could not reach Microsoft Entra ID at {authority} ({exc.__class__.__name__})",
                 status=status,
             )
+    if isinstance(exc, msal.exceptions.MsalServiceError):
+        # MSAL raises "HTTP Error: 503" for a 5xx from the token or discovery endpoint.
+        match = re.search(r"HTTP Error: (\d{3})", str(exc))
+        status = int(match.group(1)) if match else None
+        if status is None or status >= 500 or status == 429:
+            return TransportError(
+                f"Microsoft Entra ID at {authority} is unavailable (HTTP {status or 'error'}); try later",
+                status=status,
+            )
+    if isinstance(exc, json.JSONDecodeError):
+        return AuthError(
+            f"the answer from Microsoft Entra ID at {authority} was not JSON",
+            hint="a proxy or captive portal may be answering instead; check HTTPS_PROXY and "
+            "dataverse.ca_bundle, or set auth.authority_host if you use a national cloud",
+        )
     # MSAL re-raises a failed tenant discovery as a ValueError whose context holds the 400 body.
     texts = [str(exc)]
     if exc.__context__ is not None:
@@ -193,6 +210,10 @@ def _error_from_exception(exc: Exception, authority: str, secrets: Iterable[str]
         "check auth.tenant_id and auth.authority_host" if "authority" in joined.lower() else None
     )
     return AuthError(message, code=code, description=description, hint=hint)
+
+
+# What MSAL raises instead of returning an error dictionary: bad input or responses, network errors.
+_MSAL_RAISES = (ValueError, requests.RequestException, msal.exceptions.MsalError)
 
 
 # --- one MSAL application per process ------------------------------------------------------------
@@ -247,7 +268,7 @@ def msal_app(
                 app = msal.PublicClientApplication(
                     client_id, authority=authority, token_cache=token_cache, timeout=timeout, verify=verify
                 )
-        except (ValueError, requests.RequestException) as exc:
+        except _MSAL_RAISES as exc:
             raise _error_from_exception(exc, authority, secrets) from None
         _APPS[key] = app
         return app
@@ -372,7 +393,7 @@ class MsalClientCredentialsProvider:
             app = self._app()
             try:
                 result = app.acquire_token_for_client(scopes=[self.scope])
-            except (ValueError, requests.RequestException) as exc:
+            except _MSAL_RAISES as exc:
                 raise _error_from_exception(exc, self.authority, self._secrets()) from None
         if result and "access_token" in result:
             return str(result["access_token"])
@@ -384,7 +405,7 @@ class MsalClientCredentialsProvider:
             app = self._app()
             try:
                 app.remove_tokens_for_client()
-            except (ValueError, requests.RequestException) as exc:
+            except _MSAL_RAISES as exc:
                 raise _error_from_exception(exc, self.authority, self._secrets()) from None
 
     def __repr__(self) -> str:
@@ -516,7 +537,7 @@ class DeviceCodeProvider:
         with self._lock:
             try:
                 token = self._acquire()
-            except (ValueError, requests.RequestException) as exc:
+            except _MSAL_RAISES as exc:
                 raise _error_from_exception(exc, self.authority, ()) from None
             finally:
                 self._save_cache()

@@ -672,3 +672,16 @@ def test_providers_are_plain_callables_with_force_refresh(entra):
     provider = token_provider_from_settings(secret_settings())
     assert isinstance(provider, MsalClientCredentialsProvider)
     assert callable(provider) and callable(provider.force_refresh)
+
+
+def test_entra_5xx_is_retriable_and_an_html_page_is_explained(entra):
+    entra.rsps.post(entra.token_url, status=503, body="<html>Service Unavailable</html>")
+    provider = token_provider_from_settings(secret_settings())
+    with pytest.raises(TransportError, match="unavailable") as info:
+        provider()
+    assert info.value.status == 503
+    reset_msal_apps()
+    entra.rsps.replace(responses.POST, entra.token_url, status=200, body="<html>Sign in to the proxy</html>")
+    with pytest.raises(AuthError, match="was not JSON") as info:
+        token_provider_from_settings(secret_settings())()
+    assert "proxy" in info.value.hint
