@@ -855,6 +855,19 @@ def _unknown_keys(
                 yield from _unknown_keys(item_model, item, (*here, str(name)))
 
 
+def _misplaced_hint(key_path: tuple[str, ...]) -> str:
+    """Say which section a key belongs to when it was written under the wrong header (or none)."""
+    name = key_path[-1]
+    homes = [
+        section
+        for section, field in Settings.model_fields.items()
+        if (model := _model_for(field.annotation)) is not None and name in model.model_fields
+    ]
+    if homes and len(key_path) <= 2:
+        return f"`{name}` belongs under [{homes[0]}]; move it below that header"
+    return "remove it or check its spelling"
+
+
 def _env_tree(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
     """Our variables as a nested dict of lower-case keys, and each key path's variable name."""
     tree: dict[str, Any] = {}
@@ -1010,7 +1023,7 @@ def load_settings(config_path: str | Path | None = None, env: Mapping[str, str] 
 
     if doc is not None:
         for key_path, suggestions in _unknown_keys(Settings, doc.data):
-            hint = f"did you mean `{suggestions[0]}`?" if suggestions else "remove it or check its spelling"
+            hint = f"did you mean `{suggestions[0]}`?" if suggestions else _misplaced_hint(key_path)
             raise SettingsError(
                 f"unknown key `{key_path[-1]}`",
                 file=doc.path,

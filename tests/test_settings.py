@@ -468,3 +468,13 @@ def test_settings_constructed_directly_reads_the_process_environment(monkeypatch
     assert settings.sync.page_size == 123
     assert settings.auth.token.get_secret_value() == "from-env"
     assert settings.dataverse.url == "http://127.0.0.1:9"
+
+
+def test_key_under_the_wrong_header_says_where_it_belongs(tmp_path):
+    err = error_of(tmp_path, 'url = "https://contoso.crm.dynamics.com"\n')
+    assert err.line == 1
+    assert "`url` belongs under [dataverse]" in str(err)
+    err = error_of(
+        tmp_path, f'[dataverse]\nurl = "https://contoso.crm.dynamics.com"\ntenant_id = "{TENANT}"\n'
+    )
+    assert err.line == 3 and "`tenant_id` belongs under [auth]" in str(err)
