@@ -188,7 +188,7 @@ class FakeDataverse:
         link = resume_link or delta_link
         self.calls.append(("resume" if resume_link else "delta" if delta_link else "full", link))
         if link:
-            match = re.fullmatch(r"fake://(\w+)\?since=(\d+)&asof=(\d+)&skip=(\d+)", link)
+            match = re.fullmatch(r"fake://(\w+)\?since=(-?\d+)&asof=(\d+)&skip=(\d+)", link)
             assert match, link
             since, asof, skip = int(match[2]), int(match[3]), int(match[4])
             if resume_link and self.refuse_resume:
@@ -247,7 +247,7 @@ class FakeDataverse:
             pk = table.definition.primary_id_attribute
             rows.sort(key=lambda r: (r["modifiedon"], r[pk]))
         for index, row in zip(itertools.count(), rows, strict=False):
-            if index and index % page_size == 0:
+            if index % page_size == 0:
                 self._maybe_crash()
             self.served_records += 1
             yield self._project(table, row, select)

@@ -1,0 +1,293 @@
+"""Sync into the mirror with a fake org at the client contract: full, delta, deletions, expired
+token, tracking off, mapping changes, and resume after a crash between pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fake_dataverse import FakeDataverse, SimulatedCrash, lead_org
+
+from connector.mapping import load_mappings
+from jobs.mirror import Mirror
+from jobs.sync import sync_tables
+
+LEAD_TOML = """\
+table = "lead"
+entity = "lead"
+
+[fields]
+first_name = "firstname"
+email = "emailaddress1"
+source = { column = "leadsourcecode", type = "choice" }
+status = { column = "statecode", type = "choice", values = { 0 = "open", 1 = "qualified" } }
+employees = { column = "numberofemployees", type = "integer" }
+created_on = { column = "createdon", type = "datetime" }
+"""
+
+
+@pytest.fixture
+def mappings(tmp_path: Path):
+    directory = tmp_path / "mappings"
+    directory.mkdir()
+    (directory / "lead.toml").write_text(LEAD_TOML, encoding="utf-8")
+    return load_mappings(directory)
+
+
+@pytest.fixture
+def mirror(tmp_path: Path):
+    with Mirror(tmp_path / "mirror.sqlite") as m:
+        yield m
+
+
+def seed(org: FakeDataverse, n: int) -> list[str]:
+    return [
+        org.upsert("leads", firstname=f"Lead {i}", emailaddress1=f"l{i}@x.com", leadsourcecode=8, statecode=0)
+        for i in range(n)
+    ]
+
+
+def emails(mirror: Mirror) -> dict[str, str]:
+    frame = mirror.read_frame("lead")
+    return dict(zip(frame["lead_id"], frame["email"], strict=True))
+
+
+def expected(org: FakeDataverse) -> dict[str, str]:
+    return {rid: row["emailaddress1"] for rid, row in org.tables["leads"].rows.items()}
+
+
+def test_first_sync_reads_everything_then_delta_applies_creates_updates_deletes(mirror, mappings):
+    org = lead_org()
+    ids = seed(org, 7)
+    result = sync_tables(org, mirror, mappings, page_size=3)
+    (report,) = result.tables
+    assert (report.mode, report.read, report.upserted, report.deleted, report.pages) == ("full", 7, 7, 0, 3)
+    assert report.reason == "first sync"
+    frame = mirror.read_frame("lead")
+    assert set(frame["source"]) == {"Web"} and set(frame["status"]) == {"open"}
+    assert org.calls[-1][0] == "full"
+
+    org.upsert("leads", ids[0], emailaddress1="changed@x.com", statecode=1)
+    new = org.upsert("leads", firstname="New", emailaddress1="new@x.com", statecode=0)
+    org.delete("leads", ids[1])
+    org.delete("leads", ids[2])
+    before = org.served_records
+    (report,) = sync_tables(org, mirror, mappings, page_size=3).tables
+    assert (report.mode, report.read, report.upserted, report.deleted) == ("delta", 2, 2, 2)
+    assert org.served_records - before == 2  # only the changes travelled
+    assert emails(mirror) == expected(org)
+    assert mirror.read_frame("lead").set_index("lead_id").loc[ids[0], "status"] == "qualified"
+    assert new in emails(mirror)
+
+    (report,) = sync_tables(org, mirror, mappings).tables
+    assert (report.read, report.upserted, report.deleted, report.pages) == (0, 0, 0, 1)
+    run = mirror.runs().iloc[0]
+    assert run["outcome"] == "ok" and run["kind"] == "sync"
+
+
+def test_an_expired_delta_token_triggers_a_full_reread_that_drops_vanished_rows(mirror, mappings):
+    org = lead_org()
+    ids = seed(org, 5)
+    sync_tables(org, mirror, mappings)
+    org.delete("leads", ids[3])
+    org.tables["leads"].tombstones.clear()  # the tombstone aged out with the token
+    org.upsert("leads", ids[0], emailaddress1="late@x.com")
+    org.expired_before = org.version + 1
+    (report,) = sync_tables(org, mirror, mappings).tables
+    assert report.mode == "full" and report.reason == "the delta token expired"
+    assert report.deleted == 1 and report.read == 4
+    assert emails(mirror) == expected(org)
+    state = mirror.sync_state("lead")
+    assert state.last_full_sync and state.delta_link and state.phase is None
+
+
+def test_full_flag_rereads_and_removes_rows_deleted_meanwhile(mirror, mappings):
+    org = lead_org()
+    ids = seed(org, 4)
+    sync_tables(org, mirror, mappings)
+    org.delete("leads", ids[0])
+    org.tables["leads"].tombstones.clear()
+    (report,) = sync_tables(org, mirror, mappings, full=True).tables
+    assert (report.mode, report.reason, report.deleted) == ("full", "--full", 1)
+    assert emails(mirror) == expected(org)
+
+
+@pytest.mark.parametrize("crash_after", [1, 2])
+def test_a_crash_between_pages_resumes_from_the_next_link_without_rereading(mirror, mappings, crash_after):
+    org = lead_org()
+    seed(org, 10)
+    org.crash_after_pages = crash_after
+    with pytest.raises(SimulatedCrash):
+        sync_tables(org, mirror, mappings, page_size=3)
+    committed = mirror.count("lead")
+    assert committed == 3 * crash_after
+    state = mirror.sync_state("lead")
+    assert state.phase == "full" and state.next_link.endswith(f"skip={3 * crash_after}")
+    assert mirror.runs().iloc[0]["outcome"] == "failed"
+
+    served = org.served_records
+    (report,) = sync_tables(org, mirror, mappings, page_size=3).tables
+    assert report.resumed and org.calls[-1] == ("resume", state.next_link)
+    assert org.served_records - served == 10 - committed  # nothing committed travels twice
+    assert emails(mirror) == expected(org)
+    assert mirror.sync_state("lead").delta_link
+
+
+def test_a_crash_during_a_delta_loses_no_change(mirror, mappings):
+    org = lead_org()
+    ids = seed(org, 6)
+    sync_tables(org, mirror, mappings, page_size=2)
+    for rid in ids[:4]:
+        org.upsert("leads", rid, emailaddress1=f"{rid}@new.com")
+    org.delete("leads", ids[5])
+    org.crash_after_pages = 1
+    with pytest.raises(SimulatedCrash):
+        sync_tables(org, mirror, mappings, page_size=2)
+    assert mirror.sync_state("lead").phase == "delta"
+    org.upsert("leads", ids[4], emailaddress1="during-the-outage@x.com")  # a change while down
+    sync_tables(org, mirror, mappings, page_size=2)
+    sync_tables(org, mirror, mappings, page_size=2)
+    assert emails(mirror) == expected(org)
+
+
+def test_a_refused_resume_link_replays_the_delta_instead(mirror, mappings):
+    org = lead_org()
+    ids = seed(org, 6)
+    sync_tables(org, mirror, mappings, page_size=2)
+    for rid in ids:
+        org.upsert("leads", rid, emailaddress1=f"{rid}@v2.com")
+    org.crash_after_pages = 1
+    with pytest.raises(SimulatedCrash):
+        sync_tables(org, mirror, mappings, page_size=2)
+    org.refuse_resume = True
+    (report,) = sync_tables(org, mirror, mappings, page_size=2).tables
+    assert report.mode == "delta" and not report.resumed
+    assert emails(mirror) == expected(org)
+
+
+def test_a_failure_inside_a_page_rolls_the_page_back(mirror, mappings, monkeypatch):
+    org = lead_org()
+    seed(org, 5)
+    original = mirror.delete
+
+    def broken(name, ids):
+        if mirror.count(name) > 2:
+            raise OSError("disk full")
+        return original(name, ids)
+
+    monkeypatch.setattr(mirror, "delete", broken)
+    with pytest.raises(OSError):
+        sync_tables(org, mirror, mappings, page_size=2)
+    assert mirror.count("lead") == 2  # the first page; the second was rolled back with its state
+    assert mirror.sync_state("lead").next_link.endswith("skip=2")
+    monkeypatch.setattr(mirror, "delete", original)
+    sync_tables(org, mirror, mappings, page_size=2)
+    assert emails(mirror) == expected(org)
+
+
+def test_without_change_tracking_a_modifiedon_window_is_used(mirror, mappings):
+    org = lead_org(change_tracking=False)
+    ids = seed(org, 5)
+    (report,) = sync_tables(org, mirror, mappings, page_size=2).tables
+    assert (report.mode, report.read, report.pages) == ("window-full", 5, 3)
+    assert org.calls[0] == ("records", None)
+    watermark = mirror.sync_state("lead").watermark
+    assert watermark.startswith("2026-01-05T09:00:05")
+
+    org.upsert("leads", ids[2], emailaddress1="moved@x.com")
+    org.delete("leads", ids[4])
+    (report,) = sync_tables(org, mirror, mappings, page_size=2).tables
+    assert report.mode == "window"
+    # Inclusive start with a 5-minute overlap: every lead changed within 5 minutes is read again,
+    # de-duplicated by id, and the id scan finds the deletion.
+    assert org.calls[-2] == ("records", "modifiedon ge 2026-01-05T08:55:05Z")
+    assert report.deleted == 1 and report.upserted == report.read == 4
+    assert emails(mirror) == expected(org)
+
+
+def test_tracking_turned_off_falls_back_to_a_window(mirror, mappings):
+    org = lead_org()
+    seed(org, 3)
+    sync_tables(org, mirror, mappings)
+    # The metadata still says on, but the table answers 0x80072491 (e.g. turned off a moment ago).
+    org.tables["leads"].definition = org.tables["leads"].definition
+    real = org.iter_change_pages
+
+    def disabled(*args, **kwargs):
+        org.set_change_tracking("leads", False)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            org.set_change_tracking("leads", True)
+
+    org.iter_change_pages = disabled
+    org.upsert("leads", emailaddress1="extra@x.com")
+    (report,) = sync_tables(org, mirror, mappings).tables
+    assert report.mode == "window-full" and report.reason == "change tracking is off"
+    assert emails(mirror) == expected(org)
+    assert mirror.sync_state("lead").mode == "window"
+
+
+def test_a_crash_in_a_window_read_resumes_from_the_watermark(mirror, mappings):
+    org = lead_org(change_tracking=False)
+    seed(org, 7)
+    org.crash_after_pages = 1
+    with pytest.raises(SimulatedCrash):
+        sync_tables(org, mirror, mappings, page_size=3)
+    state = mirror.sync_state("lead")
+    assert state.phase == "full" and mirror.count("lead") == 3
+    (report,) = sync_tables(org, mirror, mappings, page_size=3).tables
+    assert report.resumed and report.mode == "window-full"
+    assert org.calls[-1][1].startswith("modifiedon ge ")
+    assert emails(mirror) == expected(org)
+
+
+def test_a_mapping_change_rereads_the_table(tmp_path, mirror, mappings):
+    org = lead_org()
+    seed(org, 3)
+    sync_tables(org, mirror, mappings)
+    directory = tmp_path / "mappings"
+    (directory / "lead.toml").write_text(LEAD_TOML + 'last_name = "lastname"\n', encoding="utf-8")
+    org.tables["leads"].definition.attributes["lastname"]  # the column exists in the org
+    (report,) = sync_tables(org, mirror, load_mappings(directory)).tables
+    assert (report.mode, report.reason, report.read) == ("full", "the mapping changed", 3)
+    assert "last_name" in mirror.read_frame("lead").columns
+
+
+def test_one_failing_table_does_not_stop_the_others(tmp_path, mirror):
+    directory = tmp_path / "m2"
+    directory.mkdir()
+    (directory / "lead.toml").write_text(LEAD_TOML, encoding="utf-8")
+    (directory / "account.toml").write_text(
+        'table = "account"\nentity = "account"\n[fields]\nname = "name"\n', encoding="utf-8"
+    )
+    org = lead_org()
+    seed(org, 2)
+    result = sync_tables(org, mirror, load_mappings(directory))
+    by = {t.table: t for t in result.tables}
+    assert "account" in by["account"].error and by["lead"].ok and by["lead"].read == 2
+    assert not result.ok and mirror.runs().iloc[0]["outcome"] == "failed"
+    summary = result.as_dict()
+    assert summary["tables"]["lead"]["read"] == 2 and summary["ok"] is False
+
+
+def test_existing_output_columns_are_mirrored_for_the_plan(tmp_path, mirror):
+    directory = tmp_path / "m3"
+    directory.mkdir()
+    (directory / "lead.toml").write_text(LEAD_TOML, encoding="utf-8")
+    (directory / "outputs.toml").write_text(
+        '[lead.score]\ncolumn = "LeadScore"\ntype = "integer"\ndisplay_name = "Lead Score"\n'
+        'description = "0-100"\n'
+        '[lead.grade]\ncolumn = "LeadGrade"\ntype = "string"\ndisplay_name = "Grade"\ndescription = "A-D"\n',
+        encoding="utf-8",
+    )
+    mappings = load_mappings(directory, prefix="dvs")
+    org = lead_org()
+    from connector.metadata import ColumnSpec
+
+    org.create_column("lead", ColumnSpec("dvs_LeadScore", "Integer", "Lead Score"), solution="s")
+    rid = org.upsert("leads", emailaddress1="a@x.com", dvs_leadscore=42)
+    sync_tables(org, mirror, mappings)
+    frame = mirror.read_frame("lead").set_index("lead_id")
+    assert frame.loc[rid, "out_score"] == 42
+    assert "out_grade" not in frame  # not provisioned yet: not selected, no 400
