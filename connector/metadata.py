@@ -461,4 +461,5 @@ def publish(http: HttpClient, table_logical_names: Iterable[str]) -> None:
         "POST",
         "PublishXml",
         json_body={"ParameterXml": f"<importexportxml><entities>{entities}</entities></importexportxml>"},
+        idempotent=True,  # publishing twice publishes the same customizations; safe to resend
     )
