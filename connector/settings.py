@@ -19,6 +19,7 @@ working directory, as a shell user expects.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import os
@@ -59,6 +60,7 @@ __all__ = [
     "AUTH_MODES",
     "CLOUDS",
     "CONFIG_ENV_VAR",
+    "DEFAULT_SCHEDULE_SETS",
     "ENV_PREFIX",
     "KNOWN_JOBS",
     "LOOPBACK_HOSTS",
@@ -242,8 +244,6 @@ def _check_dataverse_host(host: str) -> None:
 
 
 def _similar(a: str, b: str) -> bool:
-    import difflib
-
     # Stricter than closest()'s default: `contoso.com` must not look like a typo of `dynamics.com`.
     return difflib.SequenceMatcher(None, a, b).ratio() >= 0.8
 
@@ -600,11 +600,16 @@ class ScheduleSet(_Section):
         return _check_job_names(value)
 
 
+# The default runs: scores and duplicates stay fresh during the day; the order-history models, which
+# change slowly and cost more, run at night.
+DEFAULT_SCHEDULE_SETS: dict[str, dict[str, Any]] = {
+    "frequent": {"cron": "*/30 * * * *", "jobs": ["scoring", "duplicates"]},
+    "nightly": {"cron": "0 2 * * *", "jobs": ["rfm", "clv"]},
+}
+
+
 def _default_sets() -> dict[str, ScheduleSet]:
-    return {
-        "frequent": ScheduleSet(cron="*/30 * * * *", jobs=["scoring", "duplicates"]),
-        "nightly": ScheduleSet(cron="0 2 * * *", jobs=["rfm", "clv"]),
-    }
+    return {name: ScheduleSet(**spec) for name, spec in DEFAULT_SCHEDULE_SETS.items()}
 
 
 class ScheduleSettings(_Section):
@@ -739,8 +744,14 @@ class Settings(BaseSettings):
         context = _CONTEXT.get()
         env = context.env if context else os.environ
         sources: list[PydanticBaseSettingsSource] = [init_settings, _MappingEnvSource(settings_cls, env)]
-        if context and context.doc is not None:
-            sources.append(_TomlSource(settings_cls, context.doc.data))
+        data = context.doc.data if context and context.doc is not None else {}
+        if data:
+            sources.append(_TomlSource(settings_cls, data))
+        schedule = data.get("schedule")
+        if not (isinstance(schedule, dict) and "sets" in schedule):
+            # The default sets as the lowest source, so DVSYNC__SCHEDULE__SETS__NIGHTLY__CRON changes
+            # the nightly cron and keeps its jobs; sets defined in the file replace them instead.
+            sources.append(_TomlSource(settings_cls, {"schedule": {"sets": DEFAULT_SCHEDULE_SETS}}))
         return tuple(sources)
 
     @model_validator(mode="after")

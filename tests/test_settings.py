@@ -478,3 +478,13 @@ def test_key_under_the_wrong_header_says_where_it_belongs(tmp_path):
         tmp_path, f'[dataverse]\nurl = "https://contoso.crm.dynamics.com"\ntenant_id = "{TENANT}"\n'
     )
     assert err.line == 3 and "`tenant_id` belongs under [auth]" in str(err)
+
+
+def test_environment_adjusts_a_default_schedule_set_without_losing_its_jobs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(env={"DVSYNC__SCHEDULE__SETS__NIGHTLY__CRON": "30 3 * * *"})
+    assert settings.schedule.sets["nightly"].cron == "30 3 * * *"
+    assert settings.schedule.sets["nightly"].jobs == ["rfm", "clv"]
+    assert settings.schedule.sets["frequent"].cron == "*/30 * * * *"
+    path = write(tmp_path, '[schedule]\ntimezone = "UTC"\n')
+    assert set(load_settings(path, env={}).schedule.sets) == {"frequent", "nightly"}
