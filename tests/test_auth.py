@@ -685,3 +685,39 @@ def test_entra_5xx_is_retriable_and_an_html_page_is_explained(entra):
     with pytest.raises(AuthError, match="was not JSON") as info:
         token_provider_from_settings(secret_settings())()
     assert "proxy" in info.value.hint
+
+
+def test_concurrent_callers_share_one_token_request(entra):
+    import threading
+
+    entra.on_token(app_token("tok-1"), app_token("tok-2"))
+    provider = token_provider_from_settings(secret_settings())
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(provider())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == ["tok-1"] * 8
+    assert len(entra.token_requests()) == 1
+
+
+def test_revoked_refresh_token_falls_back_to_a_new_device_code_sign_in(entra, tmp_path):
+    add_device_code_endpoint(entra)
+    entra.on_token(
+        user_token("user-token-1", "refresh-1"),
+        entra_error(50173, "invalid_grant", "The provided grant has expired due to it being revoked."),
+        user_token("user-token-2", "refresh-2"),
+    )
+    out = io.StringIO()
+    provider = token_provider_from_settings(device_settings(tmp_path / "c.json"), output=out)
+    assert provider() == "user-token-1"
+    provider.force_refresh()
+    assert provider() == "user-token-2"
+    grants = [r["grant_type"] for r in entra.token_requests()]
+    assert grants == [
+        "urn:ietf:params:oauth:grant-type:device_code",
+        "refresh_token",
+        "urn:ietf:params:oauth:grant-type:device_code",
+    ]
+    assert out.getvalue().count("ABCD-EFGH") == 2
