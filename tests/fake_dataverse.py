@@ -188,38 +188,45 @@ class FakeDataverse:
         link = resume_link or delta_link
         self.calls.append(("resume" if resume_link else "delta" if delta_link else "full", link))
         if link:
-            match = re.fullmatch(r"fake://(\w+)\?since=(-?\d+)&asof=(\d+)&skip=(\d+)", link)
+            match = re.fullmatch(r"fake://(\w+)\?since=(-?\d+)&asof=(\d+)&after=(-?\d+)", link)
             assert match, link
-            since, asof, skip = int(match[2]), int(match[3]), int(match[4])
+            since, asof, after = int(match[2]), int(match[3]), int(match[4])
             if resume_link and self.refuse_resume:
                 raise FatalApiError("The paging cookie is no longer valid", status=400, code="0x80040203")
+            if not resume_link:  # a delta link: everything changed since its version, up to now
+                asof, after = self.version, since
         else:
-            since, asof, skip = -1, self.version, 0
+            since, asof, after = -1, self.version, -1
         if since >= 0 and since < self.expired_before:
             raise ChangeTokenExpiredError(
                 "Version stamp associated with the client has expired. Please perform a full sync.",
                 status=400,
                 code="0x80044352",
             )
-        return self._pages(table, entity_set, select, since, asof, skip, page_size)
+        return self._pages(table, entity_set, select, since, asof, after, page_size)
 
-    def _pages(self, table, entity_set, select, since, asof, skip, page_size) -> Iterator[ChangePage]:
-        ids = sorted(rid for rid, v in table.versions.items() if v > since)
-        deleted = (
-            [rid for v, rid in table.tombstones if v > since and rid not in table.rows] if since >= 0 else []
-        )
-        entries: list[tuple[str, str]] = [("row", i) for i in ids] + [("deleted", i) for i in deleted]
-        position = skip
+    def _pages(self, table, entity_set, select, since, asof, after, page_size) -> Iterator[ChangePage]:
+        # A read covers the versions in (since, asof], ordered by version (as RetrieveEntityChanges
+        # documents), paged by keyset: a record changed during the read moves past `asof` and
+        # arrives with the next delta instead, so pages stay stable and nothing is skipped.
         while True:
             self._maybe_crash()
-            chunk = entries[position : position + page_size]
-            position += len(chunk)
-            records = [self._project(table, table.rows[i], select) for kind, i in chunk if kind == "row"]
+            entries = [(v, "row", rid) for rid, v in table.versions.items() if after < v <= asof]
+            if since >= 0:
+                entries += [
+                    (v, "deleted", rid)
+                    for v, rid in table.tombstones
+                    if after < v <= asof and rid not in table.rows
+                ]
+            entries.sort()
+            chunk = entries[:page_size]
+            records = [self._project(table, table.rows[i], select) for _, kind, i in chunk if kind == "row"]
             self.served_records += len(records)
-            gone = [i for kind, i in chunk if kind == "deleted"]
-            more = position < len(entries)
-            next_link = f"fake://{entity_set}?since={since}&asof={asof}&skip={position}" if more else None
-            delta = None if more else f"fake://{entity_set}?since={self.version}&asof=0&skip=0"
+            gone = [i for _, kind, i in chunk if kind == "deleted"]
+            more = len(entries) > page_size
+            after = chunk[-1][0] if chunk else after
+            next_link = f"fake://{entity_set}?since={since}&asof={asof}&after={after}" if more else None
+            delta = None if more else f"fake://{entity_set}?since={asof}&asof=0&after=0"
             yield ChangePage(records, gone, next_link, delta)
             if not more:
                 return
