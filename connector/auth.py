@@ -801,6 +801,14 @@ def token_provider_from_settings(settings: Settings, *, output: TextIO | None = 
             key="auth.tenant_id" if auth.tenant_id is None else "auth.client_id",
             hint="set them under [auth] in config.toml",
         )
+    for key, value in (("tenant_id", auth.tenant_id), ("client_id", auth.client_id)):
+        # config.example.toml's placeholders (all zeros, all ones) would only earn a cryptic AADSTS error.
+        if value and len(set(value.replace("-", ""))) == 1:
+            raise ConfigError(
+                f"auth.{key} is still the placeholder `{value}` from config.example.toml",
+                key=f"auth.{key}",
+                hint="put your own value there: Entra admin center > App registrations > your app > Overview",
+            )
     timeout = (settings.dataverse.timeout_connect, settings.dataverse.timeout_read)
     verify: bool | str = str(settings.dataverse.ca_bundle) if settings.dataverse.ca_bundle else True
 

@@ -721,3 +721,12 @@ def test_revoked_refresh_token_falls_back_to_a_new_device_code_sign_in(entra, tm
         "urn:ietf:params:oauth:grant-type:device_code",
     ]
     assert out.getvalue().count("ABCD-EFGH") == 2
+
+
+def test_example_placeholders_are_refused_before_asking_entra(monkeypatch):
+    example = Path(__file__).resolve().parents[1] / "config.example.toml"
+    settings = load_settings(example, env={"DVSYNC__AUTH__CLIENT_SECRET": SECRET})
+    with pytest.raises(ConfigError, match="placeholder") as info:
+        token_provider_from_settings(settings)
+    assert info.value.key == "auth.tenant_id"
+    assert SECRET not in str(info.value)
