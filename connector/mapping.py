@@ -47,6 +47,7 @@ __all__ = [
     "Problems",
     "TableMapping",
     "TableReader",
+    "collect_mappings",
     "load_mappings",
     "load_outputs",
     "load_table_mapping",
@@ -578,8 +579,9 @@ def _parse_table(doc: TomlFile, problems: Problems) -> TableMapping | None:
             parsed = _parse_field(doc, entity, str(name), spec, problems)
             if parsed is not None:
                 fields[parsed.name] = parsed
-    if table is None or entity is None or problems:
+    if table is None or entity is None:
         return None
+    # Fields with problems are left out (and reported); the rest can still be checked against the org.
     return TableMapping(
         name=doc.path.stem,
         table=table,
@@ -899,6 +901,21 @@ def load_mappings(directory: str | Path, *, prefix: str = "new") -> MappingSet:
     Raises:
         MappingErrors: every problem in every file, each naming its file, line and key.
     """
+    mappings, problems = collect_mappings(directory, prefix=prefix)
+    if problems:
+        raise MappingErrors(problems)
+    return mappings
+
+
+def collect_mappings(directory: str | Path, *, prefix: str = "new") -> tuple[MappingSet, list[ConfigError]]:
+    """Like :func:`load_mappings`, but return what is valid together with every problem found.
+
+    ``dvsync check`` uses it to go on validating the good parts against the org, so that one run
+    reports everything there is to fix.
+
+    Raises:
+        ConfigError: the directory does not exist.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise ConfigError(
@@ -909,6 +926,7 @@ def load_mappings(directory: str | Path, *, prefix: str = "new") -> MappingSet:
     problems = Problems()
     tables: dict[str, TableMapping] = {}
     sources: dict[str, TableMapping] = {}
+    table_files: set[str] = set()
     outputs_path = directory / "outputs.toml"
     for path in sorted(directory.glob("*.toml")):
         if path == outputs_path:
@@ -920,6 +938,7 @@ def load_mappings(directory: str | Path, *, prefix: str = "new") -> MappingSet:
             continue
         if "table" not in doc.data and "fields" not in doc.data:
             continue  # a job's configuration file
+        table_files.add(path.stem)
         mapping = _parse_table(doc, problems)
         if mapping is None:
             continue
@@ -940,7 +959,7 @@ def load_mappings(directory: str | Path, *, prefix: str = "new") -> MappingSet:
     if outputs_path.exists():
         try:
             outputs_doc = load_toml(outputs_path)
-            outputs = _parse_outputs(outputs_doc, prefix, set(tables), problems)
+            outputs = _parse_outputs(outputs_doc, prefix, table_files, problems)
         except ConfigError as exc:
             problems.add(exc)
     for column in outputs:
@@ -952,8 +971,8 @@ def load_mappings(directory: str | Path, *, prefix: str = "new") -> MappingSet:
                     f"`{column.table}` maps entity `{mapping.entity}`, not {column.table}",
                 )
             )
-    problems.raise_if_any()
-    return MappingSet(directory=directory, tables=tables, outputs=outputs, outputs_doc=outputs_doc)
+    mappings = MappingSet(directory=directory, tables=tables, outputs=outputs, outputs_doc=outputs_doc)
+    return mappings, problems.items
 
 
 def validate_for_jobs(mappings: MappingSet, jobs: Iterable[str]) -> list[ConfigError]:

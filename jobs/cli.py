@@ -19,6 +19,9 @@ from connector.errors import DvsyncError
 # (command, module, one-line help). Modules are imported only when their command runs.
 COMMANDS: list[tuple[str, str, str]] = [
     ("sandbox", "connector.sandbox.cli", "run the local Dataverse-compatible sandbox server"),
+    ("check", "jobs.cli_check", "validate config and mappings against the org's metadata"),
+    ("provision", "jobs.cli_provision", "create the missing output columns, then publish"),
+    ("sync", "jobs.cli_sync", "pull the mapped tables into the local mirror"),
 ]
 
 

@@ -1,0 +1,151 @@
+"""``dvsync check``: every problem at once with file, line, key and suggestion; exit code 2; --json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fake_dataverse import lead_org
+
+from connector.errors import AuthError
+from connector.mapping import load_mappings
+from connector.settings import load_settings
+from jobs.check import check
+from jobs.cli import main
+
+LEAD = """\
+table = "lead"
+entity = "lead"
+
+[fields]
+first_name = "firstname"
+last_name = "lastname"
+email = "emailadress1"
+company = "companyname"
+phone = { column = "telephone1", type = "string" }
+status = { column = "statecode", type = "choice" }
+created_on = { column = "createdon", type = "integer" }
+"""
+
+OUTPUTS = """\
+[lead.score]
+column = "LeadScore"
+type = "integer"
+display_name = "Lead Score"
+description = "0 to 100"
+"""
+
+
+def settings_for(
+    tmp_path: Path, *, lead: str = LEAD, jobs: str = '["duplicates"]', solution: str | None = None
+):
+    mappings = tmp_path / "mappings"
+    mappings.mkdir(exist_ok=True)
+    (mappings / "lead.toml").write_text(lead, encoding="utf-8")
+    (mappings / "outputs.toml").write_text(OUTPUTS, encoding="utf-8")
+    config = tmp_path / "config.toml"
+    lines = [
+        "[dataverse]",
+        'url = "http://127.0.0.1:9"',
+        "[auth]",
+        'mode = "token"',
+        "[mappings]",
+        f'dir = "{mappings}"',
+        "[jobs]",
+        f"enabled = {jobs}",
+        "[writeback]",
+        'publisher_prefix = "dvs"',
+    ]
+    if solution:
+        lines.append(f'solution = "{solution}"')
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return config
+
+
+def test_all_problems_are_reported_at_once_with_lines_and_suggestions(tmp_path):
+    config = settings_for(tmp_path)
+    settings = load_settings(config, env={})
+    report = check(settings, lead_org())
+    assert not report.ok
+    texts = [str(p) for p in report.problems]
+    lead_file = str(tmp_path / "mappings" / "lead.toml")
+    assert (
+        f"{lead_file}:7 [fields.email.column]: "
+        "no column `emailadress1` on lead (did you mean `emailaddress1`?)" in texts
+    )
+    assert any(":8 [fields.company.column]" in t and "no column `companyname`" in t for t in texts)
+    assert any(":9 [fields.phone.column]" in t for t in texts)
+    assert any(":11 [fields.created_on.type]" in t for t in texts)  # static: integer cannot fill a datetime
+    assert any("writeback.solution" in t for t in texts)  # columns to create, nowhere to create them
+    assert [o.logical_name for o in report.to_provision] == ["dvs_leadscore"]
+    assert report.identity["organization_id"].endswith("3")
+    assert report.tables[0].change_tracking is True
+
+
+def test_a_clean_configuration_passes(tmp_path):
+    lead = (
+        'table = "lead"\nentity = "lead"\n[fields]\nemail = "emailaddress1"\n'
+        'status = { column = "statecode", type = "choice" }\n'
+    )
+    config = settings_for(tmp_path, lead=lead, jobs="[]", solution="dvsync")
+    report = check(load_settings(config, env={}), lead_org())
+    assert report.ok, report.problems
+    assert len(report.to_provision) == 1  # not a problem: provision will create it
+
+
+def test_failed_authentication_is_one_problem_and_stops_there(tmp_path):
+    class NoAuth:
+        def whoami(self):
+            raise AuthError("the token was refused", code="AADSTS7000215", hint="check the client secret")
+
+        def get_table(self, name):  # pragma: no cover - must not be reached
+            raise AssertionError("no metadata call without a token")
+
+    config = settings_for(tmp_path, jobs="[]")
+    report = check(load_settings(config, env={}), NoAuth())
+    assert any(p.key == "auth" and "AADSTS7000215" in str(p) for p in report.problems)
+
+
+def test_an_unknown_table_names_the_mapping_file(tmp_path):
+    lead = 'table = "leadz"\nentity = "lead"\n[fields]\nemail = "emailaddress1"\n'
+    config = settings_for(tmp_path, lead=lead, jobs="[]")
+    (tmp_path / "mappings" / "outputs.toml").write_text("", encoding="utf-8")
+    report = check(load_settings(config, env={}), lead_org())
+    (problem,) = report.problems
+    assert problem.key == "table" and problem.line == 1 and "no table `leadz`" in problem.message
+
+
+def test_missing_job_fields_are_reported(tmp_path):
+    lead = 'table = "lead"\nentity = "lead"\n[fields]\nemail = "emailaddress1"\n'
+    config = settings_for(tmp_path, lead=lead, jobs='["duplicates", "rfm"]', solution="s")
+    settings = load_settings(config, env={})
+    report = check(settings, lead_org(), mappings=load_mappings(settings.mappings.dir, prefix="dvs"))
+    texts = " | ".join(str(p) for p in report.problems)
+    assert "job `duplicates` needs `first_name`, `last_name`, `company`, `phone`" in texts
+    assert "job `rfm` needs order records" in texts
+
+
+def test_cli_exit_code_and_json_offline(tmp_path, capsys):
+    config = settings_for(tmp_path)
+    code = main(["check", "--config", str(config), "--offline", "--json"])
+    assert code == 2
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] is False
+    keys = {p["key"] for p in data["problems"]}
+    assert "fields.created_on.type" in keys
+    assert all({"file", "line", "key", "message", "hint", "text"} <= set(p) for p in data["problems"])
+
+
+def test_cli_text_output_lists_every_problem(tmp_path, capsys):
+    config = settings_for(tmp_path)
+    assert main(["check", "--config", str(config), "--offline"]) == 2
+    out = capsys.readouterr().out
+    assert "problem" in out and "fields.created_on.type" in out
+
+
+@pytest.mark.parametrize("bad", ['table = "lead"\nentity = \n'])
+def test_a_broken_toml_file_is_a_problem_not_a_traceback(tmp_path, capsys, bad):
+    config = settings_for(tmp_path, lead=bad)
+    assert main(["check", "--config", str(config), "--offline"]) == 2
+    assert "lead.toml:2" in capsys.readouterr().out

@@ -1,0 +1,119 @@
+"""``dvsync provision``: a dry run changes nothing, a real run creates and publishes once, a rerun nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fake_dataverse import column, lead_org
+
+from connector.errors import ConfigError
+from connector.mapping import MappingErrors, load_mappings
+from jobs.provision import column_spec, provision
+
+OUTPUTS = """\
+[lead.score]
+column = "LeadScore"
+type = "integer"
+min = 0
+max = 100
+display_name = "Lead Score"
+description = "How likely this lead is to buy, 0 to 100."
+
+[lead.factors]
+column = "LeadScoreFactors"
+type = "memo"
+max_length = 4000
+display_name = "Why This Score"
+description = "The main reasons behind the score."
+
+[lead.duplicate_score]
+column = "DuplicateScore"
+type = "decimal"
+precision = 0
+scale = 100
+display_name = "Duplicate Match %"
+description = "How sure dvsync is this is a duplicate."
+
+[lead.scored_on]
+column = "ScoredOn"
+type = "date"
+display_name = "Scored On"
+description = "When the score was computed."
+
+[lead.trend]
+column = "Trend"
+type = "string"
+enabled = false
+display_name = "Trend"
+description = "Not written."
+"""
+
+
+@pytest.fixture
+def mappings(tmp_path: Path):
+    directory = tmp_path / "mappings"
+    directory.mkdir()
+    (directory / "lead.toml").write_text(
+        'table = "lead"\nentity = "lead"\n[fields]\nemail = "emailaddress1"\n', encoding="utf-8"
+    )
+    (directory / "outputs.toml").write_text(OUTPUTS, encoding="utf-8")
+    return load_mappings(directory, prefix="dvs")
+
+
+def test_dry_run_lists_what_would_be_created_and_changes_nothing(mappings):
+    org = lead_org()
+    report = provision(org, mappings, solution=None, dry_run=True)
+    assert [(a.column, a.kind, a.status) for a in report.actions] == [
+        ("dvs_leadscore", "Integer", "would create"),
+        ("dvs_leadscorefactors", "Memo", "would create"),
+        ("dvs_duplicatescore", "Decimal", "would create"),
+        ("dvs_scoredon", "DateTime", "would create"),
+    ]
+    assert org.created == [] and org.published == []
+    assert report.as_dict()["created"] == 4
+
+
+def test_provision_creates_in_the_solution_publishes_once_and_is_idempotent(mappings):
+    org = lead_org()
+    report = provision(org, mappings, solution="dvsync")
+    assert [a.status for a in report.actions] == ["created"] * 4
+    assert org.published == [["lead"]] and report.published == ["lead"]
+    table, spec, solution = org.created[0]
+    assert (table, solution, spec.schema_name, spec.display_name) == (
+        "lead",
+        "dvsync",
+        "dvs_LeadScore",
+        "Lead Score",
+    )
+    assert spec.description.startswith("How likely") and (spec.min_value, spec.max_value) == (0, 100)
+    factors = org.created[1][1]
+    assert factors.kind == "Memo" and factors.max_length == 4000
+    assert org.created[3][1].date_only is True
+
+    again = provision(org, mappings, solution="dvsync")
+    assert [a.status for a in again.actions] == ["exists"] * 4
+    assert len(org.created) == 4 and org.published == [["lead"]] and again.published == []
+
+
+def test_an_existing_column_of_another_type_is_refused_before_anything_is_created(mappings):
+    org = lead_org()
+    table = org.tables["leads"]
+    table.definition.attributes["dvs_leadscore"] = column("dvs_leadscore", "String")
+    with pytest.raises(MappingErrors) as caught:
+        provision(org, mappings, solution="dvsync")
+    (problem,) = caught.value.problems
+    assert problem.key == "lead.score" and problem.line == 1 and "exists as String" in problem.message
+    assert org.created == []
+
+
+def test_a_missing_solution_is_a_configuration_error(mappings):
+    with pytest.raises(ConfigError) as caught:
+        provision(lead_org(), mappings, solution=None)
+    assert caught.value.key == "writeback.solution" and caught.value.exit_code == 2
+
+
+def test_column_spec_carries_precision_only_for_decimals(mappings):
+    by = {o.result: o for o in mappings.outputs}
+    assert column_spec(by["duplicate_score"]).precision == 0
+    assert column_spec(by["score"]).precision is None and column_spec(by["score"]).max_length is None
