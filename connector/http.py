@@ -312,7 +312,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 # --------------------------------------------------------------------------- errors
 
-_QUOTED = re.compile(r"'(?:[^']|'')*'")
+_QUOTED = re.compile(r"(?<!LogicalName=)(?<!Name=)'(?:[^']|'')*'")
+"""Quoted key values in a path (alternate keys carry data); metadata names (LogicalName='lead') stay."""
 _SAFE_QUERY_OPTIONS = {"$select", "$orderby", "$top", "$count", "$expand", "api-version"}
 
 
@@ -773,6 +774,10 @@ class HttpClient:
             error = TransportError(
                 _describe_transport(exc), method=method, url=sanitize_url(url), status=None
             )
+            if isinstance(exc, requests.exceptions.SSLError):
+                # A certificate the client does not trust stays untrusted: retrying only delays the
+                # message that says to set dataverse.ca_bundle.
+                raise _NotRetriable(error) from None
             if unsent_only and not _never_sent(exc):
                 raise _NotRetriable(error) from None
             raise error from None

@@ -60,7 +60,6 @@ _OPTION_CASTS = (
     "PicklistAttributeMetadata",
     "StateAttributeMetadata",
     "StatusAttributeMetadata",
-    "MultiSelectPicklistAttributeMetadata",
 )
 _TABLE_SELECT = "LogicalName,EntitySetName,PrimaryIdAttribute,PrimaryNameAttribute,ChangeTrackingEnabled"
 _COLUMN_SELECT = "LogicalName,SchemaName,AttributeType,AttributeTypeName,IsCustomAttribute,RequiredLevel"
@@ -84,7 +83,8 @@ class ColumnDefinition:
         logical_name: e.g. ``emailaddress1``.
         attribute_type: AttributeTypeCode, e.g. ``String``, ``Picklist``, ``Lookup``.
         max_length: for String and Memo columns.
-        options: choice value → label (Picklist, State, Status, MultiSelect), else None.
+        options: choice value → label (Picklist, State and Status columns), else None. Multi-select
+            choices are not read: none of the mirrored standard tables has one.
         schema_name: e.g. ``EMailAddress1``.
         attribute_type_name: e.g. ``StringType``, ``MultiSelectPicklistType``.
         is_custom: a custom column.

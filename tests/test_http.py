@@ -471,6 +471,14 @@ def test_json_that_is_not_an_object_is_a_protocol_error(clock):
 
 
 @responses.activate
+def test_an_untrusted_certificate_is_not_retried(clock):
+    responses.get(BASE + "WhoAmI", body=requests.exceptions.SSLError("certificate verify failed"))
+    with pytest.raises(TransportError, match=r"dataverse\.ca_bundle"):
+        make_client(clock).get_json("WhoAmI")
+    assert len(responses.calls) == 1 and clock.sleeps == []
+
+
+@responses.activate
 def test_redirect_to_a_login_page_is_a_fatal_error(clock):
     responses.get(BASE + "leads", status=302, headers={"Location": "https://login.example.com/"})
     with pytest.raises(FatalApiError, match="redirect"):

@@ -41,7 +41,6 @@ def test_get_table_reads_definition_columns_lengths_and_options_with_strong_cons
     responses.get(cast + "PicklistAttributeMetadata", json=fixture("picklist_lead.json"), match=strong)
     responses.get(cast + "StateAttributeMetadata", json=fixture("state_lead.json"), match=strong)
     responses.get(cast + "StatusAttributeMetadata", json=empty(), match=strong)
-    responses.get(cast + "MultiSelectPicklistAttributeMetadata", json=empty(), match=strong)
 
     table = client().get_table("lead")
 
