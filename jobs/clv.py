@@ -49,8 +49,9 @@ from jobs.clv_models import (
     fit_bgnbd_arrays,
     fit_gamma_gamma_arrays,
     gamma_gamma_conditional_spend,
+    group_rows,
 )
-from jobs.customer_orders import OrderDataError, validate_purchases
+from jobs.customer_orders import DayGroups, OrderDataError, validate_purchases
 
 __all__ = [
     "TIME_UNITS",
@@ -221,36 +222,48 @@ def summarize(
         TimeUnitError: an unsupported ``time_unit``.
     """
     unit_days = TIME_UNITS[_check_unit(time_unit)]
-    frame = validate_purchases(
-        orders, customer_col=customer_col, date_col=date_col, amount_col=amount_col, what="order"
-    )
     end = _day(calibration_end)
-    frame = frame[frame["day"] <= end]
-    days = frame.groupby(["customer", "day"], sort=True)["amount"].sum().reset_index()
-    first = days.groupby("customer", sort=False)["day"].transform("min")
-    repeat_value = days["amount"].where((days["day"] > first) & (days["amount"] > 0))
-    grouped = days.assign(first=first, repeat_value=repeat_value).groupby("customer", sort=True)
-    per = grouped.agg(
-        n=("day", "size"),
-        first=("first", "first"),
-        last=("day", "max"),
-        spend_total=("repeat_value", "sum"),
-        spend_count=("repeat_value", "count"),
+    customers, days = validate_purchases(
+        orders, customer_col=customer_col, date_col=date_col, amount_col=amount_col, what="order", until=end
     )
+    per = _per_customer(customers, days)
+    repeat_spend = ~days.first_of_customer & (days.amount > 0)
+    n = len(customers)
+    spend_total = np.bincount(days.code, weights=np.where(repeat_spend, days.amount, 0.0), minlength=n)
+    spend_count = np.bincount(days.code, weights=repeat_spend.astype(float), minlength=n)
+    spend_total, spend_count = spend_total[per.present], spend_count[per.present]
     summary = pd.DataFrame(
         {
-            "frequency": (per["n"] - 1).astype("int64"),
-            "recency": (per["last"] - per["first"]).dt.days.to_numpy() / unit_days,
-            "T": (end - per["first"]).dt.days.to_numpy() / unit_days,
-            "monetary_value": np.where(
-                per["spend_count"] > 0, per["spend_total"] / per["spend_count"].clip(lower=1), 0.0
-            ),
+            "frequency": (per.purchases - 1).astype("int64"),
+            "recency": (per.last - per.first) / np.timedelta64(1, "D") / unit_days,
+            "T": (end.to_datetime64() - per.first) / np.timedelta64(1, "D") / unit_days,
+            "monetary_value": np.where(spend_count > 0, spend_total / np.maximum(spend_count, 1), 0.0),
         },
-        index=per.index.rename(customer_col),
+        index=pd.Index(customers[per.present], name=customer_col),
     )
     summary.attrs["time_unit"] = time_unit
     summary.attrs["calibration_end"] = end.date().isoformat()
     return summary
+
+
+@dataclass(frozen=True)
+class _PerCustomer:
+    present: np.ndarray  # codes of customers with a purchase day, ascending
+    purchases: np.ndarray
+    first: np.ndarray  # datetime64
+    last: np.ndarray
+
+
+def _per_customer(customers: pd.Index, days: DayGroups) -> _PerCustomer:
+    """First and last purchase day and purchase-day count per customer (rows sorted by customer, day)."""
+    starts = np.flatnonzero(days.first_of_customer)
+    ends = np.r_[starts[1:], len(days.code)] - 1 if len(starts) else starts
+    return _PerCustomer(
+        present=days.code[starts],
+        purchases=np.diff(np.r_[starts, len(days.code)]),
+        first=days.day[starts],
+        last=days.day[ends],
+    )
 
 
 def _day(value: date | datetime | str | pd.Timestamp) -> pd.Timestamp:
@@ -392,9 +405,7 @@ def predict(
     params = (bgnbd.r, bgnbd.alpha, bgnbd.a, bgnbd.b)
 
     # Evaluate the BG/NBD expressions once per distinct (x, t_x, T): order data repeat them a lot.
-    rows, inverse = np.unique(np.column_stack([x, t_x, T]), axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    ux, ut_x, uT = rows[:, 0], rows[:, 1], rows[:, 2]
+    (ux, ut_x, uT), _, inverse = group_rows(x, t_x, T)
     with np.errstate(all="ignore"):
         expected = bgnbd_conditional_expected_purchases(params, horizon_units, ux, ut_x, uT)
         discounted = (
@@ -487,40 +498,36 @@ def historical_value(
     unit_days = TIME_UNITS[_check_unit(time_unit)]
     if not math.isfinite(margin) or not 0 < margin <= 1:
         raise ValueError(f"margin must be a share of revenue in (0, 1], not {margin!r}")
-    frame = validate_purchases(
-        orders, customer_col=customer_col, date_col=date_col, amount_col=amount_col, what="order"
-    )
     end = _day(as_of)
-    frame = frame[frame["day"] <= end]
-    days = frame.groupby(["customer", "day"], sort=True)["amount"].sum().reset_index()
-    per = days.groupby("customer", sort=True).agg(
-        purchases=("day", "size"), total_value=("amount", "sum"), first=("day", "min"), last=("day", "max")
+    customers, days = validate_purchases(
+        orders, customer_col=customer_col, date_col=date_col, amount_col=amount_col, what="order", until=end
     )
-    per.index.name = customer_col
-    span = (per["last"] - per["first"]).dt.days.to_numpy() / unit_days
-    tenure = (end - per["first"]).dt.days.to_numpy() / unit_days
+    per = _per_customer(customers, days)
+    total_value = np.bincount(days.code, weights=days.amount, minlength=len(customers))[per.present]
+    span = (per.last - per.first) / np.timedelta64(1, "D") / unit_days
+    tenure = (end.to_datetime64() - per.first) / np.timedelta64(1, "D") / unit_days
     if isinstance(lifespan, str) and lifespan == "auto":
-        repeat = per["purchases"].to_numpy() > 1
+        repeat = per.purchases > 1
         life = max(float(span[repeat].mean()), 1.0) if repeat.any() else 1.0
     else:
         life = parse_duration(lifespan, time_unit)
-    purchases = per["purchases"].to_numpy(dtype=float)
-    aov = per["total_value"].to_numpy(dtype=float) / purchases
+    purchases = per.purchases.astype(float)
+    aov = total_value / purchases
     frequency = purchases / np.maximum(tenure, 1.0)
     result = pd.DataFrame(
         {
-            "purchases": per["purchases"].astype("int64"),
-            "total_value": per["total_value"].astype(float),
+            "purchases": per.purchases.astype("int64"),
+            "total_value": total_value,
             "average_order_value": aov,
-            "first_purchase": per["first"],
-            "last_purchase": per["last"],
+            "first_purchase": per.first,
+            "last_purchase": per.last,
             "tenure": tenure,
             "lifespan": life,
             "purchase_frequency": frequency,
             "historical_clv": aov * frequency * life * margin,
             "value_basis": "historical",
         },
-        index=per.index,
+        index=pd.Index(customers[per.present], name=customer_col),
     )
     result.attrs["time_unit"] = time_unit
     return result

@@ -33,7 +33,7 @@ Rules (``OrderRules``; defaults in brackets, set in ``mappings/customer_value.to
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -44,10 +44,13 @@ from connector.errors import JobError
 
 __all__ = [
     "ORDER_STATUSES",
+    "DayGroups",
     "OrderDataError",
     "OrderRules",
     "PreparedOrders",
+    "group_days",
     "prepare_orders",
+    "to_days",
     "validate_purchases",
 ]
 
@@ -137,80 +140,131 @@ def prepare_orders(orders: pd.DataFrame, rules: OrderRules | None = None) -> Pre
         rules: the treatment options; ``OrderRules()`` (the documented defaults) when None.
 
     Returns:
-        The purchases and a count of rows left out per reason.
+        The purchases (customer column as a pandas Categorical of the customer ids, which keeps
+        the later grouping fast; rows sorted by customer and day) and a count of rows left out
+        per reason.
 
     Raises:
         OrderDataError: a required column is missing or amounts are not numbers.
     """
     rules = rules or OrderRules()
     cust, date, amount, status = rules.customer_col, rules.date_col, rules.amount_col, rules.status_col
-    required = [cust, date, amount] + ([status] if status else [])
     if status and status not in orders.columns:
         raise OrderDataError(
             f"the order frame has no status column {status!r}, so cancelled orders cannot be told "
             'apart; map the order status, or set status_col = "" in customer_value.toml if every '
             "row is a completed order"
         )
-    _require_columns(orders, required, "order")
+    _require_columns(orders, [cust, date, amount] + ([status] if status else []), "order")
     excluded: dict[str, int] = {}
 
-    def drop(mask: np.ndarray | pd.Series, reason: str) -> None:
+    def drop(mask: np.ndarray, reason: str) -> None:
         count = int(np.count_nonzero(mask))
         if count:
             excluded[reason] = excluded.get(reason, 0) + count
 
-    frame = pd.DataFrame(
-        {
-            cust: orders[cust].to_numpy(),
-            date: to_days(orders[date], date).to_numpy(),
-            amount: _numeric_amounts(orders[amount], amount),
-        }
-    )
-    keep = np.ones(len(frame), dtype=bool)
+    # Integer codes for customers and statuses: string work happens once per distinct value.
+    codes, customers = pd.factorize(orders[cust], sort=True)
+    customers = _plain_index(customers)
+    days = to_days(orders[date], date).to_numpy()
+    values = _numeric_amounts(orders[amount], amount)
+    keep = np.ones(len(orders), dtype=bool)
     if status:
-        labels = orders[status].astype("string").str.strip().str.lower().fillna("(none)")
-        labels = labels.to_numpy(dtype=object)
-        counted = np.isin(labels, rules.statuses)
-        for label in sorted(set(labels[~counted])):
-            drop(labels == label, f"status {label}")
-        keep &= counted
-    unplaced = {
-        "without customer": frame[cust].isna().to_numpy(),
-        "without a valid date": frame[date].isna().to_numpy(),
-        "without amount": frame[amount].isna().to_numpy(),
-    }
-    for reason, mask in unplaced.items():
+        status_codes, status_values = pd.factorize(orders[status], use_na_sentinel=True)
+        labels = [str(v).strip().lower() for v in status_values]  # a handful of distinct labels
+        for index, label in enumerate(labels):
+            if label not in rules.statuses:
+                drop(status_codes == index, f"status {label}")
+        drop(status_codes == -1, "status (none)")
+        counted = np.array([label in rules.statuses for label in labels] + [False])
+        keep &= counted[status_codes]  # code -1 picks the trailing False
+    for reason, mask in (
+        ("without customer", codes == -1),
+        ("without a valid date", np.isnat(days)),
+        ("without amount", np.isnan(values)),
+    ):
         drop(keep & mask, reason)
         keep &= ~mask
-    frame = frame[keep]
 
-    is_return = frame[amount].to_numpy() < 0
-    is_zero = frame[amount].to_numpy() == 0
-    returns = frame[is_return]
+    is_return = keep & (values < 0)
+    is_zero = keep & (values == 0)
     if rules.returns == "exclude":
         drop(is_return, "returns")
+    purchase = keep & ~is_return
     if rules.zero_amount == "exclude":
         drop(is_zero, "$0 orders")
-        purchases = frame[~is_return & ~is_zero]
-    else:
-        purchases = frame[~is_return]
-
-    days = purchases.groupby([cust, date], sort=True)[amount].agg(["sum", "size"]).reset_index()
-    days.columns = [cust, date, amount, "orders"]
+        purchase &= ~is_zero
+    grouped = group_days(codes[purchase], days[purchase], values[purchase])
+    day_values = grouped.amount
     returns_netted = 0.0
-    if rules.returns == "net" and len(returns):
-        returned = returns.groupby(cust)[amount].sum().abs()
-        gross = days.groupby(cust)[amount].transform("sum").to_numpy()
-        customer_returns = days[cust].map(returned).fillna(0.0).to_numpy()
+    if rules.returns == "net" and is_return.any():
+        n = len(customers)
+        returned = np.bincount(codes[is_return], weights=-values[is_return], minlength=n)
+        gross = np.bincount(grouped.code, weights=day_values, minlength=n)
         # Keep the share of value not returned; a customer whose returns exceed purchases nets to 0.
         with np.errstate(divide="ignore", invalid="ignore"):
-            kept_share = np.where(gross > 0, np.clip(1 - customer_returns / gross, 0.0, 1.0), 1.0)
-        values = days[amount].to_numpy()
-        returns_netted = float(np.sum(values * (1 - kept_share)))
-        days[amount] = values * kept_share
+            kept_share = np.where(gross > 0, np.clip(1 - returned / gross, 0.0, 1.0), 1.0)
+        netted = day_values * kept_share[grouped.code]
+        returns_netted = float(np.sum(day_values - netted))
+        day_values = netted
         # A return with no purchase of the same customer to net against cannot be placed.
-        drop(~returns[cust].isin(days[cust]).to_numpy(), "returns of customers without a purchase")
-    return PreparedOrders(purchases=days, excluded=excluded, returns_netted=returns_netted)
+        has_purchase = np.bincount(grouped.code, minlength=n) > 0
+        drop(is_return & ~has_purchase[np.maximum(codes, 0)], "returns of customers without a purchase")
+    purchases = pd.DataFrame(
+        {
+            cust: pd.Categorical.from_codes(grouped.code, categories=customers),
+            date: grouped.day,
+            amount: day_values,
+            "orders": grouped.orders,
+        }
+    )
+    return PreparedOrders(purchases=purchases, excluded=excluded, returns_netted=returns_netted)
+
+
+@dataclass(frozen=True)
+class DayGroups:
+    """Purchases summed per customer per day, sorted by (customer code, day).
+
+    Attributes:
+        code: customer code per row (an index into the caller's customer labels).
+        day: the day (datetime64[ns], midnight) per row.
+        amount: the value bought that day.
+        orders: how many input rows made up that day.
+        first_of_customer: True on each customer's first (earliest) row.
+    """
+
+    code: np.ndarray
+    day: np.ndarray
+    amount: np.ndarray
+    orders: np.ndarray
+    first_of_customer: np.ndarray
+
+
+def group_days(code: np.ndarray, day: np.ndarray, amount: np.ndarray) -> DayGroups:
+    """Sum amounts per (customer code, day) with one sort, no per-group Python."""
+    day_number = day.astype("datetime64[D]").astype(np.int64)
+    if len(code):
+        # One int64 key (customer, day) sorts 2-3x faster than a two-key lexsort; input that is
+        # already sorted (prepare_orders output) is not sorted again.
+        low = day_number.min()
+        key = code.astype(np.int64) * (day_number.max() - low + 1) + (day_number - low)
+        if not np.all(key[1:] >= key[:-1]):
+            order = np.argsort(key, kind="stable")
+            code, day_number, amount, key = code[order], day_number[order], amount[order], key[order]
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    else:
+        starts = np.zeros(0, dtype=np.int64)
+    summed = np.add.reduceat(amount, starts) if len(starts) else np.zeros(0)
+    counts = np.diff(np.r_[starts, len(code)])
+    group_code = code[starts]
+    first = np.r_[True, group_code[1:] != group_code[:-1]] if len(starts) else np.zeros(0, dtype=bool)
+    return DayGroups(
+        code=group_code,
+        day=day_number[starts].astype("datetime64[D]").astype("datetime64[ns]"),
+        amount=summed.astype(float),
+        orders=counts.astype(np.int64),
+        first_of_customer=first,
+    )
 
 
 def _numeric_amounts(values: pd.Series, column: str) -> np.ndarray:
@@ -231,26 +285,35 @@ def _numeric_amounts(values: pd.Series, column: str) -> np.ndarray:
 
 
 def validate_purchases(
-    purchases: pd.DataFrame, *, customer_col: str, date_col: str, amount_col: str, what: str
-) -> pd.DataFrame:
-    """Check a purchase frame handed to RFM or CLV and return (customer, day, amount) columns.
+    purchases: pd.DataFrame,
+    *,
+    customer_col: str,
+    date_col: str,
+    amount_col: str,
+    what: str,
+    until: pd.Timestamp | None = None,
+) -> tuple[pd.Index, DayGroups]:
+    """Check a purchase frame handed to RFM or CLV and sum it per customer per day.
+
+    Args:
+        until: leave out purchases after this day.
+
+    Returns:
+        The sorted customer ids, and the day groups whose ``code`` indexes into them. Customers
+        whose purchases are all after ``until`` are still listed, with no day group.
 
     Raises:
         OrderDataError: missing columns, missing values, unparseable dates, negative amounts.
     """
     _require_columns(purchases, [customer_col, date_col, amount_col], what)
-    frame = pd.DataFrame(
-        {
-            "customer": purchases[customer_col].to_numpy(),
-            "day": to_days(purchases[date_col], date_col).to_numpy(),
-            "amount": _numeric_amounts(purchases[amount_col], amount_col),
-        }
-    )
-    problems: Mapping[str, pd.Series] = {
-        f"no {customer_col}": frame["customer"].isna(),
-        f"a missing or unparseable {date_col}": frame["day"].isna(),
-        f"no {amount_col}": frame["amount"].isna(),
-        f"a negative {amount_col} (a return)": frame["amount"] < 0,
+    codes, customers = pd.factorize(purchases[customer_col], sort=True)
+    days = to_days(purchases[date_col], date_col).to_numpy()
+    amounts = _numeric_amounts(purchases[amount_col], amount_col)
+    problems = {
+        f"no {customer_col}": codes == -1,
+        f"a missing or unparseable {date_col}": np.isnat(days),
+        f"no {amount_col}": np.isnan(amounts),
+        f"a negative {amount_col} (a return)": amounts < 0,
     }
     for problem, mask in problems.items():
         if mask.any():
@@ -259,4 +322,14 @@ def validate_purchases(
                 "jobs.customer_orders.prepare_orders first, which filters statuses, nets or "
                 "excludes returns and counts what it leaves out"
             )
-    return frame
+    if until is not None:
+        within = days <= until.to_datetime64()
+        codes, days, amounts = codes[within], days[within], amounts[within]
+    return _plain_index(customers), group_days(codes, days, amounts)
+
+
+def _plain_index(uniques: object) -> pd.Index:
+    """The customer ids as a plain Index (a Categorical column's categories become their values)."""
+    if isinstance(getattr(uniques, "dtype", None), pd.CategoricalDtype):
+        return pd.Index(np.asarray(uniques))
+    return pd.Index(uniques)

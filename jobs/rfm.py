@@ -102,34 +102,45 @@ def score_rfm(
     if not isinstance(bins, int) or isinstance(bins, bool) or not 2 <= bins <= 9:
         raise ConfigError(f"rfm bins must be a whole number from 2 to 9, not {bins!r}", key="rfm.bins")
     segment_map = _resolve_segments(segments, bins)
-    frame = validate_purchases(
-        orders, customer_col=customer_col, date_col=date_col, amount_col=amount_col, what="order"
-    )
     as_of_day = pd.Timestamp(as_of)
     if as_of_day.tzinfo is not None:
         as_of_day = as_of_day.tz_convert("UTC").tz_localize(None)
     as_of_day = as_of_day.normalize()
-    frame = frame[frame["day"] <= as_of_day]
-    days = frame.groupby(["customer", "day"], sort=False)["amount"].sum().reset_index()
-    per_customer = days.groupby("customer", sort=True).agg(
-        last=("day", "max"), frequency=("day", "size"), monetary=("amount", "sum")
+    customers, days = validate_purchases(
+        orders,
+        customer_col=customer_col,
+        date_col=date_col,
+        amount_col=amount_col,
+        what="order",
+        until=as_of_day,
     )
-    per_customer.index.name = customer_col
-    recency_days = (as_of_day - per_customer["last"]).dt.days.astype("int64")
+    # Rows are sorted by (customer, day): a customer's last purchase is the row before the next
+    # customer's first.
+    present = days.code[days.first_of_customer]
+    last_rows = np.r_[np.flatnonzero(days.first_of_customer)[1:] - 1, len(days.code) - 1][: len(present)]
+    n = len(customers)
+    frequency = np.bincount(days.code, minlength=n)[present]
+    monetary = np.bincount(days.code, weights=days.amount, minlength=n)[present]
+    recency_days = (as_of_day.to_datetime64() - days.day[last_rows]) // np.timedelta64(1, "D")
     result = pd.DataFrame(
         {
-            "recency_days": recency_days,
-            "frequency": per_customer["frequency"].astype("int64"),
-            "monetary": per_customer["monetary"].astype(float),
-        }
+            "recency_days": recency_days.astype("int64"),
+            "frequency": frequency.astype("int64"),
+            "monetary": monetary.astype(float),
+        },
+        index=pd.Index(customers[present], name=customer_col),
     )
     result["r_score"] = _quantile_scores(-result["recency_days"].to_numpy(), bins)
     result["f_score"] = _quantile_scores(result["frequency"].to_numpy(), bins)
     result["m_score"] = _quantile_scores(result["monetary"].to_numpy(), bins)
-    result["rfm_cell"] = (
-        result["r_score"].astype(str) + result["f_score"].astype(str) + result["m_score"].astype(str)
-    )
-    result["segment"] = result["rfm_cell"].map(segment_map.cell_lookup())
+    # Cells and segments through lookup tables indexed by r*100 + f*10 + m (no per-row strings).
+    cell_number = result["r_score"].to_numpy() * 100 + result["f_score"].to_numpy() * 10 + result["m_score"]
+    cell_names = np.array([f"{i:03d}" for i in range(1000)], dtype=object)
+    segment_names = np.full(1000, None, dtype=object)
+    for cell, name in segment_map.cell_lookup().items():
+        segment_names[int(cell)] = name
+    result["rfm_cell"] = cell_names[cell_number.to_numpy()]
+    result["segment"] = segment_names[cell_number.to_numpy()]
     return result
 
 
