@@ -496,3 +496,46 @@ def test_high_value_rules_top_percent_and_pareto():
     assert everything["high_value"].sum() == 6  # customers without predicted value are never flagged
     with pytest.raises(JobError, match="different customers"):
         flag_customers(summary.iloc[:5], predictions)
+
+
+# ---------------------------------------------------------------------------------------------
+# the sandbox's seed data
+
+
+def test_fits_recover_the_sandbox_seed_parameters():
+    from connector.sandbox.seed import generate
+
+    seed = generate("small", seed=0)
+    truth = seed.parameters
+    assert truth["time_unit"] == "week"
+    salesorder = seed.tables["salesorder"]
+    statuses = {0: "active", 1: "submitted", 2: "cancelled", 3: "fulfilled", 4: "invoiced"}
+    orders = pd.DataFrame(
+        {
+            "order_id": salesorder["salesorderid"],
+            "customer_id": salesorder["customerid"],
+            # The seed documents which column carries the purchase time of its BG/NBD process.
+            "order_date": salesorder[truth["process_orders"]["date_column"]],
+            "amount": salesorder["totalamount"],
+            "status": salesorder["statecode"].map(statuses),
+        }
+    )
+    # The seed's process values are gross; its returns are noise around them, so leave them out
+    # here (the default nets them, which is the business view, not the generating one).
+    prepared = prepare_orders(orders, OrderRules(returns="exclude"))
+    assert prepared.excluded["status cancelled"] > 0 and prepared.excluded["$0 orders"] > 0
+    summary = summarize(prepared.purchases, calibration_end=truth["now"], time_unit="W")
+    bgnbd, spend = fit_bgnbd(summary), fit_gamma_gamma(summary)
+    assert bgnbd.converged and spend.converged
+    for fit, params in ((bgnbd, truth["bgnbd"]), (spend, truth["gamma_gamma"])):
+        for name, value in params.items():
+            assert abs(fit.params[name] - value) < 3 * fit.standard_errors[name], (
+                name,
+                fit.params[name],
+                value,
+            )
+    # With the default rules (returns netted) every customer still gets finite values.
+    default = prepare_orders(orders)
+    summary = summarize(default.purchases, calibration_end=truth["now"], time_unit="W")
+    result = predict(summary, fit_bgnbd(summary), fit_gamma_gamma(summary), horizon="12M", margin=0.3)
+    assert np.isfinite(result.to_numpy()).all() and len(result) == summary.shape[0]
