@@ -601,10 +601,34 @@ class HttpClient:
         return f"HttpClient({self.base_url!r})"
 
     def url(self, path: str) -> str:
-        """Return an absolute URL: absolute URLs (next/delta links) verbatim, paths under the base."""
+        """Return an absolute URL: absolute URLs (next/delta links) verbatim, paths under the base.
+
+        Raises:
+            ProtocolError: an absolute URL on another host; the bearer token only goes to this
+                environment (``org.crm.dynamics.com`` or its ``org.api.crm.dynamics.com`` alias,
+                which Dataverse uses in links).
+        """
         if path.startswith(("https://", "http://")):
+            if not self._same_environment(path):
+                raise ProtocolError(
+                    "refusing to follow a link to another host with this environment's token",
+                    url=sanitize_url(path),
+                    hint="a nextLink or deltaLink pointed away from dataverse.url; "
+                    "check for a proxy rewriting links",
+                )
             return path
         return self.base_url + path.lstrip("/")
+
+    def _same_environment(self, link: str) -> bool:
+        ours, theirs = urlsplit(self.environment_url), urlsplit(link)
+        if ours.scheme != theirs.scheme:
+            return False
+        host, port = (ours.hostname or "").lower(), ours.port
+        other = (theirs.hostname or "").lower()
+        if port != theirs.port:
+            return False
+        first, _, rest = host.partition(".")
+        return other == host or (bool(rest) and other == f"{first}.api.{rest}")
 
     def request(
         self,

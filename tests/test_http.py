@@ -117,6 +117,18 @@ def test_ca_bundle_is_used_for_verification(clock, tmp_path):
     assert responses.calls[0].request.req_kwargs["verify"] == str(bundle)
 
 
+def test_links_to_another_host_are_refused_so_the_token_stays_home(clock):
+    client = make_client(clock)
+    for link in (
+        "https://evil.example.com/api/data/v9.2/leads?$skiptoken=1",
+        "http://contoso.crm.dynamics.com/api/data/v9.2/leads",  # downgraded scheme
+        "https://contoso.crm.dynamics.com.evil.example/api/data/v9.2/leads",
+        "https://contoso.crm.dynamics.com:8443/api/data/v9.2/leads",
+    ):
+        with pytest.raises(ProtocolError, match="another host"):
+            client.url(link)
+
+
 def test_absolute_links_are_used_verbatim_and_paths_go_under_the_base(clock):
     client = make_client(clock)
     link = "https://contoso.api.crm.dynamics.com/api/data/v9.2/contacts?$skiptoken=%3Ccookie%3E"
