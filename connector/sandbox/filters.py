@@ -1,0 +1,633 @@
+"""``$filter`` text → a parameterised SQLite ``WHERE`` clause.
+
+The OData expression itself is parsed by odata-query's lexer and parser (a maintained OData v4
+grammar). Dataverse's own query functions, ``Microsoft.Dynamics.CRM.<Name>(PropertyName='x',
+PropertyValue(s)=...)``, take a JSON array of double-quoted strings that the OData grammar cannot
+read, so a small pre-pass lifts each call out of the text, replaces it with a placeholder
+identifier, and compiles it here (``../shared/dataverse-webapi.md`` §3.4).
+
+Semantics follow Dataverse: string comparison and ``contains``/``startswith``/``endswith`` are
+case-insensitive (the text columns use ``COLLATE NOCASE``; SQLite's ``LIKE`` is case-insensitive),
+``%`` and ``_`` inside those functions act as SQL wildcards, lookups are filtered as
+``_<name>_value eq <guid>``, and the date functions are computed against the server's UTC "now".
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from odata_query import ast
+from odata_query.exceptions import ODataException
+from odata_query.grammar import ODataLexer, ODataParser
+
+from connector.sandbox.faults import ApiError, bad_request, unknown_property
+from connector.sandbox.schema import BUSINESS_UNIT_ID, USER_ID, Column
+
+__all__ = ["CompiledFilter", "compile_filter", "format_datetime", "parse_datetime_literal"]
+
+MAX_CONDITIONS = 500  # §3.4: TooManyConditionsInQuery beyond this
+_FN_PREFIX = "Microsoft.Dynamics.CRM."
+_PLACEHOLDER = "_dvfn"
+
+
+@dataclass
+class CompiledFilter:
+    """A WHERE fragment (without the keyword) and its parameters."""
+
+    sql: str
+    params: list = field(default_factory=list)
+
+
+@dataclass
+class _FnCall:
+    name: str
+    args: dict[str, object]
+
+
+def format_datetime(value: datetime) -> str:
+    """Format a datetime the way the sandbox stores and serves it: ISO-8601 UTC, whole seconds, ``Z``."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_datetime_literal(text: str, date_only: bool) -> str:
+    """Normalise a date or date-time literal to the stored text form.
+
+    Raises:
+        ValueError: the text is not an ISO-8601 date or date-time.
+    """
+    text = text.strip()
+    if len(text) == 10:
+        d = date.fromisoformat(text)
+        return d.isoformat() if date_only else f"{d.isoformat()}T00:00:00Z"
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if date_only:
+        return parsed.date().isoformat()
+    return format_datetime(parsed)
+
+
+# --- pre-pass: lift Microsoft.Dynamics.CRM.* calls out of the text ---------------------------------
+
+
+def _lift_functions(text: str) -> tuple[str, list[_FnCall]]:
+    out: list[str] = []
+    calls: list[_FnCall] = []
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "'":
+            j = i + 1
+            while j < n:
+                if text[j] == "'":
+                    if j + 1 < n and text[j + 1] == "'":
+                        j += 2
+                        continue
+                    break
+                j += 1
+            if j >= n:
+                raise bad_request(f"There is an unterminated literal at position {n} in '{text}'.")
+            out.append(text[i : j + 1])
+            i = j + 1
+            continue
+        if text.startswith(_FN_PREFIX, i):
+            m = re.match(r"Microsoft\.Dynamics\.CRM\.(\w+)\s*\(", text[i:])
+            if not m:
+                raise bad_request(f"Syntax error at position {i} in '{text}'.")
+            end, args = _read_call_args(text, i + m.end(), text)
+            calls.append(_FnCall(m.group(1), args))
+            out.append(f"{_PLACEHOLDER}{len(calls) - 1}")
+            i = end
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out), calls
+
+
+def _read_call_args(text: str, start: int, whole: str) -> tuple[int, dict[str, object]]:
+    """Read ``Name=value,...)`` from ``start``; return the index after ``)`` and the arguments."""
+    args: dict[str, object] = {}
+    i = start
+    n = len(text)
+    while True:
+        while i < n and text[i] == " ":
+            i += 1
+        if i < n and text[i] == ")":
+            return i + 1, args
+        m = re.match(r"(\w+)\s*=\s*", text[i:])
+        if not m:
+            raise bad_request(f"Syntax error at position {i} in '{whole}'.")
+        key = m.group(1)
+        i += m.end()
+        if i >= n:
+            raise bad_request(f"Syntax error at position {i} in '{whole}'.")
+        if text[i] == "'":
+            j = i + 1
+            while j < n:
+                if text[j] == "'":
+                    if j + 1 < n and text[j + 1] == "'":
+                        j += 2
+                        continue
+                    break
+                j += 1
+            if j >= n:
+                raise bad_request(f"There is an unterminated literal at position {n} in '{whole}'.")
+            args[key] = text[i + 1 : j].replace("''", "'")
+            i = j + 1
+        elif text[i] == "[":
+            j, depth, in_str = i, 0, False
+            while j < n:
+                c = text[j]
+                if in_str:
+                    if c == "\\":
+                        j += 1
+                    elif c == '"':
+                        in_str = False
+                elif c == '"':
+                    in_str = True
+                elif c == "[":
+                    depth += 1
+                elif c == "]":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+            raw = text[i : j + 1]
+            try:
+                values = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise bad_request(
+                    f"Invalid JSON. A comma character ',' was expected in scope 'Array'. {exc.msg} in {raw}"
+                ) from exc
+            if not isinstance(values, list):
+                raise bad_request(f"Invalid JSON. Expected an array for {key} in '{whole}'.")
+            args[key] = values
+            i = j + 1
+        else:
+            m2 = re.match(r"[^,)\s]+", text[i:])
+            if not m2:
+                raise bad_request(f"Syntax error at position {i} in '{whole}'.")
+            args[key] = _Bare(m2.group(0))
+            i += m2.end()
+        while i < n and text[i] == " ":
+            i += 1
+        if i < n and text[i] == ",":
+            i += 1
+            continue
+        if i < n and text[i] == ")":
+            return i + 1, args
+        raise bad_request(f"Syntax error at position {i} in '{whole}'.")
+
+
+@dataclass(frozen=True)
+class _Bare:
+    """An unquoted argument value (number, date, GUID)."""
+
+    text: str
+
+
+# --- compiler -----------------------------------------------------------------------------------
+
+
+class _Compiler:
+    def __init__(self, entity: str, columns: dict[str, Column], calls: list[_FnCall], now: datetime):
+        self.entity = entity
+        self.by_wire = {c.wire_name: c for c in columns.values()}
+        self.by_logical = columns
+        self.calls = calls
+        self.now = now.astimezone(UTC)
+        self.params: list = []
+        self.conditions = 0
+
+    # nodes
+    def compile(self, node: ast._Node) -> str:
+        if isinstance(node, ast.BoolOp):
+            op = "AND" if isinstance(node.op, ast.And) else "OR"
+            return f"({self.compile(node.left)} {op} {self.compile(node.right)})"
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return f"(NOT {self.compile(node.operand)})"
+        if isinstance(node, ast.Compare):
+            self._count()
+            return self._compare(node)
+        if isinstance(node, ast.Call):
+            self._count()
+            return self._call(node)
+        if isinstance(node, ast.Identifier) and node.name.startswith(_PLACEHOLDER) and not node.namespace:
+            self._count()
+            return self._dataverse_function(self.calls[int(node.name[len(_PLACEHOLDER) :])])
+        if isinstance(node, ast.Identifier):
+            column = self._column(node)
+            if column.attribute_type == "Boolean":
+                self._count()
+                return f'("{column.logical_name}" = 1)'
+        raise bad_request(
+            f"The $filter expression '{_describe(node)}' is not a condition Dataverse can evaluate."
+        )
+
+    def _count(self) -> None:
+        self.conditions += 1
+        if self.conditions > MAX_CONDITIONS:
+            raise ApiError(400, "0x8004430C", "Number of conditions in query exceeded maximum limit.")
+
+    def _column(self, node: ast._Node) -> Column:
+        if isinstance(node, ast.Attribute):
+            raise bad_request(
+                f"The sandbox does not filter on navigation paths ('{_describe(node)}'); "
+                "filter on the lookup's _<name>_value with the related record's id instead."
+            )
+        if not isinstance(node, ast.Identifier) or node.namespace:
+            raise bad_request(f"Expected a property name in $filter, found '{_describe(node)}'.")
+        column = self.by_wire.get(node.name)
+        if column is None:
+            raise unknown_property(node.name, self.entity)
+        return column
+
+    def _compare(self, node: ast.Compare) -> str:
+        if isinstance(node.comparator, ast.In):
+            raise bad_request(
+                "The 'in' operator is OData 4.01; Dataverse implements OData 4.0. "
+                "Use Microsoft.Dynamics.CRM.In(PropertyName='...',PropertyValues=[...])."
+            )
+        left, right, comparator = node.left, node.right, node.comparator
+        if isinstance(left, ast._Literal) and not isinstance(right, ast._Literal):
+            left, right = right, left
+            comparator = _FLIP.get(type(comparator), type(comparator))()
+        column = self._column(left)
+        if not isinstance(right, ast._Literal) or isinstance(right, ast.List):
+            raise bad_request(f"The sandbox compares a property with a literal; found '{_describe(right)}'.")
+        op = _SQL_OPS[type(comparator)]
+        name = f'"{column.logical_name}"'
+        if isinstance(right, ast.Null):
+            if op == "=":
+                return f"({name} IS NULL)"
+            if op == "<>":
+                return f"({name} IS NOT NULL)"
+            raise bad_request(f"null can only be compared with eq or ne, not with '{_describe(node)}'.")
+        self.params.append(self._literal(column, right, comparator))
+        return f"({name} {op} ?)"
+
+    def _literal(self, column: Column, lit: ast._Literal, comparator: object = None) -> object:
+        t = column.attribute_type
+        edm = type(lit).__name__
+        try:
+            if t in ("String", "Memo", "EntityName"):
+                if isinstance(lit, ast.String):
+                    return lit.val
+            elif t == "Boolean":
+                if isinstance(lit, ast.Boolean):
+                    return 1 if lit.py_val else 0
+                if isinstance(lit, ast.Integer) and lit.py_val in (0, 1):
+                    return lit.py_val
+            elif t in ("Integer", "BigInt", "Picklist", "State", "Status"):
+                if isinstance(lit, ast.Integer):
+                    return lit.py_val
+            elif t in ("Decimal", "Double", "Money"):
+                if isinstance(lit, ast.Integer | ast.Float):
+                    return float(lit.val)
+            elif t == "DateTime":
+                if isinstance(lit, ast.DateTime | ast.Date):
+                    return parse_datetime_literal(lit.val, column.date_format == "DateOnly")
+            elif t in ("Uniqueidentifier", "Lookup", "Customer", "Owner"):
+                if isinstance(lit, ast.GUID):
+                    return lit.val.lower()
+                if isinstance(lit, ast.String) and _GUID.fullmatch(lit.val):
+                    return lit.val.lower()
+        except ValueError as exc:
+            raise bad_request(
+                f"The literal '{getattr(lit, 'val', lit)}' is not a valid {t} value: {exc}"
+            ) from exc
+        raise bad_request(
+            f"A binary operator with incompatible types was detected. Found operand types "
+            f"'{EDM_OF.get(t, 'Edm.String')}' and '{_EDM_LITERAL.get(edm, edm)}' for operator kind "
+            f"'{_KIND.get(type(comparator), 'Equal')}'."
+        )
+
+    def _call(self, node: ast.Call) -> str:
+        name = node.func.name.lower() if not node.func.namespace else node.func.full_name()
+        if name not in ("contains", "startswith", "endswith"):
+            raise bad_request(
+                f"The function '{node.func.full_name()}' is not supported in $filter by Dataverse."
+            )
+        if len(node.args) != 2:
+            raise bad_request(f"The function '{name}' takes a property and a string.")
+        column = self._column(node.args[0])
+        lit = node.args[1]
+        if column.attribute_type not in ("String", "Memo", "EntityName") or not isinstance(lit, ast.String):
+            raise bad_request(f"The function '{name}' needs a string property and a string literal.")
+        # Dataverse passes the text to SQL LIKE, so %, _ and [] act as wildcards there too (§3.4).
+        pattern = {"contains": f"%{lit.val}%", "startswith": f"{lit.val}%", "endswith": f"%{lit.val}"}[name]
+        self.params.append(pattern)
+        return f'("{column.logical_name}" LIKE ?)'
+
+    # Microsoft.Dynamics.CRM.* functions
+    def _dataverse_function(self, call: _FnCall) -> str:
+        prop = call.args.get("PropertyName")
+        if not isinstance(prop, str):
+            raise bad_request(f"Microsoft.Dynamics.CRM.{call.name} needs PropertyName='<column>'.")
+        column = self.by_wire.get(prop) or self.by_logical.get(prop)
+        if column is None:
+            raise unknown_property(prop, self.entity)
+        name = call.name
+        col = f'"{column.logical_name}"'
+        handler = _PERIOD_FUNCTIONS.get(name)
+        if handler is not None:
+            start, end = handler(self.now)
+            return self._range(column, start, end)
+        m = re.fullmatch(r"(Last|Next)X(Hours|Days|Weeks|Months|Years)", name)
+        if m:
+            x = self._int_value(call)
+            start, end = _relative_window(self.now, m.group(1), m.group(2), x)
+            return self._range(column, start, end, inclusive_end=True)
+        m = re.fullmatch(r"OlderThanX(Minutes|Hours|Days|Weeks|Months|Years)", name)
+        if m:
+            x = self._int_value(call)
+            cutoff = _shift(self.now, m.group(1), -x)
+            self.params.append(self._date_param(column, cutoff))
+            return f"({col} < ?)"
+        if name in ("On", "OnOrAfter", "OnOrBefore"):
+            day = self._date_value(call)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            end = start + timedelta(days=1)
+            if name == "On":
+                return self._range(column, start, end)
+            if name == "OnOrAfter":
+                self.params.append(self._date_param(column, start))
+                return f"({col} >= ?)"
+            self.params.append(self._date_param(column, end))
+            return f"({col} < ?)"
+        if name in ("Between", "NotBetween"):
+            values = self._values(call, 2)
+            low, high = (self._typed(column, v) for v in values)
+            if column.attribute_type == "DateTime" and len(str(values[1])) == 10:
+                # An end date without a time covers that whole day.
+                high_day = date.fromisoformat(str(values[1])) + timedelta(days=1)
+                high = self._date_param(
+                    column, datetime(high_day.year, high_day.month, high_day.day, tzinfo=UTC)
+                )
+                cond_high = f"{col} < ?"
+            else:
+                cond_high = f"{col} <= ?"
+            self.params.extend([low, high])
+            inner = f"({col} >= ? AND {cond_high})"
+            return inner if name == "Between" else f"({col} IS NOT NULL AND NOT {inner})"
+        if name in ("In", "NotIn"):
+            values = self._values(call, None)
+            if not values:
+                raise bad_request(
+                    f"Microsoft.Dynamics.CRM.{name} needs at least one value in PropertyValues."
+                )
+            if len(json.dumps(values)) > 850 + 2:
+                raise bad_request(f"The values of Microsoft.Dynamics.CRM.{name} may be up to 850 characters.")
+            self.params.extend(self._typed(column, v) for v in values)
+            marks = ",".join("?" * len(values))
+            return f"({col} IN ({marks}))" if name == "In" else f"({col} NOT IN ({marks}))"
+        if name in ("EqualUserId", "NotEqualUserId", "EqualBusinessId", "NotEqualBusinessId"):
+            self.params.append(USER_ID if "User" in name else BUSINESS_UNIT_ID)
+            return f"({col} = ?)" if name.startswith("Equal") else f"({col} IS NULL OR {col} <> ?)"
+        if name in _KNOWN_UNSUPPORTED:
+            raise bad_request(
+                f"The sandbox does not implement Microsoft.Dynamics.CRM.{name} "
+                "(fiscal periods, hierarchies, user teams and multi-select choices are outside its scope)."
+            )
+        raise bad_request(f"'Microsoft.Dynamics.CRM.{name}' is not a valid Dataverse query function.")
+
+    def _range(self, column: Column, start: datetime, end: datetime, inclusive_end: bool = False) -> str:
+        col = f'"{column.logical_name}"'
+        self.params.extend([self._date_param(column, start), self._date_param(column, end)])
+        return f"({col} >= ? AND {col} {'<=' if inclusive_end else '<'} ?)"
+
+    def _date_param(self, column: Column, value: datetime) -> str:
+        if column.attribute_type != "DateTime":
+            raise bad_request(f"The column '{column.logical_name}' is not a date and time column.")
+        if column.date_format == "DateOnly":
+            return value.date().isoformat()
+        return format_datetime(value)
+
+    def _int_value(self, call: _FnCall) -> int:
+        value = call.args.get("PropertyValue")
+        text = value.text if isinstance(value, _Bare) else value
+        try:
+            return int(str(text))
+        except (TypeError, ValueError) as exc:
+            raise bad_request(
+                f"Microsoft.Dynamics.CRM.{call.name} needs a whole-number PropertyValue."
+            ) from exc
+
+    def _date_value(self, call: _FnCall) -> date:
+        value = call.args.get("PropertyValue")
+        text = value.text if isinstance(value, _Bare) else value
+        try:
+            return date.fromisoformat(str(text)[:10])
+        except (TypeError, ValueError) as exc:
+            raise bad_request(
+                f"Microsoft.Dynamics.CRM.{call.name} needs a date PropertyValue (YYYY-MM-DD)."
+            ) from exc
+
+    def _values(self, call: _FnCall, count: int | None) -> list:
+        values = call.args.get("PropertyValues")
+        if not isinstance(values, list):
+            raise bad_request(f'Microsoft.Dynamics.CRM.{call.name} needs PropertyValues=["...","..."].')
+        if count is not None and len(values) != count:
+            raise bad_request(f"Microsoft.Dynamics.CRM.{call.name} needs exactly {count} PropertyValues.")
+        return values
+
+    def _typed(self, column: Column, value: object) -> object:
+        t = column.attribute_type
+        text = str(value)
+        try:
+            if t in ("Integer", "BigInt", "Picklist", "State", "Status"):
+                return int(text)
+            if t == "Boolean":
+                return 1 if text.lower() in ("1", "true") else 0
+            if t in ("Decimal", "Double", "Money"):
+                return float(text)
+            if t == "DateTime":
+                return parse_datetime_literal(text, column.date_format == "DateOnly")
+            if column.is_lookup or t == "Uniqueidentifier":
+                return text.strip("{}").lower()
+        except ValueError as exc:
+            raise bad_request(
+                f"The value '{text}' is not a valid {t} value for '{column.logical_name}'."
+            ) from exc
+        return text
+
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_SQL_OPS = {ast.Eq: "=", ast.NotEq: "<>", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+_FLIP = {ast.Lt: ast.Gt, ast.Gt: ast.Lt, ast.LtE: ast.GtE, ast.GtE: ast.LtE}
+_KIND = {
+    ast.Eq: "Equal",
+    ast.NotEq: "NotEqual",
+    ast.Lt: "LessThan",
+    ast.LtE: "LessThanOrEqual",
+    ast.Gt: "GreaterThan",
+    ast.GtE: "GreaterThanOrEqual",
+}
+_EDM_LITERAL = {
+    "String": "Edm.String",
+    "Integer": "Edm.Int32",
+    "Float": "Edm.Decimal",
+    "Boolean": "Edm.Boolean",
+    "GUID": "Edm.Guid",
+    "DateTime": "Edm.DateTimeOffset",
+    "Date": "Edm.Date",
+}
+EDM_OF = {
+    "String": "Edm.String",
+    "Memo": "Edm.String",
+    "EntityName": "Edm.String",
+    "Integer": "Edm.Int32",
+    "BigInt": "Edm.Int64",
+    "Picklist": "Edm.Int32",
+    "State": "Edm.Int32",
+    "Status": "Edm.Int32",
+    "Boolean": "Edm.Boolean",
+    "Decimal": "Edm.Decimal",
+    "Double": "Edm.Double",
+    "Money": "Edm.Decimal",
+    "DateTime": "Edm.DateTimeOffset",
+    "Uniqueidentifier": "Edm.Guid",
+    "Lookup": "Edm.Guid",
+    "Customer": "Edm.Guid",
+    "Owner": "Edm.Guid",
+}
+_KNOWN_UNSUPPORTED = {
+    "ContainValues",
+    "DoesNotContainValues",
+    "Above",
+    "AboveOrEqual",
+    "Under",
+    "UnderOrEqual",
+    "NotUnder",
+    "EqualUserLanguage",
+    "EqualUserTeams",
+    "EqualUserOrUserTeams",
+    "EqualUserOrUserHierarchy",
+    "EqualUserOrUserHierarchyAndTeams",
+    "InFiscalYear",
+    "InFiscalPeriod",
+    "InFiscalPeriodAndYear",
+    "InOrBeforeFiscalPeriodAndYear",
+    "InOrAfterFiscalPeriodAndYear",
+    "ThisFiscalYear",
+    "ThisFiscalPeriod",
+    "LastFiscalYear",
+    "LastFiscalPeriod",
+    "NextFiscalYear",
+    "NextFiscalPeriod",
+    "LastXFiscalYears",
+    "LastXFiscalPeriods",
+    "NextXFiscalYears",
+    "NextXFiscalPeriods",
+}
+
+
+def _midnight(moment: datetime) -> datetime:
+    return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    total = moment.year * 12 + moment.month - 1 + months
+    year, month = divmod(total, 12)
+    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+    return moment.replace(year=year, month=month + 1, day=day)
+
+
+def _shift(moment: datetime, unit: str, amount: int) -> datetime:
+    if unit == "Minutes":
+        return moment + timedelta(minutes=amount)
+    if unit == "Hours":
+        return moment + timedelta(hours=amount)
+    if unit == "Days":
+        return moment + timedelta(days=amount)
+    if unit == "Weeks":
+        return moment + timedelta(weeks=amount)
+    if unit == "Months":
+        return _add_months(moment, amount)
+    return _add_months(moment, 12 * amount)
+
+
+def _relative_window(now: datetime, direction: str, unit: str, x: int) -> tuple[datetime, datetime]:
+    """LastX*/NextX*: hours count from now; days and longer run from/to whole days, as Dataverse does."""
+    if unit == "Hours":
+        return (_shift(now, unit, -x), now) if direction == "Last" else (now, _shift(now, unit, x))
+    if direction == "Last":
+        return _midnight(_shift(now, unit, -x)), now
+    end = _midnight(_shift(now, unit, x)) + timedelta(days=1) - timedelta(seconds=1)
+    return now, end
+
+
+def _week_start(moment: datetime) -> datetime:
+    # Weeks start on Sunday (en-US, the sandbox user's locale).
+    return _midnight(moment) - timedelta(days=(moment.weekday() + 1) % 7)
+
+
+def _month_start(moment: datetime, offset: int = 0) -> datetime:
+    return _add_months(_midnight(moment).replace(day=1), offset)
+
+
+def _year_start(moment: datetime, offset: int = 0) -> datetime:
+    return datetime(moment.year + offset, 1, 1, tzinfo=UTC)
+
+
+_PERIOD_FUNCTIONS: dict[str, Callable[[datetime], tuple[datetime, datetime]]] = {
+    "Today": lambda n: (_midnight(n), _midnight(n) + timedelta(days=1)),
+    "Yesterday": lambda n: (_midnight(n) - timedelta(days=1), _midnight(n)),
+    "Tomorrow": lambda n: (_midnight(n) + timedelta(days=1), _midnight(n) + timedelta(days=2)),
+    "ThisWeek": lambda n: (_week_start(n), _week_start(n) + timedelta(days=7)),
+    "LastWeek": lambda n: (_week_start(n) - timedelta(days=7), _week_start(n)),
+    "NextWeek": lambda n: (_week_start(n) + timedelta(days=7), _week_start(n) + timedelta(days=14)),
+    "ThisMonth": lambda n: (_month_start(n), _month_start(n, 1)),
+    "LastMonth": lambda n: (_month_start(n, -1), _month_start(n)),
+    "NextMonth": lambda n: (_month_start(n, 1), _month_start(n, 2)),
+    "ThisYear": lambda n: (_year_start(n), _year_start(n, 1)),
+    "LastYear": lambda n: (_year_start(n, -1), _year_start(n)),
+    "NextYear": lambda n: (_year_start(n, 1), _year_start(n, 2)),
+    "Last7Days": lambda n: (_midnight(n) - timedelta(days=7), n + timedelta(seconds=1)),
+    "Next7Days": lambda n: (n, _midnight(n) + timedelta(days=8)),
+}
+
+
+def _describe(node: object) -> str:
+    if isinstance(node, ast.Identifier):
+        return node.full_name()
+    if isinstance(node, ast.Attribute):
+        return f"{_describe(node.owner)}/{node.attr}"
+    if isinstance(node, ast._Literal):
+        return str(getattr(node, "val", ""))
+    return type(node).__name__
+
+
+def compile_filter(text: str, entity: str, columns: dict[str, Column], now: datetime) -> CompiledFilter:
+    """Compile a ``$filter`` expression for one table into SQL.
+
+    Args:
+        text: the ``$filter`` value, URL-decoded.
+        entity: the table's logical name (for error messages).
+        columns: logical name → column of the table, custom columns included.
+        now: the server's current UTC time, for the date functions.
+
+    Returns:
+        The WHERE fragment and its parameters.
+
+    Raises:
+        ApiError: 400 with Dataverse's code and message for a malformed or unsupported filter.
+    """
+    lifted, calls = _lift_functions(text)
+    try:
+        tree = ODataParser().parse(ODataLexer().tokenize(lifted))
+    except ODataException as exc:
+        raise bad_request(f"Syntax error in $filter '{text}': {exc}") from exc
+    except ApiError:
+        raise
+    if tree is None:
+        raise bad_request("The $filter query option is empty.")
+    compiler = _Compiler(entity, columns, calls, now)
+    sql = compiler.compile(tree)
+    return CompiledFilter(sql, compiler.params)

@@ -1,0 +1,378 @@
+"""The Web API itself: routes a :class:`Request` to the right operation and returns a :class:`Response`.
+
+Transport-free on purpose: the HTTP server (:mod:`server`) and the ``$batch`` executor
+(:mod:`batch`) both call :meth:`Service.handle`, so a request inside a batch behaves exactly like
+the same request sent alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime
+from urllib.parse import unquote
+
+from connector.sandbox import batch as batch_module
+from connector.sandbox import metadata
+from connector.sandbox.changes import check_tracking, delta_page, format_token, initial_page, parse_token
+from connector.sandbox.config import SandboxConfig
+from connector.sandbox.faults import ApiError, bad_request, not_found_record
+from connector.sandbox.paging import encode_skiptoken
+from connector.sandbox.protocol import (
+    AnnotationFilter,
+    Request,
+    Response,
+    error_response,
+    json_response,
+    parse_prefer,
+)
+from connector.sandbox.query import (
+    COUNT_CAP,
+    RecordWriter,
+    collection_payload,
+    count_rows,
+    link,
+    page_state,
+    parse_options,
+    read_page,
+    strip_query,
+)
+from connector.sandbox.schema import Table
+from connector.sandbox.storage import Store
+from connector.sandbox.writes import apply_delete, apply_upsert, convert_value, parse_guid
+
+__all__ = ["Service"]
+
+log = logging.getLogger(__name__)
+
+_SEGMENT = re.compile(r"^(?P<name>[A-Za-z_$][\w.$]*)(?:\((?P<key>[^)]*)\))?(?:/(?P<rest>.*))?$")
+
+
+class Service:
+    """Serves the Web API over one :class:`Store`.
+
+    Args:
+        store: the sandbox's state.
+        config: behaviour settings (limits are applied by the server, not here).
+    """
+
+    def __init__(self, store: Store, config: SandboxConfig):
+        self.store = store
+        self.config = config
+
+    def now(self) -> datetime:
+        """The server's current UTC time."""
+        return self.config.clock()
+
+    def handle(self, req: Request) -> Response:
+        """Serve one request; every failure becomes a Dataverse-shaped error response."""
+        try:
+            return self._route(req)
+        except ApiError as exc:
+            return error_response(exc)
+        except Exception:  # a bug must still answer in Dataverse's shape, and be logged
+            log.exception("sandbox: unexpected error serving %s %s", req.method, req.path)
+            return error_response(ApiError(500, "0x80040216", "An unexpected error occurred."))
+
+    # --- routing ------------------------------------------------------------------------------
+
+    def _route(self, req: Request) -> Response:
+        path = req.path
+        if path.startswith("$") and req.content_ids is not None:
+            m = re.match(r"\$(\d+)(.*)$", path)
+            if m and m.group(1) in req.content_ids:
+                target = req.content_ids[m.group(1)]
+                path = target.split("/api/data/", 1)[-1].split("/", 1)[-1] + m.group(2)
+        if path in ("", "/"):
+            return metadata.service_document(self, req)
+        if path == "$metadata":
+            return metadata.csdl(self, req)
+        if path == "$batch":
+            if req.method != "POST":
+                raise ApiError(405, "0x0", "The $batch endpoint only accepts POST.")
+            if req.in_batch:
+                raise bad_request("Batches cannot be nested.")
+            return batch_module.handle_batch(self, req)
+        if path in ("WhoAmI", "WhoAmI()"):
+            if req.method != "GET":
+                raise ApiError(
+                    404,
+                    "",
+                    f"No HTTP resource was found that matches the request URI '{req.service_root}WhoAmI'.",
+                )
+            return metadata.whoami(self, req)
+        if path.startswith("EntityDefinitions"):
+            return metadata.entity_definitions(self, req, path)
+        if path in ("PublishXml", "PublishAllXml"):
+            return metadata.publish(self, req, path)
+        m = _SEGMENT.match(path)
+        if not m:
+            raise ApiError(404, "0x8006088a", f"Resource not found for the segment '{path}'.")
+        table = self.store.table_for_set(m.group("name"))
+        if table is None:
+            raise ApiError(404, "0x8006088a", f"Resource not found for the segment '{m.group('name')}'.")
+        key, rest = m.group("key"), m.group("rest")
+        if key is None:
+            if rest == "$count":
+                return self._count(req, table)
+            if rest:
+                raise ApiError(404, "0x8006088a", f"Resource not found for the segment '{rest}'.")
+            if req.method == "GET":
+                return self._collection(req, table)
+            if req.method == "POST":
+                return self._create(req, table)
+            raise ApiError(
+                405,
+                "0x0",
+                f"The HTTP method '{req.method}' is not allowed on the entity set '{table.entity_set}'.",
+            )
+        record_id = parse_guid(unquote(key))
+        if record_id is None:
+            raise bad_request(
+                f"The key '{key}' is not a GUID. No alternate keys are defined on "
+                f"{table.logical_name} in the sandbox; "
+                f"address records as {table.entity_set}(<id>)."
+            )
+        if rest:
+            return self._property(req, table, record_id, rest)
+        if req.method == "GET":
+            return self._single(req, table, record_id)
+        if req.method == "PATCH":
+            return self._upsert(req, table, record_id)
+        if req.method == "DELETE":
+            return self._delete(req, table, record_id)
+        raise ApiError(
+            405, "0x0", f"The HTTP method '{req.method}' is not allowed on a {table.logical_name} record."
+        )
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def _collection(self, req: Request, table: Table) -> Response:
+        now = self.now()
+        options = parse_options(req.query, table, now)
+        prefer = parse_prefer(req.headers)
+        annotations = AnnotationFilter(prefer.get("odata.include-annotations"))
+        applied: list[str] = []
+        state, page_no = page_state(options)
+        tracking = "odata.track-changes" in prefer or bool(state and state.get("t"))
+        if tracking or options.deltatoken is not None:
+            check_tracking(table, options, self.config)
+        if "odata.include-annotations" in prefer:
+            applied.append(f'odata.include-annotations="{prefer["odata.include-annotations"]}"')
+        page_size = self.config.max_page_size
+        if "odata.maxpagesize" in prefer:
+            try:
+                asked = int(prefer["odata.maxpagesize"])
+            except ValueError as exc:
+                raise bad_request(
+                    f"'{prefer['odata.maxpagesize']}' is not a valid odata.maxpagesize."
+                ) from exc
+            if asked <= 0:
+                raise bad_request(
+                    f"'{asked}' is not a valid odata.maxpagesize; it must be a positive number."
+                )
+            page_size = min(asked, self.config.max_page_size)
+            applied.append(f"odata.maxpagesize={page_size}")
+            options.top = None  # §3.6: $top is ignored with odata.maxpagesize
+        conn = self.store.conn()
+        writer = RecordWriter(self.store.tables, table, options.select, annotations)
+        root = req.service_root
+        context = f"{root}$metadata#{table.entity_set}{writer.context_suffix(options.select)}"
+        base_query = strip_query(req.query, "$skiptoken")
+        next_link = None
+        extra: dict[str, object] = {}
+        if options.deltatoken is not None:
+            since = parse_token(options.deltatoken, self.config, self.store.current_version)
+            deleted_context = f"{root}$metadata#{table.entity_set}/$deletedEntity"
+            page, upper = delta_page(
+                conn, table, writer, since, page_size, state, self.store.current_version, deleted_context
+            )
+            context += "/$delta"
+            if page.next_state is not None:
+                next_link = link(
+                    root,
+                    table.entity_set,
+                    base_query,
+                    "$skiptoken",
+                    encode_skiptoken(page.next_state, page_no + 1, True),
+                )
+            else:
+                delta_query = strip_query(req.query, "$skiptoken", "$deltatoken")
+                extra["@odata.deltaLink"] = link(
+                    root, table.entity_set, delta_query, "$deltatoken", format_token(upper, now)
+                )
+            applied.append("odata.track-changes")
+        elif tracking:
+            page, snapshot = initial_page(
+                conn, table, writer, options, page_size, state, self.store.current_version
+            )
+            if page.next_state is not None:
+                page.next_state["t"] = 1
+                next_link = link(
+                    root,
+                    table.entity_set,
+                    base_query,
+                    "$skiptoken",
+                    encode_skiptoken(page.next_state, page_no + 1, True),
+                )
+            else:
+                extra["@odata.deltaLink"] = link(
+                    root, table.entity_set, base_query, "$deltatoken", format_token(snapshot, now)
+                )
+            applied.append("odata.track-changes")
+        else:
+            page = read_page(conn, table, writer, options, page_size, state)
+            if page.next_state is not None:
+                next_link = link(
+                    root,
+                    table.entity_set,
+                    base_query,
+                    "$skiptoken",
+                    encode_skiptoken(page.next_state, page_no + 1),
+                )
+        count = count_rows(conn, table, options.filter) if options.count else None
+        # The delta link goes before value (as in Microsoft's example); nextLink after it (§3.6, §4).
+        body = collection_payload(context, page, next_link, count, annotations, extra)
+        headers = [("Preference-Applied", ",".join(applied))] if applied else []
+        return json_response(200, body, headers)
+
+    def _count(self, req: Request, table: Table) -> Response:
+        if req.method != "GET":
+            raise ApiError(405, "0x0", "$count only answers GET.")
+        options = parse_options(req.query, table, self.now())
+        total = min(count_rows(self.store.conn(), table, options.filter), COUNT_CAP)
+        # §3.1: a bare number as text/plain with a UTF-8 byte order mark.
+        return Response(
+            200,
+            [("Content-Type", "text/plain"), ("OData-Version", "4.0")],
+            "\ufeff".encode() + str(total).encode(),
+        )
+
+    def _fetch(
+        self, req: Request, table: Table, record_id: str, for_write: bool = False
+    ) -> tuple[dict | None, str]:
+        options = parse_options(req.query, table, self.now())
+        for name, present in (
+            ("$filter", options.filter_text),
+            ("$orderby", options.orderby),
+            ("$top", options.top),
+        ):
+            if present:
+                raise bad_request(f"The query option {name} is not allowed when retrieving a single record.")
+        prefer = parse_prefer(req.headers)
+        annotations = AnnotationFilter(prefer.get("odata.include-annotations"))
+        writer = RecordWriter(self.store.tables, table, options.select, annotations)
+        conn = self.store.conn()
+        rows = conn.execute(
+            f'SELECT {writer.select_sql()} FROM "{table.logical_name}" WHERE "{table.primary_id}" = ?',
+            (record_id,),
+        ).fetchall()
+        context = (
+            f"{req.service_root}$metadata#{table.entity_set}{writer.context_suffix(options.select)}/$entity"
+        )
+        if not rows:
+            return None, context
+        return writer.records(conn, rows)[0], context
+
+    def _single(self, req: Request, table: Table, record_id: str) -> Response:
+        record, context = self._fetch(req, table, record_id)
+        if record is None:
+            raise not_found_record(table.logical_name, record_id)
+        etag = str(record["@odata.etag"])
+        prefer = parse_prefer(req.headers)
+        inm = req.headers.get("If-None-Match")
+        # §5.4: 304 when unchanged, never when annotations are requested.
+        if inm and inm.strip() == etag and "odata.include-annotations" not in prefer:
+            return Response(304, [("OData-Version", "4.0"), ("ETag", etag)])
+        headers = [("ETag", etag)]
+        if "odata.include-annotations" in prefer:
+            headers.append(
+                ("Preference-Applied", f'odata.include-annotations="{prefer["odata.include-annotations"]}"')
+            )
+        return json_response(200, {"@odata.context": context, **record}, headers)
+
+    def _property(self, req: Request, table: Table, record_id: str, prop: str) -> Response:
+        column = {c.wire_name: c for c in table.columns}.get(prop)
+        if column is None:
+            raise ApiError(404, "0x8006088a", f"Resource not found for the segment '{prop}'.")
+        conn = self.store.conn()
+        if req.method == "GET":
+            row = conn.execute(
+                f'SELECT "{column.logical_name}" FROM "{table.logical_name}" WHERE "{table.primary_id}" = ?',
+                (record_id,),
+            ).fetchone()
+            if row is None:
+                raise not_found_record(table.logical_name, record_id)
+            value = bool(row[0]) if column.attribute_type == "Boolean" and row[0] is not None else row[0]
+            if value is None:
+                return Response(204, [("OData-Version", "4.0")])
+            context = f"{req.service_root}$metadata#{table.entity_set}({record_id})/{prop}"
+            return json_response(200, {"@odata.context": context, "value": value})
+        if column.is_lookup:
+            raise bad_request(
+                f"Set the lookup '{column.logical_name}' with {column.logical_name}@odata.bind in a PATCH."
+            )
+        if req.method == "PUT":
+            body = req.json()
+            if not isinstance(body, dict) or "value" not in body:
+                raise bad_request('A single-property PUT needs a body like {"value": ...}.')
+            payload = {column.logical_name: body["value"]}
+        elif req.method == "DELETE":
+            payload = {column.logical_name: None}
+        else:
+            raise ApiError(405, "0x0", f"The HTTP method '{req.method}' is not allowed on a property.")
+        convert_value(column, payload[column.logical_name], table.logical_name)
+        with self.store.transaction() as conn:
+            apply_upsert(self.store, conn, table, record_id, payload, if_match="*", now=self.now())
+        return Response(204, [("OData-Version", "4.0")])
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def _entity_url(self, req: Request, table: Table, record_id: str) -> str:
+        return f"{req.service_root}{table.entity_set}({record_id})"
+
+    def _write_response(
+        self, req: Request, table: Table, record_id: str, created: bool, is_post: bool
+    ) -> Response:
+        prefer = parse_prefer(req.headers)
+        url = self._entity_url(req, table, record_id)
+        if prefer.get("return") == "representation":
+            record, context = self._fetch(req, table, record_id)
+            assert record is not None
+            headers = [("Preference-Applied", "return=representation"), ("ETag", str(record["@odata.etag"]))]
+            if not is_post:
+                headers.append(("OData-EntityId", url))
+            return json_response(201 if created else 200, {"@odata.context": context, **record}, headers)
+        headers = [("OData-Version", "4.0"), ("OData-EntityId", url)]
+        if req.in_batch:
+            headers.insert(1, ("Location", url))
+        return Response(204, headers)
+
+    def _create(self, req: Request, table: Table) -> Response:
+        body = req.json()
+        with self.store.transaction() as conn:
+            record_id, _ = apply_upsert(
+                self.store, conn, table, None, body, content_ids=req.content_ids, now=self.now()
+            )
+        return self._write_response(req, table, record_id, True, True)
+
+    def _upsert(self, req: Request, table: Table, record_id: str) -> Response:
+        body = req.json()
+        with self.store.transaction() as conn:
+            _, created = apply_upsert(
+                self.store,
+                conn,
+                table,
+                record_id,
+                body,
+                if_match=req.headers.get("If-Match"),
+                if_none_match=req.headers.get("If-None-Match"),
+                content_ids=req.content_ids,
+                now=self.now(),
+            )
+        return self._write_response(req, table, record_id, created, False)
+
+    def _delete(self, req: Request, table: Table, record_id: str) -> Response:
+        with self.store.transaction() as conn:
+            apply_delete(self.store, conn, table, record_id, req.headers.get("If-Match"), self.now())
+        return Response(204, [("OData-Version", "4.0")])
