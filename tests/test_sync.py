@@ -291,3 +291,173 @@ def test_existing_output_columns_are_mirrored_for_the_plan(tmp_path, mirror):
     frame = mirror.read_frame("lead").set_index("lead_id")
     assert frame.loc[rid, "out_score"] == 42
     assert "out_grade" not in frame  # not provisioned yet: not selected, no 400
+
+
+# ------------------------------------------------------------------------------------------------
+# Over real HTTP against the sandbox (tests/conftest.py): the client, the server and the mirror.
+
+SHIPPED_MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
+
+
+class Clock:
+    """A settable clock for the sandbox (change-token ages)."""
+
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def _client(sb):
+    from connector.client import DataverseClient
+
+    return DataverseClient(sb.url, lambda: sb.token)
+
+
+def _shipped():
+    return load_mappings(SHIPPED_MAPPINGS, prefix="dvs")
+
+
+def _lead_ids(session, sb, n):
+    response = session.get(f"{sb.api_url}leads", params={"$select": "leadid", "$top": str(n)})
+    response.raise_for_status()
+    return [r["leadid"] for r in response.json()["value"]]
+
+
+def test_sandbox_full_then_delta_with_creates_updates_and_deletes(sandbox, mirror):
+    from conftest import dataverse_session
+
+    mappings = _shipped()
+    with _client(sandbox) as client:
+        first = sync_tables(client, mirror, mappings, tables=["lead", "salesorder"]).tables
+        counts = {t.table: (t.mode, t.read, t.upserted) for t in first}
+        assert counts["lead"][0] == "full" and counts["lead"][1] == counts["lead"][2] == mirror.count("lead")
+        assert counts["salesorder"][1] == mirror.count("salesorder") > 1000
+        orders = mirror.read_frame("salesorder")
+        assert set(orders["customer_type"].dropna()) == {"account", "contact"}
+        assert {"fulfilled", "cancelled"} <= set(orders["status"])
+        assert str(orders["order_date"].dtype) == "datetime64[ns, UTC]" and orders["amount"].dtype == float
+
+        with dataverse_session(sandbox) as session:
+            changed, gone = _lead_ids(session, sandbox, 2)
+            patch = session.patch(
+                f"{sandbox.api_url}leads({changed})",
+                json={"emailaddress1": "now.changed@example.com"},
+                headers={"If-Match": "*", "Content-Type": "application/json"},
+            )
+            assert patch.status_code == 204
+            assert session.delete(f"{sandbox.api_url}leads({gone})").status_code == 204
+            created = session.post(
+                f"{sandbox.api_url}leads",
+                json={"lastname": "Newman", "subject": "New lead", "emailaddress1": "new@example.com"},
+                headers={"Content-Type": "application/json"},
+            )
+            assert created.status_code == 204
+        before = mirror.count("lead")
+        (report,) = sync_tables(client, mirror, mappings, tables=["lead"]).tables
+    assert (report.mode, report.read, report.upserted, report.deleted) == ("delta", 2, 2, 1)
+    leads = mirror.read_frame("lead").set_index("lead_id")
+    assert leads.loc[changed, "email"] == "now.changed@example.com"
+    assert gone not in leads.index and "new@example.com" in set(leads["email"])
+    assert mirror.count("lead") == before
+
+
+def test_sandbox_expired_token_rereads_in_full(sandbox_factory, mirror):
+    from datetime import timedelta
+
+    from conftest import SEED_NOW
+
+    from connector.sandbox import SandboxConfig
+
+    clock = Clock(SEED_NOW)
+    sb = sandbox_factory(config=SandboxConfig(clock=clock, change_token_retention=timedelta(days=7)))
+    mappings = _shipped()
+    with _client(sb) as client:
+        sync_tables(client, mirror, mappings, tables=["account"])
+        clock.now = SEED_NOW + timedelta(days=8)
+        (report,) = sync_tables(client, mirror, mappings, tables=["account"]).tables
+    assert report.mode == "full" and report.reason == "the delta token expired"
+    assert report.read == mirror.count("account") and report.deleted == 0
+
+
+def test_sandbox_table_without_change_tracking_uses_a_window(sandbox_factory, mirror):
+    from conftest import dataverse_session
+
+    from connector.sandbox import SandboxConfig
+
+    sb = sandbox_factory(config=SandboxConfig(change_tracking_disabled=frozenset({"account"})))
+    mappings = _shipped()
+    with _client(sb) as client:
+        (first,) = sync_tables(client, mirror, mappings, tables=["account"], page_size=400).tables
+        assert first.mode == "window-full" and first.read == mirror.count("account") and first.pages >= 3
+        with dataverse_session(sb) as session:
+            ids = [
+                r["accountid"]
+                for r in session.get(
+                    f"{sb.api_url}accounts", params={"$select": "accountid", "$top": "2"}
+                ).json()["value"]
+            ]
+            session.patch(
+                f"{sb.api_url}accounts({ids[0]})",
+                json={"name": "Renamed Ltd"},
+                headers={"If-Match": "*", "Content-Type": "application/json"},
+            ).raise_for_status()
+            session.delete(f"{sb.api_url}accounts({ids[1]})").raise_for_status()
+        (second,) = sync_tables(client, mirror, mappings, tables=["account"], page_size=400).tables
+    assert second.mode == "window" and second.deleted == 1
+    assert 1 <= second.read < first.read  # only the recent window travelled
+    accounts = mirror.read_frame("account").set_index("account_id")
+    assert accounts.loc[ids[0], "name"] == "Renamed Ltd" and ids[1] not in accounts.index
+
+
+def test_sandbox_crash_between_pages_resumes_without_rereading(sandbox, mirror):
+    mappings = _shipped()
+    with _client(sandbox) as client:
+
+        class Dying:
+            """The real client, dying after three pages of the first read."""
+
+            pages = 0
+
+            def __getattr__(self, name):
+                return getattr(client, name)
+
+            def iter_change_pages(self, *args, **kwargs):
+                for page in client.iter_change_pages(*args, **kwargs):
+                    if Dying.pages == 3:
+                        raise SimulatedCrash("killed")
+                    Dying.pages += 1
+                    yield page
+
+        with pytest.raises(SimulatedCrash):
+            sync_tables(Dying(), mirror, mappings, tables=["lead"], page_size=500)
+        committed = mirror.count("lead")
+        assert committed == 1500 and mirror.sync_state("lead").next_link
+        (report,) = sync_tables(client, mirror, mappings, tables=["lead"], page_size=500).tables
+    assert report.resumed and report.mode == "full"
+    assert committed + report.read == mirror.count("lead")  # no record read twice
+    assert mirror.sync_state("lead").delta_link and mirror.sync_state("lead").phase is None
+
+
+def test_sandbox_sync_command_json(sandbox, tmp_path, capsys, monkeypatch):
+    import json
+
+    from jobs.cli import main
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[dataverse]\nurl = "{sandbox.url}"\n[auth]\nmode = "token"\n'
+        f'[mirror]\npath = "{tmp_path / "m.sqlite"}"\n'
+        f'[mappings]\ndir = "{SHIPPED_MAPPINGS}"\n[writeback]\npublisher_prefix = "dvs"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("DVSYNC__AUTH__TOKEN", sandbox.token)
+    assert main(["sync", "--config", str(config), "--table", "contact", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    contact = data["tables"]["contact"]
+    assert data["ok"] and contact["mode"] == "full" and contact["read"] == contact["upserted"] > 0
+    assert {"read", "upserted", "deleted", "pages", "mode", "duration_s"} <= set(contact)
+    assert main(["sync", "--config", str(config), "--table", "contact"]) == 0
+    out = capsys.readouterr().out
+    assert "contact" in out and "delta" in out
