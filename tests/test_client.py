@@ -101,3 +101,62 @@ def test_public_exports():
         "RecordNotFoundError",
     ):
         assert name in connector.__all__ and hasattr(connector, name)
+
+
+# --------------------------------------------------------------------------- over real HTTP
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    sandbox_module = pytest.importorskip("connector.sandbox", reason="the sandbox package is not available")
+    if not hasattr(sandbox_module, "Sandbox"):
+        pytest.skip("connector.sandbox has no Sandbox yet")
+    config = sandbox_module.SandboxConfig(
+        faults=sandbox_module.FaultConfig(throttle=0.05, unavailable=0.05, retry_after=1, seed=5),
+        change_tracking_disabled=frozenset({"salesorderdetail"}),
+        sleep=lambda seconds: None,
+    )
+    with sandbox_module.Sandbox(tmp_path_factory.mktemp("sandbox"), size="small", config=config) as running:
+        yield running
+
+
+def test_a_full_cycle_against_the_sandbox_over_loopback(sandbox):
+    """Read in pages, track changes, write back in parallel batches, read the delta, manage columns,
+    all through injected 429s and 503s that the retry policy must absorb."""
+    sleeps: list[float] = []
+    client = DataverseClient(
+        sandbox.url, lambda: sandbox.token, retry=RetryPolicy(sleep=sleeps.append, max_attempts=12)
+    )
+    assert client.whoami().user_id
+
+    pages = list(client.iter_change_pages("leads", ["fullname", "emailaddress1"], page_size=1000))
+    records = [r for page in pages for r in page.records]
+    assert len(pages) > 1 and pages[-1].delta_link and all(p.delta_link is None for p in pages[:-1])
+    assert len({r["leadid"] for r in records}) == len(records)
+
+    chosen = [r["leadid"] for r in records[:250]]
+    missing = "00000000-0000-0000-0000-0000000000aa"
+    results = client.update_many(
+        "leads",
+        [(record_id, {"emailaddress1": f"dvsync.{n}@example.com"}) for n, record_id in enumerate(chosen)]
+        + [(missing, {"emailaddress1": "nobody@example.com"})],
+        batch_size=50,
+        max_workers=4,
+    )
+    assert [r.id for r in results] == [*chosen, missing]
+    assert all(r.ok for r in results[:-1])
+    assert (results[-1].ok, results[-1].status, results[-1].error_code) == (False, 404, "0x80040217")
+
+    delta = client.read_changes("leads", ["fullname", "emailaddress1"], delta_link=pages[-1].delta_link)
+    assert {r["leadid"] for r in delta.records} == set(chosen)  # If-Match: * created nothing
+    assert {r["emailaddress1"] for r in delta.records} == {f"dvsync.{n}@example.com" for n in range(250)}
+
+    with pytest.raises(connector.ChangeTrackingDisabledError):
+        client.read_changes("salesorderdetails", ["quantity"])
+
+    table = client.get_table("lead")
+    assert (table.entity_set_name, table.primary_id_attribute) == ("leads", "leadid")
+    spec = connector.ColumnSpec("dvs_LeadScore", "Integer", "Lead score", min_value=0, max_value=100)
+    assert client.ensure_columns("lead", [spec], solution="dvsync") == ["dvs_leadscore"]
+    assert client.ensure_columns("lead", [spec], solution="dvsync") == []
+    assert sleeps, "the injected faults should have made the client wait at least once"
