@@ -670,11 +670,14 @@ class HttpClient:
         may_retry_unsent_only = not _is_idempotent(method, send_headers, idempotent)
         start = self.retry.clock()
         attempts = 0
+        refreshed: list[bool] = [False]  # one token refresh per request, however many attempts
 
         def attempt() -> requests.Response:
             nonlocal attempts
             attempts += 1
-            return self._send_with_auth(method, url, send_headers, body, ok_statuses, may_retry_unsent_only)
+            return self._send_with_auth(
+                method, url, send_headers, body, ok_statuses, may_retry_unsent_only, refreshed
+            )
 
         def stop(state: tenacity.RetryCallState) -> bool:
             elapsed = self.retry.clock() - start
@@ -746,11 +749,13 @@ class HttpClient:
         body: bytes | None,
         ok_statuses: tuple[int, ...],
         unsent_only: bool,
+        refreshed: list[bool],
     ) -> requests.Response:
         response = self._send(method, url, headers, body, unsent_only)
-        if response.status_code == 401:
+        if response.status_code == 401 and not refreshed[0]:
             refresh = getattr(self._token_provider, "force_refresh", None)
             if callable(refresh):
+                refreshed[0] = True
                 refresh()
                 response = self._send(method, url, headers, body, unsent_only)
         # Not response.ok: that is true for 3xx, and Dataverse never redirects an API call.

@@ -302,6 +302,19 @@ def test_401_twice_is_an_auth_error_with_the_application_user_hint(clock):
 
 
 @responses.activate
+def test_the_token_is_refreshed_at_most_once_per_request_even_across_retries(clock):
+    provider = Provider(tokens=["old-token", "new-token", "newer-token"])
+    responses.get(BASE + "WhoAmI", status=401, body="")
+    responses.get(BASE + "WhoAmI", status=503, body="")
+    responses.get(BASE + "WhoAmI", status=401, body="")
+    client = make_client(clock, provider)
+    with pytest.raises(AuthError):
+        client.get_json("WhoAmI")
+    assert provider.refreshes == 1
+    assert len(responses.calls) == 3
+
+
+@responses.activate
 def test_401_with_a_plain_callable_is_not_retried(clock):
     responses.get(BASE + "WhoAmI", status=401, body="")
     client = HttpClient(ORG, lambda: SECRET_TOKEN, retry=RetryPolicy(sleep=clock.sleep, clock=clock.clock))
