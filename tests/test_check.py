@@ -149,3 +149,49 @@ def test_a_broken_toml_file_is_a_problem_not_a_traceback(tmp_path, capsys, bad):
     config = settings_for(tmp_path, lead=bad)
     assert main(["check", "--config", str(config), "--offline"]) == 2
     assert "lead.toml:2" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------------
+# Over real HTTP against the sandbox (tests/conftest.py).
+
+SHIPPED_MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
+
+
+def test_sandbox_shipped_mappings_pass_and_a_typo_is_caught(sandbox, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("DVSYNC__AUTH__TOKEN", sandbox.token)
+    mappings = tmp_path / "mappings"
+    shutil.copytree(SHIPPED_MAPPINGS, mappings)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[dataverse]\nurl = "{sandbox.url}"\n[auth]\nmode = "token"\n[mappings]\ndir = "{mappings}"\n'
+        '[writeback]\npublisher_prefix = "dvs"\nsolution = "dvsync"\n',
+        encoding="utf-8",
+    )
+    assert main(["check", "--config", str(config), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"], report["problems"]
+    assert {t["name"] for t in report["tables"]} >= {"lead", "account", "contact", "salesorder", "email"}
+    assert all(t["change_tracking"] for t in report["tables"])
+    assert len(report["to_provision"]) > 30
+
+    lead = mappings / "lead.toml"
+    lead.write_text(lead.read_text().replace('"emailaddress1"', '"emailadress1"'), encoding="utf-8")
+    assert main(["check", "--config", str(config)]) == 2
+    out = capsys.readouterr().out
+    assert "[fields.email.column]: no column `emailadress1` on lead (did you mean `emailaddress1`?)" in out
+
+
+def test_sandbox_wrong_token_is_reported_as_one_problem(sandbox, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DVSYNC__AUTH__TOKEN", "not-the-token")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[dataverse]\nurl = "{sandbox.url}"\n[auth]\nmode = "token"\n'
+        f'[mappings]\ndir = "{SHIPPED_MAPPINGS}"\n[writeback]\npublisher_prefix = "dvs"\n',
+        encoding="utf-8",
+    )
+    assert main(["check", "--config", str(config), "--json"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    (problem,) = report["problems"]
+    assert problem["key"] == "auth" and report["identity"] is None

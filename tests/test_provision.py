@@ -117,3 +117,59 @@ def test_column_spec_carries_precision_only_for_decimals(mappings):
     by = {o.result: o for o in mappings.outputs}
     assert column_spec(by["duplicate_score"]).precision == 0
     assert column_spec(by["score"]).precision is None and column_spec(by["score"]).max_length is None
+
+
+# ------------------------------------------------------------------------------------------------
+# Over real HTTP against the sandbox (tests/conftest.py).
+
+SHIPPED_MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
+
+
+def _config(sb, tmp_path: Path, mappings_dir: Path = SHIPPED_MAPPINGS) -> Path:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[dataverse]\nurl = "{sb.url}"\n[auth]\nmode = "token"\n[mirror]\npath = "{tmp_path / "m.sqlite"}"\n'
+        f'[mappings]\ndir = "{mappings_dir}"\n[writeback]\npublisher_prefix = "dvs"\nsolution = "dvsync"\n',
+        encoding="utf-8",
+    )
+    return config
+
+
+def test_sandbox_provision_dry_run_then_real_then_idempotent(sandbox, tmp_path, capsys, monkeypatch):
+    import json
+
+    from connector.client import DataverseClient
+    from jobs.cli import main
+
+    monkeypatch.setenv("DVSYNC__AUTH__TOKEN", sandbox.token)
+    config = _config(sandbox, tmp_path)
+    expected = len([o for o in load_mappings(SHIPPED_MAPPINGS, prefix="dvs").outputs if o.enabled])
+
+    assert main(["provision", "--config", str(config), "--dry-run", "--json"]) == 0
+    dry = json.loads(capsys.readouterr().out)
+    assert dry["dry_run"] and dry["created"] == expected and dry["published"] == []
+    with DataverseClient(sandbox.url, lambda: sandbox.token) as client:
+        assert "dvs_leadscore" not in client.get_table("lead").attributes
+
+    assert main(["provision", "--config", str(config), "--json"]) == 0
+    real = json.loads(capsys.readouterr().out)
+    assert real["created"] == expected and sorted(real["published"]) == ["account", "contact", "lead"]
+    with DataverseClient(sandbox.url, lambda: sandbox.token) as client:
+        column = client.get_table("lead").attributes["dvs_leadscore"]
+        assert column.attribute_type == "Integer"
+        assert client.get_table("account").attributes["dvs_customersegment"].max_length == 50
+
+    assert main(["provision", "--config", str(config)]) == 0
+    assert "Nothing to do" in capsys.readouterr().out
+
+    # check now finds every output column, and a sync mirrors their (empty) values for the plan.
+    assert main(["check", "--config", str(config), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["to_provision"] == [] and report["identity"]["user_id"]
+    assert main(["sync", "--config", str(config), "--table", "lead", "--json"]) == 0
+    capsys.readouterr()
+    from jobs.mirror import Mirror
+
+    with Mirror(tmp_path / "m.sqlite") as mirror:
+        leads = mirror.read_frame("lead")
+    assert {"out_score", "out_grade", "out_sales_ready", "out_scored_on"} <= set(leads.columns)
