@@ -85,6 +85,8 @@ def encode_value(value: Any) -> Any:
     """
     if value is None or isinstance(value, bool | str | int):
         return value
+    if type(value).__name__ in ("NaTType", "NAType"):  # pandas' missing markers, without importing pandas
+        raise ValueError("a missing value (NaT/NA) cannot be written; pass None to clear the column")
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"{value} cannot be written; pass None to clear the column")

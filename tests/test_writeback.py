@@ -278,3 +278,27 @@ def test_a_throttled_batch_waits_retry_after_and_is_resent():
     assert all(r.ok for r in results)
     assert 5.0 in sleeps
     assert c.throttle_state.throttled_count == 1
+
+
+def test_encode_value_handles_the_types_jobs_produce():
+    import datetime as dt
+    import decimal
+
+    import numpy as np
+    import pandas as pd
+
+    from connector.writeback import encode_value
+
+    assert encode_value(np.int64(7)) == 7 and type(encode_value(np.int64(7))) is int
+    assert encode_value(np.float64(0.5)) == 0.5
+    assert encode_value(np.bool_(True)) is True
+    assert encode_value(decimal.Decimal("12.50")) == 12.5
+    assert encode_value(pd.Timestamp("2024-03-01 12:00", tz="Europe/Berlin")) == "2024-03-01T11:00:00Z"
+    assert encode_value(dt.date(2024, 3, 1)) == "2024-03-01"
+    for missing in (pd.NaT, pd.NA, np.nan, float("inf")):
+        with pytest.raises(ValueError, match="None to clear"):
+            encode_value(missing)
+    with pytest.raises(ValueError, match="time zone"):
+        encode_value(dt.datetime(2024, 3, 1))
+    with pytest.raises(TypeError):
+        encode_value(object())
