@@ -50,7 +50,14 @@ _TRANSFORM = re.compile(r"^(exact|soundex|initial|prefix([1-9][0-9]?))$")
 DEFAULT_MAX_BLOCK_SIZE = 50
 """Records paired within one block before the sorted-neighbourhood cap applies; measured on the
 bench (100,000 leads): larger values add pairs, not recall."""
-MAX_WEAK_KEYS = 7
+DEFAULT_PAIRS_PER_RECORD = 3.0
+"""Pair budget of an optional (derived) pass, per record. A pass giving more is mostly pairing
+strangers: a record has rarely more than one or two duplicates. Measured on the bench: skipping such
+passes lost no planted duplicate and cut the pairs five-fold."""
+MIN_PAIR_BUDGET = 10_000
+"""Small tables keep every pass: comparing 10,000 pairs is cheap."""
+MAX_BLOCKING_KEYS = 8
+"""At most this many identity/location keys are combined pairwise (at most 28 passes)."""
 
 
 @dataclass(frozen=True)
@@ -66,9 +73,16 @@ class KeyPart:
 
 @dataclass(frozen=True)
 class BlockingPass:
-    """A blocking pass: records whose key parts are all equal are paired."""
+    """A blocking pass: records whose key parts are all equal are paired.
+
+    Attributes:
+        parts: the key parts, all of which must be equal.
+        optional: a derived pass that is skipped (and reported) when it would produce more pairs
+            than the run's pair budget, because its key is too coarse for this data.
+    """
 
     parts: tuple[KeyPart, ...]
+    optional: bool = False
 
     @property
     def name(self) -> str:
@@ -93,6 +107,8 @@ class PassReport:
         capped_blocks: blocks larger than ``max_block_size``, paired only within a sorted window.
         pairs: pairs this pass produced (before the union with other passes).
         pairs_skipped: pairs inside capped blocks that the window left out.
+        skipped: the pass was not run because it would have produced more than the pair budget
+            (``pairs`` then says how many it would have produced).
     """
 
     name: str
@@ -102,6 +118,7 @@ class PassReport:
     capped_blocks: int
     pairs: int
     pairs_skipped: int
+    skipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,11 +146,18 @@ class BlockingReport:
         """Blocks capped across all passes."""
         return sum(p.capped_blocks for p in self.passes)
 
+    @property
+    def skipped_passes(self) -> tuple[str, ...]:
+        """Derived passes not run because their key was too coarse for this data."""
+        return tuple(p.name for p in self.passes if p.skipped)
+
     def summary(self) -> str:
-        """One line for logs: records, pairs, reduction ratio and capping."""
+        """One line for logs: records, pairs, reduction ratio, capping and skipped passes."""
+        run = len(self.passes) - len(self.skipped_passes)
         return (
             f"{self.records} records, {self.candidate_pairs} candidate pairs of {self.total_pairs} "
-            f"(reduction ratio {self.reduction_ratio:.6f}), {len(self.passes)} passes, "
+            f"(reduction ratio {self.reduction_ratio:.6f}), {run} passes run, "
+            f"{len(self.skipped_passes)} skipped as too coarse, "
             f"{self.capped_blocks} blocks capped at {self.max_block_size}"
         )
 
@@ -178,27 +202,34 @@ def default_passes(
 ) -> list[BlockingPass]:
     """Derive blocking passes from the compared fields and their kinds.
 
-    * every email, phone and company field alone (equal values are strong evidence);
-    * the two swappable name fields together, order-free (the same person with names swapped);
-    * every pair of two "weak" keys: soundex of each name, the postcode, the date, the first
-      characters of company, address and text fields (at most the first seven such fields, so at
-      most 21 such passes). A duplicate is found when any two of these survive its typos.
+    * every email and phone field alone (equal values are strong evidence on their own);
+    * a company field alone when no person names are compared (an account table: the company is
+      who the record is; among leads, colleagues share it);
+    * the two swappable name fields together, order-free (the same person, names swapped);
+    * every pair of two keys among the soundex of each name, the first four characters of the
+      company, the date, the postcode and the first characters of address and text fields (at most
+      :data:`MAX_BLOCKING_KEYS` keys, so at most 28 such passes). A duplicate is found when any two
+      of these survive its typos. These passes are *optional*: one whose key is too coarse for the
+      data (a city with the first letters of a company) would exceed the pair budget and is
+      skipped, which the report shows.
 
     ``number`` and ``exact`` fields are too coarse to block on (a state, a street number).
     """
     passes: list[BlockingPass] = []
-    weak: list[KeyPart] = []
+    keys: list[tuple[KeyPart, str]] = []
+    has_names = any(KINDS[k].name == "name" for k in fields.values())
     for column, kind_name in fields.items():
         kind = KINDS[kind_name]
-        if kind.blocking is None:
+        if kind.role is None:
             continue
-        if kind.strong:
+        if kind.role == "unique" or (kind.name == "company" and not has_names):
             passes.append(BlockingPass((KeyPart((column,), "exact"),)))
-        weak.append(KeyPart((column,), kind.blocking))
+        if kind.role in ("identity", "location"):
+            keys.append((KeyPart((column,), kind.blocking or "exact"), kind.role))
     if swap_names:
         passes.append(BlockingPass((KeyPart(tuple(swap_names), "exact"),)))
-    for a, b in itertools.combinations(weak[:MAX_WEAK_KEYS], 2):
-        passes.append(BlockingPass((a, b)))
+    for (a, _), (b, _) in itertools.combinations(keys[:MAX_BLOCKING_KEYS], 2):
+        passes.append(BlockingPass((a, b), optional=True))
     return passes
 
 
@@ -290,6 +321,22 @@ def _cross_skipped(codes: np.ndarray, n_left: int, window: int, kept: int) -> in
     return int((left * right).sum()) - kept
 
 
+def _expected_pairs(codes: np.ndarray, window: int, n_left: int | None) -> int:
+    """Pairs a pass would produce with the window cap (for linking: left-right pairs, uncapped)."""
+    keyed = codes >= 0
+    if not keyed.any():
+        return 0
+    if n_left is not None:
+        size = int(codes.max()) + 1
+        left = np.bincount(codes[:n_left][keyed[:n_left]], minlength=size)
+        right = np.bincount(codes[n_left:][keyed[n_left:]], minlength=size)
+        return int((left * right).sum())
+    sizes = np.bincount(codes[keyed]).astype(np.int64)
+    full = sizes * (sizes - 1) // 2
+    windowed = (window - 1) * sizes - window * (window - 1) // 2
+    return int(np.where(sizes <= window, full, windowed).sum())
+
+
 def candidate_pairs(
     prepared: Mapping[str, pd.Series],
     passes: Sequence[BlockingPass],
@@ -297,6 +344,7 @@ def candidate_pairs(
     order: np.ndarray,
     max_block_size: int = DEFAULT_MAX_BLOCK_SIZE,
     n_left: int | None = None,
+    pairs_per_record: float = DEFAULT_PAIRS_PER_RECORD,
 ) -> tuple[np.ndarray, np.ndarray, BlockingReport]:
     """Return the union of all passes' pairs as two index arrays (``first < second``) and a report.
 
@@ -308,13 +356,22 @@ def candidate_pairs(
         max_block_size: the block-size cap (>= 2).
         n_left: when linking two tables, the first ``n_left`` rows are the left table and only
             left-right pairs are produced; None for deduplicating one table.
+        pairs_per_record: the pair budget of an optional pass, per record (at least
+            :data:`MIN_PAIR_BUDGET` pairs in all).
     """
     n = len(order)
     window = max(2, int(max_block_size))
+    budget = max(MIN_PAIR_BUDGET, int(pairs_per_record * n))
     reports = []
     chunks = []
     for blocking_pass in passes:
         codes = _pass_codes(prepared, blocking_pass)
+        if blocking_pass.optional:
+            expected = _expected_pairs(codes, window, n_left)
+            if expected > budget:
+                keyed = int((codes >= 0).sum())
+                reports.append(PassReport(blocking_pass.name, keyed, 0, 0, 0, expected, 0, skipped=True))
+                continue
         first, second, report = _windowed_pairs(codes, order, window, n_left)
         skipped = report.pairs_skipped
         if n_left is not None:

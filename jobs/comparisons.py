@@ -36,7 +36,7 @@ pair of values.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,9 +48,9 @@ from rapidfuzz.process import cpdist
 from jobs import normalize as nz
 from jobs.nicknames import NICKNAMES
 
-__all__ = ["KINDS", "Kind", "compare_values", "prepare"]
+__all__ = ["KINDS", "Kind", "compare_codes", "compare_values", "prepare"]
 
-Compare = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+Compare = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -63,33 +63,37 @@ class Kind:
         tf_adjust: whether exact agreement is weighted by how rare the value is, by default.
         blocking: the blocking-key transform the default blocking uses for this kind, or None when
             the kind is too coarse to block on (``number``, ``exact``).
-        strong: whether equal values alone make a blocking pass (emails, phones, company names).
+        role: the kind's role in default blocking: ``"unique"`` (equal values alone make a pass:
+            emails, phones), ``"identity"`` (says who: names, company, date), ``"location"`` (says
+            where: address, text such as a city, postcode) or None (not blocked on).
     """
 
     name: str
     levels: tuple[str, ...]
     tf_adjust: bool
     blocking: str | None
-    strong: bool
+    role: str | None
     normalise: Callable[[pd.Series, str], pd.Series]
     compare: Compare
 
 
-def _scores(scorer: Callable[..., float], a: np.ndarray, b: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    if len(a) == 0:
+def _scores(
+    scorer: Callable[..., float], values: np.ndarray, ia: np.ndarray, ib: np.ndarray, scale: float = 1.0
+) -> np.ndarray:
+    """``scorer`` on each pair ``(values[ia], values[ib])``, vectorised in rapidfuzz's C++ code."""
+    if len(ia) == 0:
         return np.zeros(0, dtype=np.float64)
-    out = cpdist(list(a), list(b), scorer=scorer, workers=-1, dtype=np.float32)
+    out = cpdist(values[ia].tolist(), values[ib].tolist(), scorer=scorer, workers=-1, dtype=np.float32)
     return out.astype(np.float64) / scale
 
 
-def _str(values: np.ndarray) -> pd.Series:
-    return pd.Series(values, dtype=object)
-
-
-def _formal(values: np.ndarray) -> np.ndarray:
-    series = _str(values)
-    formal = series.map(NICKNAMES)
-    return formal.where(formal.notna(), series).to_numpy(dtype=object)
+def _codes(derived: pd.Series) -> np.ndarray:
+    """Integer code per distinct value (equal derived values, equal codes; missing never equal)."""
+    codes, _ = pd.factorize(derived, use_na_sentinel=True)
+    codes = codes.astype(np.int64)
+    missing = codes < 0
+    codes[missing] = -1 - np.flatnonzero(missing)  # each missing value unequal to everything
+    return codes
 
 
 def _levels(conditions: list[np.ndarray], n: int) -> np.ndarray:
@@ -100,80 +104,89 @@ def _levels(conditions: list[np.ndarray], n: int) -> np.ndarray:
     return level
 
 
+# Each comparison gets the distinct normalised values of a column and, per pair, the positions of
+# its two values in that array (so equal positions mean equal values). Features of a value
+# (nickname, local part of an email) are derived once per distinct value, then indexed per pair.
+
+
 def _ratio_kind(scorer: Callable[..., float], high: float, medium: float) -> Compare:
-    def compare(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        sim = _scores(scorer, a, b, 100.0)
-        exact = a == b
+    def compare(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        sim = _scores(scorer, values, ia, ib, 100.0)
+        exact = ia == ib
         sim[exact] = 1.0
-        return sim, _levels([sim >= medium, sim >= high, exact], len(a))
+        return sim, _levels([sim >= medium, sim >= high, exact], len(ia))
 
     return compare
 
 
-def _compare_name(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    sim = _scores(JaroWinkler.normalized_similarity, a, b)
-    exact = a == b
+def _compare_name(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    sim = _scores(JaroWinkler.normalized_similarity, values, ia, ib)
+    exact = ia == ib
     sim[exact] = 1.0
-    sa, sb = _str(a), _str(b)
-    one_letter = ((sa.str.len() == 1) | (sb.str.len() == 1)).to_numpy()
-    initial = one_letter & (sa.str[:1] == sb.str[:1]).to_numpy()
-    nickname = _formal(a) == _formal(b)
-    return sim, _levels([(sim >= 0.80) | initial, (sim >= 0.92) | nickname, exact], len(a))
+    text = pd.Series(values, dtype=object)
+    formal = text.map(NICKNAMES)
+    formal = _codes(formal.where(formal.notna(), text))
+    one_letter = (text.str.len() == 1).to_numpy()
+    first = _codes(text.str[:1])
+    initial = (one_letter[ia] | one_letter[ib]) & (first[ia] == first[ib])
+    nickname = formal[ia] == formal[ib]
+    return sim, _levels([(sim >= 0.80) | initial, (sim >= 0.92) | nickname, exact], len(ia))
 
 
-def _compare_email(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    sim = _scores(Indel.normalized_similarity, a, b)
-    edits = _scores(DamerauLevenshtein.distance, a, b)
-    exact = a == b
-    local_a = _str(a).str.split("@").str[0]
-    local_b = _str(b).str.split("@").str[0]
-    same_local = ((local_a == local_b) & (local_a.str.len() >= 3)).to_numpy()
-    return sim, _levels([same_local, (sim >= 0.90) | (edits <= 1), exact], len(a))
+def _compare_email(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    sim = _scores(Indel.normalized_similarity, values, ia, ib)
+    edits = _scores(DamerauLevenshtein.distance, values, ia, ib)
+    local = pd.Series(values, dtype=object).str.split("@").str[0]
+    local_codes = _codes(local.where(local.str.len() >= 3))
+    same_local = local_codes[ia] == local_codes[ib]
+    return sim, _levels([same_local, (sim >= 0.90) | (edits <= 1), ia == ib], len(ia))
 
 
-def _compare_phone(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    edits = _scores(DamerauLevenshtein.distance, a, b)
-    sim = _scores(Indel.normalized_similarity, a, b)
-    exact = a == b
-    same_tail = (_str(a).str[-8:] == _str(b).str[-8:]).to_numpy()
-    return sim, _levels([edits <= 1, same_tail, exact], len(a))
+def _compare_phone(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    edits = _scores(DamerauLevenshtein.distance, values, ia, ib)
+    sim = _scores(Indel.normalized_similarity, values, ia, ib)
+    tail = _codes(pd.Series(values, dtype=object).str[-8:])
+    return sim, _levels([edits <= 1, tail[ia] == tail[ib], ia == ib], len(ia))
 
 
-def _compare_postcode(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    edits = _scores(DamerauLevenshtein.distance, a, b)
-    sim = _scores(Indel.normalized_similarity, a, b)
-    return sim, _levels([edits <= 2, edits <= 1, a == b], len(a))
+def _compare_postcode(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    edits = _scores(DamerauLevenshtein.distance, values, ia, ib)
+    sim = _scores(Indel.normalized_similarity, values, ia, ib)
+    return sim, _levels([edits <= 2, edits <= 1, ia == ib], len(ia))
 
 
-def _compare_date(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    edits = _scores(DamerauLevenshtein.distance, a, b)
+def _compare_date(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    edits = _scores(DamerauLevenshtein.distance, values, ia, ib)
     sim = 1.0 - np.minimum(edits, 8) / 8.0
-    # "YYYYMMDD" with day and month exchanged: a US/European entry mix-up.
-    sa, sb = _str(a), _str(b)
-    swapped_b = (sb.str[:4] + sb.str[6:8] + sb.str[4:6]).to_numpy(dtype=object)
-    same_month = (sa.str[:6] == sb.str[:6]).to_numpy()
-    return sim, _levels([same_month | (edits <= 2), (edits <= 1) | (a == swapped_b), a == b], len(a))
+    text = pd.Series(values, dtype=object)
+    month = _codes(text.str[:6])
+    # "YYYYMMDD" with day and month exchanged (a US/European entry mix-up): code both spellings in
+    # one space, so a value's swapped spelling equals the other value's code.
+    swapped_text = text.str[:4] + text.str[6:8] + text.str[4:6]
+    joint, _ = pd.factorize(pd.concat([text, swapped_text], ignore_index=True))
+    plain, swapped = joint[: len(text)], joint[len(text) :]
+    day_month = swapped[ia] == plain[ib]
+    return sim, _levels(
+        [(month[ia] == month[ib]) | (edits <= 2), (edits <= 1) | day_month, ia == ib], len(ia)
+    )
 
 
-def _to_float(values: np.ndarray) -> np.ndarray:
-    return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
-
-
-def _compare_number(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    edits = _scores(DamerauLevenshtein.distance, a, b)
-    x, y = _to_float(a), _to_float(b)
+def _compare_number(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    edits = _scores(DamerauLevenshtein.distance, values, ia, ib)
+    numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    x, y = numbers[ia], numbers[ib]
     scale = np.maximum(np.abs(x), np.abs(y))
     with np.errstate(invalid="ignore", divide="ignore"):
         relative = np.where(scale > 0, np.abs(x - y) / scale, 0.0)
     relative = np.where(np.isnan(relative), 1.0, relative)
     sim = np.clip(1.0 - relative, 0.0, 1.0)
-    exact = (a == b) | (x == y)
+    exact = (ia == ib) | (x == y)
     sim[exact] = 1.0
-    return sim, _levels([relative <= 0.10, edits <= 1, exact], len(a))
+    return sim, _levels([relative <= 0.10, edits <= 1, exact], len(ia))
 
 
-def _compare_exact(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    exact = a == b
+def _compare_exact(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    exact = ia == ib
     return exact.astype(np.float64), exact.astype(np.int8)
 
 
@@ -186,13 +199,13 @@ _FOUR = ("low", "medium", "high", "exact")
 KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
-        Kind("name", _FOUR, True, "soundex", False, _plain(nz.normalize_name), _compare_name),
+        Kind("name", _FOUR, True, "soundex", "identity", _plain(nz.normalize_name), _compare_name),
         Kind(
             "company",
             _FOUR,
             True,
             "prefix4",
-            True,
+            "identity",
             _plain(nz.normalize_company),
             _ratio_kind(fuzz.token_set_ratio, 0.92, 0.80),
         ),
@@ -201,7 +214,7 @@ KINDS: dict[str, Kind] = {
             _FOUR,
             True,
             "prefix4",
-            False,
+            "location",
             _plain(nz.normalize_text),
             _ratio_kind(fuzz.ratio, 0.90, 0.75),
         ),
@@ -210,16 +223,16 @@ KINDS: dict[str, Kind] = {
             _FOUR,
             True,
             "prefix6",
-            False,
+            "location",
             _plain(nz.normalize_address),
             _ratio_kind(fuzz.token_set_ratio, 0.90, 0.75),
         ),
-        Kind("email", _FOUR, False, "exact", True, _plain(nz.normalize_email), _compare_email),
-        Kind("phone", _FOUR, False, "exact", True, nz.normalize_phone, _compare_phone),
-        Kind("postcode", _FOUR, True, "exact", False, _plain(nz.normalize_postcode), _compare_postcode),
-        Kind("date", _FOUR, False, "exact", False, _plain(nz.normalize_date), _compare_date),
-        Kind("number", _FOUR, False, None, False, _plain(nz.normalize_number), _compare_number),
-        Kind("exact", ("low", "exact"), False, None, False, _plain(nz.normalize_text), _compare_exact),
+        Kind("email", _FOUR, False, "exact", "unique", _plain(nz.normalize_email), _compare_email),
+        Kind("phone", _FOUR, False, "exact", "unique", nz.normalize_phone, _compare_phone),
+        Kind("postcode", _FOUR, True, "exact", "location", _plain(nz.normalize_postcode), _compare_postcode),
+        Kind("date", _FOUR, False, "exact", "identity", _plain(nz.normalize_date), _compare_date),
+        Kind("number", _FOUR, False, None, None, _plain(nz.normalize_number), _compare_number),
+        Kind("exact", ("low", "exact"), False, None, None, _plain(nz.normalize_text), _compare_exact),
     )
 }
 """Every comparison kind by name."""
@@ -230,10 +243,19 @@ def prepare(series: pd.Series, kind: str, phone_region: str = "US") -> pd.Series
     return KINDS[kind].normalise(series, phone_region)
 
 
-def compare_values(kind: str, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Compare aligned arrays of non-missing normalised values; return (similarity 0..1, level)."""
-    a = np.asarray(a, dtype=object)
-    b = np.asarray(b, dtype=object)
-    if len(a) == 0:
+def compare_codes(
+    kind: str, values: np.ndarray, ia: np.ndarray, ib: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Compare pairs given as positions into ``values``, an array of *distinct* normalised values.
+
+    Returns the similarity (0..1) and the comparison level of each pair.
+    """
+    if len(ia) == 0:
         return np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int8)
-    return KINDS[kind].compare(a, b)
+    return KINDS[kind].compare(np.asarray(values, dtype=object), ia, ib)
+
+
+def compare_values(kind: str, a: Sequence[str], b: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Compare aligned sequences of non-missing normalised values; return (similarity 0..1, level)."""
+    codes, uniques = pd.factorize(pd.Series([*a, *b], dtype=object))
+    return compare_codes(kind, np.asarray(uniques, dtype=object), codes[: len(a)], codes[len(a) :])

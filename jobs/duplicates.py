@@ -53,7 +53,7 @@ from jobs.blocking import (
     default_passes,
     parse_pass,
 )
-from jobs.comparisons import KINDS, compare_values, prepare
+from jobs.comparisons import KINDS, compare_codes, prepare
 from jobs.linkage_model import (
     LinkageModel,
     build_model,
@@ -226,7 +226,7 @@ class _Comparator:
             return sim, level
         size = len(uniques) + 1
         combos, inverse = np.unique(a[present] * size + b[present], return_inverse=True)
-        u_sim, u_level = compare_values(kind, uniques[combos // size], uniques[combos % size])
+        u_sim, u_level = compare_codes(kind, uniques, combos // size, combos % size)
         sim[present] = u_sim[inverse]
         level[present] = u_level[inverse]
         return sim, level
