@@ -471,6 +471,11 @@ class SyncSettings(_Section):
     page_size: int = Field(
         default=5000, ge=1, le=5000, description="Prefer: odata.maxpagesize (Dataverse caps it at 5,000)."
     )
+    # Tables without change tracking are read by a modifiedon window; its start reaches back this
+    # far before the last modifiedon seen, to tolerate clock skew between Dataverse's servers.
+    window_overlap_seconds: int = Field(
+        default=300, ge=0, le=86400, description="Overlap of the modifiedon window, in seconds."
+    )
 
     @field_validator("tables", mode="before")
     @classmethod

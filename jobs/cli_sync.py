@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import timedelta
 
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -38,12 +39,16 @@ def run(args: argparse.Namespace) -> int:
     show_progress = not args.json and sys.stderr.isatty()
     with Mirror(settings.mirror.path) as mirror, DataverseClient.from_settings(settings) as client:
         mirror.mark_abandoned_runs()
+        options = {
+            "tables": tables,
+            "full": args.full,
+            "page_size": settings.sync.page_size,
+            "window_overlap": timedelta(seconds=settings.sync.window_overlap_seconds),
+        }
         if show_progress:
-            result = _with_progress(client, mirror, mappings, tables, args.full, settings.sync.page_size)
+            result = _with_progress(client, mirror, mappings, options)
         else:
-            result = sync_tables(
-                client, mirror, mappings, tables=tables, full=args.full, page_size=settings.sync.page_size
-            )
+            result = sync_tables(client, mirror, mappings, **options)
     if args.json:
         print_json(result.as_dict())
     else:
@@ -51,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def _with_progress(client, mirror, mappings, tables, full, page_size) -> SyncResult:
+def _with_progress(client, mirror, mappings, options) -> SyncResult:
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description:<12}"),
@@ -71,9 +76,7 @@ def _with_progress(client, mirror, mappings, tables, full, page_size) -> SyncRes
             progress.update(tasks[table], total=1, completed=1)
 
     with progress:
-        return sync_tables(
-            client, mirror, mappings, tables=tables, full=full, page_size=page_size, progress=update
-        )
+        return sync_tables(client, mirror, mappings, progress=update, **options)
 
 
 def _render(result: SyncResult) -> None:
