@@ -248,6 +248,13 @@ def is_free_mail(domains: pd.Series, free: Iterable[str]) -> pd.Series:
     return hit.astype("boolean").mask(domains.isna())
 
 
+def _clean_labels(series: pd.Series) -> pd.Series:
+    """Strip and lower-case a label column, working once per distinct value (a handful of labels)."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=False)
+    cleaned = pd.Series(uniques, dtype=object).astype("string").str.strip().str.lower()
+    return pd.Series(cleaned.array.take(codes), index=series.index, dtype="string")
+
+
 def normalise_activities(activities: pd.DataFrame) -> pd.DataFrame:
     """Validate the canonical activities frame and return the rows that count as engagement.
 
@@ -270,10 +277,10 @@ def normalise_activities(activities: pd.DataFrame) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
             "lead_id": activities["lead_id"],
-            "activity_type": activities["activity_type"].astype("string").str.strip().str.lower(),
+            "activity_type": _clean_labels(activities["activity_type"]),
             "occurred_on": pd.to_datetime(activities["occurred_on"], utc=True, errors="coerce"),
             "direction": (
-                activities["direction"].astype("string").str.strip().str.lower()
+                _clean_labels(activities["direction"])
                 if "direction" in activities.columns
                 else pd.Series(pd.NA, index=activities.index, dtype="string")
             ),
@@ -288,7 +295,7 @@ def normalise_activities(activities: pd.DataFrame) -> pd.DataFrame:
         )
     keep = frame["lead_id"].notna() & frame["occurred_on"].notna()
     if "status" in activities.columns:
-        status = activities["status"].astype("string").str.strip().str.lower()
+        status = _clean_labels(activities["status"])
         keep &= ~status.isin(_CANCELLED).fillna(False)
     return frame.loc[keep].reset_index(drop=True)
 

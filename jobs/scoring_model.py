@@ -45,9 +45,10 @@ from scipy import sparse
 from sklearn.calibration import calibration_curve
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import CountVectorizer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.metrics import brier_score_loss, precision_recall_curve, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
+from threadpoolctl import threadpool_limits
 
 from connector.errors import ConfigError, ConvergenceError, InsufficientDataError
 from jobs.scoring_common import (
@@ -64,6 +65,7 @@ from jobs.scoring_common import (
 )
 
 __all__ = [
+    "C_GRID",
     "DEFAULT_FEATURES",
     "FEATURE_KINDS",
     "MIN_PER_CLASS",
@@ -367,44 +369,55 @@ def _bin_labels(edges: list[float]) -> list[str]:
     return labels
 
 
+def _distinct(series: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """Return a code per row and the distinct values (missing included) they point into.
+
+    Encoding works on distinct values and spreads the result back by code: a source, title or
+    domain column holds a few hundred distinct values among 100,000 leads.
+    """
+    codes, uniques = pd.factorize(series, use_na_sentinel=False)
+    return codes, pd.Series(uniques, dtype=series.dtype if series.dtype != object else object)
+
+
 def _codes(frame: pd.DataFrame, group: _Group, free_mail: frozenset[str]) -> np.ndarray:
-    """Return, per lead, the index of its level within ``group`` (text: 0 present / -1 absent)."""
-    series = frame[group.name]
+    """Return, per lead, the index of its level within ``group``."""
+    rows, series = _distinct(frame[group.name])
     if group.kind == "category":
-        values = _category_values(series)
         levels = pd.Index(group.levels)
-        codes = levels.get_indexer(values)
-        return np.where(codes < 0, levels.get_loc(OTHER), codes)
-    if group.kind == "boolean":
+        codes = levels.get_indexer(_category_values(series))
+        codes = np.where(codes < 0, levels.get_loc(OTHER), codes)
+    elif group.kind == "boolean":
         codes = np.where(series.astype("boolean").fillna(False).to_numpy(dtype=bool), 0, 1)
-        return np.where(series.isna().to_numpy(), 2, codes)
-    if group.kind == "email":
+        codes = np.where(series.isna().to_numpy(), 2, codes)
+    elif group.kind == "email":
         domains = email_domains(series)
         free = is_free_mail(domains, free_mail)
-        return np.where(domains.isna().to_numpy(), 2, np.where(free.fillna(False).to_numpy(dtype=bool), 1, 0))
-    if group.kind in ("number", "count"):
+        codes = np.where(
+            domains.isna().to_numpy(), 2, np.where(free.fillna(False).to_numpy(dtype=bool), 1, 0)
+        )
+    elif group.kind in ("number", "count"):
         values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
         codes = np.searchsorted(np.asarray(group.edges), values, side="right")
-        return np.where(np.isnan(values), group.width - 1 if group.kind == "number" else 0, codes)
-    raise AssertionError(f"text groups are encoded by _text_codes, not {group.kind}")
+        codes = np.where(np.isnan(values), group.width - 1 if group.kind == "number" else 0, codes)
+    else:
+        raise AssertionError(f"text groups are encoded by _text_codes, not {group.kind}")
+    return np.asarray(codes)[rows]
 
 
 def _text_codes(frame: pd.DataFrame, groups: list[_Group]) -> dict[int, np.ndarray]:
-    """Encode every word feature of each text column in one tokenising pass per column."""
+    """Encode the word features of each text column: 0 where the word is present, -1 where not."""
     by_column: dict[str, list[int]] = {}
     for j, group in enumerate(groups):
         if group.kind == "text":
             by_column.setdefault(group.name, []).append(j)
     out: dict[int, np.ndarray] = {}
     for column, positions in by_column.items():
+        rows, distinct = _distinct(frame[column])
         vocabulary = [groups[j].token for j in positions]
         vectorizer = CountVectorizer(binary=True, vocabulary=vocabulary, token_pattern=_TOKEN_PATTERN)
-        text = frame[column].astype("string").fillna("").tolist()
-        present = vectorizer.transform(text).tocsc()
+        present = vectorizer.transform(distinct.astype("string").fillna("").tolist()).toarray().astype(bool)
         for k, j in enumerate(positions):
-            column_hits = np.zeros(len(frame), dtype=bool)
-            column_hits[present[:, k].indices] = True
-            out[j] = np.where(column_hits, 0, -1)
+            out[j] = np.where(present[:, k], 0, -1)[rows]
     return out
 
 
@@ -440,15 +453,41 @@ def _frame_with_engagement(
 # ---------------------------------------------------------------- training
 
 
-def _fit(x: sparse.csr_matrix, y: np.ndarray, c: float) -> LogisticRegression:
-    estimator = LogisticRegression(C=c, max_iter=2000)
-    with warnings.catch_warnings():
+# Candidate inverse regularisation strengths. Chosen per training set by 3-fold cross-validated
+# log-loss: on the sandbox's 800 closed leads C = 0.1 beats sklearn's default 1.0 by 0.05 AUC on the
+# time holdout, while on 4,000 leads the choice hardly matters; the grid covers both regimes.
+C_GRID = (0.03, 0.1, 0.3, 1.0)
+
+
+def _fit(x: sparse.csr_matrix, y: np.ndarray, c: float | None) -> LogisticRegression:
+    """Fit the logistic regression, choosing ``C`` by cross-validation when ``c`` is None.
+
+    The cross-validated search only picks ``C``; the kept estimator is a plain
+    ``LogisticRegression`` refitted with it, which pickles small and explains itself by ``coef_``.
+    """
+    # A few hundred one-hot columns are too small for threaded BLAS to pay off; on a shared
+    # 2-core machine its threads only contend (measured: single-threaded fits ran 2-3x faster).
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
         warnings.simplefilter("error", ConvergenceWarning)
+        # LogisticRegressionCV announces a change of its fitted attributes; only C_ is read here.
+        warnings.simplefilter("ignore", FutureWarning)
         try:
+            if c is None:
+                search = LogisticRegressionCV(
+                    Cs=list(C_GRID),
+                    cv=StratifiedKFold(n_splits=3, shuffle=True, random_state=0),
+                    scoring="neg_log_loss",
+                    max_iter=2000,
+                    refit=False,
+                )
+                search.fit(x, y)
+                c = float(np.ravel(search.C_)[0])
+            estimator = LogisticRegression(C=c, max_iter=2000)
             estimator.fit(x, y)
         except ConvergenceWarning as exc:
             raise ConvergenceError(
-                f"the lead-scoring model did not converge ({exc})",
+                f"the lead-scoring model did not converge ({exc}); try fewer features or a fixed "
+                "regularisation such as 0.1",
             ) from None
     return estimator
 
@@ -496,7 +535,7 @@ def train_model(
     reference_column: str = "modified_on",
     window_days: int = ENGAGEMENT_WINDOW_DAYS,
     min_count: int = 10,
-    regularisation: float = 1.0,
+    regularisation: float | None = None,
     folds: int = 5,
     grades: Grades = DEFAULT_GRADES,
     sales_ready: int = 70,
@@ -518,8 +557,9 @@ def train_model(
             ``modified_on`` is the canonical proxy). Leads without it keep all their activities.
         window_days: engagement window length.
         min_count: a category or word must appear this often to get its own weight.
-        regularisation: the inverse L2 strength ``C`` of the logistic regression (1.0, sklearn's
-            default, suits one-hot features).
+        regularisation: the inverse L2 strength ``C`` of the logistic regression; ``None`` (the
+            default) chooses it from :data:`C_GRID` by cross-validated log-loss on the training
+            leads (inside each validation split too, so the report stays honest).
         folds: folds for cross-validation.
         grades: grade bands used when scoring (default A 75–100, B 50–74, C 25–49, D 0–24).
         sales_ready: score from which a lead is flagged sales ready.
@@ -634,6 +674,7 @@ def train_model(
             "base_rate": round(base_rate, 4),
             "features": kinds,
             "engagement": bool(engagement),
+            "regularisation_c": float(estimator.C),
             "trained_at": as_utc(now or utc_now()).isoformat(),
             "sklearn": sklearn.__version__,
         }
@@ -763,30 +804,29 @@ def score_leads(
 
 
 def _factors(model: LeadModel, codes: np.ndarray, top: int) -> tuple[list[list[str]], list[list[str]]]:
-    """Per lead, the groups whose weight moved the log-odds most above/below the average lead."""
+    """Per lead, the features whose weight moved the log-odds most above/below the average lead."""
     n, k = codes.shape
     if k == 0:
         return [[] for _ in range(n)], [[] for _ in range(n)]
     coef = model.estimator.coef_[0]
-    contribution = np.zeros((n, k))
-    sentences = np.empty((n, k), dtype=object)
-    for j, group in enumerate(model.groups):  # a loop over features, not over leads
-        level = codes[:, j]
-        if group.kind == "text":
-            # Only a word that is present explains anything; absence of one of 60 words does not.
-            present = level == 0
-            contribution[:, j] = np.where(present, coef[group.offset] - group.baseline, 0.0)
-            sentences[:, j] = np.where(present, group.sentences[0], None)
-        else:
-            contribution[:, j] = coef[group.offset + level] - group.baseline
-            sentences[:, j] = np.asarray(group.sentences, dtype=object)[level]
-    # Ignore contributions too small to matter (under 0.05 log-odds, ~1 point of probability).
-    meaningful = np.abs(contribution) >= 0.05
-    pos_order = np.argsort(-contribution, axis=1, kind="stable")[:, :top]
-    neg_order = np.argsort(contribution, axis=1, kind="stable")[:, :top]
-    pos = np.take_along_axis(np.where(meaningful & (contribution > 0), sentences, None), pos_order, axis=1)
-    neg = np.take_along_axis(np.where(meaningful & (contribution < 0), sentences, None), neg_order, axis=1)
-    # The output is one list of sentences per lead; only the list building is per row.
-    positive = [[s for s in row if s is not None] for row in pos.tolist()]
-    negative = [[s for s in row if s is not None] for row in neg.tolist()]
-    return positive, negative
+    offsets = np.array([g.offset for g in model.groups])
+    baselines = np.array([g.baseline for g in model.groups])
+    is_text = np.array([g.kind == "text" for g in model.groups])
+    # One sentence per encoded column, so a lead's sentence is looked up by column number.
+    table = np.array([sentence for g in model.groups for sentence in g.sentences], dtype=object)
+    column = offsets[None, :] + np.maximum(codes, 0)
+    contribution = coef[column] - baselines[None, :]
+    # Only a word that is present explains anything; absence of one of 60 words does not.
+    contribution[(codes < 0) & is_text[None, :]] = 0.0
+    # Ignore contributions too small to matter (under 0.05 log-odds, about 1 point of probability).
+    contribution[np.abs(contribution) < 0.05] = 0.0
+    take = min(top, k)
+    results = []
+    for sign in (1.0, -1.0):
+        order = np.argsort(-sign * contribution, axis=1, kind="stable")[:, :take]
+        chosen = np.take_along_axis(contribution, order, axis=1) * sign > 0
+        sentences = table[np.take_along_axis(column, order, axis=1)]
+        # Chosen entries come first in each row, so each lead's list is a prefix of its row.
+        lengths = chosen.sum(axis=1).tolist()
+        results.append([row[:m] for row, m in zip(sentences.tolist(), lengths, strict=True)])
+    return results[0], results[1]
