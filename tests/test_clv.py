@@ -539,3 +539,53 @@ def test_fits_recover_the_sandbox_seed_parameters():
     summary = summarize(default.purchases, calibration_end=truth["now"], time_unit="W")
     result = predict(summary, fit_bgnbd(summary), fit_gamma_gamma(summary), horizon="12M", margin=0.3)
     assert np.isfinite(result.to_numpy()).all() and len(result) == summary.shape[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole job from customer_value.toml
+
+
+def test_compute_customer_value_runs_every_part_from_the_config():
+    from jobs.customer_value import compute_customer_value
+    from jobs.customer_value_config import load_customer_value_config
+
+    config = load_customer_value_config(
+        Path(__file__).resolve().parents[1] / "mappings" / "customer_value.toml"
+    )
+    result = compute_customer_value(messy_orders(), config, as_of="2024-12-31")
+    assert result.predictive_problem is None and result.bgnbd.converged
+    customers = result.rfm.index
+    assert result.historical.index.equals(customers) and result.summary.index.equals(customers)
+    assert set(result.predicted.columns) >= {"clv", "p_alive", "high_value", "churn_reason"}
+    assert result.predicted.attrs["horizon"] == 52.0
+    assert result.rfm["segment"].notna().all()
+    assert result.prepared.excluded["status cancelled"] > 0
+
+
+def test_compute_customer_value_falls_back_to_history_when_the_model_cannot_be_fitted():
+    from jobs.customer_value import compute_customer_value
+    from jobs.customer_value_config import load_customer_value_config
+
+    config = load_customer_value_config(
+        Path(__file__).resolve().parents[1] / "mappings" / "customer_value.toml"
+    )
+    orders = messy_orders().head(0)
+    orders = pd.concat(
+        [
+            orders,
+            pd.DataFrame(
+                {
+                    "order_id": ["1", "2", "3"],
+                    "customer_id": ["a", "b", "a"],
+                    "order_date": pd.to_datetime(["2024-01-05", "2024-02-01", "2024-03-01"], utc=True),
+                    "amount": [100.0, 50.0, 70.0],
+                    "status": ["invoiced", "fulfilled", "fulfilled"],
+                }
+            ),
+        ]
+    )
+    result = compute_customer_value(orders, config, as_of="2024-12-31")
+    assert result.predicted is None
+    assert "BG/NBD needs customers who bought more than once" in result.predictive_problem
+    assert result.historical.loc["a", "total_value"] == 170.0
+    assert list(result.rfm.index) == ["a", "b"]
