@@ -434,15 +434,22 @@ class OutputColumn:
             "date": "datetime",
         }[self.type]
 
-    def to_wire(self, values: pd.Series) -> list[Any]:
+    def to_wire(self, values: pd.Series, *, scaled: bool = False) -> list[Any]:
         """Convert result values into the JSON values a PATCH sends, None for a missing value.
 
         Numbers are scaled, rounded to the column's precision and clipped to its range; text is cut
         to the column's length (ending in an ellipsis, so a reader sees it was cut); date-times are
         sent as UTC ISO 8601 and dates as ``YYYY-MM-DD``.
+
+        Args:
+            values: the results (or, with ``scaled=True``, values already in the column's units,
+                such as the mirror's ``out_<result>`` column: the same conversion then gives the
+                form to compare a planned value with, so that an unchanged value is not rewritten).
+            scaled: skip the multiplication by ``scale``.
         """
         if self.type in ("integer", "decimal"):
-            numbers = pd.to_numeric(values, errors="coerce").astype(float) * self.scale
+            factor = 1.0 if scaled else self.scale
+            numbers = pd.to_numeric(values, errors="coerce").astype(float) * factor
             if self.min_value is not None or self.max_value is not None:
                 numbers = numbers.clip(lower=self.min_value, upper=self.max_value)
             digits = 0 if self.type == "integer" else (2 if self.precision is None else self.precision)

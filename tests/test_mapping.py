@@ -381,7 +381,10 @@ def test_output_values_are_converted_for_the_wire(tmp_path):
     outputs = load_outputs(REPO_MAPPINGS / "outputs.toml", "dvs")
     by = {(o.table, o.result): o for o in outputs}
     assert by[("lead", "score")].to_wire(pd.Series([71.6, None, 140])) == [72, None, 100]
-    assert by[("account", "p_alive")].to_wire(pd.Series([0.314, 1.0])) == [31.0, 100.0]
+    p_alive = by[("account", "p_alive")]
+    assert p_alive.to_wire(pd.Series([0.314, 1.0])) == [31.0, 100.0]
+    # What the mirror holds is already in the column's units: compare like with like.
+    assert p_alive.to_wire(pd.Series([31.0, None]), scaled=True) == [31.0, None]
     grade = by[("lead", "grade")]
     assert grade.to_wire(pd.Series(["A", None])) == ["A", None]
     long = by[("account", "value_reason")].to_wire(pd.Series(["x" * 400]))[0]

@@ -293,6 +293,23 @@ def test_existing_output_columns_are_mirrored_for_the_plan(tmp_path, mirror):
     assert "out_grade" not in frame  # not provisioned yet: not selected, no 400
 
 
+def test_progress_reports_each_committed_page_and_the_end(mirror, mappings):
+    org = lead_org()
+    seed(org, 5)
+    calls = []
+    sync_tables(org, mirror, mappings, page_size=2, progress=lambda t, **kw: calls.append((t, kw)))
+    assert calls == [
+        ("lead", {"read": 2, "pages": 1, "done": False}),
+        ("lead", {"read": 4, "pages": 2, "done": False}),
+        ("lead", {"read": 5, "pages": 3, "done": False}),
+        ("lead", {"read": 5, "pages": 3, "done": True}),
+    ]
+    from jobs.cli_sync import _with_progress
+
+    result = _with_progress(org, mirror, mappings, {"tables": None, "full": True, "page_size": 2})
+    assert result.ok and result.tables[0].read == 5
+
+
 # ------------------------------------------------------------------------------------------------
 # Over real HTTP against the sandbox (tests/conftest.py): the client, the server and the mirror.
 
