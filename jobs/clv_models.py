@@ -145,11 +145,24 @@ class GammaGammaFit:
 # BG/NBD
 
 
-def _bgnbd_terms(
-    params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Return (per-row log-likelihood, the two log-terms and the repeat mask) of eq. (6)."""
-    r, alpha, a, b = params
+def bgnbd_log_likelihood(
+    params: tuple[float, float, float, float],
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+) -> np.ndarray:
+    """Return each customer's BG/NBD log-likelihood (FHL 2005, eq. 6), row by row.
+
+    The fit uses a grouped, faster form of the same expression; this one is the reference.
+
+    Args:
+        params: (r, alpha, a, b).
+        x: repeat purchases in the calibration period.
+        t_x: time of the last purchase, measured from the first.
+        T: time from the first purchase to the end of calibration.
+    """
+    r, alpha, a, b = (float(v) for v in params)
+    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
     repeat = x > 0
     common = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) - special.betaln(a, b)
     term_alive = special.betaln(a, b + x) - (r + x) * np.log(alpha + T)
@@ -160,25 +173,7 @@ def _bgnbd_terms(
         special.betaln(a + 1, b + safe_x - 1) - (r + safe_x) * np.log(alpha + t_x),
         -np.inf,
     )
-    return common + np.logaddexp(term_alive, term_dropped), term_alive, term_dropped, repeat
-
-
-def bgnbd_log_likelihood(
-    params: tuple[float, float, float, float],
-    x: np.ndarray,
-    t_x: np.ndarray,
-    T: np.ndarray,
-) -> np.ndarray:
-    """Return each customer's BG/NBD log-likelihood (FHL 2005, eq. 6).
-
-    Args:
-        params: (r, alpha, a, b).
-        x: repeat purchases in the calibration period.
-        t_x: time of the last purchase, measured from the first.
-        T: time from the first purchase to the end of calibration.
-    """
-    arrays = (np.asarray(v, dtype=float) for v in (x, t_x, T))
-    return _bgnbd_terms(np.asarray(params, dtype=float), *arrays)[0]
+    return common + np.logaddexp(term_alive, term_dropped)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,9 @@ from jobs.clv import (
 from jobs.clv_models import (
     bgnbd_conditional_expected_purchases,
     bgnbd_expected_purchases,
+    bgnbd_log_likelihood,
     fit_bgnbd_arrays,
+    gamma_gamma_log_likelihood,
 )
 from jobs.customer_orders import OrderDataError, OrderRules, prepare_orders
 
@@ -76,6 +78,16 @@ def test_cdnow_bgnbd_gives_the_published_estimates(cdnow_fits):
     assert round(bgnbd.a, 3) == 0.793
     assert round(bgnbd.b, 3) == 2.426
     assert round(bgnbd.log_likelihood, 1) == -9582.4
+
+
+def test_the_fast_grouped_likelihoods_equal_the_row_by_row_formulas(cdnow_fits, cdnow_summary):
+    bgnbd, spend = cdnow_fits
+    x, t_x, T, m = (cdnow_summary[c].to_numpy() for c in ("frequency", "recency", "T", "monetary_value"))
+    row_by_row = bgnbd_log_likelihood(tuple(bgnbd.params.values()), x, t_x, T).sum()
+    assert row_by_row == pytest.approx(bgnbd.log_likelihood, abs=1e-6)
+    repeat = (x > 0) & (m > 0)
+    spend_rows = gamma_gamma_log_likelihood(tuple(spend.params.values()), x[repeat], m[repeat]).sum()
+    assert spend_rows == pytest.approx(spend.log_likelihood, abs=1e-6)
 
 
 def test_cdnow_bgnbd_from_the_published_summary_file_gives_the_same_estimates():
