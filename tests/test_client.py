@@ -112,7 +112,9 @@ def sandbox(tmp_path_factory):
     if not hasattr(sandbox_module, "Sandbox"):
         pytest.skip("connector.sandbox has no Sandbox yet")
     config = sandbox_module.SandboxConfig(
-        faults=sandbox_module.FaultConfig(throttle=0.05, unavailable=0.05, retry_after=1, seed=5),
+        faults=sandbox_module.FaultConfig(
+            throttle=0.05, unavailable=0.05, drop=0.03, truncate=0.03, retry_after=1, seed=5
+        ),
         change_tracking_disabled=frozenset({"salesorderdetail"}),
         sleep=lambda seconds: None,
     )
@@ -122,7 +124,8 @@ def sandbox(tmp_path_factory):
 
 def test_a_full_cycle_against_the_sandbox_over_loopback(sandbox):
     """Read in pages, track changes, write back in parallel batches, read the delta, manage columns,
-    all through injected 429s and 503s that the retry policy must absorb."""
+    all through injected 429s, 503s, dropped connections and truncated bodies that the retry policy
+    must absorb."""
     sleeps: list[float] = []
     client = DataverseClient(
         sandbox.url, lambda: sandbox.token, retry=RetryPolicy(sleep=sleeps.append, max_attempts=12)
