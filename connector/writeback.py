@@ -221,13 +221,22 @@ def _build_requests(
     return requests_, sent, early
 
 
+class _Refused:
+    """Remembers a refused token, so later batches fail at once instead of each asking Entra again."""
+
+    def __init__(self) -> None:
+        self.error: AuthError | None = None
+
+
 def _run_batch(
-    http: HttpClient, entity_set: str, chunk: Sequence[tuple[str, dict[str, Any]]]
+    http: HttpClient, entity_set: str, chunk: Sequence[tuple[str, dict[str, Any]]], refused: _Refused
 ) -> list[UpdateResult]:
     requests_, sent, early = _build_requests(entity_set, chunk)
     ids = [str(chunk[i][0]) for i in sent]
     if requests_:
         try:
+            if refused.error is not None:
+                raise refused.error
             content_type, body = encode_batch(requests_, base_url=http.base_url)
             response = http.request(
                 "POST",
@@ -245,6 +254,8 @@ def _run_batch(
             parts = decode_batch(answer_type, response.content)
             sent_results = results_from_parts(ids, parts, entity_set=entity_set, base_url=http.base_url)
         except (DataverseError, AuthError) as exc:
+            if isinstance(exc, AuthError):
+                refused.error = exc
             # The whole batch failed after retries: every record in it is reported, none is lost.
             sent_results = [_failed(record_id, exc) for record_id in ids]
         for position, result in zip(sent, sent_results, strict=True):
@@ -280,19 +291,22 @@ def update_many(
     if not ranges:
         return []
     results: list[list[UpdateResult]] = [[] for _ in ranges]
+    refused = _Refused()
     # The first batch alone: its response tells us the server's suggested parallelism.
-    results[0] = _run_batch(http, entity_set, items[ranges[0].start : ranges[0].stop])
+    results[0] = _run_batch(http, entity_set, items[ranges[0].start : ranges[0].stop], refused)
     rest = list(range(1, len(ranges)))
     if rest:
         workers = worker_count(http.throttle.dop_hint, max_workers, len(rest))
         if workers == 1:
             for index in rest:
-                results[index] = _run_batch(http, entity_set, items[ranges[index].start : ranges[index].stop])
+                results[index] = _run_batch(
+                    http, entity_set, items[ranges[index].start : ranges[index].stop], refused
+                )
         else:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dvsync-batch") as pool:
                 futures = {
                     index: pool.submit(
-                        _run_batch, http, entity_set, items[ranges[index].start : ranges[index].stop]
+                        _run_batch, http, entity_set, items[ranges[index].start : ranges[index].stop], refused
                     )
                     for index in rest
                 }

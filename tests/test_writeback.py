@@ -178,6 +178,30 @@ def test_a_rejected_token_fails_records_instead_of_losing_them():
 
 
 @responses.activate
+def test_after_a_refused_token_later_batches_are_not_sent():
+    # A token refused after a refresh will not be accepted by the next batch either; asking Entra ID
+    # for a new token per batch would only add load. Every record is still reported.
+    class Provider:
+        refreshes = 0
+
+        def __call__(self) -> str:
+            return "token"
+
+        def force_refresh(self) -> None:
+            self.refreshes += 1
+
+    provider = Provider()
+    responses.post(BASE + "$batch", status=401, body="")
+    c = DataverseClient(ORG, provider, retry=RetryPolicy(sleep=lambda s: None))
+    results = c.update_many("leads", updates(30), batch_size=10)
+    assert len(results) == 30 and not any(r.ok for r in results)
+    assert len(responses.calls) == 2  # the first batch, and its one resend after force_refresh
+    assert provider.refreshes == 1
+    assert "application user" in results[0].message
+    assert results[0].status == 401
+
+
+@responses.activate
 def test_a_batch_stopped_at_the_first_error_reports_the_unanswered_records():
     body = (
         "--batchresponse_1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
