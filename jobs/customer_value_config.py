@@ -40,7 +40,7 @@ class ClvOptions:
     """``[clv]``: the predictive model's unit, horizon (in that unit), discounting and margin."""
 
     time_unit: str = "W"
-    horizon: float = 52.0
+    horizon: float = 365.2425 / 7  # "12M" in weeks
     annual_discount_rate: float = 0.0
     margin: float = 1.0
 
@@ -112,7 +112,7 @@ def load_customer_value_config(path: str | Path) -> CustomerValueConfig:
     unit = _text(doc, "clv.time_unit", clv.get("time_unit", "W"))
     if unit not in TIME_UNITS:
         raise doc.error("clv.time_unit", f"time_unit must be one of {list(TIME_UNITS)}, not {unit!r}")
-    horizon = _duration(doc, "clv.horizon", clv.get("horizon", "52W"), unit)
+    horizon = _duration(doc, "clv.horizon", clv.get("horizon", "12M"), unit)
     clv_options = ClvOptions(
         time_unit=unit,
         horizon=horizon,

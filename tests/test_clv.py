@@ -569,7 +569,7 @@ def test_compute_customer_value_runs_every_part_from_the_config():
     customers = result.rfm.index
     assert result.historical.index.equals(customers) and result.summary.index.equals(customers)
     assert set(result.predicted.columns) >= {"clv", "p_alive", "high_value", "churn_reason"}
-    assert result.predicted.attrs["horizon"] == 52.0
+    assert result.predicted.attrs["horizon"] == pytest.approx(365.2425 / 7)
     assert result.rfm["segment"].notna().all()
     assert result.prepared.excluded["status cancelled"] > 0
 

@@ -270,7 +270,7 @@ def test_shipped_customer_value_config_loads_with_documented_defaults():
     config = load_customer_value_config(ROOT / "mappings" / "customer_value.toml")
     assert config.orders == OrderRules()
     assert config.rfm.bins == 5 and len(config.rfm.segments.segments) == 11
-    assert config.clv.time_unit == "W" and config.clv.horizon == 52.0
+    assert config.clv.time_unit == "W" and config.clv.horizon == pytest.approx(365.2425 / 7)
     assert config.clv.discount_rate == 0.0 and config.clv.margin == 1.0
     assert config.flags.high_value == "top_percent" and config.flags.churn_below == 0.3
 
@@ -278,8 +278,8 @@ def test_shipped_customer_value_config_loads_with_documented_defaults():
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (('horizon = "52W"', "horizon = 52"), r"customer_value.toml:\d+ \[clv.horizon\]: 52 has no unit"),
-        (('horizon = "52W"', 'horizon = "12m"'), r"\[clv.horizon\]: .*minutes"),
+        (('horizon = "12M"', "horizon = 52"), r"customer_value.toml:\d+ \[clv.horizon\]: 52 has no unit"),
+        (('horizon = "12M"', 'horizon = "12m"'), r"\[clv.horizon\]: .*minutes"),
         (("margin = 1.0", "margin = 30"), r"\[clv.margin\]: margin = 30 is outside"),
         (('returns = "net"', 'returns = "netted"'), r"\[orders.returns\]"),
         (('statuses = ["fulfilled", "invoiced"]', 'statuses = ["fulfilled", "shipped"]'), "unknown status"),
