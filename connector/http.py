@@ -74,6 +74,7 @@ __all__ = [
     "TokenProvider",
     "create_session",
     "decode_json",
+    "odata_headers",
     "error_from_parts",
     "error_from_response",
     "parse_retry_after",
@@ -136,6 +137,16 @@ def user_agent() -> str:
     return f"dvsync/{__version__}"
 
 
+def odata_headers() -> dict[str, str]:
+    """Return the headers every Dataverse request carries (compose-http-requests-handle-errors.md)."""
+    return {
+        "Accept": "application/json",
+        "OData-MaxVersion": "4.0",
+        "OData-Version": "4.0",
+        "User-Agent": user_agent(),
+    }
+
+
 def create_session(*, verify: bool | str = True, pool_size: int = MAX_DOP) -> requests.Session:
     """Create the one kind of session dvsync uses for Dataverse.
 
@@ -148,14 +159,7 @@ def create_session(*, verify: bool | str = True, pool_size: int = MAX_DOP) -> re
         applied per request by :class:`HttpClient`, which every caller uses.
     """
     session = requests.Session()
-    session.headers.update(
-        {
-            "Accept": "application/json",
-            "OData-MaxVersion": "4.0",
-            "OData-Version": "4.0",
-            "User-Agent": user_agent(),
-        }
-    )
+    session.headers.update(odata_headers())
     session.verify = verify
     # Retries are ours (tenacity, with Retry-After and a budget); urllib3's own are switched off.
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
@@ -596,6 +600,7 @@ class HttpClient:
         self.throttle = ThrottleState()
         self.gate = ThrottleGate(self.retry.clock, self.retry.sleep)
         self._state_lock = threading.Lock()
+        self._odata_headers = odata_headers()
 
     def __repr__(self) -> str:
         return f"HttpClient({self.base_url!r})"
@@ -778,7 +783,8 @@ class HttpClient:
     ) -> requests.Response:
         self.gate.wait()
         token = self._token_provider()
-        all_headers = {**headers, "Authorization": f"Bearer {token}"}
+        # The OData headers go on every request too, so a caller's own session cannot drop them.
+        all_headers = {**self._odata_headers, **headers, "Authorization": f"Bearer {token}"}
         try:
             prepared = self.session.prepare_request(
                 requests.Request(method, url, headers=all_headers, data=body)

@@ -108,6 +108,16 @@ def test_every_request_carries_odata_headers_user_agent_token_and_timeout(clock)
 
 
 @responses.activate
+def test_a_callers_own_session_still_sends_the_odata_headers_and_timeout(clock):
+    responses.get(BASE + "WhoAmI", json={})
+    client = HttpClient(ORG, Provider(), session=requests.Session(), retry=RetryPolicy(sleep=clock.sleep))
+    client.get_json("WhoAmI")
+    sent = responses.calls[0].request
+    assert sent.headers["OData-Version"] == "4.0" and sent.headers["User-Agent"].startswith("dvsync/")
+    assert sent.req_kwargs["timeout"] == (10.0, 120.0)
+
+
+@responses.activate
 def test_ca_bundle_is_used_for_verification(clock, tmp_path):
     bundle = tmp_path / "ca.pem"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
