@@ -103,6 +103,7 @@ CODE_THROTTLE_CONCURRENCY = "0x80072326"
 CODE_THROTTLE_DSS = "0x80072327"
 CODE_SQL_BUSY = "0x8004a001"
 CODE_PAYLOAD = "0x80048d19"
+CODE_SEGMENT_NOT_FOUND = "0x8006088a"
 CODE_DUPLICATES_FOUND = "0x80040333"
 CODE_DUPLICATE_RECORD = "0x80040237"
 CODE_DUPLICATE_KEY = "0x80060892"
@@ -474,6 +475,18 @@ def error_from_parts(
             message,
             hint="a property in the body is not declared on the table; polymorphic lookups need the "
             "typed navigation property (customerid_account@odata.bind)",
+            **kwargs,
+        )
+    if code == CODE_SEGMENT_NOT_FOUND:
+        return InvalidRequestError(
+            message,
+            hint="entity set names are case-sensitive plurals such as 'leads' (the table's EntitySetName)",
+            **kwargs,
+        )
+    if "could not find a property named" in message.lower():
+        return InvalidRequestError(
+            message,
+            hint="column names are case-sensitive logical names (lower case, e.g. 'emailaddress1')",
             **kwargs,
         )
     if 400 <= status < 500:

@@ -418,6 +418,15 @@ def test_error_codes_map_to_typed_errors(name, kind, code):
     assert body["error"]["message"][:40] in str(error)
 
 
+@pytest.mark.parametrize(
+    ("name", "hint"), [("segment_not_found", "EntitySetName"), ("unknown_property", "lower case")]
+)
+def test_common_query_mistakes_come_with_a_hint(name, hint):
+    status, body = error_body(name)
+    error = error_from_parts(status, {}, json.dumps(body).encode(), method="GET", url=BASE + "Account")
+    assert hint in str(error)
+
+
 def test_412_duplicate_with_0x80040333_is_a_duplicate_not_a_concurrency_error():
     _, body = error_body("duplicates_found")
     error = error_from_parts(412, {}, json.dumps(body).encode(), method="PATCH", url=BASE + "leads(x)")
