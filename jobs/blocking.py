@@ -270,7 +270,7 @@ def _pass_codes(prepared: Mapping[str, pd.Series], blocking_pass: BlockingPass) 
             codes = part_codes
             continue
         missing = (codes < 0) | (part_codes < 0)
-        combined = codes * (int(part_codes.max()) + 1) + part_codes
+        combined = codes * (int(part_codes.max(initial=-1)) + 1) + part_codes
         codes, _ = pd.factorize(combined)
         codes = codes.astype(np.int64)
         codes[missing] = -1

@@ -247,9 +247,11 @@ def fit_em(
         if change < tolerance:
             converged = True
             break
-    # The class called "match" must be the one whose values agree; otherwise EM found another split.
-    top_gap = sum(float(mf[-1] - uf[-1]) for mf, uf in zip(m, u, strict=True))
-    if top_gap <= 0:
+    # The class called "match" must be one whose values agree: on at least one field, exact
+    # agreement must be its most likely level and likelier than among non-matches. Otherwise EM
+    # found some other split (or nothing) and its weights would be meaningless.
+    agrees = any(int(np.argmax(mf)) == len(mf) - 1 and mf[-1] > uf[-1] for mf, uf in zip(m, u, strict=True))
+    if not agrees:
         raise ConvergenceError(
             "the duplicate model found no group of pairs that agree more than chance; the candidate "
             "pairs hold no recognisable duplicates with these fields (compare more fields, or check "
