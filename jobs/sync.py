@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -289,12 +289,19 @@ def sync_table(
         run.reset()
     try:
         if reader.change_tracking:
+            before = replace(run.state)
             try:
                 run.changes(reason)
             except ChangeTrackingDisabledError:
+                # The metadata said on, the table says off: undo what the attempt stored, so that a
+                # table already read by a window continues incrementally instead of in full.
                 log.warning("%s: change tracking is off; reading a modifiedon window", mapping.table)
-                run.reset()
-                run.window("change tracking is off", window_overlap)
+                run.state = replace(before)
+                mirror.save_sync_state(run.state)
+                run.report.mode, run.report.reason = "", None
+                if before.mode != "window":
+                    reason = reason or "change tracking is off"
+                run.window(reason, window_overlap)
         else:
             run.window(reason, window_overlap)
     except DvsyncError as exc:

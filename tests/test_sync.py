@@ -226,6 +226,11 @@ def test_tracking_turned_off_falls_back_to_a_window(mirror, mappings):
     assert report.mode == "window-full" and report.reason == "change tracking is off"
     assert emails(mirror) == expected(org)
     assert mirror.sync_state("lead").mode == "window"
+    # Still refused next time: the window goes on incrementally, not in full again.
+    org.upsert("leads", emailaddress1="later@x.com")
+    (report,) = sync_tables(org, mirror, mappings).tables
+    assert report.mode == "window" and report.reason is None
+    assert emails(mirror) == expected(org)
 
 
 def test_a_crash_in_a_window_read_resumes_from_the_watermark(mirror, mappings):
