@@ -83,6 +83,8 @@ def dataverse_session(sb: Sandbox) -> requests.Session:
     )
     if sb.ca_bundle is not None:
         session.verify = str(sb.ca_bundle)
+        # requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override session.verify unless trust_env is off.
+        session.trust_env = False
     return session
 
 

@@ -17,6 +17,7 @@ import logging
 import secrets
 import socket
 import ssl
+import sys
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,6 +51,14 @@ class _Server(ThreadingHTTPServer):
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.address_family = family
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that hangs up or refuses the certificate is not a server bug: log it quietly.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            log.debug("sandbox: connection from %s ended: %s", client_address, exc)
+            return
+        log.exception("sandbox: unexpected error on a connection from %s", client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
