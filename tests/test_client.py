@@ -163,3 +163,21 @@ def test_a_full_cycle_against_the_sandbox_over_loopback(sandbox):
     assert client.ensure_columns("lead", [spec], solution="dvsync") == ["dvs_leadscore"]
     assert client.ensure_columns("lead", [spec], solution="dvsync") == []
     assert sleeps, "the injected faults should have made the client wait at least once"
+
+
+@pytest.mark.live
+def test_read_only_round_trip_against_a_real_environment():
+    """Opt-in: DVSYNC_LIVE_CONFIG=/path/to/config.toml pytest -m live (reads only, writes nothing)."""
+    import os
+
+    path = os.environ.get("DVSYNC_LIVE_CONFIG")
+    if not path:
+        pytest.skip("set DVSYNC_LIVE_CONFIG to a config.toml for a real environment to run live tests")
+    client = DataverseClient.from_settings(load_settings(path))
+    me = client.whoami()
+    assert me.user_id and me.organization_id
+    lead = client.get_table("lead")
+    assert lead.entity_set_name == "leads" and lead.primary_id_attribute == "leadid"
+    first = next(iter(client.iter_records("leads", ["fullname", "modifiedon"], page_size=5)), None)
+    assert first is None or "leadid" in first
+    assert client.throttle_state.burst_remaining is not None  # Dataverse reports its rate-limit headers
