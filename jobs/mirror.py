@@ -502,6 +502,28 @@ class Mirror:
             db.executemany(sql, rows)
         return count
 
+    def set_values(self, name: str, frame: pd.DataFrame) -> int:
+        """Update some columns of existing rows (by id), e.g. ``out_*`` after a successful write-back.
+
+        Rows that are not in the mirror are not created, and the sync bookkeeping (generation,
+        etag, modifiedon) is left alone; returns how many rows were updated.
+        """
+        layout = self.layout(name)
+        columns = [c for c in frame.columns if c != layout.id_column]
+        unknown = [c for c in columns if c not in layout.columns]
+        if unknown:
+            raise MirrorError(f"mirror table `{name}` has no column {', '.join(unknown)}")
+        if frame.empty or not columns:
+            return 0
+        values = [_to_sql(frame[c], layout.columns[c]) for c in columns]
+        ids = [str(i).lower() for i in frame[layout.id_column]]
+        sets = ", ".join(f'"{c}" = ?' for c in columns)
+        sql = f'UPDATE "{self.data_table(name)}" SET {sets} WHERE "{layout.id_column}" = ?'
+        with self.transaction() as db:
+            before = db.total_changes
+            db.executemany(sql, [(*row, rid) for *row, rid in zip(*values, ids, strict=True)])
+            return db.total_changes - before
+
     def delete(self, name: str, ids: Iterable[str]) -> int:
         """Delete rows by id; returns how many existed."""
         layout = self.layout(name)

@@ -80,6 +80,20 @@ def test_upsert_updates_by_id_and_delete_counts_existing_rows(tmp_path):
         assert mirror.ids("lead") == {"b", "c"}
 
 
+def test_set_values_updates_existing_rows_only(tmp_path):
+    with Mirror(tmp_path / "m.sqlite") as mirror:
+        mirror.ensure_table(LAYOUT)
+        mirror.upsert("lead", sample(), generation=3)
+        update = pd.DataFrame({"lead_id": ["A", "zz"], "employees": [99, 1], "sales_ready": [True, False]})
+        assert mirror.set_values("lead", update) == 1
+        frame = mirror.read_frame("lead", include_system=True).set_index("lead_id")
+        assert frame.loc["a", "employees"] == 99 and bool(frame.loc["a", "sales_ready"]) is True
+        assert frame.loc["a", "_etag"] == 'W/"2"' and "zz" not in frame.index
+        assert mirror._query("SELECT DISTINCT _sync_gen AS g FROM t_lead") == [{"g": 3}]
+        with pytest.raises(MirrorError, match="no column nope"):
+            mirror.set_values("lead", pd.DataFrame({"lead_id": ["a"], "nope": [1]}))
+
+
 def test_layout_changes_add_and_drop_columns(tmp_path):
     with Mirror(tmp_path / "m.sqlite") as mirror:
         mirror.ensure_table(LAYOUT)
