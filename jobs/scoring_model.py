@@ -791,7 +791,7 @@ def score_leads(
     )
     x, codes = _design(frame, model.groups, model.n_columns)
     # The score is derived from the probability as shown (4 decimals), so the two never disagree.
-    probability = np.round(model.estimator.predict_proba(x)[:, 1], 4)
+    probability = np.round(model.estimator.predict_proba(x)[:, 1], 4) if len(frame) else np.zeros(0)
     result = pd.DataFrame({"probability": probability}, index=ids)
     result["score"] = round_score(probability * 100.0).astype(int)
     result["grade"] = model.grades.assign(result["score"])

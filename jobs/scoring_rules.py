@@ -752,15 +752,3 @@ def _top_sentences(
         [s for s, g in zip(row, sg, strict=True) if g < 0] for row, sg in zip(rows, sign_rows, strict=True)
     ]
     return factors, positive, negative
-
-
-def rules_summary(rules: ScoringRules) -> list[str]:
-    """Describe each rule in one line (for `dvsync` output and the docs)."""
-    lines = []
-    for rule in rules.rules:
-        if isinstance(rule, ActivityRule):
-            what = f"{_activity_words(rule, plural=True)} in the last {_fmt(rule.window_days)} days"
-        else:
-            what = f"{rule.column} {getattr(rule, 'op', 'value')}"
-        lines.append(f"[{rule.index}] {rule.kind}: {what}, {format_points(rule.points)} {rule.fire}")
-    return lines

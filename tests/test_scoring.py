@@ -74,3 +74,13 @@ def test_status_labels_are_case_insensitive(label):
     assert (choice.qualified, choice.disqualified) == (
         (len(leads), 0) if label == "Qualified" else (0, len(leads))
     )
+
+
+def test_no_leads_to_score_gives_an_empty_result_from_either_engine():
+    leads = history(60, 60)
+    model, _ = train_model(leads, label="status", features=["source"])
+    empty = leads.iloc[:0]
+    by_rules = score(empty, rules=RULES, as_of=AS_OF)
+    by_model = score(empty, rules=RULES, as_of=AS_OF, model=model)
+    assert by_rules.empty and {"score", "grade", "factors"} <= set(by_rules)
+    assert by_model.empty and {"probability", "score", "grade", "factors"} <= set(by_model)
