@@ -358,6 +358,15 @@ def test_leads_matching_contacts_are_the_same_people(small):
     lead_rows, contact_rows = leads.loc[plain["leadid"]], contacts.loc[plain["contactid"]]
     same_name = (_norm(lead_rows["lastname"]).to_numpy() == _norm(contact_rows["lastname"]).to_numpy()).mean()
     assert same_name > 0.9  # the rest are contacts' own planted duplicates with a varied name
+    # A duplicate of a returning lead is the contact too; so is a lead matching a duplicated contact.
+    truth = small.ground_truth["duplicates"]
+    cluster_of = truth.set_index("record_id")["cluster_id"]
+    matched_clusters = set(cluster_of.reindex(matches["leadid"]).dropna())
+    lead_truth = truth[(truth["table"] == "lead") & truth["cluster_id"].isin(matched_clusters)]
+    assert len(lead_truth) > 0 and set(lead_truth["record_id"]) <= set(matches["leadid"])
+    contact_clusters = set(cluster_of.reindex(matches["contactid"]).dropna())
+    contact_truth = truth[(truth["table"] == "contact") & truth["cluster_id"].isin(contact_clusters)]
+    assert set(contact_truth["record_id"]) <= set(matches["contactid"])
 
 
 def test_closed_leads_carry_real_but_noisy_signal(small):

@@ -24,7 +24,8 @@ import pandas as pd
 
 from connector.errors import ConfigError
 from connector.sandbox import seed_activities, seed_leads, seed_orders
-from connector.sandbox.seed_common import SECONDS_PER_DAY, epoch_seconds, guids, stream, to_timestamps
+from connector.sandbox.schema import CURRENCY_ID, PRICE_LEVEL_ID
+from connector.sandbox.seed_common import SECONDS_PER_DAY, epoch_seconds, stream, to_timestamps
 from connector.sandbox.seed_crm import accounts, companies, contacts
 from connector.sandbox.seed_duplicates import (
     ACCOUNT_VARIATIONS,
@@ -250,13 +251,15 @@ def generate(
     con = contacts(stream(seed, "contacts"), acc, n_con, now_s, entity_offset=0)
     con, contact_namesakes = namesakes(stream(seed, "contact-namesakes"), con, NAMESAKE_SHARE)
     ld = seed_leads.leads(stream(seed, "leads"), n_lead, acc, lead_firms, now_s, entity_offset=n_con)
+    # Rename look-alikes before the returning contacts join, so those keep the contact's name.
+    ld, lead_namesakes = namesakes(stream(seed, "lead-namesakes"), ld, NAMESAKE_SHARE)
     ld["_variations"] = ""
     returning = seed_leads.leads_from_contacts(
         stream(seed, "leads-from-contacts"), n_from_contacts, con, acc, lead_firms, now_s
     )
     ld = pd.concat([ld, returning], ignore_index=True)
-    ld, lead_namesakes = namesakes(stream(seed, "lead-namesakes"), ld, NAMESAKE_SHARE)
-    matches = ld.loc[ld["_entity"] < n_con, ["leadid", "_entity", "_variations"]]
+    # How each lead differs from the contact it is (kept through duplication, see _lead_contact_truth).
+    ld["_match_variations"] = ld["_variations"]
     ld["_variations"] = ""
 
     dup_rng = stream(seed, "duplicates")
@@ -298,7 +301,8 @@ def generate(
 
     # Orders and opportunities.
     ord_rng = stream(seed, "orders")
-    currency_id, pricelevel_id = guids(stream(seed, "reference-ids"), 2)
+    # The one currency and price list the server serves (reference §8.7), so lookups resolve.
+    currency_id, pricelevel_id = CURRENCY_ID, PRICE_LEVEL_ID
     pool = _customer_pool(ord_rng, acc, con)
     noise_total = sum(seed_orders.NOISE_RATES.values())
     target = counts["salesorder"] / (1 + noise_total)
@@ -329,7 +333,7 @@ def generate(
         "duplicates": _duplicate_truth(
             {"account": (acc_all, "accountid"), "contact": (con_all, "contactid"), "lead": (ld_all, "leadid")}
         ),
-        "lead_contact_matches": _lead_contact_truth(matches, con_all),
+        "lead_contact_matches": _lead_contact_truth(ld_all, con_all, n_con),
         "customers": truth_customers,
     }
     tables = {
@@ -412,13 +416,17 @@ def _duplicate_truth(tables: dict[str, tuple[pd.DataFrame, str]]) -> pd.DataFram
     )
 
 
-def _lead_contact_truth(matches: pd.DataFrame, con_all: pd.DataFrame) -> pd.DataFrame:
-    joined = matches.merge(con_all[["contactid", "_entity"]], on="_entity", how="inner")
-    return (
-        joined[["leadid", "contactid", "_variations"]]
-        .rename(columns={"_variations": "variations"})
-        .reset_index(drop=True)
-    )
+def _lead_contact_truth(ld_all: pd.DataFrame, con_all: pd.DataFrame, n_contacts: int) -> pd.DataFrame:
+    """Every (lead, contact) pair describing the same person, duplicates of either included.
+
+    ``variations`` lists how the lead was entered differently from the contact: the variations of
+    the returning lead, then (for a duplicate of it) the duplicate's own.
+    """
+    leads = ld_all[ld_all["_entity"] < n_contacts]
+    variations = (leads["_match_variations"] + ";" + leads["_variations"]).str.strip(";")
+    leads = pd.DataFrame({"leadid": leads["leadid"], "_entity": leads["_entity"], "variations": variations})
+    joined = leads.merge(con_all[["contactid", "_entity"]], on="_entity", how="inner")
+    return joined[["leadid", "contactid", "variations"]].reset_index(drop=True)
 
 
 def _fullname(frame: pd.DataFrame) -> np.ndarray:

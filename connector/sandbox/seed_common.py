@@ -238,50 +238,51 @@ def _group_subscriber(sub: pd.Series, sep: str = " ") -> pd.Series:
     return pd.Series(np.where(length == 8, four_four, three_rest), index=sub.index)
 
 
+def _format_group(country: str, style: str, cc: str, area: pd.Series, sub: pd.Series) -> pd.Series:
+    """Format the numbers of one country in one style (see :func:`format_phones`)."""
+    if style == "e164":
+        return "+" + cc + area + sub
+    trunk = COUNTRIES[country]["trunk"]
+    if country in ("United States", "Canada"):
+        local = sub.str[:3] + "-" + sub.str[3:]
+        return "+1 " + area + "-" + local if style == "international" else "(" + area + ") " + local
+    if country == "France":
+        nsn = area + sub
+        pairs = nsn.str[0] + " " + nsn.str[1:3] + " " + nsn.str[3:5] + " " + nsn.str[5:7] + " " + nsn.str[7:9]
+        return "+33 " + pairs if style == "international" else "0" + pairs
+    if country == "Spain":
+        nsn = area + sub
+        groups = nsn.str[:3] + " " + nsn.str[3:6] + " " + nsn.str[6:]
+        return "+34 " + groups if style == "international" else groups
+    # Germans write the subscriber number in one block; elsewhere it is grouped.
+    local = sub if country == "Germany" else _group_subscriber(sub)
+    if style == "international":
+        return "+" + cc + " " + area + " " + local
+    if country in ("Australia", "Ireland"):
+        return "(" + trunk + area + ") " + local
+    return trunk + area + " " + local
+
+
 def format_phones(parts: pd.DataFrame, styles: np.ndarray) -> np.ndarray:
     """Write phone numbers in the given styles, the way people in each country write them.
 
     ``international`` is ``+44 20 7946 0958``, ``national`` is ``020 7946 0958`` (with the trunk
     prefix, or ``(212) 555-0147`` in North America), ``e164`` is ``+442079460958``.
     """
-    cc, area, sub, country = parts["cc"], parts["area"], parts["sub"], parts["country"]
-    trunk = country.map({c: s["trunk"] for c, s in COUNTRIES.items()})
-    grouped = _group_subscriber(sub)
-    nanp = country.isin(["United States", "Canada"]).to_numpy()
-    france = (country == "France").to_numpy()
-    spain = (country == "Spain").to_numpy()
-    paren = country.isin(["Australia", "Ireland"]).to_numpy()
-    germany = (country == "Germany").to_numpy()
-
-    nanp_sub = sub.str[:3] + "-" + sub.str[3:]
-    fr_nsn = area + sub
-    fr_pairs = fr_nsn.str[0] + " " + fr_nsn.str[1:3] + " " + fr_nsn.str[3:5] + " " + fr_nsn.str[5:7] + " "
-    fr_pairs = fr_pairs + fr_nsn.str[7:9]
-    es_nsn = area + sub
-    es_groups = es_nsn.str[:3] + " " + es_nsn.str[3:6] + " " + es_nsn.str[6:]
-    local = np.select([germany], [sub.to_numpy()], grouped.to_numpy())
-
-    intl = np.select(
-        [nanp, france, spain],
-        [
-            ("+" + cc + " " + area + "-" + nanp_sub).to_numpy(),
-            ("+33 " + fr_pairs).to_numpy(),
-            ("+34 " + es_groups).to_numpy(),
-        ],
-        ("+" + cc + " " + area + " " + local).to_numpy(),
-    )
-    national = np.select(
-        [nanp, france, spain, paren],
-        [
-            ("(" + area + ") " + nanp_sub).to_numpy(),
-            ("0" + fr_pairs).to_numpy(),
-            es_groups.to_numpy(),
-            ("(" + trunk + area + ") " + grouped).to_numpy(),
-        ],
-        (trunk + area + " " + local).to_numpy(),
-    )
-    e164 = ("+" + cc + area + sub).to_numpy()
-    return np.select([styles == "international", styles == "national"], [intl, national], e164).astype(object)
+    out = np.empty(len(parts), dtype=object)
+    country = parts["country"].to_numpy()
+    styles = np.asarray(styles)
+    for name, spec in COUNTRIES.items():
+        in_country = country == name
+        if not in_country.any():
+            continue
+        for style in PHONE_STYLES:
+            rows = np.flatnonzero(in_country & (styles == style))
+            if len(rows):
+                area = parts["area"].iloc[rows].astype(object).reset_index(drop=True)
+                sub = parts["sub"].iloc[rows].astype(object).reset_index(drop=True)
+                out[rows] = _format_group(name, style, spec["cc"], area, sub).to_numpy(dtype=object)
+    return out
 
 
 # --- Time -----------------------------------------------------------------------------------------

@@ -225,7 +225,6 @@ def leads_from_contacts(
         "address1_postalcode",
         "address1_country",
         "_entity",
-        "_seniority",
         "_account_row",
         "_city_index",
         "_phone_style",
@@ -236,7 +235,10 @@ def leads_from_contacts(
     ]
     for col in copy_cols:
         base[col] = chosen[col].to_numpy()
-    base["jobtitle"] = np.where(rng.random(len(base)) < 0.7, chosen["jobtitle"].to_numpy(), base["jobtitle"])
+    # Most give the job title the contact has; the others give a new one (and its seniority).
+    same_title = rng.random(len(base)) < 0.7
+    base["jobtitle"] = np.where(same_title, chosen["jobtitle"].to_numpy(), base["jobtitle"])
+    base["_seniority"] = np.where(same_title, chosen["_seniority"].to_numpy(), base["_seniority"])
     base["companyname"] = acct["name"].to_numpy()
     base["_base"] = acct["_base"].to_numpy()
     base["_suffix"] = acct["_suffix"].to_numpy()
