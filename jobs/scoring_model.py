@@ -267,7 +267,7 @@ def _infer_kinds(leads: pd.DataFrame, features: Sequence[str] | Mapping[str, str
         for column in features:
             if column not in leads.columns:
                 kinds[column] = "category"  # reported as missing below
-            elif leads[column].dtype == bool:
+            elif pd.api.types.is_bool_dtype(leads[column].dtype):
                 kinds[column] = "boolean"
             elif leads[column].dtype.kind in "iuf":
                 kinds[column] = "number"
