@@ -109,6 +109,29 @@ def test_time_column_validates_on_the_most_recent_20_percent(trained):
     assert sum(report["confusion_matrix"].values()) == validation["n_validation"]
 
 
+def test_the_time_holdout_really_is_the_newest_leads():
+    # Partner leads qualified until recently and stopped qualifying in the newest 20%: only a
+    # validation on the newest leads sees the model fail; cross-validation mixes old and new.
+    n = 500
+    rng = np.random.default_rng(11)
+    created = pd.date_range("2025-01-01", periods=n, freq="D")
+    partner = rng.random(n) < 0.5
+    newest = np.arange(n) >= n * 0.8
+    qualified = np.where(newest, ~partner, partner) ^ (rng.random(n) < 0.1)
+    leads = pd.DataFrame(
+        {
+            "lead_id": range(n),
+            "source": np.where(partner, "Partner", "Web"),
+            "status": np.where(qualified, "qualified", "disqualified"),
+            "created_on": created,
+        }
+    )
+    _, by_time = train_model(leads, label="status", features=["source"], time_column="created_on")
+    _, by_cv = train_model(leads, label="status", features=["source"])
+    assert by_time["auc"] < 0.2
+    assert by_cv["auc"] > 0.6
+
+
 def test_without_time_column_it_cross_validates_on_every_lead():
     leads, _ = simulate(600, seed=3)
     _, report = train_model(leads, label="status", features=FEATURES)
