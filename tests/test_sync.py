@@ -483,3 +483,29 @@ def test_sandbox_sync_command_json(sandbox, tmp_path, capsys, monkeypatch):
     assert main(["sync", "--config", str(config), "--table", "contact"]) == 0
     out = capsys.readouterr().out
     assert "contact" in out and "delta" in out
+
+
+def test_sandbox_sync_command_exit_codes(sandbox, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from jobs.cli import main
+
+    mappings = tmp_path / "mappings"
+    shutil.copytree(SHIPPED_MAPPINGS, mappings)
+    lead = mappings / "lead.toml"
+    lead.write_text(lead.read_text().replace('"emailaddress1"', '"emailadress1"'), encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[dataverse]\nurl = "{sandbox.url}"\n[auth]\nmode = "token"\n'
+        f'[mirror]\npath = "{tmp_path / "m.sqlite"}"\n[mappings]\ndir = "{mappings}"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("DVSYNC__AUTH__TOKEN", sandbox.token)
+    # A column the org does not have: that table fails with Dataverse's message, the others sync.
+    assert main(["sync", "--config", str(config), "--table", "lead", "--table", "account"]) == 1
+    captured = capsys.readouterr()
+    assert "emailadress1" in captured.out and "account" in captured.out
+    # A mapping file that is wrong on its own is a configuration error: exit 2, nothing synced.
+    lead.write_text(lead.read_text().replace('entity = "lead"', 'entity = "leed"'), encoding="utf-8")
+    assert main(["sync", "--config", str(config)]) == 2
+    assert "did you mean `lead`" in capsys.readouterr().err
