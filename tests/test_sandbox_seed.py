@@ -411,6 +411,11 @@ def test_closed_leads_carry_real_but_noisy_signal(small):
     assert by_source[2] > by_source[1] + 0.1
     met = completed[completed["kind"] == "appointment"]["regardingobjectid"]
     assert y[closed["leadid"].isin(met).to_numpy()].mean() > y.mean() + 0.15
+    # The generating probabilities are in the ground truth and agree with the outcomes.
+    truth = small.ground_truth["leads"].set_index("leadid").loc[closed["leadid"]]
+    p = truth["qualification_probability"].to_numpy()
+    assert abs(p.mean() - y.mean()) < 0.03
+    assert auc - 0.02 < roc_auc_score(y, p) < 0.97  # no model can beat the truth (beyond sampling luck)
 
 
 def test_activities_are_shaped_like_dataverse_activities(small):

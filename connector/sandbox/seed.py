@@ -189,7 +189,8 @@ class SeedData:
         tables: Dataverse logical name -> DataFrame with attribute logical names as columns.
         ground_truth: ``duplicates`` (``table``, ``record_id``, ``cluster_id``, ``is_original``,
             ``variations``), ``lead_contact_matches`` (``leadid``, ``contactid``, ``variations``) and
-            ``customers`` (each customer's latent BG/NBD and Gamma-Gamma parameters and outcome).
+            ``customers`` (each customer's latent BG/NBD and Gamma-Gamma parameters and outcome) and
+            ``leads`` (each lead's generating qualification probability and latent interest).
         parameters: JSON-serialisable generating parameters (see ``docs/sandbox-data.md``).
     """
 
@@ -264,6 +265,7 @@ def generate(
 
     dup_rng = stream(seed, "duplicates")
     acc_dups = plant(dup_rng, acc, DUPLICATE_RATES["account"], "accountid", vary_accounts, now_s)
+    acc_dups["accountnumber"] = None  # typed in again by hand: the account number is not re-used
     con_dups = plant(
         dup_rng,
         con,
@@ -335,6 +337,13 @@ def generate(
         ),
         "lead_contact_matches": _lead_contact_truth(ld_all, con_all, n_con),
         "customers": truth_customers,
+        "leads": pd.DataFrame(
+            {
+                "leadid": ld_all["leadid"].to_numpy(),
+                "qualification_probability": ld_all["_qualification_p"].to_numpy(),
+                "interest": interest,
+            }
+        ),
     }
     tables = {
         "lead": _finish_lead(ld_all, now_s, currency_id),
