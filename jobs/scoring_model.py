@@ -478,7 +478,6 @@ def _fit(x: sparse.csr_matrix, y: np.ndarray, c: float | None) -> LogisticRegres
                     cv=StratifiedKFold(n_splits=3, shuffle=True, random_state=0),
                     scoring="neg_log_loss",
                     max_iter=2000,
-                    refit=False,
                 )
                 search.fit(x, y)
                 c = float(np.ravel(search.C_)[0])
