@@ -136,3 +136,18 @@ def test_expired_token_and_tracking_off(sandbox_factory):
         "code": "0x80044352",
         "message": "Version stamp associated with the client has expired. Please perform a full sync.",
     }
+
+
+def test_a_version_in_flight_is_never_covered_by_a_delta_token(sandbox, sandbox_session):
+    # A delta link issued while another transaction holds an uncommitted version must stay below it,
+    # otherwise that transaction's change would be skipped by the next delta.
+    store = sandbox.store
+    before = store.committed_version
+    with store.transaction():
+        in_flight = store.next_version()
+        body = sandbox_session.get(sandbox.api_url + "appointments?$select=subject", headers=TRACK).json()
+        while "@odata.nextLink" in body:
+            body = sandbox_session.get(body["@odata.nextLink"], headers=TRACK).json()
+        token = body["@odata.deltaLink"].rsplit("$deltatoken=", 1)[1]
+        assert int(token.split("%21")[0]) == before < in_flight
+    assert store.committed_version == in_flight

@@ -74,6 +74,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         access_log.debug("%s %s", self.address_string(), format % args)
 
+    def handle(self) -> None:
+        try:
+            super().handle()
+        finally:
+            # One SQLite connection per connection thread: close it when the client goes away.
+            self.server.sandbox.store.release()
+
     def do_GET(self) -> None:
         self._serve()
 

@@ -182,10 +182,10 @@ class Service:
         next_link = None
         extra: dict[str, object] = {}
         if options.deltatoken is not None:
-            since = parse_token(options.deltatoken, self.config, self.store.current_version)
+            since = parse_token(options.deltatoken, self.config, self.store.committed_version)
             deleted_context = f"{root}$metadata#{table.entity_set}/$deletedEntity"
             page, upper = delta_page(
-                conn, table, writer, since, page_size, state, self.store.current_version, deleted_context
+                conn, table, writer, since, page_size, state, self.store.committed_version, deleted_context
             )
             context += "/$delta"
             if page.next_state is not None:
@@ -204,7 +204,7 @@ class Service:
             applied.append("odata.track-changes")
         elif tracking:
             page, snapshot = initial_page(
-                conn, table, writer, options, page_size, state, self.store.current_version
+                conn, table, writer, options, page_size, state, self.store.committed_version
             )
             if page.next_state is not None:
                 page.next_state["t"] = 1

@@ -71,6 +71,7 @@ class Store:
         self._local = threading.local()
         self._write_lock = threading.RLock()
         self._version = 0
+        self._committed = 0
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self.tables: dict[str, Table] = {t.logical_name: t for t in TABLES}
@@ -99,6 +100,18 @@ class Store:
             self._connections.clear()
         self._local = threading.local()
 
+    def release(self) -> None:
+        """Close the calling thread's connection (a server thread calls this when its client leaves)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        with self._connections_lock:
+            if conn in self._connections:
+                self._connections.remove(conn)
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+        self._local.conn = None
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Run a write transaction; nested calls on the same thread become savepoints.
@@ -119,6 +132,7 @@ class Store:
                 yield conn
                 conn.execute("UPDATE _dv_meta SET value = ? WHERE key = 'version'", (str(self._version),))
                 conn.execute("COMMIT")
+                self._committed = self._version
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -146,8 +160,18 @@ class Store:
 
     @property
     def current_version(self) -> int:
-        """The latest version number handed out."""
+        """The latest version number handed out (possibly not yet committed)."""
         return self._version
+
+    @property
+    def committed_version(self) -> int:
+        """The latest version whose transaction has committed.
+
+        Change tracking bounds its reads by this, never by :attr:`current_version`: a version handed
+        out to a transaction still in flight must not be covered by a delta token, or that change
+        would be skipped by the next delta.
+        """
+        return self._committed
 
     # --- creation, seeding and opening --------------------------------------------------------
 
@@ -159,6 +183,7 @@ class Store:
         """Open an existing database: load the version counter and the created columns."""
         conn = self.conn()
         self._version = int(conn.execute("SELECT value FROM _dv_meta WHERE key = 'version'").fetchone()[0])
+        self._committed = self._version
         for entity, definition in conn.execute("SELECT entity, definition FROM _dv_columns ORDER BY rowid"):
             self._register_column(entity, column_from_json(definition))
 
