@@ -1051,7 +1051,11 @@ def _attribute_type(column: Any) -> str:
 
 
 def validate_against_org(
-    mapping: TableMapping, table_definition: Any, outputs: Sequence[OutputColumn] = ()
+    mapping: TableMapping,
+    table_definition: Any,
+    outputs: Sequence[OutputColumn] = (),
+    *,
+    check_values: bool = True,
 ) -> tuple[list[ConfigError], list[OutputColumn]]:
     """Check one table's mapping and outputs against the org's definition of that table.
 
@@ -1059,6 +1063,7 @@ def validate_against_org(
         mapping: the table's mapping.
         table_definition: the org's TableDefinition (``attributes`` keyed by logical name).
         outputs: the enabled output columns on this table.
+        check_values: also report ``values`` entries naming options the column does not have.
 
     Returns:
         The problems found (each naming file, line, key and the closest real column), and the
@@ -1088,7 +1093,7 @@ def validate_against_org(
                         _suggest_type(actual),
                     )
                 )
-            elif fm.type in ("choice", "multichoice") and fm.values and not index:
+            elif check_values and fm.type in ("choice", "multichoice") and fm.values and not index:
                 labels = option_labels(definition)
                 unknown = sorted(set(fm.values) - set(labels)) if labels else []
                 if unknown:

@@ -37,7 +37,14 @@ from connector.errors import (
     DvsyncError,
     FatalApiError,
 )
-from connector.mapping import MappingSet, OutputColumn, TableMapping, TableReader
+from connector.mapping import (
+    MappingErrors,
+    MappingSet,
+    OutputColumn,
+    TableMapping,
+    TableReader,
+    validate_against_org,
+)
 from connector.query import condition
 from jobs.mirror import Mirror, SyncState, TableLayout, utc_text
 
@@ -220,7 +227,8 @@ def sync_tables(
                 raise
             except DvsyncError as exc:
                 report = SyncReport(table=mapping.name, error=str(exc))
-                log.error("sync of %s failed: %s", mapping.name, exc)
+                # The caller shows the report; log for the debug trail only.
+                log.info("sync of %s failed: %s", mapping.name, exc)
             result.tables.append(report)
             mirror.record_run_table(
                 run_id,
@@ -271,6 +279,11 @@ def sync_table(
     """
     started = monotonic()
     definition = client.get_table(mapping.table)
+    # A column the org lacks would fail the read with a bare 400; name the file, line and the
+    # closest real column instead (what `dvsync check` reports).
+    problems, _ = validate_against_org(mapping, definition, check_values=False)
+    if problems:
+        raise MappingErrors(problems)
     reader = TableReader.bind(mapping, definition, outputs)
     mirror.ensure_table(_layout(reader))
     state = mirror.sync_state(mapping.name)
@@ -552,7 +565,9 @@ def describe(result: SyncResult) -> list[dict[str, Any]]:
             "deleted": t.deleted,
             "pages": t.pages,
             "seconds": t.duration_s,
-            "note": t.error or (("resumed; " if t.resumed else "") + (t.reason or "")).strip("; "),
+            "note": "FAILED (see below)"
+            if t.error
+            else (("resumed; " if t.resumed else "") + (t.reason or "")).strip("; "),
         }
         for t in result.tables
     ]

@@ -504,7 +504,8 @@ def test_sandbox_sync_command_exit_codes(sandbox, tmp_path, capsys, monkeypatch)
     # A column the org does not have: that table fails with Dataverse's message, the others sync.
     assert main(["sync", "--config", str(config), "--table", "lead", "--table", "account"]) == 1
     captured = capsys.readouterr()
-    assert "emailadress1" in captured.out and "account" in captured.out
+    assert "lead.toml:" in captured.out and "did you mean `emailaddress1`?" in captured.out
+    assert "account" in captured.out and "FAILED" in captured.out
     # A mapping file that is wrong on its own is a configuration error: exit 2, nothing synced.
     lead.write_text(lead.read_text().replace('entity = "lead"', 'entity = "leed"'), encoding="utf-8")
     assert main(["sync", "--config", str(config)]) == 2
