@@ -55,12 +55,13 @@ from jobs.blocking import (
 )
 from jobs.comparisons import KINDS, compare_codes, prepare
 from jobs.linkage_model import (
+    PERSONAL_KINDS,
     LinkageModel,
     build_model,
     check_compatible,
     default_m,
+    default_u,
     fit_em,
-    probability,
     term_frequency_weights,
     u_from_random_pairs,
 )
@@ -303,7 +304,12 @@ def _fit(
         )
     # Start λ at "about one duplicate per record among the candidates", the common CRM situation.
     prior_start = float(np.clip(0.5 * n / max(len(levels), 1), 0.001, 0.5))
-    result = fit_em(levels, n_levels, u_start=u, prior_start=prior_start)
+    personal = [k in PERSONAL_KINDS for k in kinds]
+    g_start = None
+    if any(personal) and not all(personal):
+        # Colleagues: agree on what a group shares (company, phone, address), not on who they are.
+        g_start = [default_u(k) if p else default_m(k) for k, p in zip(n_levels, personal, strict=True)]
+    result = fit_em(levels, n_levels, u_start=u, prior_start=prior_start, g_start=g_start, personal=personal)
     return build_model(
         columns,
         kinds,
@@ -312,6 +318,8 @@ def _fit(
         result.m,
         result.u,
         result.prior,
+        g=result.g,
+        group_share=result.group_share,
         source="em",
         iterations=result.iterations,
         converged=result.converged,
@@ -409,7 +417,16 @@ def _run(
     )
     comparator = _Comparator(prepared, specs, swap)
     levels, sims, swapped = comparator.compare(first, second)
-    if model is None:
+    if model is None and n_left is not None and len(levels) >= MIN_PAIRS_FOR_EM:
+        # Linking: learn from both tables as one (pairs within each table too). What a duplicate
+        # looks like does not depend on the table a record came from, and the few cross-table
+        # matches alone are too rare among the candidates for EM to find them reliably.
+        all_first, all_second, _ = candidate_pairs(
+            prepared, passes, order=order, max_block_size=max_block_size, n_left=None
+        )
+        all_levels, _, _ = comparator.compare(all_first, all_second)
+        model = _fit(comparator, specs, all_levels, len(frame), None, seed)
+    elif model is None:
         model = _fit(comparator, specs, levels, len(frame), n_left, seed)
     else:
         try:
@@ -417,8 +434,7 @@ def _run(
         except ValueError as exc:
             raise ConfigError(str(exc), key="model") from None
         model = model.with_source("given")
-    weights = model.weights(levels) + _tf_weights(comparator, model, levels, first)
-    score = probability(model.prior_weight + weights.sum(axis=1))
+    score, weights = model.score(levels, _tf_weights(comparator, model, levels, first))
     candidates = pd.DataFrame({"id_left": ids[first], "id_right": ids[second], "score": score})
     keep = np.flatnonzero(score >= cut)
     keep = keep[np.argsort(-score[keep], kind="stable")]

@@ -1,21 +1,37 @@
-"""The Fellegi-Sunter match model: m and u probabilities per comparison level, learned by EM.
+"""The Fellegi-Sunter match model, with an optional "same group" class, learned by EM without labels.
 
 For each compared field and each of its comparison levels, ``m`` is the probability of that level
-among true matches and ``u`` among non-matches. A pair's evidence is the sum over fields of the
-*match weight* ``log2(m / u)`` of its level (missing values add nothing), plus the prior log-odds
-``log2(λ / (1 - λ))``; its match probability is ``1 / (1 + 2 ** -total)``. (Fellegi & Sunter, "A
-Theory for Record Linkage", JASA 1969; the EM estimation is Winkler's, 1988.)
+among true matches and ``u`` among unrelated pairs. In the classic two-class model a pair's
+log2-odds of being a match is the prior ``log2(λ / (1 - λ))`` plus, per field, the *match weight*
+``log2(m / u)`` of its level (missing values add nothing); the match probability is
+``1 / (1 + 2 ** -total)``. (Fellegi & Sunter, "A Theory for Record Linkage", JASA 1969; EM
+estimation: Winkler 1988.)
 
-Fitting, without labels:
+**The "same group" class.** CRM tables hold many different people of one organisation: colleagues
+share the company name, switchboard phone, street and postcode. A two-class model fitted on such
+pairs learns "same organisation" as its match class and flags every colleague as a duplicate. So
+when the fields include both *personal* kinds (name, email, date) and *shared* kinds (company,
+phone, address, postcode, text, number, exact), the model has a third latent class, ``g``: pairs of
+one group that are different people, expected to agree on shared fields and disagree on personal
+ones. This is Winkler's three-class EM for separating persons from households ("Improved Decision
+Rules in the Fellegi-Sunter Model of Record Linkage", 1993). A pair's match probability is the
+posterior of the match class against both alternatives.
 
-* ``u`` starts from *random* record pairs, which are almost all non-matches (splink does the same);
-* ``m``, ``u`` and ``λ`` are then fitted by expectation-maximisation on the candidate pairs that
-  blocking produced, treating them as a two-class mixture with fields independent within a class.
-  The EM runs on the distinct comparison patterns with their counts, so its cost does not grow
-  with the number of pairs. A small pseudo-count keeps every probability away from 0 and 1.
+Explanation with three classes: the score is exact, and each field's ``weight`` is
+``log2(m / a)`` where ``a`` is that field's probability under the pair's likeliest non-match class
+(unrelated, or same group), so the weights say why the pair is a match *rather than the best
+alternative explanation*. (With two classes this is exactly the Fellegi-Sunter weight.)
 
-Term-frequency adjustment: when a field agrees exactly on value ``v``, the generic weight assumes
-an average value. A rare surname is stronger evidence than "Smith", so the weight is corrected by
+Fitting:
+
+* ``u`` starts from *random* record pairs, which are almost all unrelated (splink does the same);
+* all class probabilities and shares are then fitted by expectation-maximisation on the candidate
+  pairs blocking produced, fields independent within a class. EM runs on the distinct comparison
+  patterns with their counts, so its cost does not grow with the number of pairs. A pseudo-count
+  keeps every probability away from 0 and 1.
+
+Term-frequency adjustment: when a field agrees exactly on value ``v``, the generic weight assumes an
+average value. A rare surname is stronger evidence than "Smith", so the log2-odds is corrected by
 ``log2(Σ p² / p(v))``: ``p(v)`` is the share of records holding ``v`` and ``Σ p²`` the chance that
 two random records agree on this field. Rare values gain weight, common ones lose it.
 """
@@ -23,13 +39,14 @@ two random records agree on this field. Rare values gain weight, common ones los
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from connector.errors import ConvergenceError
 
 __all__ = [
+    "PERSONAL_KINDS",
     "EMResult",
     "FieldModel",
     "LinkageModel",
@@ -46,7 +63,11 @@ __all__ = [
 PSEUDO_COUNT = 0.5
 """Added to every level's count in each M-step (a Dirichlet prior) so no probability is 0 or 1."""
 TF_LIMIT = 100.0
-"""Largest factor by which a term-frequency adjustment may raise or lower a Bayes factor."""
+"""Largest factor by which a term-frequency adjustment may raise or lower the odds."""
+PERSONAL_KINDS = frozenset({"name", "email", "date"})
+"""Kinds that tell one person from another; the other kinds can be shared by a group."""
+GROUP_SHARE_START = 0.2
+"""Starting share of the "same group" class among candidate pairs; EM moves it."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +79,10 @@ class FieldModel:
         kind: its comparison kind.
         levels: level names, lowest first.
         m: probability of each level among matches.
-        u: probability of each level among non-matches.
+        u: probability of each level among unrelated pairs.
         tf_adjust: whether exact agreement is weighted by the value's rarity.
+        g: probability of each level among pairs of one group (colleagues), or None without that
+            class.
     """
 
     column: str
@@ -68,27 +91,33 @@ class FieldModel:
     m: tuple[float, ...]
     u: tuple[float, ...]
     tf_adjust: bool = False
+    g: tuple[float, ...] | None = None
 
     @property
     def weights(self) -> np.ndarray:
-        """Match weight ``log2(m / u)`` per level."""
+        """Match weight ``log2(m / u)`` per level (match against unrelated)."""
         return np.log2(np.asarray(self.m) / np.asarray(self.u))
 
     def describe(self) -> dict[str, dict[str, float]]:
-        """Per level: m, u and weight, for reports and documentation."""
-        return {
-            name: {"m": m, "u": u, "weight": float(w)}
-            for name, m, u, w in zip(self.levels, self.m, self.u, self.weights, strict=True)
-        }
+        """Per level: m, u, g (when present) and the weight against unrelated pairs."""
+        out = {}
+        for index, name in enumerate(self.levels):
+            entry = {"m": self.m[index], "u": self.u[index], "weight": float(self.weights[index])}
+            if self.g is not None:
+                entry["g"] = self.g[index]
+            out[name] = entry
+        return out
 
 
 @dataclass(frozen=True)
 class LinkageModel:
-    """A fitted (or default) Fellegi-Sunter model.
+    """A fitted (or default) match model.
 
     Attributes:
         fields: one model per compared field, in comparison order.
-        prior: λ, the share of candidate pairs that are matches.
+        prior: share of candidate pairs that are matches.
+        group_share: share of candidate pairs that are one group but different entities (0 without
+            that class).
         source: ``"em"`` (fitted on this run's candidate pairs), ``"default"`` (too few pairs to fit:
             default m, u from random pairs) or ``"given"`` (passed in by the caller).
         iterations: EM iterations run (0 when not fitted).
@@ -98,15 +127,20 @@ class LinkageModel:
 
     fields: tuple[FieldModel, ...]
     prior: float
+    group_share: float = 0.0
     source: str = "em"
     iterations: int = 0
     converged: bool = True
     pairs: int = 0
-    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def has_group(self) -> bool:
+        """Whether the model has the "same group" class."""
+        return self.group_share > 0 and all(f.g is not None for f in self.fields)
 
     @property
     def prior_weight(self) -> float:
-        """The prior log2-odds of a match."""
+        """The prior log2-odds of a match against all alternatives."""
         return float(np.log2(self.prior / (1.0 - self.prior)))
 
     def field(self, column: str) -> FieldModel:
@@ -116,18 +150,46 @@ class LinkageModel:
                 return model
         raise KeyError(column)
 
-    def weights(self, levels: np.ndarray) -> np.ndarray:
-        """Match weight per pair and field (0 where missing); ``levels`` is pairs x fields, -1 missing."""
+    def _class_logs(self, levels: np.ndarray, table: str) -> np.ndarray:
+        """log2 P(level | class) per pair and field (0 where missing)."""
         out = np.zeros(levels.shape, dtype=np.float64)
         for index, model in enumerate(self.fields):
             column = levels[:, index]
             present = column >= 0
-            out[present, index] = model.weights[column[present]]
+            probabilities = np.asarray(getattr(model, table), dtype=np.float64)
+            out[present, index] = np.log2(probabilities)[column[present]]
         return out
+
+    def score(
+        self, levels: np.ndarray, adjustment: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Match probability per pair and the per-field weights that explain it.
+
+        Args:
+            levels: comparison levels, pairs x fields, -1 where missing.
+            adjustment: extra log2-odds per pair and field (term frequencies), added to the weights.
+
+        Returns:
+            (probability per pair, weight per pair and field): the weight is ``log2(m / a)`` with
+            ``a`` the field's probability under the pair's likeliest non-match class, plus the
+            adjustment.
+        """
+        log_m = self._class_logs(levels, "m")
+        log_u = self._class_logs(levels, "u")
+        extra = np.zeros(levels.shape) if adjustment is None else adjustment
+        match = np.log2(self.prior) + log_m.sum(axis=1) + extra.sum(axis=1)
+        unrelated = np.log2(1.0 - self.prior - self.group_share) + log_u.sum(axis=1)
+        if not self.has_group:
+            return probability(match - unrelated), log_m - log_u + extra
+        log_g = self._class_logs(levels, "g")
+        group = np.log2(self.group_share) + log_g.sum(axis=1)
+        others = np.logaddexp2(unrelated, group)
+        alternative = np.where((group > unrelated)[:, None], log_g, log_u)
+        return probability(match - others), log_m - alternative + extra
 
     def with_source(self, source: str) -> LinkageModel:
         """A copy marked with another source (e.g. ``"given"`` when reused on other data)."""
-        return LinkageModel(self.fields, self.prior, source, self.iterations, self.converged, self.pairs)
+        return replace(self, source=source)
 
 
 def probability(total_weight: np.ndarray) -> np.ndarray:
@@ -162,7 +224,7 @@ pairs of a real table, decisive for a table of five records."""
 
 
 def u_from_random_pairs(levels: np.ndarray, n_levels: Sequence[int]) -> list[np.ndarray]:
-    """Estimate u per field from the comparison levels of random record pairs (almost all non-matches)."""
+    """Estimate u per field from the comparison levels of random record pairs (almost all unrelated)."""
     out = []
     for index, count in enumerate(n_levels):
         column = levels[:, index]
@@ -174,13 +236,15 @@ def u_from_random_pairs(levels: np.ndarray, n_levels: Sequence[int]) -> list[np.
 
 @dataclass(frozen=True)
 class EMResult:
-    """What :func:`fit_em` found."""
+    """What :func:`fit_em` found: per-field m, u (and g) and the class shares."""
 
     m: list[np.ndarray]
     u: list[np.ndarray]
     prior: float
     iterations: int
     converged: bool
+    g: list[np.ndarray] | None = None
+    group_share: float = 0.0
 
 
 def fit_em(
@@ -190,55 +254,71 @@ def fit_em(
     m_start: Sequence[np.ndarray] | None = None,
     u_start: Sequence[np.ndarray],
     prior_start: float = 0.1,
+    g_start: Sequence[np.ndarray] | None = None,
+    personal: Sequence[bool] | None = None,
     max_iterations: int = 500,
     tolerance: float = 1e-6,
 ) -> EMResult:
-    """Fit m, u and λ by EM on comparison levels (pairs x fields, -1 for missing).
+    """Fit the class probabilities and shares by EM on comparison levels (pairs x fields, -1 missing).
 
     Args:
         levels: comparison levels of the candidate pairs.
         n_levels: number of levels per field.
         m_start: starting m per field (default :func:`default_m`).
         u_start: starting u per field (from random pairs).
-        prior_start: starting λ.
+        prior_start: starting share of matches.
+        g_start: starting g per field to fit the "same group" class; None fits two classes.
+        personal: per field, whether it is personal (name, email, date); with ``g_start``, used to
+            keep "match" the class that agrees on personal fields.
         max_iterations: EM iterations at most.
         tolerance: stop when no probability moves more than this in one iteration.
 
     Raises:
-        ConvergenceError: EM ended with the "match" class agreeing less than the "non-match" class
-            (the data holds no recognisable duplicates under these fields), or produced NaN.
+        ConvergenceError: EM ended with no class that agrees (the data holds no recognisable
+            duplicates under these fields), or produced invalid numbers.
     """
     patterns, counts = np.unique(levels, axis=0, return_counts=True)
     counts = counts.astype(np.float64)
-    m = [np.asarray(x, dtype=np.float64).copy() for x in (m_start or [default_m(k) for k in n_levels])]
-    u = [np.asarray(x, dtype=np.float64).copy() for x in u_start]
-    prior = float(np.clip(prior_start, 1e-6, 0.5))
     present = patterns >= 0
     safe = np.where(present, patterns, 0)
+    classes = [
+        [np.asarray(x, dtype=np.float64).copy() for x in (m_start or [default_m(k) for k in n_levels])],
+        [np.asarray(x, dtype=np.float64).copy() for x in u_start],
+    ]
+    shares = [float(np.clip(prior_start, 1e-6, 0.5))]
+    if g_start is not None:
+        classes.append([np.asarray(x, dtype=np.float64).copy() for x in g_start])
+        shares.append(GROUP_SHARE_START)
+    shares.insert(1, 1.0 - sum(shares))  # unrelated pairs: the rest
+    share = np.asarray(shares)
     converged = False
     iteration = 0
     for iteration in range(1, max_iterations + 1):  # noqa: B007 - the count is reported
-        log_m = np.log(prior) + sum(
-            np.where(present[:, f], np.log(m[f])[safe[:, f]], 0.0) for f in range(len(m))
+        log_like = np.stack(
+            [
+                np.log(share[c])
+                + sum(np.where(present[:, f], np.log(probs[f])[safe[:, f]], 0.0) for f in range(len(probs)))
+                for c, probs in enumerate(classes)
+            ],
+            axis=1,
         )
-        log_u = np.log1p(-prior) + sum(
-            np.where(present[:, f], np.log(u[f])[safe[:, f]], 0.0) for f in range(len(u))
-        )
-        weight = 1.0 / (1.0 + np.exp(np.clip(log_u - log_m, -700, 700)))
-        match_counts = weight * counts
-        other_counts = counts - match_counts
-        new_prior = float(np.clip(match_counts.sum() / counts.sum(), 1e-9, 1 - 1e-9))
-        change = abs(new_prior - prior)
-        new_m, new_u = [], []
-        for f, k in enumerate(n_levels):
-            rows = present[:, f]
-            mm = np.bincount(safe[rows, f], weights=match_counts[rows], minlength=k) + PSEUDO_COUNT
-            uu = np.bincount(safe[rows, f], weights=other_counts[rows], minlength=k) + PSEUDO_COUNT
-            mm, uu = mm / mm.sum(), uu / uu.sum()
-            change = max(change, float(np.abs(mm - m[f]).max()), float(np.abs(uu - u[f]).max()))
-            new_m.append(mm)
-            new_u.append(uu)
-        m, u, prior = new_m, new_u, new_prior
+        log_like -= log_like.max(axis=1, keepdims=True)
+        responsibility = np.exp(log_like)
+        responsibility /= responsibility.sum(axis=1, keepdims=True)
+        weighted = responsibility * counts[:, None]
+        new_share = np.clip(weighted.sum(axis=0) / counts.sum(), 1e-9, 1.0)
+        change = float(np.abs(new_share - share).max())
+        new_classes = []
+        for c, probs in enumerate(classes):
+            updated = []
+            for f, k in enumerate(n_levels):
+                rows = present[:, f]
+                tally = np.bincount(safe[rows, f], weights=weighted[rows, c], minlength=k) + PSEUDO_COUNT
+                tally /= tally.sum()
+                change = max(change, float(np.abs(tally - probs[f]).max()))
+                updated.append(tally)
+            new_classes.append(updated)
+        classes, share = new_classes, new_share
         if not np.isfinite(change):
             raise ConvergenceError(
                 "the duplicate model's EM fit produced invalid numbers; check the compared fields "
@@ -247,8 +327,19 @@ def fit_em(
         if change < tolerance:
             converged = True
             break
+    m, u = classes[0], classes[1]
+    g = classes[2] if g_start is not None else None
+    group_share = float(share[2]) if g is not None else 0.0
+    if g is not None and personal is not None and any(personal):
+        # Keep "match" the class that agrees on personal fields: EM may have swapped the two.
+        agree_m = sum(float(m[f][-1]) for f in range(len(m)) if personal[f])
+        agree_g = sum(float(g[f][-1]) for f in range(len(g)) if personal[f])
+        if agree_g > agree_m:
+            m, g = g, m
+            share = share[[2, 1, 0]]
+            group_share = float(share[2])
     # The class called "match" must be one whose values agree: on at least one field, exact
-    # agreement must be its most likely level and likelier than among non-matches. Otherwise EM
+    # agreement must be its most likely level and likelier than among unrelated pairs. Otherwise EM
     # found some other split (or nothing) and its weights would be meaningless.
     agrees = any(int(np.argmax(mf)) == len(mf) - 1 and mf[-1] > uf[-1] for mf, uf in zip(m, u, strict=True))
     if not agrees:
@@ -257,7 +348,7 @@ def fit_em(
             "pairs hold no recognisable duplicates with these fields (compare more fields, or check "
             "the field kinds)"
         )
-    return EMResult(m, u, prior, iteration, converged)
+    return EMResult(m, u, float(share[0]), iteration, converged, g, group_share)
 
 
 def term_frequency_weights(value_codes: np.ndarray, record_codes: np.ndarray) -> np.ndarray:
@@ -290,14 +381,26 @@ def build_model(
     m: Sequence[np.ndarray],
     u: Sequence[np.ndarray],
     prior: float,
+    *,
+    g: Sequence[np.ndarray] | None = None,
+    group_share: float = 0.0,
     **info: object,
 ) -> LinkageModel:
     """Assemble a :class:`LinkageModel` from per-field arrays."""
+    gs: Sequence[np.ndarray | None] = g if g is not None else [None] * len(columns)
     fields = tuple(
-        FieldModel(c, k, names, tuple(map(float, mm)), tuple(map(float, uu)), bool(tf))
-        for c, k, names, tf, mm, uu in zip(columns, kinds, level_names, tf_flags, m, u, strict=True)
+        FieldModel(
+            c,
+            k,
+            names,
+            tuple(map(float, mm)),
+            tuple(map(float, uu)),
+            bool(tf),
+            None if gg is None else tuple(map(float, gg)),
+        )
+        for c, k, names, tf, mm, uu, gg in zip(columns, kinds, level_names, tf_flags, m, u, gs, strict=True)
     )
-    return LinkageModel(fields, float(prior), **info)  # type: ignore[arg-type]
+    return LinkageModel(fields, float(prior), float(group_share), **info)  # type: ignore[arg-type]
 
 
 def check_compatible(model: LinkageModel, fields: Mapping[str, str]) -> None:
