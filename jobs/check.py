@@ -6,7 +6,8 @@ Checks, and reports every problem at once (never just the first):
 2. the settings name an environment, and a solution when output columns must be created;
 3. authentication works (``WhoAmI``);
 4. every mapped table and column exists in the org with a type the mapping can read, with the
-   closest real column names suggested for a typo;
+   closest real column names suggested for a typo; one record per table is then read with the
+   sync's exact ``$select`` and converted, to catch what the metadata alone cannot;
 5. every enabled job finds the canonical fields it needs;
 6. every output column exists with a compatible type, or is listed as one ``dvsync provision``
    will create.
@@ -22,6 +23,8 @@ from connector.errors import AuthError, ConfigError, DataverseError, DvsyncError
 from connector.mapping import (
     MappingSet,
     OutputColumn,
+    TableMapping,
+    TableReader,
     collect_mappings,
     validate_against_org,
     validate_for_jobs,
@@ -179,6 +182,11 @@ def check(
         if problems:
             entry.ok = False
             report.problems.extend(_locate_outputs(problems, mappings))
+        else:
+            probe = _probe(client, mapping, definition, outputs)
+            if probe is not None:
+                entry.ok = False
+                report.problems.append(probe)
         report.to_provision.extend(missing)
     if report.to_provision and settings.writeback.enabled and not settings.writeback.solution:
         report.problems.append(
@@ -191,6 +199,32 @@ def check(
             )
         )
     return report
+
+
+def _probe(
+    client: Any, mapping: TableMapping, definition: Any, outputs: Sequence[OutputColumn]
+) -> ConfigError | None:
+    """Read one record with the sync's exact ``$select`` and convert it.
+
+    The metadata can list a column that the Web API still refuses in ``$select`` (companion
+    columns such as ``customeridtype`` on some orgs), and a value can defy its mapped type; one
+    record per table finds both before the first sync does.
+    """
+    reader = TableReader.bind(mapping, definition, outputs)
+    try:
+        record = next(iter(client.iter_records(reader.entity_set, reader.select, page_size=1)), None)
+        if record is not None:
+            reader.frame([record])
+    except ConfigError as exc:
+        return exc
+    except DataverseError as exc:
+        hint = "remove the column from the mapping"
+        if any(f.type_column for f in mapping.fields.values()):
+            hint += "; for a polymorphic lookup, drop `type_column`"
+        return mapping.error(
+            "fields", f"reading {mapping.table} with the mapped columns failed: {exc.message}", hint
+        )
+    return None
 
 
 def _chosen_tables(settings: Any, mappings: MappingSet, report: CheckReport) -> list:

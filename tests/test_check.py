@@ -195,3 +195,37 @@ def test_sandbox_wrong_token_is_reported_as_one_problem(sandbox, tmp_path, capsy
     report = json.loads(capsys.readouterr().out)
     (problem,) = report["problems"]
     assert problem["key"] == "auth" and report["identity"] is None
+
+
+def test_a_column_the_web_api_refuses_is_found_by_the_probe_read(tmp_path):
+    from connector.errors import FatalApiError
+
+    lead = 'table = "lead"\nentity = "lead"\n[fields]\nemail = "emailaddress1"\n'
+    config = settings_for(tmp_path, lead=lead, jobs="[]", solution="s")
+    org = lead_org()
+    org.upsert("leads", emailaddress1="a@x.com")
+
+    def refuse(*args, **kwargs):
+        raise FatalApiError("Could not find a property named 'emailaddress1'", status=400, code="0x0")
+
+    org.iter_records = refuse
+    report = check(load_settings(config, env={}), org)
+    (problem,) = report.problems
+    assert (
+        problem.key == "fields"
+        and problem.line == 3
+        and "reading lead with the mapped columns failed" in str(problem)
+    )
+
+
+def test_the_probe_converts_a_record_with_the_mapping(tmp_path):
+    lead = (
+        'table = "lead"\nentity = "lead"\n[fields]\n'
+        'employees = { column = "numberofemployees", type = "integer" }\n'
+    )
+    config = settings_for(tmp_path, lead=lead, jobs="[]", solution="s")
+    org = lead_org()
+    org.upsert("leads", numberofemployees="a dozen")  # the org holds something the type cannot read
+    report = check(load_settings(config, env={}), org)
+    (problem,) = report.problems
+    assert problem.key == "fields.employees.type" and problem.line == 4
