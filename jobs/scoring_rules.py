@@ -500,9 +500,10 @@ def score_with_rules(
     points = np.zeros((n, len(rules.rules)))
     codes = np.zeros((n, len(rules.rules)), dtype=np.int64)
     labels: list[np.ndarray] = []
+    email_cache: dict[str, tuple[pd.Series, pd.Series]] = {}
     for j, rule in enumerate(rules.rules):
         if isinstance(rule, FitRule):
-            pts, code, label = _fit_points(frame, rule, rules)
+            pts, code, label = _fit_points(frame, rule, rules, email_cache)
         elif isinstance(rule, EngagementRule):
             pts, code, label = _engagement_points(frame, rule, rules, stamp)
         else:
@@ -573,7 +574,7 @@ def _factorize(series: pd.Series) -> tuple[np.ndarray, pd.Series]:
 
 
 def _fit_points(
-    frame: pd.DataFrame, rule: FitRule, rules: ScoringRules
+    frame: pd.DataFrame, rule: FitRule, rules: ScoringRules, cache: dict[str, tuple[pd.Series, pd.Series]]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # Rules are evaluated once per distinct value (a source column has a handful among 100,000
     # leads), then spread back to the rows by code.
@@ -629,8 +630,11 @@ def _fit_points(
             f"{label} is blank" if op == "is_missing" else f"{label} given", index=values.index
         )
     else:  # free_email / business_email
-        domains = email_domains(values)
-        free = is_free_mail(domains, rules.free_mail_domains)
+        # A business and a personal rule usually read the same column: classify its domains once.
+        if rule.column not in cache:
+            found = email_domains(values)
+            cache[rule.column] = (found, is_free_mail(found, rules.free_mail_domains))
+        domains, free = cache[rule.column]
         hit = (free if op == "free_email" else ~free).fillna(False).astype(bool)
         words = rule.name or ("Personal email address" if op == "free_email" else "Business email address")
         describe = words + " (" + domains.fillna("") + ")"
@@ -733,22 +737,26 @@ def _top_sentences(
     chosen_rules = order.ravel()
     keep = chosen_pts != 0
     # Write each distinct (rule, description, points) sentence once and spread it by code.
-    key = pd.MultiIndex.from_arrays([chosen_rules[keep], chosen_codes[keep], chosen_pts[keep]])
-    key_codes, distinct = pd.factorize(key)
-    texts = np.array([f"{labels[r][c]}: {format_points(p)}" for r, c, p in distinct], dtype=object)
+    key = pd.DataFrame({"rule": chosen_rules[keep], "code": chosen_codes[keep], "points": chosen_pts[keep]})
+    key_codes = key.groupby(["rule", "code", "points"], sort=False).ngroup().to_numpy()
+    distinct = key.drop_duplicates()
+    describe = np.empty(len(distinct), dtype=object)
+    rule_of = distinct["rule"].to_numpy()
+    for r in np.unique(rule_of):  # a loop over rules, not leads
+        at = rule_of == r
+        describe[at] = labels[r][distinct["code"].to_numpy()[at]]
+    point_text = {p: format_points(p) for p in np.unique(distinct["points"])}
+    texts = describe + ": " + distinct["points"].map(point_text).to_numpy(dtype=object)
     flat = np.full(chosen_pts.shape, None, dtype=object)
     flat[keep] = texts[key_codes]
     chosen = flat.reshape(n, -1)
-    signs = np.sign(chosen_pts).reshape(n, -1)
-    # One list per lead is the output format (a cell of sentences); building those lists is the
-    # only per-row step, done on plain Python lists after the selection above.
-    rows = chosen.tolist()
-    sign_rows = signs.tolist()
-    factors = [[s for s in row if s is not None] for row in rows]
-    positive = [
-        [s for s, g in zip(row, sg, strict=True) if g > 0] for row, sg in zip(rows, sign_rows, strict=True)
-    ]
-    negative = [
-        [s for s, g in zip(row, sg, strict=True) if g < 0] for row, sg in zip(rows, sign_rows, strict=True)
-    ]
+    pts = chosen_pts.reshape(n, -1)
+    # One list per lead is the output format (a cell of sentences). The selection is vectorised;
+    # each list is then a prefix of a row rearranged so that the wanted sentences come first.
+    lists = []
+    for wanted in (pts != 0, pts > 0, pts < 0):
+        arranged = np.take_along_axis(chosen, np.argsort(~wanted, axis=1, kind="stable"), axis=1)
+        lengths = wanted.sum(axis=1).tolist()
+        lists.append([row[:m] for row, m in zip(arranged.tolist(), lengths, strict=True)])
+    factors, positive, negative = lists
     return factors, positive, negative
