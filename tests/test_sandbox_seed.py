@@ -28,6 +28,7 @@ from connector.sandbox.seed_orders import expected_repeat_purchases
 from connector.sandbox.seed_vocab import COUNTRIES, NICKNAMES, PERSONAL_EMAIL_DOMAINS, SUFFIX_VARIANTS
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
+PERSONAL = {domain for domains in PERSONAL_EMAIL_DOMAINS.values() for domain in domains}
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 ID_COLUMN = {
     "lead": "leadid",
@@ -295,6 +296,14 @@ def test_planted_person_duplicates_differ_in_the_documented_ways(small):
                     assert d["telephone1"] != o["telephone1"]
                     region = REGION[o["address1_country"]]
                     assert phonenumbers.parse(d["telephone1"], region) == phonenumbers.parse(
+                        o["telephone1"], region
+                    )
+                elif kind == "email_other":
+                    assert d["emailaddress1"].lower() != o["emailaddress1"].lower()
+                    assert d["emailaddress1"].split("@")[1] in PERSONAL
+                elif kind == "phone_other":
+                    region = REGION[o["address1_country"]]
+                    assert phonenumbers.parse(d["telephone1"], region) != phonenumbers.parse(
                         o["telephone1"], region
                     )
                 elif kind == "company_suffix":

@@ -30,6 +30,7 @@ from connector.sandbox.seed_crm import accounts, companies, contacts
 from connector.sandbox.seed_duplicates import (
     ACCOUNT_VARIATIONS,
     PERSON_VARIATIONS,
+    distinct_people,
     namesakes,
     plant,
     vary_accounts,
@@ -254,6 +255,7 @@ def generate(
     ld = seed_leads.leads(stream(seed, "leads"), n_lead, acc, lead_firms, now_s, entity_offset=n_con)
     # Rename look-alikes before the returning contacts join, so those keep the contact's name.
     ld, lead_namesakes = namesakes(stream(seed, "lead-namesakes"), ld, NAMESAKE_SHARE)
+    con, ld = distinct_people(stream(seed, "distinct-people"), con, ld)
     ld["_variations"] = ""
     returning = seed_leads.leads_from_contacts(
         stream(seed, "leads-from-contacts"), n_from_contacts, con, acc, lead_firms, now_s

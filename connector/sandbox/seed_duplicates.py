@@ -7,8 +7,10 @@ People (lead, contact)
     name: ``typo_firstname``, ``typo_lastname`` (one edit: substitution, deletion, insertion or
     transposition, never the first letter), ``case`` (upper or lower case names), ``accents``
     (Müller -> Muller), ``nickname`` (Robert <-> Bob), ``swap_names`` (first and last exchanged)
-    email: ``email_plus`` (jane+crm@...), ``email_case`` (Jane.Doe@Acme.com), ``missing_email``
-    phone: ``phone_format`` (+44 20 7946 0958 <-> 020 7946 0958 <-> +442079460958), ``missing_phone``
+    email: ``email_plus`` (jane+crm@...), ``email_case`` (Jane.Doe@Acme.com), ``missing_email``,
+    ``email_other`` (another mailbox: a personal one such as jane.doe@gmail.com)
+    phone: ``phone_format`` (+44 20 7946 0958 <-> 020 7946 0958 <-> +442079460958), ``missing_phone``,
+    ``phone_other`` (another number: a direct line instead of the switchboard)
     company (leads): ``company_suffix`` (Acme Ltd -> Acme Limited / Acme), ``missing_company``
     job: ``missing_jobtitle``
 Accounts
@@ -35,10 +37,12 @@ from connector.sandbox.seed_common import (
     format_phones,
     guids,
     has_accents,
+    phone_parts,
     pick,
+    pick_by_group,
     slug,
 )
-from connector.sandbox.seed_vocab import NICKNAMES, SUFFIX_VARIANTS
+from connector.sandbox.seed_vocab import NICKNAMES, PERSONAL_EMAIL_DOMAINS, SUFFIX_VARIANTS
 
 PERSON_VARIATIONS: dict[str, tuple[str, float]] = {  # kind -> (group, weight)
     "typo_firstname": ("name", 1.0),
@@ -50,8 +54,10 @@ PERSON_VARIATIONS: dict[str, tuple[str, float]] = {  # kind -> (group, weight)
     "email_plus": ("email", 0.5),
     "email_case": ("email", 0.6),
     "missing_email": ("email", 0.7),
+    "email_other": ("email", 0.6),
     "phone_format": ("phone", 1.5),
     "missing_phone": ("phone", 0.6),
+    "phone_other": ("phone", 0.6),
     "company_suffix": ("company", 1.0),
     "missing_company": ("company", 0.4),
     "missing_jobtitle": ("job", 0.4),
@@ -186,8 +192,10 @@ def vary_people(rng: np.random.Generator, rows: pd.DataFrame, table: str) -> tup
             "email_plus": email.notna(),
             "email_case": email.notna(),
             "missing_email": email.notna() & rows["telephone1"].notna(),
+            "email_other": email.notna(),
             "phone_format": rows["telephone1"].notna(),
             "missing_phone": rows["telephone1"].notna() & email.notna(),
+            "phone_other": rows["telephone1"].notna(),
             "company_suffix": (table == "lead")
             & rows.get("companyname", pd.Series(None, index=rows.index)).notna()
             & rows.get("_suffix", pd.Series(None, index=rows.index)).isin(list(SUFFIX_VARIANTS)),
@@ -229,13 +237,41 @@ def vary_people(rng: np.random.Generator, rows: pd.DataFrame, table: str) -> tup
         "email_case", "emailaddress1", lambda r: _vary_email(rng, r["emailaddress1"], "email_case").to_numpy()
     )
     apply("missing_email", "emailaddress1", None)
+    apply("email_other", "emailaddress1", lambda r: _other_mailbox(rng, r, first[r.index], last[r.index]))
     _restyle_phone(rng, rows, chosen["phone_format"])
     apply("missing_phone", "telephone1", None)
+    _other_phone(rng, rows, chosen["phone_other"])
     if table == "lead":
         apply("company_suffix", "companyname", lambda r: _suffix_variant(rng, r))
         apply("missing_company", "companyname", None)
     apply("missing_jobtitle", "jobtitle", None)
     return rows, _variation_lists(chosen)
+
+
+def _other_mailbox(
+    rng: np.random.Generator, rows: pd.DataFrame, first: pd.Series, last: pd.Series
+) -> np.ndarray:
+    """A different mailbox of the same person: a personal address built from their real name."""
+    countries = rows["address1_country"].to_numpy()
+    domain = pd.Series(pick_by_group(rng, countries, PERSONAL_EMAIL_DOMAINS, 1.0), index=rows.index)
+    digits = pd.Series(rng.integers(10, 100, len(rows)), index=rows.index).astype(str)
+    local = slug(first) + "." + slug(last) + digits.where(rng.random(len(rows)) < 0.4, "")
+    other = (local + "@" + domain).to_numpy(dtype=object)
+    same = other == rows["emailaddress1"].to_numpy(dtype=object)
+    other[same] = (local[same] + "1@" + domain[same]).to_numpy(dtype=object)
+    return other
+
+
+def _other_phone(rng: np.random.Generator, rows: pd.DataFrame, chosen: pd.Series) -> None:
+    """Give chosen rows another number in the same city (in place, with its parts)."""
+    mask = chosen.to_numpy()
+    if not mask.any():
+        return
+    parts = phone_parts(rng, rows.loc[mask, "_city_index"].to_numpy())
+    rows.loc[mask, "telephone1"] = format_phones(parts, rows.loc[mask, "_phone_style"].to_numpy())
+    for col in ("cc", "area", "sub"):
+        rows.loc[mask, "_tel_" + col] = parts[col].to_numpy()
+    rows.loc[mask, "_tel_country"] = parts["country"].to_numpy()
 
 
 def _suffix_variant(rng: np.random.Generator, rows: pd.DataFrame) -> np.ndarray:
@@ -369,3 +405,60 @@ def namesakes(rng: np.random.Generator, frame: pd.DataFrame, share: float) -> tu
     email = (local + "@" + domain).where(domain.notna(), None)
     frame.iloc[targets, frame.columns.get_loc("emailaddress1")] = email.to_numpy(dtype=object)
     return frame, len(targets)
+
+
+def distinct_people(
+    rng: np.random.Generator, contacts: pd.DataFrame, leads: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Make different people distinguishable where real data would: mailbox and name at one company.
+
+    Two different people never share a mailbox, and two colleagues rarely share a full name. Drawn
+    names and house email styles (``jsmith@``, ``pierre@``) collide by chance, which would plant
+    duplicates the ground truth does not know about. Colleagues with the same full name get another
+    first name; a mailbox already taken gets the ``first.last2@`` form. Call this before any
+    duplicate or returning lead is added: every row here is a different person.
+    """
+    contacts, leads = contacts.copy(), leads.copy()
+    both = pd.concat(
+        [
+            pd.DataFrame({"frame": 0, "row": np.arange(len(contacts)), "company": contacts["_company"]}),
+            pd.DataFrame({"frame": 1, "row": np.arange(len(leads)), "company": leads["companyname"]}),
+        ],
+        ignore_index=True,
+    )
+    frames = (contacts, leads)
+
+    def column(name: str) -> pd.Series:
+        return pd.concat([contacts[name], leads[name]], ignore_index=True)
+
+    def write(name: str, mask: np.ndarray, values: np.ndarray) -> None:
+        for code, frame in enumerate(frames):
+            sel = mask & (both["frame"].to_numpy() == code)
+            frame.iloc[both["row"].to_numpy()[sel], frame.columns.get_loc(name)] = values[sel[mask]]
+
+    # Same full name at the same company: draw another first name (from the same people's pool).
+    first, last = column("firstname"), column("lastname")
+    key = (
+        fold_ascii(first).str.lower() + "|" + fold_ascii(last).str.lower() + "|" + both["company"].str.lower()
+    )
+    clash = (key.duplicated() & both["company"].notna()).to_numpy()
+    if clash.any():
+        donors = rng.integers(0, len(first), int(clash.sum()))
+        new_first = first.to_numpy(dtype=object)[donors]
+        write("firstname", clash, new_first)
+        first = column("firstname")
+        domain = column("emailaddress1").str.split("@").str[1]
+        rebuilt = (slug(first) + "." + slug(last) + "@" + domain).where(domain.notna(), None)
+        write("emailaddress1", clash, rebuilt.to_numpy(dtype=object)[clash])
+    # A mailbox belongs to one person: later holders get first.last<k>@domain.
+    for _ in range(3):
+        email = column("emailaddress1")
+        lowered = email.str.lower()
+        taken = (lowered.duplicated() & lowered.notna()).to_numpy()
+        if not taken.any():
+            break
+        rank = lowered.groupby(lowered).cumcount().to_numpy() + 1 + rng.integers(0, 9, len(lowered))
+        domain = email.str.split("@").str[1]
+        local = slug(column("firstname")) + "." + slug(column("lastname")) + pd.Series(rank).astype(str)
+        write("emailaddress1", taken, (local + "@" + domain).to_numpy(dtype=object)[taken])
+    return contacts, leads
