@@ -293,6 +293,13 @@ def normalise_activities(activities: pd.DataFrame) -> pd.DataFrame:
             key="activity.activity_type",
             hint=f"activity_type must be one of {list(ACTIVITY_TYPES)}",
         )
+    untyped = int(frame["activity_type"].isna().sum())
+    if untyped:
+        raise ConfigError(
+            f"{untyped} activities have no activity_type",
+            key="activity.activity_type",
+            hint="set it from the table each activity comes from (email, phonecall, appointment)",
+        )
     keep = frame["lead_id"].notna() & frame["occurred_on"].notna()
     if "status" in activities.columns:
         status = _clean_labels(activities["status"])

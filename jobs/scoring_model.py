@@ -249,7 +249,7 @@ def engagement_features(
     inside = np.where(np.isnan(age), True, (age >= 0) & (age <= window_days))
     out = {}
     for name, kind, direction, _ in _ENGAGEMENT_SPECS:
-        mask = inside & (acts["activity_type"] == kind).to_numpy()
+        mask = inside & (acts["activity_type"] == kind).fillna(False).to_numpy(dtype=bool)
         if direction:
             mask &= (acts["direction"] == direction).fillna(False).to_numpy(dtype=bool)
         out[name] = np.bincount(row[mask], minlength=len(ids))

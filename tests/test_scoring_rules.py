@@ -517,3 +517,18 @@ def test_numeric_rule_on_a_text_column_and_activity_rules_without_activities():
 def test_missing_rules_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="file not found"):
         load_rules(tmp_path / "scoring.toml")
+
+
+def test_activities_with_unknown_or_missing_types_are_config_errors():
+    cfg = rules(ACTIVITY_EMAIL_IN)
+    bad = acts(("L0", "sms", 1, "incoming"))
+    with pytest.raises(
+        ConfigError, match=r"\[activity.activity_type\]: unknown activity type\(s\) \['sms'\]"
+    ):
+        score_with_rules(leads(x=[1]), cfg, as_of=AS_OF, activities=bad)
+    untyped = acts(("L0", None, 1, "incoming"))
+    with pytest.raises(ConfigError, match="1 activities have no activity_type"):
+        score_with_rules(leads(x=[1]), cfg, as_of=AS_OF, activities=untyped)
+    # Activities regarding something other than a lead (no lead_id) are not lead engagement.
+    other = acts(("L0", "email", 1, "incoming"), (None, "email", 1, "incoming"))
+    assert score_with_rules(leads(x=[1]), cfg, as_of=AS_OF, activities=other)["raw_points"].tolist() == [4]
