@@ -37,7 +37,11 @@ def run(args: argparse.Namespace) -> int:
     mappings = load_mappings(settings.mappings.dir, prefix=settings.writeback.publisher_prefix)
     tables = args.table or settings.sync.tables or None
     show_progress = not args.json and sys.stderr.isatty()
-    with Mirror(settings.mirror.path) as mirror, DataverseClient.from_settings(settings) as client:
+    with (
+        Mirror(settings.mirror.path) as mirror,
+        mirror.exclusive("dvsync sync"),
+        DataverseClient.from_settings(settings) as client,
+    ):
         mirror.mark_abandoned_runs()
         options = {
             "tables": tables,

@@ -317,6 +317,44 @@ class Mirror:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextmanager
+    def exclusive(self, what: str = "run") -> Iterator[None]:
+        """Hold the mirror's process lock for the block: one sync or pipeline run at a time.
+
+        The lock is an OS file lock on ``<mirror>.lock`` (released by the OS if the process dies,
+        so a crash never leaves it stuck); the file names the holder's pid for the message.
+
+        Raises:
+            MirrorError: another process holds it.
+        """
+        if self.path is None:
+            yield
+            return
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the block
+        try:
+            try:
+                _lock_file(handle)
+            except OSError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise MirrorError(
+                    f"the mirror {self.path} is busy ({holder}); wait for it to finish, or stop it first"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{what} by pid {os.getpid()} on {socket.gethostname()}")
+            handle.flush()
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                handle.truncate()
+                handle.flush()
+                _unlock_file(handle)
+        finally:
+            handle.close()
+
     def now(self) -> str:
         """The current time as the mirror stores it."""
         return utc_text(self._clock())  # type: ignore[return-value]
@@ -1100,6 +1138,30 @@ def _from_sql(values: list[Any], dtype: str) -> pd.Series:
     if dtype == "float":
         return pd.Series(values, dtype=object).astype(float)
     return pd.Series(values, dtype=object)
+
+
+def _lock_file(handle: Any) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _unlock_file(handle: Any) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -263,3 +263,23 @@ def test_freshness(tmp_path):
         mirror.save_sync_state(SyncState("lead", mode="window", last_success="2026-01-05T09:00:00.000000Z"))
         fresh = mirror.freshness()
         assert fresh.loc[0, ["table", "rows", "mode", "unfinished"]].tolist() == ["lead", 3, "window", False]
+
+
+def test_exclusive_lock_refuses_a_second_holder_and_is_released(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.sqlite"
+    with Mirror(path) as mirror:
+        with mirror.exclusive("dvsync sync"):
+            # Another process trying the same lock is refused with the holder's description.
+            code = (
+                "import sys; from jobs.mirror import Mirror, MirrorError\n"
+                f"m = Mirror({str(path)!r})\n"
+                "try:\n    m.exclusive().__enter__()\nexcept MirrorError as e:\n    print(e); sys.exit(3)\n"
+            )
+            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+            assert done.returncode == 3, done.stderr
+            assert "busy (dvsync sync by pid" in done.stdout
+        with mirror.exclusive():  # released: can be taken again
+            pass
