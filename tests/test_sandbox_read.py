@@ -364,3 +364,15 @@ def test_pages_stay_stable_while_records_change_underneath(sandbox, sandbox_sess
     survivors = {r["accountid"] for r in before} - {deleted_ahead, deleted_served}
     assert survivors <= set(seen) | {deleted_served}, "no surviving record skipped"
     assert deleted_ahead not in seen
+
+
+def test_keyset_paging_matches_the_unpaged_order_with_null_sort_keys(sandbox, sandbox_session):
+    for order in ("numberofemployees desc,lastname asc", "numberofemployees asc", "address1_city desc"):
+        url = f"{sandbox.api_url}leads?$select=numberofemployees,lastname,address1_city&$orderby={order}"
+        whole = [r["leadid"] for r in _all(sandbox_session, url, page_size=5000)]
+        paged = [r["leadid"] for r in _all(sandbox_session, url, page_size=397)]
+        assert paged == whole, order
+        nulls = sandbox_session.get(
+            url.split("&$orderby")[0] + "&$filter=numberofemployees eq null&$count=true"
+        ).json()
+        assert nulls["@odata.count"] > 0  # the ordering really crosses NULL keys

@@ -147,6 +147,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if not (data_dir / "sandbox.sqlite").exists():
         print(f"Seeding a new {args.size} sandbox in {data_dir} (seed {args.seed})...", flush=True)
+    else:
+        print(
+            f"Reusing the sandbox data in {data_dir} (--size and --seed apply to new data dirs only).",
+            flush=True,
+        )
     stop = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:

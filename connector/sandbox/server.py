@@ -16,6 +16,7 @@ import hmac
 import logging
 import secrets
 import socket
+import sqlite3
 import ssl
 import sys
 import threading
@@ -98,7 +99,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         sandbox = self.server.sandbox
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._send(
+                error_response(ApiError(400, "0x0", "Invalid Content-Length header.")), False, "anonymous"
+            )
+            return
         body = self.rfile.read(length) if length > 0 else b""
         split = urlsplit(self.path)
         headers = Headers(list(self.headers.items()))
@@ -273,7 +283,14 @@ class Sandbox:
     def prepare(self) -> None:
         """Seed the data dir if it is new, otherwise open it."""
         if self.store.exists():
-            self.store.open()
+            try:
+                self.store.open()
+            except sqlite3.Error as exc:
+                self.store.close()
+                raise ConfigError(
+                    f"{self.store.path} is not a sandbox database ({exc})",
+                    hint="delete the data directory or point --data at another one",
+                ) from exc
             return
         try:
             from connector.sandbox import seed as seed_module

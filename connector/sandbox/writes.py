@@ -244,10 +244,6 @@ def prepare_values(
             continue  # instance annotations such as @odata.type carry no data
         column = columns.get(key)
         if column is None or column.is_lookup:
-            if column is None and any(
-                c.attribute_type == "Customer" and c.logical_name == key for c in table.columns
-            ):
-                raise _payload_error(table.entity_set, key)
             raise _invalid_property(key, table.logical_name)
         if key in _SILENTLY_IGNORED:
             continue

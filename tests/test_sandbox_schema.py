@@ -1,0 +1,51 @@
+"""The served tables agree with Microsoft's reference and with the seed generator's labels."""
+
+from __future__ import annotations
+
+from connector.sandbox import seed
+from connector.sandbox.schema import TABLES, table_by_entity_set, table_by_name
+
+
+def test_seed_choice_labels_are_the_labels_the_server_formats():
+    # FormattedValue annotations come from the schema; the seed documents its values with
+    # OPTION_LABELS. They must say the same thing, or a mapping would see two names for one value.
+    for table, columns in seed.OPTION_LABELS.items():
+        served = table_by_name(table).column_map()
+        for column, labels in columns.items():
+            assert {v: served[column].options.get(v) for v in labels} == labels, f"{table}.{column}"
+    for table, states in seed.STATUS_STATE.items():
+        assert table_by_name(table).column_map()["statuscode"].option_states == states, table
+
+
+def test_reference_facts_of_section_8():
+    lead = table_by_name("lead")
+    assert (lead.entity_set, lead.primary_id, lead.primary_name, lead.object_type_code) == (
+        "leads",
+        "leadid",
+        "fullname",
+        4,
+    )
+    columns = lead.column_map()
+    assert columns["lastname"].max_length == 50 and columns["subject"].max_length == 300
+    assert columns["leadsourcecode"].options[8] == "Web"
+    assert columns["statecode"].default_status == {0: 1, 1: 3, 2: 4}
+    assert not columns["fullname"].create and not columns["statecode"].create
+    assert columns["customerid"].navigation_properties() == {
+        "customerid_account": "account",
+        "customerid_contact": "contact",
+    }
+    order = table_by_entity_set("salesorders")
+    assert order is not None and order.column_map()["statuscode"].option_states[100001] == 3
+    assert order.column_map()["totalamount"].create is False
+    email = table_by_name("email").column_map()["regardingobjectid"]
+    assert "regardingobjectid_lead_email" in email.navigation_properties()
+    assert table_by_entity_set("Leads") is None  # entity set names are case-sensitive
+    assert len({t.entity_set for t in TABLES}) == len(TABLES)
+
+
+def test_every_seeded_column_is_served(sandbox, sandbox_session):
+    # Seeding refuses unknown columns, so a served table lists every column the generator fills.
+    data = seed.generate("small", 0, scale=0.02)
+    for name, frame in data.tables.items():
+        served = {c.logical_name for c in table_by_name(name).columns}
+        assert set(frame.columns) <= served, name
