@@ -385,19 +385,27 @@ def _parse_rule(doc: TomlFile, i: int, raw: Any, lookback: float) -> Rule:
 
 
 def _check_columns(rules: ScoringRules, columns: set[str]) -> None:
-    for rule in rules.rules:
-        for attr in ("column", "date_column"):
-            column = getattr(rule, attr, None)
-            if column is not None and column not in columns:
-                near = closest(column, columns)
-                hint = (
-                    f"did you mean `{near[0]}`?"
-                    if near
-                    else "map the column in mappings/lead.toml (or join it onto the leads) or remove the rule"
-                )
-                raise rules.error(
-                    ("rule", rule.index, attr), f"column `{column}` is not in the lead data", hint
-                )
+    missing = [
+        (rule.index, attr, getattr(rule, attr))
+        for rule in rules.rules
+        for attr in ("column", "date_column")
+        if getattr(rule, attr, None) is not None and getattr(rule, attr) not in columns
+    ]
+    if not missing:
+        return
+    index, attr, column = missing[0]
+    near = closest(column, columns)
+    hint = (
+        f"did you mean `{near[0]}`?"
+        if near
+        else "map it in mappings/lead.toml, join it onto the leads, or remove the rule"
+    )
+    others = sorted({c for _, _, c in missing[1:]} - {column})
+    message = f"column `{column}` is not in the lead data"
+    if others:
+        # Name every missing column at once, so a consultant fixes the mapping in one pass.
+        message += f"; other rules also read missing column(s) {', '.join(f'`{c}`' for c in others)}"
+    raise rules.error(("rule", index, attr), message, hint)
 
 
 # ---------------------------------------------------------------- scoring

@@ -494,6 +494,12 @@ def test_a_rule_on_a_column_that_is_not_in_the_data_names_the_rule():
         "mappings/scoring.toml:11 [rule.0.column]: column `sorce` is not in the lead data"
     )
     assert "did you mean `source`?" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        score_with_rules(leads(source=["Web"]), load_rules(ROOT / "mappings" / "scoring.toml"), as_of=AS_OF)
+    text = str(caught.value)
+    assert "column `job_title` is not in the lead data; other rules also read missing column(s)" in text
+    assert "`budget`, `email`, `employees`, `phone`, `purchase_timeframe`, `rating`, `revenue`" in text
+    assert "map it in mappings/lead.toml, join it onto the leads, or remove the rule" in text
     with pytest.raises(ConfigError, match=r"\[rule\.0\.column\]"):
         parse_rules(
             HEADER + '[[rule]]\ncolumn = "sorce"\nop = "is_missing"\npoints = 1\n',
