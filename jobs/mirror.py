@@ -1124,6 +1124,9 @@ def _to_sql(series: pd.Series, dtype: str) -> np.ndarray:
         numbers = pd.to_numeric(series).astype(float)
         finite = np.isfinite(numbers.to_numpy())
         return numbers.astype(object).where(finite, None).to_numpy(dtype=object)
+    if isinstance(series.dtype, pd.StringDtype):  # only str and missing: no per-value conversion
+        text = series.astype(object)
+        return text.where(series.notna(), None).to_numpy(dtype=object)
     return np.array([_plain(v) for v in series], dtype=object)
 
 
