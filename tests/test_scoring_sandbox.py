@@ -75,8 +75,9 @@ def canonical(tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFra
                     "activity_id": frame["activityid"],
                     "activity_type": table,
                     "lead_id": frame["regardingobjectid"],
-                    # When it happened: the actual end once completed, else the planned end.
-                    "occurred_on": frame["actualend"].fillna(frame["scheduledend"]),
+                    # As mappings/*.toml read it: the actual end of an e-mail or call (none until
+                    # it is completed), the scheduled start of an appointment.
+                    "occurred_on": frame["scheduledstart" if table == "appointment" else "actualend"],
                     "direction": direction,
                     "status": frame["statecode"].map(ACTIVITY_STATES),
                 }
