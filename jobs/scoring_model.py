@@ -590,6 +590,19 @@ def train_model(
     if features is None:
         features = {c: k for c, k in DEFAULT_FEATURES.items() if c in leads.columns}
     kinds = _infer_kinds(closed, features)
+    for column in kinds:
+        if column in (label, "lead_id"):
+            raise ConfigError(
+                f"`{column}` cannot be a feature: it is the {'outcome' if column == label else 'lead id'}",
+                key=f"features.{column}",
+                hint="leave it out of the features",
+            )
+        if pd.api.types.is_datetime64_any_dtype(closed[column].dtype):
+            raise ConfigError(
+                f"`{column}` is a date; dates are not features (a model would learn the calendar)",
+                key=f"features.{column}",
+                hint="pass it as time_column to validate on the newest leads instead",
+            )
     if activities is not None:
         reference = (
             closed[reference_column].reset_index(drop=True)

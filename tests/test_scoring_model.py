@@ -271,6 +271,10 @@ def test_bad_features_and_missing_inputs_are_config_errors(trained):
         train_model(leads, label="status", features={"source": "colour"})
     with pytest.raises(ConfigError, match="`industry` is not in the lead data"):
         train_model(leads, label="status", features=["source", "industry"])
+    with pytest.raises(ConfigError, match="`status` cannot be a feature: it is the outcome"):
+        train_model(leads, label="status", features=["source", "status"])
+    with pytest.raises(ConfigError, match="`created_on` is a date"):
+        train_model(leads, label="status", features=["source", "created_on"])
     with pytest.raises(ConfigError, match="no label column `outcome`"):
         train_model(leads, label="outcome", features=["source"])
     with pytest.raises(ConfigError, match=r"lack the model's feature column\(s\) \['employees'\]"):
