@@ -137,12 +137,17 @@ def score(
     Returns:
         The chosen engine's frame (see :func:`score_with_rules` / :func:`score_leads`) plus
         ``engine`` ("rules" / "model", with the model version when saved). With a model, the
-        rules' ``rules_score`` and ``rules_grade`` are added so the rules remain visible.
+        rules' ``rules_score`` and ``rules_grade`` are added so the rules remain visible, and the
+        model's scores are graded with the rules file's ``[grades]`` and ``sales_ready``.
     """
     rule_result = score_with_rules(leads, rules, as_of=as_of, activities=activities)
     if model is None:
         return rule_result.assign(engine="rules")
-    result = score_leads(model, leads, activities=activities, as_of=as_of)
+    # The grade bands and the sales-ready threshold are the org's choice, so the model's scores
+    # are graded by the same [grades] and [score] sales_ready as the rules'.
+    result = score_leads(
+        model, leads, activities=activities, as_of=as_of, grades=rules.grades, sales_ready=rules.sales_ready
+    )
     result["rules_score"] = rule_result["score"]
     result["rules_grade"] = rule_result["grade"]
     result["engine"] = f"model {model.version}" if model.version else "model"

@@ -763,6 +763,8 @@ def score_leads(
     activities: pd.DataFrame | None = None,
     as_of: datetime | str | pd.Timestamp | None = None,
     top: int = 5,
+    grades: Grades | None = None,
+    sales_ready: int | None = None,
 ) -> pd.DataFrame:
     """Score leads with a trained model and explain each score.
 
@@ -772,6 +774,8 @@ def score_leads(
         activities: canonical activities; required when the model was trained with them.
         as_of: end of the engagement window (default: now, UTC).
         top: how many positive and how many negative factors to give per lead.
+        grades: grade bands (default: the model's, A 75–100, B 50–74, C 25–49, D 0–24).
+        sales_ready: the sales-ready score (default: the model's, 70).
 
     Returns:
         A frame indexed by ``lead_id`` with ``probability`` (0..1), ``score`` (``probability ×
@@ -806,8 +810,8 @@ def score_leads(
     probability = np.round(model.estimator.predict_proba(x)[:, 1], 4) if len(frame) else np.zeros(0)
     result = pd.DataFrame({"probability": probability}, index=ids)
     result["score"] = round_score(probability * 100.0).astype(int)
-    result["grade"] = model.grades.assign(result["score"])
-    result["sales_ready"] = result["score"] >= model.sales_ready
+    result["grade"] = (grades or model.grades).assign(result["score"])
+    result["sales_ready"] = result["score"] >= (model.sales_ready if sales_ready is None else sales_ready)
     positive, negative = _factors(model, codes, top)
     result["positive_factors"] = positive
     result["negative_factors"] = negative

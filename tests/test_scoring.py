@@ -10,7 +10,9 @@ from jobs.scoring import TREND_CODES, choose_engine, parse_rules, score, train_m
 
 AS_OF = pd.Timestamp("2026-06-30T00:00:00Z")
 RULES = parse_rules(
-    '[[rule]]\ncolumn = "source"\nop = "equals"\nvalue = "Partner"\npoints = 60\n', "mappings/scoring.toml"
+    "[score]\nsales_ready = 55\n[grades]\nA = [90, 100]\nB = [55, 89]\nC = [1, 54]\nD = [0, 0]\n"
+    '[[rule]]\ncolumn = "source"\nop = "equals"\nvalue = "Partner"\npoints = 60\n',
+    "mappings/scoring.toml",
 )
 
 
@@ -64,6 +66,10 @@ def test_score_uses_the_rules_without_a_model_and_keeps_them_beside_the_model():
         by_model
     )
     assert by_model["rules_score"].equals(by_rules["score"])
+    # The org's grade bands and sales-ready threshold from the rules file grade the model too.
+    expected = pd.cut(by_model["score"], [-1, 0, 54, 89, 100], labels=["D", "C", "B", "A"]).astype(str)
+    assert by_model["grade"].tolist() == expected.tolist()
+    assert by_model["sales_ready"].tolist() == (by_model["score"] >= 55).tolist()
 
 
 @pytest.mark.parametrize("label", ["Qualified", "DISQUALIFIED"])
