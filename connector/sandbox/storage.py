@@ -380,31 +380,30 @@ def _seed_rows(table: Table, frame: pd.DataFrame, version: int, now: datetime) -
 
 
 def _to_sql(col: Column, series: pd.Series, entity: str) -> list:
-    """Convert one seed column to SQLite values of the column's type (None for missing)."""
+    """Convert one seed column to SQLite values of the column's type (None for missing), vectorised."""
     t = col.attribute_type
-    mask = series.notna()
+    mask = series.notna().to_numpy()
     try:
         if t == "DateTime":
             values = pd.to_datetime(series, utc=True, errors="raise", format="mixed")
-            fmt = "%Y-%m-%d" if col.date_format == "DateOnly" else "%Y-%m-%dT%H:%M:%SZ"
-            text = values.dt.strftime(fmt)
-            return text.where(mask, None).astype(object).where(mask, None).tolist()
-        if t in ("Integer", "BigInt", "Picklist", "State", "Status", "Boolean"):
-            ints = series.where(mask, 0).astype("int64")
-            return pd.Series(ints.astype(object)).where(mask, None).tolist()
-        if t in ("Decimal", "Double", "Money"):
-            floats = series.where(mask, 0).astype("float64")
-            return pd.Series(floats.astype(object)).where(mask, None).tolist()
-        if col.is_lookup or t == "Uniqueidentifier":
-            return (
-                series.astype(object)
-                .where(mask, None)
-                .map(lambda v: None if v is None else str(v).lower())
-                .tolist()
-            )
-        return series.astype(object).where(mask, None).map(lambda v: None if v is None else str(v)).tolist()
+            seconds = values.dt.tz_convert(None).to_numpy().astype("datetime64[s]")
+            if col.date_format == "DateOnly":
+                text = np.datetime_as_string(seconds.astype("datetime64[D]"), unit="D")
+            else:
+                text = np.char.add(np.datetime_as_string(seconds, unit="s"), "Z")
+            out = text.astype(object)
+        elif t in ("Integer", "BigInt", "Picklist", "State", "Status", "Boolean"):
+            out = series.where(series.notna(), 0).astype("int64").to_numpy().astype(object)
+        elif t in ("Decimal", "Double", "Money"):
+            out = series.where(series.notna(), 0).astype("float64").to_numpy().astype(object)
+        elif col.is_lookup or t == "Uniqueidentifier":
+            out = series.astype("string").str.lower().to_numpy(dtype=object, na_value=None)
+        else:
+            out = series.astype("string").to_numpy(dtype=object, na_value=None)
     except (ValueError, TypeError) as exc:
         raise SeedError(f"seed column {entity}.{col.logical_name} does not hold {t} values: {exc}") from exc
+    out[~mask] = None
+    return out.tolist()
 
 
 def new_id() -> str:
