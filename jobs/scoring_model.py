@@ -637,7 +637,7 @@ def train_model(
                 f"{int(times.isna().sum())} closed leads have no `{time_column}`; a time-based "
                 "validation needs it on every lead (or train without time_column)"
             )
-        order = np.argsort(times.to_numpy(), kind="stable")
+        order = np.argsort(times.dt.tz_convert(None).to_numpy(), kind="stable")
         cut = len(order) - math.ceil(0.2 * len(order))
         train_rows, valid_rows = order[:cut], order[cut:]
         if len(set(y[valid_rows])) < 2 or len(set(y[train_rows])) < 2:
