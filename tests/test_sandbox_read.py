@@ -40,6 +40,8 @@ def test_service_document_whoami_and_metadata(sandbox, sandbox_session):
     assert r.headers["Content-Type"] == JSON
     assert r.headers["OData-Version"] == "4.0"
     assert r.headers["REQ_ID"]
+    assert r.headers["x-ms-dop-hint"] == "4"
+    assert int(r.headers["x-ms-ratelimit-burst-remaining-xrm-requests"]) < 6000
     body = r.json()
     assert body["@odata.context"] == f"{sandbox.api_url}$metadata"
     names = {e["name"] for e in body["value"]}

@@ -65,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--limit-window", type=float, default=300.0, help="sliding window in seconds (default 300)"
     )
     group.add_argument("--no-limits", action="store_true", help="turn service-protection limits off")
+    group.add_argument("--dop-hint", type=int, default=4, help="x-ms-dop-hint sent to clients (default 4)")
     group.add_argument(
         "--tracking-off", default="", help="comma list of tables with change tracking off (e.g. lead,account)"
     )
@@ -126,6 +127,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         faults=faults,
         change_tracking_disabled=tracking_off,
         change_token_retention=timedelta(days=args.token_retention_days),
+        dop_hint=args.dop_hint,
     )
 
 

@@ -53,6 +53,8 @@ class SandboxConfig:
         publisher_prefixes: customization prefixes accepted for created columns (``new`` is the
             default publisher's, §7.5).
         option_value_prefix: the default publisher's option value prefix (10000 → 100000000, ...).
+        dop_hint: the ``x-ms-dop-hint`` response header, Dataverse's recommended degree of
+            parallelism for a client (clients size their worker pools by it).
     """
 
     limits: Limits = field(default_factory=Limits)
@@ -65,3 +67,4 @@ class SandboxConfig:
     sleep: Callable[[float], None] = time.sleep
     publisher_prefixes: frozenset[str] = frozenset({"new", "dvs"})
     option_value_prefix: int = 10000
+    dop_hint: int = 4

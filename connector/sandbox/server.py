@@ -179,6 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("x-ms-ratelimit-burst-remaining-xrm-requests", str(left))
         self.send_header("x-ms-ratelimit-time-remaining-xrm-requests", f"{ms_left:.2f}")
         self.send_header("x-ms-service-request-id", str(uuid.uuid4()))
+        self.send_header("x-ms-dop-hint", str(sandbox.config.dop_hint))
         self.send_header("Content-Length", str(len(response.body)))
         if truncate:
             self.send_header("Connection", "close")
