@@ -144,7 +144,8 @@ ENTITY_IDS: dict[str, str] = {entity: f"{entity}_id" for entity in CANONICAL_FIE
 # Which canonical fields each job cannot run without (its defaults; the jobs take column names as
 # configuration, so a consultant who renames a field there must map it here).
 JOB_REQUIREMENTS: dict[str, dict[str, tuple[str, ...]]] = {
-    "scoring": {"lead": ("status", "created_on", "source", "industry", "job_title", "email")},
+    # Scoring's rules name their own columns and are checked by the scoring job against the mapping.
+    "scoring": {"lead": ("status", "created_on")},
     "duplicates": {
         "lead": ("first_name", "last_name", "company", "email", "phone"),
         "contact": ("first_name", "last_name", "email"),
