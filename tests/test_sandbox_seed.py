@@ -536,9 +536,14 @@ def test_bad_size_or_scale_is_a_clear_configuration_error():
         generate("huge")
     with pytest.raises(ConfigError, match="scale"):
         generate("small", scale=0)
+    with pytest.raises(ConfigError, match="seed must be a whole number"):
+        generate("small", seed=-1)
 
 
 def test_now_defaults_to_today_and_naive_now_is_utc():
     data = generate("small", 1, now=datetime(2025, 6, 1), scale=0.05)
     assert data.parameters["now"] == "2025-06-01T00:00:00Z"
     assert data.tables["lead"]["createdon"].max() <= pd.Timestamp("2025-06-01", tz="UTC")
+    today = generate("small", 1, scale=0.05).parameters["now"]
+    assert today.endswith("T00:00:00Z")
+    assert abs(pd.Timestamp(today) - pd.Timestamp.now(tz="UTC")) < pd.Timedelta(days=1, minutes=1)

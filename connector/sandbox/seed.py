@@ -209,7 +209,9 @@ def _resolve_now(now: datetime | None) -> datetime:
     return now.astimezone(UTC)
 
 
-def _counts(size: str, scale: float) -> dict[str, int]:
+def _counts(size: str, seed: int, scale: float) -> dict[str, int]:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ConfigError(f"Sandbox seed must be a whole number >= 0, got {seed!r}.")
     if size not in SIZES:
         raise ConfigError(f"Unknown sandbox size {size!r}. Use one of: {', '.join(SIZES)}.")
     if not (isinstance(scale, int | float) and 0 < scale <= 10):
@@ -234,11 +236,11 @@ def generate(
         The generated :class:`SeedData`.
 
     Raises:
-        ConfigError: an unknown size or a scale outside (0, 10].
+        ConfigError: an unknown size, a negative or non-integer seed, or a scale outside (0, 10].
     """
     now_dt = _resolve_now(now)
     now_s = epoch_seconds(now_dt)
-    counts = _counts(size, scale)
+    counts = _counts(size, seed, scale)
 
     n_acc = round(counts["account"] / (1 + DUPLICATE_RATES["account"]))
     n_con = round(counts["contact"] / (1 + DUPLICATE_RATES["contact"]))

@@ -7,6 +7,7 @@ length, so a table of a million rows is built by a handful of array operations, 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np
@@ -53,13 +54,17 @@ def zipf_weights(k: int, exponent: float = 0.9) -> np.ndarray:
     return weights / weights.sum()
 
 
-def pick(rng: np.random.Generator, values, n: int, p=None) -> np.ndarray:
+def pick(
+    rng: np.random.Generator, values: Sequence, n: int, p: Sequence[float] | np.ndarray | None = None
+) -> np.ndarray:
     """Draw ``n`` items from ``values`` (with weights ``p``) as an object array."""
     arr = np.asarray(values, dtype=object)
     return arr[rng.choice(len(arr), size=n, p=p)]
 
 
-def pick_by_group(rng: np.random.Generator, groups: np.ndarray, table: dict, exponent: float = 0.9):
+def pick_by_group(
+    rng: np.random.Generator, groups: np.ndarray, table: dict, exponent: float = 0.9
+) -> np.ndarray:
     """For each row, draw an item from ``table[group]`` with Zipf weights; returns an object array."""
     out = np.empty(len(groups), dtype=object)
     for key, values in table.items():

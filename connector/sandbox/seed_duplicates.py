@@ -27,6 +27,8 @@ array form of "edit one random position of each string", and the subset is small
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -352,7 +354,7 @@ def plant(
     originals: pd.DataFrame,
     rate: float,
     id_column: str,
-    vary,
+    vary: Callable[[np.random.Generator, pd.DataFrame], tuple[pd.DataFrame, pd.Series]],
     now_s: int,
 ) -> pd.DataFrame:
     """Copy a share of ``originals`` as varied duplicates with new ids, entered after the original.
@@ -444,21 +446,26 @@ def distinct_people(
     clash = (key.duplicated() & both["company"].notna()).to_numpy()
     if clash.any():
         donors = rng.integers(0, len(first), int(clash.sum()))
-        new_first = first.to_numpy(dtype=object)[donors]
-        write("firstname", clash, new_first)
-        first = column("firstname")
-        domain = column("emailaddress1").str.split("@").str[1]
-        rebuilt = (slug(first) + "." + slug(last) + "@" + domain).where(domain.notna(), None)
-        write("emailaddress1", clash, rebuilt.to_numpy(dtype=object)[clash])
-    # A mailbox belongs to one person: later holders get first.last<k>@domain.
+        new_first = pd.Series(first.to_numpy(dtype=object)[donors])
+        write("firstname", clash, new_first.to_numpy(dtype=object))
+        domain = column("emailaddress1")[clash].str.split("@").str[1].reset_index(drop=True)
+        local = slug(new_first) + "." + slug(last[clash].reset_index(drop=True))
+        write(
+            "emailaddress1", clash, (local + "@" + domain).where(domain.notna(), None).to_numpy(dtype=object)
+        )
+    # A mailbox belongs to one person: later holders get first.last<k>@domain. Only those few
+    # rows are rewritten, so the text work stays small.
     for _ in range(3):
         email = column("emailaddress1")
         lowered = email.str.lower()
         taken = (lowered.duplicated() & lowered.notna()).to_numpy()
         if not taken.any():
             break
-        rank = lowered.groupby(lowered).cumcount().to_numpy() + 1 + rng.integers(0, 9, len(lowered))
-        domain = email.str.split("@").str[1]
-        local = slug(column("firstname")) + "." + slug(column("lastname")) + pd.Series(rank).astype(str)
-        write("emailaddress1", taken, (local + "@" + domain).to_numpy(dtype=object)[taken])
+        rank = (
+            lowered.groupby(lowered).cumcount().to_numpy()[taken] + 1 + rng.integers(0, 9, int(taken.sum()))
+        )
+        domain = email[taken].str.split("@").str[1].reset_index(drop=True)
+        names = slug(column("firstname")[taken]) + "." + slug(column("lastname")[taken])
+        local = names.reset_index(drop=True) + pd.Series(rank).astype(str)
+        write("emailaddress1", taken, (local + "@" + domain).to_numpy(dtype=object))
     return contacts, leads
