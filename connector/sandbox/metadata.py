@@ -167,16 +167,30 @@ def _label(text: str, metadata_id: str | None = None) -> dict:
     return {"LocalizedLabels": [localized] if text else [], "UserLocalizedLabel": localized if text else None}
 
 
+# Standard tables' schema names (the logical name with Microsoft's capitalisation).
+_SCHEMA_NAMES = {
+    "account": "Account",
+    "contact": "Contact",
+    "opportunity": "Opportunity",
+    "lead": "Lead",
+    "salesorder": "SalesOrder",
+    "salesorderdetail": "SalesOrderDetail",
+    "email": "Email",
+    "phonecall": "PhoneCall",
+    "appointment": "Appointment",
+}
+
+
 def _entity_json(service: Service, table: Table) -> dict:
     return {
         "MetadataId": table.metadata_id,
         "LogicalName": table.logical_name,
-        "SchemaName": table.display_name.replace(" ", "")
-        if not table.logical_name.islower()
-        else table.logical_name.capitalize(),
+        "SchemaName": _SCHEMA_NAMES.get(table.logical_name, table.logical_name),
         "EntitySetName": table.entity_set,
         "LogicalCollectionName": table.entity_set,
-        "CollectionSchemaName": table.entity_set.capitalize(),
+        "CollectionSchemaName": _SCHEMA_NAMES.get(table.logical_name, table.logical_name) + "s"
+        if table.logical_name != "opportunity"
+        else "Opportunities",
         "PrimaryIdAttribute": table.primary_id,
         "PrimaryNameAttribute": table.primary_name,
         "ObjectTypeCode": table.object_type_code,
