@@ -151,3 +151,24 @@ def test_a_version_in_flight_is_never_covered_by_a_delta_token(sandbox, sandbox_
         token = body["@odata.deltaLink"].rsplit("$deltatoken=", 1)[1]
         assert int(token.split("%21")[0]) == before < in_flight
     assert store.committed_version == in_flight
+
+
+def test_tombstones_older_than_the_retention_are_dropped_on_restart(sandbox_factory):
+    from connector.sandbox import Sandbox
+
+    clock = [datetime(2026, 6, 1, tzinfo=UTC)]
+    config = SandboxConfig(clock=lambda: clock[0], change_token_retention=timedelta(days=7))
+    sb = sandbox_factory(config=config)
+    s = dataverse_session(sb)
+    url = s.post(sb.api_url + "accounts", json={"name": "short-lived"}).headers["OData-EntityId"]
+    assert s.delete(url).status_code == 204
+    sb.stop()
+
+    def tombstones(box: Sandbox) -> int:
+        return box.store.conn().execute("SELECT COUNT(*) FROM _dv_tombstones").fetchone()[0]
+
+    with Sandbox(sb.data_dir, token=sb.token, config=config) as again:
+        assert tombstones(again) == 1
+    clock[0] += timedelta(days=8)
+    with Sandbox(sb.data_dir, token=sb.token, config=config) as later:
+        assert tombstones(later) == 0

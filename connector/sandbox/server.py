@@ -285,7 +285,7 @@ class Sandbox:
         """Seed the data dir if it is new, otherwise open it."""
         if self.store.exists():
             try:
-                self.store.open()
+                self.store.open(self.config.change_token_retention)
             except sqlite3.Error as exc:
                 self.store.close()
                 raise ConfigError(

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -179,9 +179,17 @@ class Store:
         """Whether the data directory already holds a database."""
         return self.path.exists()
 
-    def open(self) -> None:
-        """Open an existing database: load the version counter and the created columns."""
+    def open(self, tombstone_retention: timedelta | None = None) -> None:
+        """Open an existing database: load the version counter and the created columns.
+
+        Args:
+            tombstone_retention: drop tombstones older than this; no delta token that could still
+                use them is valid any more (it would have expired), so they only cost space.
+        """
         conn = self.conn()
+        if tombstone_retention is not None:
+            cutoff = format_datetime(self.clock() - tombstone_retention)
+            conn.execute("DELETE FROM _dv_tombstones WHERE deleted_on < ?", (cutoff,))
         self._version = int(conn.execute("SELECT value FROM _dv_meta WHERE key = 'version'").fetchone()[0])
         self._committed = self._version
         for entity, definition in conn.execute("SELECT entity, definition FROM _dv_columns ORDER BY rowid"):
