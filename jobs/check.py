@@ -8,7 +8,9 @@ Checks, and reports every problem at once (never just the first):
 4. every mapped table and column exists in the org with a type the mapping can read, with the
    closest real column names suggested for a typo; one record per table is then read with the
    sync's exact ``$select`` and converted, to catch what the metadata alone cannot;
-5. every enabled job finds the canonical fields it needs;
+5. every enabled job finds the canonical fields it needs, and its own file (``scoring.toml``,
+   ``duplicates.toml``, ``customer_value.toml`` and ``rfm_segments.toml``) loads and names only
+   mapped fields;
 6. every output column exists with a compatible type, or is listed as one ``dvsync provision``
    will create.
 """
@@ -21,6 +23,7 @@ from typing import Any, Protocol
 
 from connector.errors import AuthError, ConfigError, DataverseError, DvsyncError
 from connector.mapping import (
+    MappingErrors,
     MappingSet,
     OutputColumn,
     TableMapping,
@@ -30,7 +33,7 @@ from connector.mapping import (
     validate_for_jobs,
 )
 
-__all__ = ["CheckReport", "TableCheck", "check", "problem_dict"]
+__all__ = ["CheckReport", "TableCheck", "check", "check_job_files", "problem_dict"]
 
 
 class _Client(Protocol):
@@ -145,7 +148,9 @@ def check(
         except ConfigError as exc:
             report.problems.append(exc)
     if mappings is not None:
-        report.problems.extend(validate_for_jobs(mappings, settings.jobs.enabled if jobs is None else jobs))
+        enabled_jobs = list(settings.jobs.enabled if jobs is None else jobs)
+        report.problems.extend(validate_for_jobs(mappings, enabled_jobs))
+        report.problems.extend(check_job_files(mappings, enabled_jobs))
         chosen = _chosen_tables(settings, mappings, report)
     else:
         chosen = []
@@ -199,6 +204,55 @@ def check(
             )
         )
     return report
+
+
+def check_job_files(mappings: MappingSet, jobs: Sequence[str]) -> list[ConfigError]:
+    """Load each enabled job's own file (scoring rules, duplicate settings, customer value and RFM
+    segments) and validate the columns it names against what the mapping provides.
+
+    Returns:
+        One problem per file that does not load (each names its file, line and key).
+    """
+    directory = mappings.directory
+    columns = {
+        entity: [*_ids(entity), *(f for t in mappings.by_entity(entity) for f in t.fields)]
+        for entity in ("lead", "contact", "account")
+    }
+    loaders: list[tuple[str, Any]] = []
+    if "scoring" in jobs:
+        from jobs.scoring_rules import load_rules
+
+        loaders.append(("scoring", lambda: load_rules(directory / "scoring.toml", columns=columns["lead"])))
+    if "duplicates" in jobs:
+        from jobs.duplicates_config import load_duplicate_config
+
+        for entity in ("lead", "contact", "account"):
+            if mappings.by_entity(entity):
+                loaders.append(
+                    (
+                        "duplicates",
+                        lambda entity=entity: load_duplicate_config(
+                            directory / "duplicates.toml", entity, columns=columns
+                        ),
+                    )
+                )
+    if "rfm" in jobs or "clv" in jobs:
+        from jobs.customer_value_config import load_customer_value_config
+
+        loaders.append(("rfm/clv", lambda: load_customer_value_config(directory / "customer_value.toml")))
+    problems: list[ConfigError] = []
+    for _, load in loaders:
+        try:
+            load()
+        except MappingErrors as exc:
+            problems.extend(exc.problems)
+        except ConfigError as exc:
+            problems.append(exc)
+    return problems
+
+
+def _ids(entity: str) -> list[str]:
+    return [f"{entity}_id"]
 
 
 def _probe(

@@ -229,3 +229,21 @@ def test_the_probe_converts_a_record_with_the_mapping(tmp_path):
     report = check(load_settings(config, env={}), org)
     (problem,) = report.problems
     assert problem.key == "fields.employees.type" and problem.line == 4
+
+
+def test_job_files_are_loaded_and_checked_against_the_mapping(tmp_path):
+    import shutil
+
+    lead = (
+        'table = "lead"\nentity = "lead"\n[fields]\nemail = "emailaddress1"\n'
+        'status = { column = "statecode", type = "choice" }\n'
+        'created_on = { column = "createdon", type = "datetime" }\n'
+    )
+    config = settings_for(tmp_path, lead=lead, jobs='["scoring", "rfm"]', solution="s")
+    shutil.copy(SHIPPED_MAPPINGS / "scoring.toml", tmp_path / "mappings" / "scoring.toml")
+    report = check(load_settings(config, env={}), None)
+    texts = [str(p) for p in report.problems]
+    # The shipped rules score on `source`, which this mapping does not provide.
+    assert any("scoring.toml:" in t and "source" in t for t in texts), texts
+    # rfm is enabled but customer_value.toml is missing: said, with the path.
+    assert any("customer_value.toml" in t and "not found" in t for t in texts), texts
