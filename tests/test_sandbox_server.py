@@ -209,3 +209,19 @@ def test_cli_rejects_bad_options():
     with pytest.raises(SystemExit):
         main(["sandbox", "--fault-429", "1.5"])
     assert main(["sandbox", "--fault-429", "0.6", "--fault-503", "0.6"]) == 2
+    assert main(["sandbox", "--port", "70000"]) == 2
+
+
+def test_a_data_path_that_is_a_file_or_not_a_database_is_a_clear_error(tmp_path):
+    from connector.errors import ConfigError
+    from connector.sandbox import Sandbox
+
+    a_file = tmp_path / "notadir"
+    a_file.write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        Sandbox(a_file).start()
+    bogus = tmp_path / "bogus"
+    bogus.mkdir()
+    (bogus / "sandbox.sqlite").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(ConfigError, match="not a sandbox database"):
+        Sandbox(bogus).start()

@@ -235,6 +235,8 @@ class Sandbox:
     ):
         if size not in SIZES:
             raise ConfigError(f"unknown sandbox size {size!r}", hint=f"use one of {', '.join(SIZES)}")
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"port {port} is not a TCP port", hint="use 1-65535, or 0 for any free port")
         self.data_dir = Path(data_dir)
         self.ground_truth_dir = self.data_dir / "ground_truth"
         self.size = size
@@ -297,11 +299,20 @@ class Sandbox:
             from connector.sandbox import seed as seed_module
         except ImportError as exc:  # the generator ships in the same package; this guards a broken install
             raise ConfigError(f"the sandbox seed generator is not available: {exc}") from exc
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise ConfigError(
+                f"the sandbox data path {self.data_dir} is a file", hint="point --data at a directory"
+            )
         try:
             data = seed_module.generate(self.size, self.seed, now=self.config.clock())
             self.store.create(data.tables, {"size": self.size, "seed": str(self.seed)})
         except SeedError as exc:
             raise ConfigError(f"the seed data does not fit the sandbox's tables: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the sandbox data in {self.data_dir}: {exc.strerror or exc}",
+                hint="choose a writable --data directory",
+            ) from exc
         seed_module.write_ground_truth(data, self.ground_truth_dir)
         self.seeded_now = True
 
