@@ -298,7 +298,9 @@ class Mirror:
             self._db.execute("PRAGMA busy_timeout=30000")
         except sqlite3.DatabaseError as exc:
             raise MirrorError(
-                f"cannot open the mirror {self.path}: {exc}",
+                f"cannot open the mirror {self.path}: {exc}. Point mirror.path at another file; the "
+                "mirrored tables can be rebuilt with `dvsync sync --full`, but the run history and "
+                "write-back audit in this file cannot"
             ) from None
         self.migrate()
 

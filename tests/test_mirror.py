@@ -283,3 +283,10 @@ def test_exclusive_lock_refuses_a_second_holder_and_is_released(tmp_path):
             assert "busy (dvsync sync by pid" in done.stdout
         with mirror.exclusive():  # released: can be taken again
             pass
+
+
+def test_a_file_that_is_not_a_mirror_is_a_clear_error(tmp_path):
+    path = tmp_path / "m.sqlite"
+    path.write_text("not a database " * 100)
+    with pytest.raises(MirrorError, match=r"file is not a database\. Point mirror\.path"):
+        Mirror(path)
