@@ -40,6 +40,7 @@ from connector.sandbox.seed_vocab import JOB_TITLES
 
 __all__ = [
     "BOOLEAN_LABELS",
+    "DATE_ONLY_COLUMNS",
     "OPTION_LABELS",
     "SIZES",
     "STATUS_STATE",
