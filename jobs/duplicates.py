@@ -236,7 +236,7 @@ class _Comparator:
         """Return levels (pairs x fields, int8), similarities (float) and the swapped-names flag."""
         n, f = len(first), len(self.columns)
         levels = np.empty((n, f), dtype=np.int8)
-        sims = np.empty((n, f), dtype=np.float64)
+        sims = np.empty((n, f), dtype=np.float32)
         for index, (column, kind) in enumerate(zip(self.columns, self.kinds, strict=True)):
             codes = self.codes[column]
             sims[:, index], levels[:, index] = self._pairwise(
@@ -304,12 +304,27 @@ def _fit(
         )
     # Start λ at "about one duplicate per record among the candidates", the common CRM situation.
     prior_start = float(np.clip(0.5 * n / max(len(levels), 1), 0.001, 0.5))
+    # Besides unrelated pairs, candidates hold pairs that are alike for another reason than being
+    # one entity; each gets its own class so it is not mistaken for a match (module docstring).
     personal = [k in PERSONAL_KINDS for k in kinds]
-    g_start = None
+    names = [k == "name" for k in kinds]
+    alternative_classes: list[str] = []
+    alternatives_start: list[list[np.ndarray]] = []
     if any(personal) and not all(personal):
         # Colleagues: agree on what a group shares (company, phone, address), not on who they are.
-        g_start = [default_u(k) if p else default_m(k) for k, p in zip(n_levels, personal, strict=True)]
-    result = fit_em(levels, n_levels, u_start=u, prior_start=prior_start, g_start=g_start, personal=personal)
+        alternative_classes.append("same group")
+        alternatives_start.append(
+            [default_u(k) if p else default_m(k) for k, p in zip(n_levels, personal, strict=True)]
+        )
+    if any(names) and not all(names):
+        # Namesakes: the same name, nothing else in common.
+        alternative_classes.append("same name")
+        alternatives_start.append(
+            [default_m(k) if p else default_u(k) for k, p in zip(n_levels, names, strict=True)]
+        )
+    result = fit_em(
+        levels, n_levels, u_start=u, prior_start=prior_start, alternatives_start=alternatives_start
+    )
     return build_model(
         columns,
         kinds,
@@ -318,8 +333,9 @@ def _fit(
         result.m,
         result.u,
         result.prior,
-        g=result.g,
-        group_share=result.group_share,
+        alternative_classes=alternative_classes,
+        alternatives=result.alternatives,
+        alternative_shares=result.alternative_shares,
         source="em",
         iterations=result.iterations,
         converged=result.converged,
@@ -331,7 +347,7 @@ def _tf_weights(
     comparator: _Comparator, model: LinkageModel, levels: np.ndarray, first: np.ndarray
 ) -> np.ndarray:
     """Term-frequency corrections (log2) per pair and field, non-zero only on exact agreement."""
-    out = np.zeros(levels.shape, dtype=np.float64)
+    out = np.zeros(levels.shape, dtype=np.float32)
     for index, field_model in enumerate(model.fields):
         if not field_model.tf_adjust:
             continue
@@ -434,7 +450,8 @@ def _run(
         except ValueError as exc:
             raise ConfigError(str(exc), key="model") from None
         model = model.with_source("given")
-    score, weights = model.score(levels, _tf_weights(comparator, model, levels, first))
+    tf = _tf_weights(comparator, model, levels, first)
+    score = model.score(levels, tf.sum(axis=1))
     candidates = pd.DataFrame({"id_left": ids[first], "id_right": ids[second], "score": score})
     keep = np.flatnonzero(score >= cut)
     keep = keep[np.argsort(-score[keep], kind="stable")]
@@ -443,7 +460,7 @@ def _run(
         [f.levels for f in model.fields],
         levels[keep],
         sims[keep],
-        weights[keep],
+        model.explain(levels[keep], tf[keep]),
         swapped[keep],
         swap,
     )

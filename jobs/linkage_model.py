@@ -39,7 +39,7 @@ two random records agree on this field. Rare values gain weight, common ones los
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -66,8 +66,8 @@ TF_LIMIT = 100.0
 """Largest factor by which a term-frequency adjustment may raise or lower the odds."""
 PERSONAL_KINDS = frozenset({"name", "email", "date"})
 """Kinds that tell one person from another; the other kinds can be shared by a group."""
-GROUP_SHARE_START = 0.2
-"""Starting share of the "same group" class among candidate pairs; EM moves it."""
+ALTERNATIVE_SHARE_START = 0.15
+"""Starting share of each alternative non-match class among candidate pairs; EM moves it."""
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,8 @@ class FieldModel:
         m: probability of each level among matches.
         u: probability of each level among unrelated pairs.
         tf_adjust: whether exact agreement is weighted by the value's rarity.
-        g: probability of each level among pairs of one group (colleagues), or None without that
-            class.
+        alternatives: probability of each level under each alternative non-match class of the
+            model (``LinkageModel.alternative_classes``, same order).
     """
 
     column: str
@@ -91,20 +91,20 @@ class FieldModel:
     m: tuple[float, ...]
     u: tuple[float, ...]
     tf_adjust: bool = False
-    g: tuple[float, ...] | None = None
+    alternatives: tuple[tuple[float, ...], ...] = ()
 
     @property
     def weights(self) -> np.ndarray:
         """Match weight ``log2(m / u)`` per level (match against unrelated)."""
         return np.log2(np.asarray(self.m) / np.asarray(self.u))
 
-    def describe(self) -> dict[str, dict[str, float]]:
-        """Per level: m, u, g (when present) and the weight against unrelated pairs."""
+    def describe(self, alternative_classes: Sequence[str] = ()) -> dict[str, dict[str, float]]:
+        """Per level: m, u, each alternative class's probability, and the weight against unrelated."""
         out = {}
         for index, name in enumerate(self.levels):
             entry = {"m": self.m[index], "u": self.u[index], "weight": float(self.weights[index])}
-            if self.g is not None:
-                entry["g"] = self.g[index]
+            for label, probabilities in zip(alternative_classes, self.alternatives, strict=False):
+                entry[label] = probabilities[index]
             out[name] = entry
         return out
 
@@ -116,8 +116,9 @@ class LinkageModel:
     Attributes:
         fields: one model per compared field, in comparison order.
         prior: share of candidate pairs that are matches.
-        group_share: share of candidate pairs that are one group but different entities (0 without
-            that class).
+        alternative_classes: names of the non-match classes besides "unrelated" (``"same group"``:
+            colleagues; ``"same name"``: namesakes), empty for the two-class model.
+        alternative_shares: their shares of the candidate pairs.
         source: ``"em"`` (fitted on this run's candidate pairs), ``"default"`` (too few pairs to fit:
             default m, u from random pairs) or ``"given"`` (passed in by the caller).
         iterations: EM iterations run (0 when not fitted).
@@ -127,16 +128,17 @@ class LinkageModel:
 
     fields: tuple[FieldModel, ...]
     prior: float
-    group_share: float = 0.0
+    alternative_classes: tuple[str, ...] = ()
+    alternative_shares: tuple[float, ...] = ()
     source: str = "em"
     iterations: int = 0
     converged: bool = True
     pairs: int = 0
 
     @property
-    def has_group(self) -> bool:
-        """Whether the model has the "same group" class."""
-        return self.group_share > 0 and all(f.g is not None for f in self.fields)
+    def unrelated_share(self) -> float:
+        """Share of candidate pairs that are unrelated."""
+        return 1.0 - self.prior - sum(self.alternative_shares)
 
     @property
     def prior_weight(self) -> float:
@@ -150,42 +152,52 @@ class LinkageModel:
                 return model
         raise KeyError(column)
 
-    def _class_logs(self, levels: np.ndarray, table: str) -> np.ndarray:
-        """log2 P(level | class) per pair and field (0 where missing)."""
-        out = np.zeros(levels.shape, dtype=np.float64)
-        for index, model in enumerate(self.fields):
+    def _tables(self) -> list[np.ndarray]:
+        """Per field, log2 P(level | class) as a (classes x levels) array: match, unrelated, others."""
+        return [np.log2(np.array([f.m, f.u, *f.alternatives], dtype=np.float64)) for f in self.fields]
+
+    def _class_totals(self, levels: np.ndarray, tables: list[np.ndarray]) -> np.ndarray:
+        """log2 of share x likelihood per pair and class, summed field by field (O(pairs) memory)."""
+        shares = np.array([self.prior, self.unrelated_share, *self.alternative_shares])
+        totals = np.tile(np.log2(np.maximum(shares, 1e-12)), (len(levels), 1))
+        for index, table in enumerate(tables):
             column = levels[:, index]
             present = column >= 0
-            probabilities = np.asarray(getattr(model, table), dtype=np.float64)
-            out[present, index] = np.log2(probabilities)[column[present]]
-        return out
+            totals[present] += table[:, column[present]].T
+        return totals
 
-    def score(
-        self, levels: np.ndarray, adjustment: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Match probability per pair and the per-field weights that explain it.
+    def score(self, levels: np.ndarray, adjustment: np.ndarray | None = None) -> np.ndarray:
+        """Match probability per pair.
 
         Args:
             levels: comparison levels, pairs x fields, -1 where missing.
-            adjustment: extra log2-odds per pair and field (term frequencies), added to the weights.
-
-        Returns:
-            (probability per pair, weight per pair and field): the weight is ``log2(m / a)`` with
-            ``a`` the field's probability under the pair's likeliest non-match class, plus the
-            adjustment.
+            adjustment: extra log2-odds per pair (term frequencies), in favour of a match.
         """
-        log_m = self._class_logs(levels, "m")
-        log_u = self._class_logs(levels, "u")
-        extra = np.zeros(levels.shape) if adjustment is None else adjustment
-        match = np.log2(self.prior) + log_m.sum(axis=1) + extra.sum(axis=1)
-        unrelated = np.log2(1.0 - self.prior - self.group_share) + log_u.sum(axis=1)
-        if not self.has_group:
-            return probability(match - unrelated), log_m - log_u + extra
-        log_g = self._class_logs(levels, "g")
-        group = np.log2(self.group_share) + log_g.sum(axis=1)
-        others = np.logaddexp2(unrelated, group)
-        alternative = np.where((group > unrelated)[:, None], log_g, log_u)
-        return probability(match - others), log_m - alternative + extra
+        totals = self._class_totals(levels, self._tables())
+        match = totals[:, 0] + (0.0 if adjustment is None else adjustment)
+        others = np.logaddexp2.reduce(totals[:, 1:], axis=1)
+        return probability(match - others)
+
+    def explain(self, levels: np.ndarray, adjustment: np.ndarray | None = None) -> np.ndarray:
+        """Per pair and field, the weight behind the score: ``log2(m / a)`` plus the adjustment.
+
+        ``a`` is the field's probability under the pair's likeliest non-match class (unrelated,
+        same group, same name), so the weights say why the pair is a match rather than the best
+        alternative explanation; 0 where a value is missing.
+
+        Args:
+            levels: comparison levels, pairs x fields, -1 where missing.
+            adjustment: extra log2-odds per pair and field (term frequencies).
+        """
+        tables = self._tables()
+        alternative = 1 + np.argmax(self._class_totals(levels, tables)[:, 1:], axis=1)
+        weights = np.zeros(levels.shape, dtype=np.float64)
+        for index, table in enumerate(tables):
+            column = levels[:, index]
+            present = column >= 0
+            level = column[present]
+            weights[present, index] = table[0, level] - table[alternative[present], level]
+        return weights if adjustment is None else weights + adjustment
 
     def with_source(self, source: str) -> LinkageModel:
         """A copy marked with another source (e.g. ``"given"`` when reused on other data)."""
@@ -243,8 +255,8 @@ class EMResult:
     prior: float
     iterations: int
     converged: bool
-    g: list[np.ndarray] | None = None
-    group_share: float = 0.0
+    alternatives: list[list[np.ndarray]] = field(default_factory=list)
+    alternative_shares: list[float] = field(default_factory=list)
 
 
 def fit_em(
@@ -254,8 +266,7 @@ def fit_em(
     m_start: Sequence[np.ndarray] | None = None,
     u_start: Sequence[np.ndarray],
     prior_start: float = 0.1,
-    g_start: Sequence[np.ndarray] | None = None,
-    personal: Sequence[bool] | None = None,
+    alternatives_start: Sequence[Sequence[np.ndarray]] = (),
     max_iterations: int = 500,
     tolerance: float = 1e-6,
 ) -> EMResult:
@@ -267,9 +278,8 @@ def fit_em(
         m_start: starting m per field (default :func:`default_m`).
         u_start: starting u per field (from random pairs).
         prior_start: starting share of matches.
-        g_start: starting g per field to fit the "same group" class; None fits two classes.
-        personal: per field, whether it is personal (name, email, date); with ``g_start``, used to
-            keep "match" the class that agrees on personal fields.
+        alternatives_start: per alternative non-match class (colleagues, namesakes...), its
+            starting probabilities per field; empty fits the classic two classes.
         max_iterations: EM iterations at most.
         tolerance: stop when no probability moves more than this in one iteration.
 
@@ -286,9 +296,9 @@ def fit_em(
         [np.asarray(x, dtype=np.float64).copy() for x in u_start],
     ]
     shares = [float(np.clip(prior_start, 1e-6, 0.5))]
-    if g_start is not None:
-        classes.append([np.asarray(x, dtype=np.float64).copy() for x in g_start])
-        shares.append(GROUP_SHARE_START)
+    for start in alternatives_start:
+        classes.append([np.asarray(x, dtype=np.float64).copy() for x in start])
+        shares.append(ALTERNATIVE_SHARE_START)
     shares.insert(1, 1.0 - sum(shares))  # unrelated pairs: the rest
     share = np.asarray(shares)
     converged = False
@@ -327,17 +337,14 @@ def fit_em(
         if change < tolerance:
             converged = True
             break
+    # "Match" is, by definition, the class that agrees most (summed chance of exact agreement over
+    # the fields); EM may have settled with another class in that role, so relabel if needed.
+    agreement = [sum(float(probs[f][-1]) for f in range(len(probs))) for probs in classes]
+    best = int(np.argmax([agreement[0], -np.inf, *agreement[2:]]))
+    if best != 0:
+        classes[0], classes[best] = classes[best], classes[0]
+        share[[0, best]] = share[[best, 0]]
     m, u = classes[0], classes[1]
-    g = classes[2] if g_start is not None else None
-    group_share = float(share[2]) if g is not None else 0.0
-    if g is not None and personal is not None and any(personal):
-        # Keep "match" the class that agrees on personal fields: EM may have swapped the two.
-        agree_m = sum(float(m[f][-1]) for f in range(len(m)) if personal[f])
-        agree_g = sum(float(g[f][-1]) for f in range(len(g)) if personal[f])
-        if agree_g > agree_m:
-            m, g = g, m
-            share = share[[2, 1, 0]]
-            group_share = float(share[2])
     # The class called "match" must be one whose values agree: on at least one field, exact
     # agreement must be its most likely level and likelier than among unrelated pairs. Otherwise EM
     # found some other split (or nothing) and its weights would be meaningless.
@@ -348,7 +355,7 @@ def fit_em(
             "pairs hold no recognisable duplicates with these fields (compare more fields, or check "
             "the field kinds)"
         )
-    return EMResult(m, u, float(share[0]), iteration, converged, g, group_share)
+    return EMResult(m, u, float(share[0]), iteration, converged, classes[2:], [float(x) for x in share[2:]])
 
 
 def term_frequency_weights(value_codes: np.ndarray, record_codes: np.ndarray) -> np.ndarray:
@@ -382,25 +389,31 @@ def build_model(
     u: Sequence[np.ndarray],
     prior: float,
     *,
-    g: Sequence[np.ndarray] | None = None,
-    group_share: float = 0.0,
+    alternative_classes: Sequence[str] = (),
+    alternatives: Sequence[Sequence[np.ndarray]] = (),
+    alternative_shares: Sequence[float] = (),
     **info: object,
 ) -> LinkageModel:
-    """Assemble a :class:`LinkageModel` from per-field arrays."""
-    gs: Sequence[np.ndarray | None] = g if g is not None else [None] * len(columns)
+    """Assemble a :class:`LinkageModel` from per-field arrays (alternatives: per class, per field)."""
     fields = tuple(
         FieldModel(
             c,
             k,
             names,
-            tuple(map(float, mm)),
-            tuple(map(float, uu)),
-            bool(tf),
-            None if gg is None else tuple(map(float, gg)),
+            tuple(map(float, m[i])),
+            tuple(map(float, u[i])),
+            bool(tf_flags[i]),
+            tuple(tuple(map(float, cls[i])) for cls in alternatives),
         )
-        for c, k, names, tf, mm, uu, gg in zip(columns, kinds, level_names, tf_flags, m, u, gs, strict=True)
+        for i, (c, k, names) in enumerate(zip(columns, kinds, level_names, strict=True))
     )
-    return LinkageModel(fields, float(prior), float(group_share), **info)  # type: ignore[arg-type]
+    return LinkageModel(
+        fields,
+        float(prior),
+        tuple(alternative_classes),
+        tuple(float(x) for x in alternative_shares),
+        **info,  # type: ignore[arg-type]
+    )
 
 
 def check_compatible(model: LinkageModel, fields: Mapping[str, str]) -> None:
