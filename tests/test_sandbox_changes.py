@@ -65,6 +65,9 @@ def test_initial_read_then_delta_with_updates_creates_and_deletions(sandbox, san
     assert body["value"].index(changed[-1]) < len(changed)
     assert c not in {v["accountid"] for v in changed}
 
+    count_url = delta.replace("accounts?$select=name,revenue&", "accounts/$count?")
+    assert s.get(count_url).content == "\ufeff4".encode()  # a, the new one, b and temp
+
     # Nothing new: empty value, a fresh delta link.
     again = s.get(body["@odata.deltaLink"], headers=TRACK).json()
     assert again["value"] == [] and again["@odata.deltaLink"]

@@ -240,7 +240,24 @@ class Service:
         if req.method != "GET":
             raise ApiError(405, "0x0", "$count only answers GET.")
         options = parse_options(req.query, table, self.now())
-        total = min(count_rows(self.store.conn(), table, options.filter), COUNT_CAP)
+        conn = self.store.conn()
+        if options.deltatoken is not None:
+            # §4: GET <set>/$count?$deltatoken=... counts the changes since the token.
+            check_tracking(table, options, self.config)
+            upper = self.store.committed_version
+            since = parse_token(options.deltatoken, self.config, upper)
+            changed = conn.execute(
+                f'SELECT COUNT(*) FROM "{table.logical_name}" WHERE versionnumber > ? AND versionnumber <= ?',
+                (since, upper),
+            ).fetchone()[0]
+            deleted = conn.execute(
+                "SELECT COUNT(*) FROM _dv_tombstones "
+                "WHERE entity = ? AND versionnumber > ? AND versionnumber <= ?",
+                (table.logical_name, since, upper),
+            ).fetchone()[0]
+            total = min(changed + deleted, COUNT_CAP)
+        else:
+            total = min(count_rows(conn, table, options.filter), COUNT_CAP)
         # §3.1: a bare number as text/plain with a UTF-8 byte order mark.
         return Response(
             200,
@@ -248,9 +265,7 @@ class Service:
             "\ufeff".encode() + str(total).encode(),
         )
 
-    def _fetch(
-        self, req: Request, table: Table, record_id: str, for_write: bool = False
-    ) -> tuple[dict | None, str]:
+    def _fetch(self, req: Request, table: Table, record_id: str) -> tuple[dict | None, str]:
         options = parse_options(req.query, table, self.now())
         for name, present in (
             ("$filter", options.filter_text),
