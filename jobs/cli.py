@@ -22,6 +22,11 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("check", "jobs.cli_check", "validate config and mappings against the org's metadata"),
     ("provision", "jobs.cli_provision", "create the missing output columns, then publish"),
     ("sync", "jobs.cli_sync", "pull the mapped tables into the local mirror"),
+    ("run", "jobs.cli_run", "sync, compute the jobs, write the results back (one run)"),
+    ("rollback", "jobs.cli_rollback", "restore the values a run overwrote"),
+    ("schedule", "jobs.cli_schedule", "run on the configured cron schedules, in the foreground"),
+    ("status", "jobs.cli_status", "last runs, next scheduled runs, mirror freshness"),
+    ("demo", "jobs.cli_demo", "start the sandbox, provision, run twice and show the results"),
 ]
 
 
@@ -31,9 +36,15 @@ def _build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         description="Sync Dynamics 365 / Dataverse to a local mirror, score and dedupe, write results back.",
     )
     parser.add_argument("--version", action="version", version=f"dvsync {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config.toml to use (default: $DVSYNC_CONFIG, else ./config.toml when present)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    chosen = next((a for a in argv if not a.startswith("-")), None)
+    chosen = _command_name(argv)
     for name, module_name, help_text in COMMANDS:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
@@ -43,15 +54,48 @@ def _build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def _command_name(argv: Sequence[str]) -> str | None:
+    """The command word: the first argument that is not an option or the global --config's value."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == "--config":
+            skip = True
+            continue
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    """Logging from ``[logging]`` (JSON lines when ``logging.json``); ``-v`` forces debug."""
+    from jobs.render import setup_logging
+
+    level, json_lines = "INFO", False
+    try:
+        from connector.settings import load_settings
+
+        settings = load_settings(getattr(args, "config", None))
+        level, json_lines = settings.logging.level, settings.logging.json
+    except DvsyncError:
+        pass  # the command itself reports a bad configuration, with its exit code
+    setup_logging(level, json_lines=json_lines, verbose=args.verbose)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the dvsync command line and return its exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _build_parser(argv)
     args = parser.parse_args(argv)
+    _setup_logging(args)
     try:
         return int(args.handler(args) or 0)
     except DvsyncError as exc:
-        print(f"dvsync: error: {exc}", file=sys.stderr)
+        from jobs.render import redact
+
+        print(f"dvsync: error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("dvsync: interrupted", file=sys.stderr)

@@ -141,8 +141,9 @@ class RunLock:
         if not self.acquire():
             holder = self.holder()
             raise RunBusyError(
-                "another dvsync run is in progress" + (f" (pid {holder})" if holder else ""),
-                hint="wait for it to finish; `dvsync status` shows the running run",
+                "another dvsync run is in progress"
+                + (f" (pid {holder})" if holder else "")
+                + "; wait for it to finish (`dvsync status` shows it)"
             )
         return self
 
