@@ -243,6 +243,71 @@ def generate(
     now_s = epoch_seconds(now_dt)
     counts = _counts(size, seed, scale)
 
+    people = _people(seed, counts, now_s)
+    acc, con, ld_all = people["account"], people["contact"], people["lead"]
+    ld_all, interest, activity = _engagement(seed, ld_all, now_s)
+    # The one currency and price list the server serves (reference §8.7), so lookups resolve.
+    currency_id, pricelevel_id = CURRENCY_ID, PRICE_LEVEL_ID
+    truth_customers, salesorder, detail, k = _orders(
+        seed, acc, con, counts, now_s, currency_id, pricelevel_id
+    )
+    opportunity = _opportunities(seed, ld_all, acc, now_s, currency_id)
+    from_lead = opportunity["originatingleadid"].notna()
+    qualifying = pd.Series(
+        opportunity.loc[from_lead, "opportunityid"].to_numpy(),
+        index=opportunity.loc[from_lead, "originatingleadid"].to_numpy(),
+    )
+    ld_all["qualifyingopportunityid"] = ld_all["leadid"].map(qualifying).astype(object)
+    ld_all["qualifyingopportunityid"] = ld_all["qualifyingopportunityid"].where(
+        ld_all["qualifyingopportunityid"].notna(), None
+    )
+    acc_all, con_all, n_con = people["account_all"], people["contact_all"], len(con)
+
+    ground_truth = {
+        "duplicates": _duplicate_truth(
+            {"account": (acc_all, "accountid"), "contact": (con_all, "contactid"), "lead": (ld_all, "leadid")}
+        ),
+        "lead_contact_matches": _lead_contact_truth(ld_all, con_all, n_con),
+        "customers": truth_customers,
+        "leads": pd.DataFrame(
+            {
+                "leadid": ld_all["leadid"].to_numpy(),
+                "qualification_probability": ld_all["_qualification_p"].to_numpy(),
+                "interest": interest,
+            }
+        ),
+    }
+    tables = {
+        "lead": _finish_lead(ld_all, now_s, currency_id),
+        "account": _finish_account(stream(seed, "finish-accounts"), acc_all, con, now_s, currency_id),
+        "contact": _finish_contact(stream(seed, "finish-contacts"), con_all, now_s),
+        "salesorder": salesorder,
+        "salesorderdetail": detail,
+        "opportunity": opportunity,
+        **activity,
+    }
+    parameters = _parameters(
+        size,
+        seed,
+        scale,
+        now_dt,
+        counts,
+        tables,
+        ground_truth,
+        currency_id,
+        pricelevel_id,
+        people["namesakes"],
+        k,
+    )
+    return SeedData(tables=tables, ground_truth=ground_truth, parameters=parameters)
+
+
+def _people(seed: int, counts: dict[str, int], now_s: int) -> dict:
+    """Accounts, contacts and leads with their duplicates, look-alikes and returning contacts.
+
+    Returns ``account``/``contact`` (originals, which own orders and opportunities),
+    ``account_all``/``contact_all``/``lead`` (duplicates included) and the ``namesakes`` count.
+    """
     n_acc = round(counts["account"] / (1 + DUPLICATE_RATES["account"]))
     n_con = round(counts["contact"] / (1 + DUPLICATE_RATES["contact"]))
     n_lead_all = round(counts["lead"] / (1 + DUPLICATE_RATES["lead"]))
@@ -282,8 +347,6 @@ def generate(
     lead_dups = plant(
         dup_rng, ld, DUPLICATE_RATES["lead"], "leadid", lambda r, rows: vary_people(r, rows, "lead"), now_s
     )
-    acc_all = _with_duplicates(acc, acc_dups)
-    con_all = _with_duplicates(con, con_dups)
     ld_all = _with_duplicates(ld, lead_dups)
     # A duplicate lead is its own record with its own history: a fresh source half the time.
     fresh = ld_all["_original_id"].notna().to_numpy() & (dup_rng.random(len(ld_all)) < 0.5)
@@ -292,8 +355,18 @@ def generate(
         size=int(fresh.sum()),
         p=list(seed_leads.LEAD_SOURCE_WEIGHTS.values()),
     )
+    return {
+        "account": acc,
+        "contact": con,
+        "account_all": _with_duplicates(acc, acc_dups),
+        "contact_all": _with_duplicates(con, con_dups),
+        "lead": ld_all,
+        "namesakes": contact_namesakes + lead_namesakes,
+    }
 
-    # Engagement, then qualification (which depends on it).
+
+def _engagement(seed: int, ld_all: pd.DataFrame, now_s: int) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """Activities on every lead, then each lead's status (which depends on them)."""
     eng_rng = stream(seed, "engagement")
     created = ld_all["_created_s"].to_numpy()
     closes = seed_leads.close_times(eng_rng, created, now_s)
@@ -305,11 +378,20 @@ def generate(
         stream(seed, "qualification"), ld_all, engagement, interest, closes, now_s
     )
     activity = seed_activities.activity_tables(stream(seed, "activities"), acts, ld_all, now_s)
+    return ld_all, interest, activity
 
-    # Orders and opportunities.
+
+def _orders(
+    seed: int,
+    acc: pd.DataFrame,
+    con: pd.DataFrame,
+    counts: dict[str, int],
+    now_s: int,
+    currency_id: str,
+    pricelevel_id: str,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
+    """BG/NBD customers and their orders; returns (customer truth, salesorder, lines, customers)."""
     ord_rng = stream(seed, "orders")
-    # The one currency and price list the server serves (reference §8.7), so lookups resolve.
-    currency_id, pricelevel_id = CURRENCY_ID, PRICE_LEVEL_ID
     pool = _customer_pool(ord_rng, acc, con)
     noise_total = sum(seed_orders.NOISE_RATES.values())
     target = counts["salesorder"] / (1 + noise_total)
@@ -321,58 +403,18 @@ def generate(
     salesorder, detail = seed_orders.order_tables(
         ord_rng, customers, purchases, noise, now_s, currency_id, pricelevel_id
     )
+    return truth_customers, salesorder, detail, k
+
+
+def _opportunities(
+    seed: int, ld_all: pd.DataFrame, acc: pd.DataFrame, now_s: int, currency_id: str
+) -> pd.DataFrame:
+    """Opportunities of qualified leads at accounts, and some raised directly on buying accounts."""
     opp_rng = stream(seed, "opportunities")
     qualified_at_account = ld_all[(ld_all["statecode"] == 1) & (ld_all["_account_row"] >= 0)]
     buying = np.flatnonzero(acc["customertypecode"].to_numpy() != 8)
     extra = opp_rng.choice(buying, size=round(EXTRA_OPPORTUNITIES_PER_ACCOUNT * len(buying)), replace=False)
-    opportunity = seed_orders.opportunities(opp_rng, qualified_at_account, acc, extra, now_s, currency_id)
-    from_lead = opportunity["originatingleadid"].notna()
-    qualifying = pd.Series(
-        opportunity.loc[from_lead, "opportunityid"].to_numpy(),
-        index=opportunity.loc[from_lead, "originatingleadid"].to_numpy(),
-    )
-    ld_all["qualifyingopportunityid"] = ld_all["leadid"].map(qualifying).astype(object)
-    ld_all["qualifyingopportunityid"] = ld_all["qualifyingopportunityid"].where(
-        ld_all["qualifyingopportunityid"].notna(), None
-    )
-
-    ground_truth = {
-        "duplicates": _duplicate_truth(
-            {"account": (acc_all, "accountid"), "contact": (con_all, "contactid"), "lead": (ld_all, "leadid")}
-        ),
-        "lead_contact_matches": _lead_contact_truth(ld_all, con_all, n_con),
-        "customers": truth_customers,
-        "leads": pd.DataFrame(
-            {
-                "leadid": ld_all["leadid"].to_numpy(),
-                "qualification_probability": ld_all["_qualification_p"].to_numpy(),
-                "interest": interest,
-            }
-        ),
-    }
-    tables = {
-        "lead": _finish_lead(ld_all, now_s, currency_id),
-        "account": _finish_account(stream(seed, "finish-accounts"), acc_all, con, now_s, currency_id),
-        "contact": _finish_contact(stream(seed, "finish-contacts"), con_all, now_s),
-        "salesorder": salesorder,
-        "salesorderdetail": detail,
-        "opportunity": opportunity,
-        **activity,
-    }
-    parameters = _parameters(
-        size,
-        seed,
-        scale,
-        now_dt,
-        counts,
-        tables,
-        ground_truth,
-        currency_id,
-        pricelevel_id,
-        contact_namesakes + lead_namesakes,
-        len(customers),
-    )
-    return SeedData(tables=tables, ground_truth=ground_truth, parameters=parameters)
+    return seed_orders.opportunities(opp_rng, qualified_at_account, acc, extra, now_s, currency_id)
 
 
 def _with_duplicates(originals: pd.DataFrame, dups: pd.DataFrame) -> pd.DataFrame:
