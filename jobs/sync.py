@@ -36,6 +36,7 @@ from connector.errors import (
     ChangeTrackingDisabledError,
     DvsyncError,
     FatalApiError,
+    RetriableError,
 )
 from connector.mapping import (
     MappingErrors,
@@ -207,28 +208,39 @@ def sync_tables(
         run_id = mirror.start_run("sync")
     assert run_id is not None
     result = SyncResult(run_id=run_id)
+    unavailable: str | None = None
     try:
         for mapping in chosen:
             outputs = mappings.outputs_for(mapping.name)
-            try:
-                report = sync_table(
-                    client,
-                    mirror,
-                    mapping,
-                    outputs,
-                    full=full,
-                    page_size=page_size,
-                    window_overlap=window_overlap,
-                    progress=progress,
-                    clock=clock,
-                    monotonic=monotonic,
-                )
-            except AuthError:
-                raise
-            except DvsyncError as exc:
-                report = SyncReport(table=mapping.name, error=str(exc))
-                # The caller shows the report; log for the debug trail only.
-                log.info("sync of %s failed: %s", mapping.name, exc)
+            report = SyncReport(table=mapping.name)
+            if unavailable:
+                report.error = f"not attempted: {unavailable}"
+            else:
+                try:
+                    sync_table(
+                        client,
+                        mirror,
+                        mapping,
+                        outputs,
+                        full=full,
+                        page_size=page_size,
+                        window_overlap=window_overlap,
+                        progress=progress,
+                        clock=clock,
+                        monotonic=monotonic,
+                        report=report,
+                    )
+                except AuthError:
+                    raise
+                except DvsyncError as exc:
+                    # The pages committed before the failure stay (and count); the caller shows the
+                    # report, so the log is only the debug trail.
+                    report.error = str(exc)
+                    log.info("sync of %s failed: %s", mapping.name, exc)
+                    if isinstance(exc, RetriableError):
+                        # The retry policy already spent its budget: Dataverse is unreachable or
+                        # overloaded, and the other tables would wait out the same budget in vain.
+                        unavailable = f"Dataverse did not answer while syncing {mapping.name}"
             result.tables.append(report)
             mirror.record_run_table(
                 run_id,
@@ -269,8 +281,12 @@ def sync_table(
     progress: ProgressCallback | None = None,
     clock: Callable[[], datetime] | None = None,
     monotonic: Callable[[], float] = time.monotonic,
+    report: SyncReport | None = None,
 ) -> SyncReport:
     """Sync one table into the mirror (see the module docstring for the modes).
+
+    ``report``, when given, is filled in as the sync goes, so the caller keeps the counts of the
+    pages committed before a failure.
 
     Raises:
         DataverseError: the read failed; every page committed before the failure stays, and the
@@ -278,6 +294,26 @@ def sync_table(
         ConfigError: the org's data does not fit the mapping (names the file, line and key).
     """
     started = monotonic()
+    report = report if report is not None else SyncReport(table=mapping.name)
+    try:
+        _run_table(client, mirror, mapping, outputs, report, full, page_size, window_overlap, progress, clock)
+    finally:
+        report.duration_s = round(monotonic() - started, 3)
+    return report
+
+
+def _run_table(
+    client: _Client,
+    mirror: Mirror,
+    mapping: TableMapping,
+    outputs: Sequence[OutputColumn],
+    report: SyncReport,
+    full: bool,
+    page_size: int,
+    window_overlap: timedelta,
+    progress: ProgressCallback | None,
+    clock: Callable[[], datetime] | None,
+) -> None:
     definition = client.get_table(mapping.table)
     # A column the org lacks would fail the read with a bare 400; name the file, line and the
     # closest real column instead (what `dvsync check` reports).
@@ -287,7 +323,6 @@ def sync_table(
     reader = TableReader.bind(mapping, definition, outputs)
     mirror.ensure_table(_layout(reader))
     state = mirror.sync_state(mapping.name)
-    report = SyncReport(table=mapping.name)
     run = _TableSync(
         client, mirror, reader, state, report, page_size, progress, clock or (lambda: datetime.now(UTC))
     )
@@ -311,7 +346,7 @@ def sync_table(
                 log.warning("%s: change tracking is off; reading a modifiedon window", mapping.table)
                 run.state = replace(before)
                 mirror.save_sync_state(run.state)
-                run.report.mode, run.report.reason = "", None
+                report.mode, report.reason = "", None
                 if before.mode != "window":
                     reason = reason or "change tracking is off"
                 run.window(reason, window_overlap)
@@ -320,9 +355,6 @@ def sync_table(
     except DvsyncError as exc:
         run.fail(exc)
         raise
-    finally:
-        report.duration_s = round(monotonic() - started, 3)
-    return report
 
 
 class _TableSync:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_dataverse import FakeDataverse, SimulatedCrash, lead_org
+from fake_dataverse import FakeDataverse, SimulatedCrash, column, lead_org
 
 from connector.mapping import load_mappings
 from jobs.mirror import Mirror
@@ -274,6 +274,33 @@ def test_one_failing_table_does_not_stop_the_others(tmp_path, mirror):
     assert not result.ok and mirror.runs().iloc[0]["outcome"] == "failed"
     summary = result.as_dict()
     assert summary["tables"]["lead"]["read"] == 2 and summary["ok"] is False
+
+
+def test_a_failure_mid_table_keeps_the_committed_counts_and_an_outage_skips_the_rest(tmp_path, mirror):
+    from connector.errors import TransportError
+
+    directory = tmp_path / "m4"
+    directory.mkdir()
+    (directory / "lead.toml").write_text(LEAD_TOML, encoding="utf-8")
+    (directory / "zcontact.toml").write_text(
+        'table = "contact"\nentity = "contact"\n[fields]\nemail = "emailaddress1"\n', encoding="utf-8"
+    )
+    org = lead_org()
+    org.add_table("contact", "contacts", "contactid", [column("emailaddress1", "String")])
+    seed(org, 5)
+    real = org.iter_change_pages
+
+    def dropping(*args, **kwargs):
+        pages = real(*args, **kwargs)
+        yield next(pages)
+        raise TransportError("connection reset by peer (after 6 attempts over 300 s)")
+
+    org.iter_change_pages = dropping
+    result = sync_tables(org, mirror, load_mappings(directory), page_size=2)
+    lead, contact = result.tables
+    assert (lead.read, lead.pages, lead.mode) == (2, 1, "full") and "connection reset" in lead.error
+    assert contact.error.startswith("not attempted: Dataverse did not answer while syncing lead")
+    assert mirror.count("lead") == 2 and not result.ok
 
 
 def test_existing_output_columns_are_mirrored_for_the_plan(tmp_path, mirror):
