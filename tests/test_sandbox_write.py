@@ -213,6 +213,8 @@ def test_state_changes_patch_statecode_and_statuscode_together(sandbox, sandbox_
     bad = sandbox_session.patch(url, json={"statecode": 0, "statuscode": 4}, headers={"If-Match": "*"})
     assert bad.status_code == 400 and "not a valid status code" in bad.json()["error"]["message"]
     assert sandbox_session.patch(url, json={"statecode": 0}, headers={"If-Match": "*"}).status_code == 204
+    null_state = sandbox_session.patch(url, json={"statecode": None}, headers={"If-Match": "*"})
+    assert null_state.status_code == 400 and null_state.json()["error"]["code"] == "0x80040200"
     assert (
         sandbox_session.get(url + "?$select=statuscode").json()["statuscode"] == 1
     )  # default status of Open

@@ -214,6 +214,13 @@ def prepare_values(
                     f"{'create' if creating else 'update'}."
                 )
             if value is None:
+                if column.required_level == "SystemRequired":
+                    raise ApiError(
+                        400,
+                        "0x80040200",
+                        f"The '{column.logical_name}' lookup of {table.logical_name} is required "
+                        "and cannot be null.",
+                    )
                 values[column.logical_name] = None
                 if column.type_column and column.type_column in columns:
                     values[column.type_column] = None
@@ -261,6 +268,14 @@ def prepare_values(
                     if key == "statecode"
                     else ""
                 )
+            )
+        if value is None and (
+            column.required_level == "SystemRequired" or key in ("statecode", "statuscode")
+        ):
+            raise ApiError(
+                400,
+                "0x80040200",
+                f"The '{key}' attribute of {table.logical_name} is required and cannot be null.",
             )
         values[key] = convert_value(column, value, table.logical_name)
     return values
