@@ -390,7 +390,7 @@ def _orders(
     currency_id: str,
     pricelevel_id: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int]:
-    """BG/NBD customers and their orders; returns (customer truth, salesorder, lines, customers)."""
+    """BG/NBD customers and their orders: (customer truth, salesorder, lines, number of customers)."""
     ord_rng = stream(seed, "orders")
     pool = _customer_pool(ord_rng, acc, con)
     noise_total = sum(seed_orders.NOISE_RATES.values())
