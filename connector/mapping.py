@@ -562,7 +562,11 @@ def _parse_table(doc: TomlFile, problems: Problems) -> TableMapping | None:
         )
         table = None
     entity = data.get("entity")
-    if entity not in CANONICAL_FIELDS:
+    if entity is None:
+        problems.add(
+            doc.error("entity", "`entity` is missing", f"add entity = one of: {', '.join(CANONICAL_FIELDS)}")
+        )
+    elif entity not in CANONICAL_FIELDS:
         hint = _hint_for(str(entity), CANONICAL_FIELDS) or f"one of: {', '.join(CANONICAL_FIELDS)}"
         problems.add(doc.error("entity", f"unknown entity `{entity}`", hint))
         entity = None
