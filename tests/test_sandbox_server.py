@@ -149,6 +149,15 @@ def test_paths_outside_the_api_and_ground_truth_are_not_served(sandbox, sandbox_
         assert r.status_code == 404 and r.json()["error"]["code"] == "0x8006088a"
 
 
+def test_kept_alive_connections_are_closed_when_the_sandbox_stops(sandbox_factory):
+    sb = sandbox_factory()
+    session = dataverse_session(sb)
+    assert session.get(sb.api_url + "WhoAmI").status_code == 200  # the connection is now kept alive
+    sb.stop()
+    with pytest.raises(requests.exceptions.ConnectionError):
+        session.get(sb.api_url + "WhoAmI", timeout=5)
+
+
 def test_repr_never_shows_the_token(sandbox):
     assert sandbox.token not in repr(sandbox)
 
