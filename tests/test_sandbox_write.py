@@ -228,3 +228,15 @@ def test_single_property_put_and_delete(sandbox, sandbox_session):
     assert sandbox_session.get(url + "/name").json()["value"] == "Renamed"
     assert sandbox_session.delete(url + "/description").status_code == 204
     assert sandbox_session.get(url).json()["description"] is None
+
+
+def test_a_chunked_request_body_is_read(sandbox, sandbox_session):
+    def body():
+        yield b'{"name": '
+        yield b'"Streamed"}'
+
+    r = sandbox_session.post(
+        sandbox.api_url + "accounts", data=body(), headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 204
+    assert sandbox_session.get(r.headers["OData-EntityId"]).json()["name"] == "Streamed"

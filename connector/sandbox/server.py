@@ -129,7 +129,18 @@ class _Handler(BaseHTTPRequestHandler):
                 error_response(ApiError(400, "0x0", "Invalid Content-Length header.")), False, "anonymous"
             )
             return
-        body = self.rfile.read(length) if length > 0 else b""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            body = self._read_chunked()
+            if body is None:
+                self.close_connection = True
+                self._send(
+                    error_response(ApiError(400, "0x0", "Malformed chunked request body.")),
+                    False,
+                    "anonymous",
+                )
+                return
+        else:
+            body = self.rfile.read(length) if length > 0 else b""
         split = urlsplit(self.path)
         headers = Headers(list(self.headers.items()))
         user = "anonymous"
@@ -184,6 +195,22 @@ class _Handler(BaseHTTPRequestHandler):
             if started is not None:
                 sandbox.limiter.release(user, started)
         self._send(response, truncate=fault is not None and fault.kind == "truncate", user=user)
+
+    def _read_chunked(self) -> bytes | None:
+        """Read a ``Transfer-Encoding: chunked`` body (clients streaming a generator send one)."""
+        chunks = []
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                return None
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(1024)
 
     def _send(self, response: Response, truncate: bool, user: str) -> None:
         sandbox = self.server.sandbox
