@@ -339,13 +339,16 @@ class Mirror:
                 _lock_file(handle)
             except OSError:
                 handle.seek(0)
-                holder = handle.read().strip() or "another process"
+                pid = handle.read().strip()
+                holder = f"pid {pid}" if pid.isdigit() else "another process"
                 raise MirrorError(
-                    f"the mirror {self.path} is busy ({holder}); wait for it to finish, or stop it first"
+                    f"the mirror {self.path} is busy: another dvsync {what} or run holds it ({holder}); "
+                    "wait for it to finish, or stop it first"
                 ) from None
+            # Just the pid, as jobs.pipeline.RunLock writes it: both lock the same file.
             handle.seek(0)
             handle.truncate()
-            handle.write(f"{what} by pid {os.getpid()} on {socket.gethostname()}")
+            handle.write(f"{os.getpid()}\n")
             handle.flush()
             try:
                 yield

@@ -266,6 +266,7 @@ def test_freshness(tmp_path):
 
 
 def test_exclusive_lock_refuses_a_second_holder_and_is_released(tmp_path):
+    import os
     import subprocess
     import sys
 
@@ -280,7 +281,7 @@ def test_exclusive_lock_refuses_a_second_holder_and_is_released(tmp_path):
             )
             done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
             assert done.returncode == 3, done.stderr
-            assert "busy (dvsync sync by pid" in done.stdout
+            assert f"holds it (pid {os.getpid()})" in done.stdout
         with mirror.exclusive():  # released: can be taken again
             pass
 
@@ -290,3 +291,18 @@ def test_a_file_that_is_not_a_mirror_is_a_clear_error(tmp_path):
     path.write_text("not a database " * 100)
     with pytest.raises(MirrorError, match=r"file is not a database\. Point mirror\.path"):
         Mirror(path)
+
+
+def test_exclusive_and_the_pipeline_run_lock_exclude_each_other(tmp_path):
+    pipeline = pytest.importorskip("jobs.pipeline")
+    path = tmp_path / "m.sqlite"
+    with Mirror(path) as mirror:
+        run_lock = pipeline.RunLock(pipeline.lock_path_for(path))
+        assert run_lock.acquire()
+        try:
+            with pytest.raises(MirrorError, match="busy"), mirror.exclusive("sync"):
+                pass
+        finally:
+            run_lock.release()
+        with mirror.exclusive("sync"):
+            assert not pipeline.RunLock(pipeline.lock_path_for(path)).acquire()
