@@ -158,6 +158,13 @@ def test_kept_alive_connections_are_closed_when_the_sandbox_stops(sandbox_factor
         session.get(sb.api_url + "WhoAmI", timeout=5)
 
 
+def test_unsupported_methods_get_a_dataverse_shaped_error(sandbox):
+    r = requests.request("OPTIONS", sandbox.api_url + "leads", timeout=10)
+    assert r.status_code == 501
+    assert r.headers["Content-Type"] == "application/json; odata.metadata=minimal"
+    assert r.json()["error"]["code"] == "0x0"
+
+
 def test_repr_never_shows_the_token(sandbox):
     assert sandbox.token not in repr(sandbox)
 

@@ -196,6 +196,13 @@ class _Handler(BaseHTTPRequestHandler):
                 sandbox.limiter.release(user, started)
         self._send(response, truncate=fault is not None and fault.kind == "truncate", user=user)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Answer protocol-level failures (bad request line, unknown method) in Dataverse's shape too."""
+        self.close_connection = True
+        text = message or self.responses.get(code, ("Error",))[0]
+        with contextlib.suppress(OSError):
+            self._send(error_response(ApiError(code, "0x0", f"{text}.")), False, "anonymous")
+
     def _read_chunked(self) -> bytes | None:
         """Read a ``Transfer-Encoding: chunked`` body (clients streaming a generator send one)."""
         chunks = []
