@@ -17,8 +17,10 @@ company   :func:`normalize_company` (legal suffixes)  low; medium: token-set rat
 text      :func:`normalize_text`                      low; medium: Indel ratio >= 0.75; high: >= 0.90; exact
 address   :func:`normalize_address` (St, Rd, Ave)     low; medium: token-set ratio >= 0.75; high: >= 0.90;
                                                       exact
-email     :func:`normalize_email` (plus-addressing)   low; medium: same local part at another domain;
-                                                      high: Indel ratio >= 0.90 or 1 edit (a typo); exact
+email     :func:`normalize_email` (plus-addressing)   low; medium: same mailbox name at another domain;
+                                                      high: one typo in the mailbox name or in the
+                                                      domain; exact. Similarity: Jaro-Winkler of the
+                                                      mailbox names, halved across domains
 phone     :func:`normalize_phone` (E.164)             low; medium: one digit wrong or swapped; high: the
                                                       same last 8 digits; exact
 postcode  :func:`normalize_postcode`                  low; medium: 2 edits; high: 1 edit; exact
@@ -134,12 +136,24 @@ def _compare_name(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[n
 
 
 def _compare_email(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    sim = _scores(Indel.normalized_similarity, values, ia, ib)
-    edits = _scores(DamerauLevenshtein.distance, values, ia, ib)
-    local = pd.Series(values, dtype=object).str.split("@").str[0]
-    local_codes = _codes(local.where(local.str.len() >= 3))
+    # Compare the mailbox and the domain apart: colleagues' addresses share a long domain, so a
+    # whole-address similarity would call "liam.debruin@acme.nl" and "dirk.debruin@acme.nl" close.
+    parts = pd.Series(values, dtype=object).str.rpartition("@")
+    local = parts[0].where(parts[1] == "@", parts[2]).to_numpy(dtype=object)
+    domain = parts[2].where(parts[1] == "@", "").to_numpy(dtype=object)
+    local_codes, domain_codes = _codes(pd.Series(local)), _codes(pd.Series(domain))
+    local_edits = _scores(DamerauLevenshtein.distance, local, ia, ib)
+    domain_edits = _scores(DamerauLevenshtein.distance, domain, ia, ib)
     same_local = local_codes[ia] == local_codes[ib]
-    return sim, _levels([same_local, (sim >= 0.90) | (edits <= 1), ia == ib], len(ia))
+    same_domain = domain_codes[ia] == domain_codes[ib]
+    sim = _scores(JaroWinkler.normalized_similarity, local, ia, ib)
+    sim = np.where(same_domain, sim, sim * 0.5)
+    exact = ia == ib
+    sim[exact] = 1.0
+    long_local = pd.Series(local).str.len().to_numpy() >= 3
+    typo = (same_domain & (local_edits <= 1) & long_local[ia]) | (same_local & (domain_edits <= 1))
+    elsewhere = same_local & long_local[ia]
+    return sim, _levels([elsewhere, typo, exact], len(ia))
 
 
 def _compare_phone(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -60,7 +60,6 @@ from jobs.linkage_model import (
     build_model,
     check_compatible,
     default_m,
-    default_u,
     fit_em,
     term_frequency_weights,
     u_from_random_pairs,
@@ -302,29 +301,10 @@ def _fit(
         return build_model(
             columns, kinds, level_names, tf_flags, m, u, prior, source="default", pairs=len(levels)
         )
-    # Start λ at "about one duplicate per record among the candidates", the common CRM situation.
-    prior_start = float(np.clip(0.5 * n / max(len(levels), 1), 0.001, 0.5))
     # Besides unrelated pairs, candidates hold pairs that are alike for another reason than being
-    # one entity; each gets its own class so it is not mistaken for a match (module docstring).
-    personal = [k in PERSONAL_KINDS for k in kinds]
-    names = [k == "name" for k in kinds]
-    alternative_classes: list[str] = []
-    alternatives_start: list[list[np.ndarray]] = []
-    if any(personal) and not all(personal):
-        # Colleagues: agree on what a group shares (company, phone, address), not on who they are.
-        alternative_classes.append("same group")
-        alternatives_start.append(
-            [default_u(k) if p else default_m(k) for k, p in zip(n_levels, personal, strict=True)]
-        )
-    if any(names) and not all(names):
-        # Namesakes: the same name, nothing else in common.
-        alternative_classes.append("same name")
-        alternatives_start.append(
-            [default_m(k) if p else default_u(k) for k, p in zip(n_levels, names, strict=True)]
-        )
-    result = fit_em(
-        levels, n_levels, u_start=u, prior_start=prior_start, alternatives_start=alternatives_start
-    )
+    # one entity (colleagues, namesakes); each gets its own class (see jobs.linkage_model).
+    roles = ["name" if k == "name" else "personal" if k in PERSONAL_KINDS else "shared" for k in kinds]
+    result = fit_em(levels, n_levels, u_start=u, roles=roles)
     return build_model(
         columns,
         kinds,
@@ -333,12 +313,13 @@ def _fit(
         result.m,
         result.u,
         result.prior,
-        alternative_classes=alternative_classes,
+        alternative_classes=result.alternative_classes,
         alternatives=result.alternatives,
         alternative_shares=result.alternative_shares,
         source="em",
         iterations=result.iterations,
         converged=result.converged,
+        anchored=result.anchored,
         pairs=len(levels),
     )
 

@@ -66,8 +66,6 @@ TF_LIMIT = 100.0
 """Largest factor by which a term-frequency adjustment may raise or lower the odds."""
 PERSONAL_KINDS = frozenset({"name", "email", "date"})
 """Kinds that tell one person from another; the other kinds can be shared by a group."""
-ALTERNATIVE_SHARE_START = 0.15
-"""Starting share of each alternative non-match class among candidate pairs; EM moves it."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +121,8 @@ class LinkageModel:
             default m, u from random pairs) or ``"given"`` (passed in by the caller).
         iterations: EM iterations run (0 when not fitted).
         converged: whether EM met its tolerance.
+        anchored: free EM let the match class drift to another group of look-alike pairs, so the
+            match probabilities were held at their rule-based estimate (see :func:`fit_em`).
         pairs: candidate pairs the model was fitted on.
     """
 
@@ -133,6 +133,7 @@ class LinkageModel:
     source: str = "em"
     iterations: int = 0
     converged: bool = True
+    anchored: bool = False
     pairs: int = 0
 
     @property
@@ -257,6 +258,89 @@ class EMResult:
     converged: bool
     alternatives: list[list[np.ndarray]] = field(default_factory=list)
     alternative_shares: list[float] = field(default_factory=list)
+    alternative_classes: list[str] = field(default_factory=list)
+    anchored: bool = False
+
+
+def _agreement(patterns: np.ndarray, n_levels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per pattern and field: present, and agreeing (the top two levels; the top one of two)."""
+    present = patterns >= 0
+    floor = np.array([k - 1 if k == 2 else k - 2 for k in n_levels])
+    return present, present & (patterns >= floor)
+
+
+def _fraction(agree: np.ndarray, present: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Share of the present fields in ``mask`` that agree, per pattern (NaN when none is present)."""
+    shown = (present & mask).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(shown > 0, (agree & mask).sum(axis=1) / shown, np.nan)
+
+
+def starting_classes(
+    patterns: np.ndarray, n_levels: Sequence[int], roles: Sequence[str]
+) -> tuple[list[str], np.ndarray]:
+    """Assign each comparison pattern to a class by plain rules, to start EM where the classes mean
+    what their names say.
+
+    Classes: ``match`` (most fields agree, personal and shared alike), ``unrelated``, and, when the
+    fields allow telling them apart, ``same group`` (shared fields agree, personal ones do not:
+    colleagues) and ``same name`` (names agree, shared fields do not: namesakes). A field "agrees"
+    at its top two levels.
+
+    Args:
+        patterns: distinct comparison patterns (patterns x fields, -1 missing).
+        n_levels: levels per field.
+        roles: per field ``"name"``, ``"personal"`` (email, date) or ``"shared"``.
+
+    Returns:
+        The class names (match and unrelated first) and a 0/1 matrix patterns x classes.
+    """
+    roles_arr = np.asarray(roles)
+    name = roles_arr == "name"
+    personal = name | (roles_arr == "personal")
+    shared = roles_arr == "shared"
+    present, agree = _agreement(patterns, n_levels)
+    overall = _fraction(agree, present, np.ones(len(roles), dtype=bool))
+    by_person = _fraction(agree, present, personal)
+    by_group = _fraction(agree, present, shared)
+    by_name = _fraction(agree, present, name)
+    person_agrees = np.nan_to_num(by_person, nan=0.0) >= 0.5
+    group_agrees = np.nan_to_num(by_group, nan=0.0) >= 0.5
+    match = (
+        (np.nan_to_num(overall) >= 0.6)
+        & (np.isnan(by_person) | person_agrees)
+        & (np.isnan(by_group) | group_agrees)
+    )
+    names = ["match", "unrelated"]
+    columns = [match]
+    taken = match.copy()
+    if personal.any() and shared.any():
+        group = ~taken & group_agrees & ~person_agrees
+        names.append("same group")
+        columns.append(group)
+        taken |= group
+    if name.any() and (~name).any():
+        namesake = ~taken & (np.nan_to_num(by_name, nan=0.0) >= 0.5) & ~group_agrees
+        names.append("same name")
+        columns.append(namesake)
+        taken |= namesake
+    columns.insert(1, ~taken)
+    return names, np.stack(columns, axis=1).astype(np.float64)
+
+
+def _m_step(
+    weighted: np.ndarray, present: np.ndarray, safe: np.ndarray, n_levels: Sequence[int]
+) -> list[list[np.ndarray]]:
+    """Per class and field, level probabilities from pattern weights (with the pseudo-count)."""
+    classes = []
+    for c in range(weighted.shape[1]):
+        per_field = []
+        for f, k in enumerate(n_levels):
+            rows = present[:, f]
+            tally = np.bincount(safe[rows, f], weights=weighted[rows, c], minlength=k) + PSEUDO_COUNT
+            per_field.append(tally / tally.sum())
+        classes.append(per_field)
+    return classes
 
 
 def fit_em(
@@ -266,47 +350,121 @@ def fit_em(
     m_start: Sequence[np.ndarray] | None = None,
     u_start: Sequence[np.ndarray],
     prior_start: float = 0.1,
-    alternatives_start: Sequence[Sequence[np.ndarray]] = (),
+    roles: Sequence[str] | None = None,
     max_iterations: int = 500,
     tolerance: float = 1e-6,
 ) -> EMResult:
     """Fit the class probabilities and shares by EM on comparison levels (pairs x fields, -1 missing).
 
+    Without ``roles`` this is the classic two-class Fellegi-Sunter EM from ``m_start``/``u_start``.
+    With ``roles`` the classes of :func:`starting_classes` are fitted, starting from the rule-based
+    assignment of each pattern. If free EM then lets the match class drift to a larger group of
+    look-alike pairs (its members no longer agree on personal and shared fields), the fit is
+    repeated with the match class held at its rule-based estimate (``anchored``).
+
     Args:
         levels: comparison levels of the candidate pairs.
         n_levels: number of levels per field.
-        m_start: starting m per field (default :func:`default_m`).
-        u_start: starting u per field (from random pairs).
-        prior_start: starting share of matches.
-        alternatives_start: per alternative non-match class (colleagues, namesakes...), its
-            starting probabilities per field; empty fits the classic two classes.
+        m_start: starting m per field, two-class fit (default :func:`default_m`).
+        u_start: starting u per field (from random pairs), two-class fit.
+        prior_start: starting share of matches, two-class fit.
+        roles: per field ``"name"``, ``"personal"`` or ``"shared"`` for the multi-class fit.
         max_iterations: EM iterations at most.
         tolerance: stop when no probability moves more than this in one iteration.
 
     Raises:
-        ConvergenceError: EM ended with no class that agrees (the data holds no recognisable
-            duplicates under these fields), or produced invalid numbers.
+        ConvergenceError: two-class fit only: EM ended with no class that agrees (the data holds no
+            recognisable duplicates under these fields); or invalid numbers.
     """
     patterns, counts = np.unique(levels, axis=0, return_counts=True)
     counts = counts.astype(np.float64)
     present = patterns >= 0
     safe = np.where(present, patterns, 0)
-    classes = [
-        [np.asarray(x, dtype=np.float64).copy() for x in (m_start or [default_m(k) for k in n_levels])],
-        [np.asarray(x, dtype=np.float64).copy() for x in u_start],
-    ]
-    shares = [float(np.clip(prior_start, 1e-6, 0.5))]
-    for start in alternatives_start:
-        classes.append([np.asarray(x, dtype=np.float64).copy() for x in start])
-        shares.append(ALTERNATIVE_SHARE_START)
-    shares.insert(1, 1.0 - sum(shares))  # unrelated pairs: the rest
-    share = np.asarray(shares)
-    converged = False
+    if roles is None:
+        names = ["match", "unrelated"]
+        classes = [
+            [np.asarray(x, dtype=np.float64).copy() for x in (m_start or [default_m(k) for k in n_levels])],
+            [np.asarray(x, dtype=np.float64).copy() for x in u_start],
+        ]
+        prior = float(np.clip(prior_start, 1e-6, 0.5))
+        share = np.array([prior, 1.0 - prior])
+    else:
+        names, start = starting_classes(patterns, n_levels, roles)
+        if (start[:, 0] * counts).sum() == 0:
+            # Nothing looks like a duplicate: say so with a model that flags no pair.
+            classes = _m_step(start * counts[:, None], present, safe, n_levels)
+            return EMResult(
+                classes[0], classes[1], 1e-9, 0, True, classes[2:], [0.0] * (len(names) - 2), names[2:]
+            )
+        weighted = start * counts[:, None]
+        classes = _m_step(weighted, present, safe, n_levels)
+        share = np.clip(weighted.sum(axis=0) / counts.sum(), 1e-4, 1.0)
+        share /= share.sum()
+    anchor = [list(x) for x in classes[0]]
+    result = _iterate(classes, share, patterns, counts, n_levels, max_iterations, tolerance, frozen=False)
+    if roles is not None and not _match_agrees(result[0][0], patterns.shape[1], n_levels, roles):
+        classes = [anchor, *[list(c) for c in _m_step(start * counts[:, None], present, safe, n_levels)[1:]]]
+        result = _iterate(classes, share, patterns, counts, n_levels, max_iterations, tolerance, frozen=True)
+        anchored = True
+    else:
+        anchored = False
+    classes, share, iteration, converged = result
+    m, u = classes[0], classes[1]
+    if roles is None:
+        # The class called "match" must be one whose values agree: on at least one field, exact
+        # agreement must be its most likely level and likelier than among unrelated pairs.
+        agrees = any(
+            int(np.argmax(mf)) == len(mf) - 1 and mf[-1] > uf[-1] for mf, uf in zip(m, u, strict=True)
+        )
+        if not agrees:
+            raise ConvergenceError(
+                "the duplicate model found no group of pairs that agree more than chance; the candidate "
+                "pairs hold no recognisable duplicates with these fields (compare more fields, or check "
+                "the field kinds)"
+            )
+    return EMResult(
+        m,
+        u,
+        float(share[0]),
+        iteration,
+        converged,
+        classes[2:],
+        [float(x) for x in share[2:]],
+        names[2:],
+        anchored,
+    )
+
+
+def _match_agrees(m: list[np.ndarray], fields: int, n_levels: Sequence[int], roles: Sequence[str]) -> bool:
+    """Whether matches mostly agree on personal fields and on shared fields (top two levels)."""
+    agree = np.array([float(m[f][-2:].sum()) if n_levels[f] > 2 else float(m[f][-1]) for f in range(fields)])
+    roles_arr = np.asarray(roles)
+    personal = roles_arr != "shared"
+    shared = roles_arr == "shared"
+    ok_personal = not personal.any() or agree[personal].mean() >= 0.5
+    ok_shared = not shared.any() or agree[shared].mean() >= 0.5
+    return bool(ok_personal and ok_shared)
+
+
+def _iterate(
+    classes: list[list[np.ndarray]],
+    share: np.ndarray,
+    patterns: np.ndarray,
+    counts: np.ndarray,
+    n_levels: Sequence[int],
+    max_iterations: int,
+    tolerance: float,
+    *,
+    frozen: bool,
+) -> tuple[list[list[np.ndarray]], np.ndarray, int, bool]:
+    """EM iterations; with ``frozen`` the match class's probabilities are held (its share is not)."""
+    present = patterns >= 0
+    safe = np.where(present, patterns, 0)
     iteration = 0
-    for iteration in range(1, max_iterations + 1):  # noqa: B007 - the count is reported
+    for iteration in range(1, max_iterations + 1):
         log_like = np.stack(
             [
-                np.log(share[c])
+                np.log(max(share[c], 1e-300))
                 + sum(np.where(present[:, f], np.log(probs[f])[safe[:, f]], 0.0) for f in range(len(probs)))
                 for c, probs in enumerate(classes)
             ],
@@ -317,17 +475,13 @@ def fit_em(
         responsibility /= responsibility.sum(axis=1, keepdims=True)
         weighted = responsibility * counts[:, None]
         new_share = np.clip(weighted.sum(axis=0) / counts.sum(), 1e-9, 1.0)
+        new_classes = _m_step(weighted, present, safe, n_levels)
+        if frozen:
+            new_classes[0] = classes[0]
         change = float(np.abs(new_share - share).max())
-        new_classes = []
-        for c, probs in enumerate(classes):
-            updated = []
-            for f, k in enumerate(n_levels):
-                rows = present[:, f]
-                tally = np.bincount(safe[rows, f], weights=weighted[rows, c], minlength=k) + PSEUDO_COUNT
-                tally /= tally.sum()
-                change = max(change, float(np.abs(tally - probs[f]).max()))
-                updated.append(tally)
-            new_classes.append(updated)
+        for old, new in zip(classes, new_classes, strict=True):
+            for a, b in zip(old, new, strict=True):
+                change = max(change, float(np.abs(np.asarray(a) - b).max()))
         classes, share = new_classes, new_share
         if not np.isfinite(change):
             raise ConvergenceError(
@@ -335,27 +489,8 @@ def fit_em(
                 "are not all missing, or pass a threshold and model explicitly"
             )
         if change < tolerance:
-            converged = True
-            break
-    # "Match" is, by definition, the class that agrees most (summed chance of exact agreement over
-    # the fields); EM may have settled with another class in that role, so relabel if needed.
-    agreement = [sum(float(probs[f][-1]) for f in range(len(probs))) for probs in classes]
-    best = int(np.argmax([agreement[0], -np.inf, *agreement[2:]]))
-    if best != 0:
-        classes[0], classes[best] = classes[best], classes[0]
-        share[[0, best]] = share[[best, 0]]
-    m, u = classes[0], classes[1]
-    # The class called "match" must be one whose values agree: on at least one field, exact
-    # agreement must be its most likely level and likelier than among unrelated pairs. Otherwise EM
-    # found some other split (or nothing) and its weights would be meaningless.
-    agrees = any(int(np.argmax(mf)) == len(mf) - 1 and mf[-1] > uf[-1] for mf, uf in zip(m, u, strict=True))
-    if not agrees:
-        raise ConvergenceError(
-            "the duplicate model found no group of pairs that agree more than chance; the candidate "
-            "pairs hold no recognisable duplicates with these fields (compare more fields, or check "
-            "the field kinds)"
-        )
-    return EMResult(m, u, float(share[0]), iteration, converged, classes[2:], [float(x) for x in share[2:]])
+            return classes, share, iteration, True
+    return classes, share, iteration, False
 
 
 def term_frequency_weights(value_codes: np.ndarray, record_codes: np.ndarray) -> np.ndarray:

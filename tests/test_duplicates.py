@@ -34,6 +34,8 @@ from jobs.linkage_model import fit_em, term_frequency_weights
         ("email", "ann.lee@x.com", "ann.lea@x.com", "high"),  # a typo
         ("email", "annlee@x.com", "annlee@y.org", "medium"),  # same mailbox name elsewhere
         ("email", "ann@x.com", "bob@y.org", "low"),
+        ("email", "ann.lee@gmail.com", "ann.lee@gmial.com", "high"),  # a typo in the domain
+        ("email", "liam.debruin@acme.nl", "dirk.debruin@acme.nl", "low"),  # colleagues, one domain
         ("phone", "+442079460018", "+442079460018", "exact"),
         ("phone", "+442079460018", "+12079460018", "high"),  # same last 8 digits
         ("phone", "+442079460018", "+442079460081", "medium"),  # two digits swapped
