@@ -1,0 +1,134 @@
+"""Helpers for the pipeline, rollback, crash-safety, status and CLI tests against the sandbox."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from connector.client import DataverseClient
+from connector.mapping import MappingSet, load_mappings
+from connector.sandbox import Sandbox
+from connector.settings import Settings, load_settings
+from jobs.demo import MAPPINGS_DIR
+from jobs.provision import provision
+
+CUSTOMER_TABLES = ["salesorder", "account", "contact"]
+TOKEN = "test-token-not-a-secret"  # the token tests/conftest.py seeds the template with
+
+
+@pytest.fixture(scope="session")
+def provisioned_template(sandbox_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seeded sandbox with every output column provisioned, once per session (do not write to it)."""
+    directory = tmp_path_factory.mktemp("provisioned-template")
+    shutil.copy2(sandbox_template / "sandbox.sqlite", directory / "sandbox.sqlite")
+    sandbox = Sandbox(directory, token=TOKEN).start()
+    try:
+        provisioned(write_config(tmp_path_factory.mktemp("provision-config"), sandbox), sandbox)
+    finally:
+        sandbox.stop()
+    return directory
+
+
+@pytest.fixture
+def psandbox(provisioned_template: Path, tmp_path: Path) -> Iterator[Sandbox]:
+    """A running sandbox on a private copy of the provisioned template."""
+    directory = tmp_path / "psandbox"
+    directory.mkdir()
+    shutil.copy2(provisioned_template / "sandbox.sqlite", directory / "sandbox.sqlite")
+    sandbox = Sandbox(directory, token=TOKEN).start()
+    yield sandbox
+    sandbox.stop()
+
+
+def write_config(
+    directory: Path,
+    sandbox: Sandbox,
+    *,
+    tables: list[str] | None = CUSTOMER_TABLES,
+    batch_size: int = 1000,
+    max_parallel: int | None = None,
+    page_size: int = 5000,
+    extra: str = "",
+) -> Path:
+    """Write a config.toml for ``sandbox`` (the token comes from DVSYNC__AUTH__TOKEN)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "[dataverse]",
+        f'url = "{sandbox.url}"',
+        "[auth]",
+        'mode = "token"',
+        "[mirror]",
+        f'path = "{(directory / "mirror.sqlite").as_posix()}"',
+        "[mappings]",
+        f'dir = "{MAPPINGS_DIR.as_posix()}"',
+        "[sync]",
+        f"page_size = {page_size}",
+    ]
+    if tables:
+        lines.append("tables = [" + ", ".join(f'"{t}"' for t in tables) + "]")
+    lines += ["[writeback]", "dry_run = false", 'solution = "dvsync"', 'publisher_prefix = "dvs"']
+    lines.append(f"batch_size = {batch_size}")
+    if max_parallel:
+        lines.append(f"max_parallel = {max_parallel}")
+    config = directory / "config.toml"
+    config.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
+    return config
+
+
+def settings_for(config: Path, sandbox: Sandbox) -> Settings:
+    """Load the settings with the sandbox's token."""
+    return load_settings(config, env={"DVSYNC__AUTH__TOKEN": sandbox.token})
+
+
+def provisioned(config: Path, sandbox: Sandbox) -> tuple[Settings, MappingSet]:
+    """Create the output columns in the sandbox; return settings and mappings."""
+    settings = settings_for(config, sandbox)
+    mappings = load_mappings(settings.mappings.dir, prefix="dvs")
+    with DataverseClient.from_settings(settings) as client:
+        provision(client, mappings, solution="dvsync")
+    return settings, mappings
+
+
+def session(sandbox: Sandbox) -> requests.Session:
+    """A session with the sandbox's token and the OData headers."""
+    s = requests.Session()
+    s.headers.update(
+        {
+            "Authorization": f"Bearer {sandbox.token}",
+            "Accept": "application/json",
+            "OData-MaxVersion": "4.0",
+            "OData-Version": "4.0",
+        }
+    )
+    return s
+
+
+def read_columns(sandbox: Sandbox, entity_set: str, columns: list[str]) -> dict[str, dict[str, Any]]:
+    """Every record of ``entity_set`` with ``columns``, read over HTTP: id -> {column: value}."""
+    key = {"accounts": "accountid", "contacts": "contactid", "leads": "leadid"}[entity_set]
+    url = f"{sandbox.api_url}{entity_set}?$select={','.join([key, *columns])}"
+    out: dict[str, dict[str, Any]] = {}
+    with session(sandbox) as s:
+        while url:
+            page = s.get(url, headers={"Prefer": "odata.maxpagesize=5000"}, timeout=30).json()
+            for record in page["value"]:
+                out[record[key]] = {c: record.get(c) for c in columns}
+            url = page.get("@odata.nextLink")
+    return out
+
+
+def patch(sandbox: Sandbox, entity_set: str, record_id: str, body: dict[str, Any]) -> None:
+    """Change a record as a person in Dynamics would."""
+    with session(sandbox) as s:
+        response = s.patch(
+            f"{sandbox.api_url}{entity_set}({record_id})",
+            json=body,
+            headers={"If-Match": "*", "Content-Type": "application/json"},
+            timeout=30,
+        )
+        response.raise_for_status()

@@ -1,0 +1,162 @@
+"""The pipeline over real HTTP against the sandbox: writes what changed, then nothing; dry run; failures."""
+
+from __future__ import annotations
+
+import threading
+
+import pandas as pd
+import pytest
+from pipeline_support import (  # noqa: F401 - fixtures
+    patch,
+    provisioned_template,
+    psandbox,
+    read_columns,
+    settings_for,
+    write_config,
+)
+
+from connector.client import DataverseClient
+from connector.mapping import load_mappings
+from jobs.compute import customer_value_jobs
+from jobs.demo import MAPPINGS_DIR
+from jobs.mirror import Mirror
+from jobs.pipeline import run_pipeline
+
+SEGMENT = "dvs_customersegment"
+RFM = ["dvs_rfmrecency", "dvs_rfmfrequency", "dvs_rfmmonetary", SEGMENT]
+
+
+@pytest.fixture
+def sandbox(psandbox):  # noqa: F811 - the imported fixture
+    return psandbox
+
+
+@pytest.fixture
+def setup(sandbox, tmp_path):
+    config = write_config(tmp_path / "run", sandbox, batch_size=200)
+    settings = settings_for(config, sandbox)
+    mappings = load_mappings(settings.mappings.dir, prefix="dvs")
+    with DataverseClient.from_settings(settings) as client, Mirror(settings.mirror.path) as mirror:
+        yield settings, mappings, client, mirror
+
+
+def test_first_run_writes_the_results_and_a_second_run_writes_nothing(setup, sandbox):
+    settings, mappings, client, mirror = setup
+    first = run_pipeline(client, mirror, mappings, settings, jobs=["rfm"])
+    assert first.ok, first.error
+    accounts = read_columns(sandbox, "accounts", RFM)
+    results = mirror.results("account", run_id=first.run_id)
+    assert first.tables["account"]["written"] == len(results) > 100
+    # What Dynamics holds is exactly what the job computed.
+    for record_id, row in results.head(50).iterrows():
+        held = accounts[record_id]
+        assert held[SEGMENT] == row["rfm_segment"]
+        assert held["dvs_rfmrecency"] == int(row["rfm_recency"])
+    # Every write is audited with its old and new value.
+    audit = mirror.audit(first.run_id, table="account")
+    assert set(audit["outcome"]) == {"written"}
+    assert audit["old_value"].isna().all()
+    assert len(audit) == len(first.plan[first.plan["table_name"] == "account"])
+    # Reads come 5,000 records to a request; writes up to batch_size per $batch.
+    assert first.tables["salesorder"]["read_requests"] == -(-first.tables["salesorder"]["read"] // 5000)
+    assert first.tables["account"]["write_requests"] == -(-first.tables["account"]["written"] // 200)
+
+    second = run_pipeline(client, mirror, mappings, settings, jobs=["rfm"])
+    assert second.ok
+    assert len(second.plan) == 0
+    assert all(t["written"] == 0 for t in second.tables.values())
+    assert not any(path.startswith("$batch") for path in second.http["by_path"])
+
+    # Someone overwrites one value in Dynamics: the next run restores that value and nothing else.
+    record_id, row = next(iter(results.iterrows()))
+    patch(sandbox, "accounts", record_id, {SEGMENT: "Someone typed this"})
+    third = run_pipeline(client, mirror, mappings, settings, jobs=["rfm"])
+    written = third.plan[third.plan["column_name"] != "dvs_scoredon"]
+    assert list(zip(written["record_id"], written["column_name"], written["old_value"], strict=True)) == [
+        (record_id, SEGMENT, "Someone typed this")
+    ]
+    assert read_columns(sandbox, "accounts", [SEGMENT])[record_id][SEGMENT] == row["rfm_segment"]
+
+
+def test_dry_run_writes_the_plan_to_csv_and_changes_nothing(setup, sandbox, tmp_path):
+    settings, mappings, client, mirror = setup
+    csv = tmp_path / "plan.csv"
+    result = run_pipeline(client, mirror, mappings, settings, jobs=["rfm"], dry_run=True, plan_csv=csv)
+    assert result.ok and result.dry_run
+    plan = pd.read_csv(csv)
+    assert len(plan) == len(result.plan) > 100
+    assert set(plan["column_name"]) >= set(RFM)
+    assert all(v[SEGMENT] is None for v in read_columns(sandbox, "accounts", [SEGMENT]).values())
+    assert mirror.audit().empty and mirror.plan().empty
+
+
+def test_a_record_that_cannot_be_written_is_reported_and_retried_next_run(setup):
+    settings, mappings, client, mirror = setup
+    run_pipeline(client, mirror, mappings, settings, jobs=["rfm"])
+    # A customer the mirror knows but Dynamics does not (deleted meanwhile): its PATCH gets a 404.
+    ghost = "00000000-0000-0000-0000-00000000beef"
+    mirror.upsert("account", pd.DataFrame({"account_id": [ghost], "name": ["Ghost Ltd"]}))
+    orders = mirror.read_frame("salesorder").head(3).copy()
+    orders["order_id"] = [f"00000000-0000-0000-0000-00000000000{i}" for i in range(3)]
+    orders["customer_id"], orders["customer_type"] = ghost, "account"
+    mirror.upsert("salesorder", orders)
+    failed = run_pipeline(client, mirror, mappings, settings, jobs=["rfm"])
+    assert failed.outcome == "failed" and "could not be written" in failed.error
+    assert [f["record_id"] for f in failed.failures] == [ghost]
+    assert failed.tables["account"]["failed"] == 1
+    items = mirror.plan(failed.run_id, table="account")
+    assert set(items.loc[items["record_id"] == ghost, "status"]) == {"failed"}
+    # The next run tries again (and reports it again) instead of dropping it.
+    retry = run_pipeline(client, mirror, mappings, settings, jobs=["rfm"])
+    assert [f["record_id"] for f in retry.failures] == [ghost]
+    assert set(mirror.plan(failed.run_id, table="account", status="superseded")["record_id"]) == {ghost}
+
+
+def test_stop_request_ends_after_the_current_chunk_and_the_next_run_finishes(setup, sandbox):
+    settings, mappings, client, mirror = setup
+    stop = threading.Event()
+
+    class StopAfterFirstChunk:
+        def sync(self, table, *, read, pages, done):
+            pass
+
+        def write(self, table, *, done, total):
+            stop.set()
+
+    settings.writeback.max_parallel = 1
+    stopped = run_pipeline(
+        client, mirror, mappings, settings, jobs=["rfm"], stop=stop, progress=StopAfterFirstChunk()
+    )
+    assert stopped.outcome == "interrupted"
+    assert sum(t["written"] for t in stopped.tables.values()) == 200
+    assert mirror.run(stopped.run_id)["outcome"] == "interrupted"
+    finished = run_pipeline(client, mirror, mappings, settings, jobs=["rfm"])
+    assert finished.ok
+    total = len(mirror.results("account", run_id=finished.run_id)) + len(
+        mirror.results("contact", run_id=finished.run_id)
+    )
+    assert 200 + sum(t["written"] for t in finished.tables.values()) == total
+
+
+def test_clv_without_enough_history_writes_no_prediction_and_says_why():
+    orders = pd.DataFrame(
+        {
+            "order_id": ["o1", "o2"],
+            "customer_id": ["a1", "c1"],
+            "customer_type": ["account", "contact"],
+            "order_date": pd.to_datetime(["2026-01-05", "2026-02-01"], utc=True),
+            "amount": [100.0, 50.0],
+            "status": ["fulfilled", "fulfilled"],
+        }
+    )
+    (outcome,) = customer_value_jobs(
+        orders,
+        {"clv"},
+        config_path=MAPPINGS_DIR / "customer_value.toml",
+        as_of=pd.Timestamp("2026-06-01", tz="UTC"),
+    )
+    assert outcome.status == "partial"
+    assert "not written" in outcome.message
+    assert set(outcome.results) == {"account", "contact"}
+    for frame in outcome.results.values():
+        assert "clv_historical" in frame and "clv_predicted" not in frame and "p_alive" not in frame
