@@ -806,8 +806,8 @@ class Mirror:
         )
         for column in ("started_at", "finished_at"):
             frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601").dt.as_unit("ns")
-        frame["stats"] = frame["stats"].map(lambda s: json.loads(s) if s else None)
-        frame["jobs"] = frame["jobs"].map(lambda s: json.loads(s) if s else None)
+        frame["stats"] = frame["stats"].map(lambda s: json.loads(s) if isinstance(s, str) and s else None)
+        frame["jobs"] = frame["jobs"].map(lambda s: json.loads(s) if isinstance(s, str) and s else None)
         frame["dry_run"] = frame["dry_run"].astype(bool)
         return frame
 
