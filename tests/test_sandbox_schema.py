@@ -49,3 +49,28 @@ def test_every_seeded_column_is_served(sandbox, sandbox_session):
     for name, frame in data.tables.items():
         served = {c.logical_name for c in table_by_name(name).columns}
         assert set(frame.columns) <= served, name
+
+
+def test_seeding_refuses_unknown_columns_and_bad_values(tmp_path):
+    import pandas as pd
+    import pytest
+
+    from connector.sandbox import SandboxConfig
+    from connector.sandbox.storage import SeedError, Store
+
+    def create(frames: dict) -> None:
+        Store(tmp_path / "db", SandboxConfig().clock).create(frames, {})
+
+    lead = {"leadid": ["7d3e1c1e-1111-4a4a-9b9b-000000000001"], "lastname": ["Ng"]}
+    with pytest.raises(SeedError, match=r"lead.*emailaddress9"):
+        create({"lead": pd.DataFrame({**lead, "emailaddress9": ["x@y.z"]})})
+    with pytest.raises(SeedError, match=r"lead\.createdon"):
+        create({"lead": pd.DataFrame({**lead, "createdon": ["not a date"]})})
+    with pytest.raises(SeedError, match="tables the sandbox does not serve: task"):
+        create({"task": pd.DataFrame({"activityid": ["x"]})})
+    assert not (tmp_path / "db" / "sandbox.sqlite").exists()  # nothing half-seeded is left behind
+    create({"lead": pd.DataFrame(lead)})
+    row = Store(tmp_path / "db", SandboxConfig().clock)
+    row.open()
+    assert row.conn().execute("SELECT fullname, statecode, statuscode FROM lead").fetchone() == ("Ng", 0, 1)
+    row.close()

@@ -317,7 +317,10 @@ def column_from_json(text: str) -> Column:
 # --- seeding ------------------------------------------------------------------------------------
 
 
-def _seed_rows(table: Table, frame: pd.DataFrame, version: int, now: datetime) -> tuple[list[tuple], int]:
+_CHUNK = 50_000
+
+
+def _seed_rows(table: Table, frame: pd.DataFrame, version: int, now: datetime) -> tuple[Iterator[tuple], int]:
     """Turn one seed frame into INSERT rows in the table's column order, vectorised per column."""
     columns = table.column_map()
     unknown = [c for c in frame.columns if c not in columns]
@@ -377,14 +380,21 @@ def _seed_rows(table: Table, frame: pd.DataFrame, version: int, now: datetime) -
         last = df["lastname"].fillna("") if "lastname" in df else pd.Series("", index=df.index)
         df["fullname"] = (first + " " + last).str.strip()
     df["versionnumber"] = np.arange(version + 1, version + n + 1)
-    out: dict[str, object] = {}
-    for col in table.columns:
-        if col.logical_name not in df:
-            out[col.logical_name] = [None] * n
-            continue
-        out[col.logical_name] = _to_sql(col, df[col.logical_name], table.logical_name)
-    rows = list(zip(*(out[c.logical_name] for c in table.columns), strict=True)) if n else []
-    return rows, version + n
+
+    def rows() -> Iterator[tuple]:
+        # Converted a chunk at a time, so a large seed never holds every row as Python objects.
+        for start in range(0, n, _CHUNK):
+            part = df.iloc[start : start + _CHUNK]
+            size = len(part)
+            values = [
+                _to_sql(col, part[col.logical_name], table.logical_name)
+                if col.logical_name in part
+                else [None] * size
+                for col in table.columns
+            ]
+            yield from zip(*values, strict=True)
+
+    return rows(), version + n
 
 
 def _to_sql(col: Column, series: pd.Series, entity: str) -> list:
