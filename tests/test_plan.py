@@ -1,0 +1,120 @@
+"""The write-back plan: only values that differ from Dynamics, in the column's wire form."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from connector.mapping import OutputColumn
+from jobs.plan import add_companions, carry_forward, differs, plan_table
+
+
+def output(result: str, type_: str, **extra) -> OutputColumn:
+    return OutputColumn(
+        table="lead",
+        result=result,
+        schema_name=f"dvs_{result.title().replace('_', '')}",
+        type=type_,
+        display_name=result,
+        description=result,
+        **extra,
+    )
+
+
+SCORE = output("score", "integer", min_value=0, max_value=100)
+SHARE = output("duplicate_score", "decimal", scale=100, precision=0)
+GRADE = output("grade", "string", max_length=5)
+READY = output("sales_ready", "boolean")
+STAMP = output("scored_on", "datetime")
+OUTPUTS = [SCORE, SHARE, GRADE, READY, STAMP]
+
+
+def current(**columns) -> pd.DataFrame:
+    frame = pd.DataFrame(columns, index=pd.Index(["A", "B", "C"], name="lead_id"))
+    return frame
+
+
+def test_only_differing_values_are_planned_with_old_and_new_in_wire_form():
+    results = pd.DataFrame(
+        {"score": [80, 55, 101], "grade": ["A", "B", "Excellent"], "sales_ready": [True, False, True]},
+        index=["A", "B", "C"],
+    )
+    held = current(
+        out_score=pd.array([80, 54, None], dtype="Int64"),
+        out_grade=["A", "B", None],
+        out_sales_ready=pd.array([True, True, None], dtype="boolean"),
+    )
+    plan = plan_table("lead", results, held, [SCORE, GRADE, READY])
+    rows = set(zip(plan["record_id"], plan["column_name"], plan["old_value"], plan["new_value"], strict=True))
+    assert rows == {
+        ("b", "dvs_score", 54, 55),
+        ("c", "dvs_score", None, 100),  # clipped to the column's range
+        ("b", "dvs_salesready", True, False),
+        ("c", "dvs_salesready", None, True),
+        ("c", "dvs_grade", None, "Exce…"),  # cut to the column's length
+    }
+
+
+def test_a_value_that_rounds_to_what_dynamics_holds_is_not_rewritten():
+    results = pd.DataFrame({"duplicate_score": [0.9149, 0.5, None]}, index=["A", "B", "C"])
+    held = current(out_duplicate_score=[91.0, 49.0, None])  # what the column holds: scaled, 0 decimals
+    plan = plan_table("lead", results, held, [SHARE])
+    assert list(zip(plan["record_id"], plan["new_value"], strict=True)) == [("b", 50.0)]
+
+
+def test_records_deleted_since_and_results_not_computed_are_left_out():
+    results = pd.DataFrame({"score": [10, 20]}, index=["A", "GONE"])
+    held = current(out_score=pd.array([None, None, None], dtype="Int64"), out_grade=[None, None, None])
+    plan = plan_table("lead", results, held, [SCORE, GRADE])
+    assert list(plan["record_id"]) == ["a"] and list(plan["column_name"]) == ["dvs_score"]
+
+
+def test_an_output_that_was_never_provisioned_is_not_planned():
+    results = pd.DataFrame({"score": [10, 20, 30]}, index=["A", "B", "C"])
+    assert plan_table("lead", results, current(out_grade=["x", "y", "z"]), [SCORE]).empty
+
+
+def test_scored_on_is_written_only_beside_another_change():
+    results = pd.DataFrame({"score": [80, 55, 10]}, index=["A", "B", "C"])
+    held = current(out_score=pd.array([80, 54, 10], dtype="Int64"), out_scored_on=[None] * 3)
+    stamp = datetime(2026, 6, 1, 12, 30, tzinfo=UTC)
+    plan = add_companions(plan_table("lead", results, held, OUTPUTS), {"lead": held}, OUTPUTS, stamp)
+    assert list(zip(plan["record_id"], plan["column_name"], plan["new_value"], strict=True)) == [
+        ("b", "dvs_score", 55),
+        ("b", "dvs_scoredon", "2026-06-01T12:30:00Z"),
+    ]
+
+
+def test_unwritten_items_of_earlier_runs_are_carried_unless_replanned_or_already_there():
+    earlier = pd.DataFrame(
+        {
+            "run_id": [1, 1, 1, 2],
+            "table_name": ["lead"] * 4,
+            "record_id": ["a", "b", "c", "b"],
+            "column_name": ["dvs_score", "dvs_score", "dvs_score", "dvs_grade"],
+            "result": ["score", "score", "score", "grade"],
+            "new_value": [70, 60, 40, "B"],
+            "status": ["failed", "sending", "pending", "failed"],
+        }
+    )
+    held = current(out_score=pd.array([10, 60, 30], dtype="Int64"), out_grade=["A", "A", "A"])
+    this_run = plan_table("lead", pd.DataFrame({"score": [99]}, index=["C"]), held, [SCORE])
+    plan = carry_forward(this_run, earlier, {"lead": held}, [SCORE, GRADE])
+    rows = set(zip(plan["record_id"], plan["column_name"], plan["old_value"], plan["new_value"], strict=True))
+    assert rows == {
+        ("c", "dvs_score", 30, 99),  # this run's newer value wins over the pending 40
+        ("a", "dvs_score", 10, 70),  # failed before: retried
+        ("b", "dvs_grade", "A", "B"),
+        # b's score 60 was sent by a killed run and Dynamics has it: not written twice
+    }
+
+
+def test_differs_treats_missing_values_as_equal_only_to_each_other():
+    assert list(differs([None, 1, None, 2.0, True], [None, None, 1, 2, 1])) == [
+        False,
+        True,
+        True,
+        False,
+        False,
+    ]
