@@ -75,13 +75,28 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the moment (it may be replaced, e.g. under test)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging(level: str = "INFO", *, json_lines: bool = False, verbose: bool = False) -> None:
     """Configure the root logger once for the command (stderr; ``-v`` means DEBUG)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_dvsync", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler._dvsync = True  # type: ignore[attr-defined]
     handler.addFilter(RedactingFilter())
     if json_lines:
