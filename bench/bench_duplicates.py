@@ -279,11 +279,13 @@ def main() -> int:
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
     tracemalloc.start()
+    cpu_start = time.process_time()
     start = time.perf_counter()
     result = find_duplicates(leads, report=True, **kwargs)
     middle = time.perf_counter()
     groups = cluster(result.pairs, records=leads, **config.cluster_kwargs())
     end = time.perf_counter()
+    cpu = time.process_time() - cpu_start
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -311,7 +313,7 @@ def main() -> int:
     print(f"groups: {groups['cluster_id'].nunique()} with {len(groups)} records")
     print(
         f"find_duplicates: {middle - start:.1f} s   cluster: {end - middle:.1f} s   "
-        f"total: {end - start:.1f} s"
+        f"total: {end - start:.1f} s wall, {cpu:.1f} s CPU (the machine is shared: wall > CPU means waiting)"
     )
     print(
         f"peak memory: max RSS {rss:.0f} MiB (process; {baseline:.0f} MiB before the job, data loaded), "

@@ -290,11 +290,12 @@ def _fit(
     tf_flags = [
         KINDS[specs[c].kind].tf_adjust if specs[c].tf_adjust is None else specs[c].tf_adjust for c in columns
     ]
-    first, second = _random_pairs(n, n_left, RANDOM_PAIRS, np.random.default_rng(seed))
-    random_levels, _, _ = comparator.compare(first, second)
-    u = u_from_random_pairs(random_levels, n_levels)
     if len(levels) < MIN_PAIRS_FOR_EM:
-        # Too few pairs to learn from: population-level u and a prior of one match per record.
+        # Too few pairs to learn from: u from random pairs (almost all unrelated), default m and a
+        # prior of one match per record.
+        first, second = _random_pairs(n, n_left, RANDOM_PAIRS, np.random.default_rng(seed))
+        random_levels, _, _ = comparator.compare(first, second)
+        u = u_from_random_pairs(random_levels, n_levels)
         others = (n - n_left) if n_left is not None else n - 1
         prior = 1.0 / max(others, 2)
         m = [default_m(k) for k in n_levels]
@@ -304,7 +305,7 @@ def _fit(
     # Besides unrelated pairs, candidates hold pairs that are alike for another reason than being
     # one entity (colleagues, namesakes); each gets its own class (see jobs.linkage_model).
     roles = ["name" if k == "name" else "personal" if k in PERSONAL_KINDS else "shared" for k in kinds]
-    result = fit_em(levels, n_levels, u_start=u, roles=roles)
+    result = fit_em(levels, n_levels, roles=roles)
     return build_model(
         columns,
         kinds,

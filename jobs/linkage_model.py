@@ -38,6 +38,7 @@ two random records agree on this field. Rare values gain weight, common ones los
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -56,6 +57,7 @@ __all__ = [
     "default_u",
     "fit_em",
     "probability",
+    "starting_classes",
     "term_frequency_weights",
     "u_from_random_pairs",
 ]
@@ -328,19 +330,23 @@ def starting_classes(
     return names, np.stack(columns, axis=1).astype(np.float64)
 
 
-def _m_step(
-    weighted: np.ndarray, present: np.ndarray, safe: np.ndarray, n_levels: Sequence[int]
-) -> list[list[np.ndarray]]:
+def _one_hot(patterns: np.ndarray, n_levels: Sequence[int]) -> np.ndarray:
+    """Patterns as 0/1 rows over all (field, level) columns; a missing field has no 1."""
+    offsets = np.concatenate([[0], np.cumsum(n_levels)[:-1]])
+    hot = np.zeros((len(patterns), int(np.sum(n_levels))), dtype=np.float64)
+    rows, fields = np.nonzero(patterns >= 0)
+    hot[rows, offsets[fields] + patterns[rows, fields]] = 1.0
+    return hot
+
+
+def _m_step(weighted: np.ndarray, hot: np.ndarray, n_levels: Sequence[int]) -> list[list[np.ndarray]]:
     """Per class and field, level probabilities from pattern weights (with the pseudo-count)."""
-    classes = []
-    for c in range(weighted.shape[1]):
-        per_field = []
-        for f, k in enumerate(n_levels):
-            rows = present[:, f]
-            tally = np.bincount(safe[rows, f], weights=weighted[rows, c], minlength=k) + PSEUDO_COUNT
-            per_field.append(tally / tally.sum())
-        classes.append(per_field)
-    return classes
+    tallies = hot.T @ weighted + PSEUDO_COUNT  # (field, level) x class
+    bounds = np.cumsum([0, *n_levels])
+    return [
+        [tallies[a:b, c] / tallies[a:b, c].sum() for a, b in itertools.pairwise(bounds)]
+        for c in range(weighted.shape[1])
+    ]
 
 
 def fit_em(
@@ -348,7 +354,7 @@ def fit_em(
     n_levels: Sequence[int],
     *,
     m_start: Sequence[np.ndarray] | None = None,
-    u_start: Sequence[np.ndarray],
+    u_start: Sequence[np.ndarray] | None = None,
     prior_start: float = 0.1,
     roles: Sequence[str] | None = None,
     max_iterations: int = 500,
@@ -366,7 +372,7 @@ def fit_em(
         levels: comparison levels of the candidate pairs.
         n_levels: number of levels per field.
         m_start: starting m per field, two-class fit (default :func:`default_m`).
-        u_start: starting u per field (from random pairs), two-class fit.
+        u_start: starting u per field (from random pairs), two-class fit (required there).
         prior_start: starting share of matches, two-class fit.
         roles: per field ``"name"``, ``"personal"`` or ``"shared"`` for the multi-class fit.
         max_iterations: EM iterations at most.
@@ -378,9 +384,10 @@ def fit_em(
     """
     patterns, counts = np.unique(levels, axis=0, return_counts=True)
     counts = counts.astype(np.float64)
-    present = patterns >= 0
-    safe = np.where(present, patterns, 0)
+    hot = _one_hot(patterns, n_levels)
     if roles is None:
+        if u_start is None:
+            raise ValueError("the two-class fit needs u_start (u from random pairs)")
         names = ["match", "unrelated"]
         classes = [
             [np.asarray(x, dtype=np.float64).copy() for x in (m_start or [default_m(k) for k in n_levels])],
@@ -392,19 +399,19 @@ def fit_em(
         names, start = starting_classes(patterns, n_levels, roles)
         if (start[:, 0] * counts).sum() == 0:
             # Nothing looks like a duplicate: say so with a model that flags no pair.
-            classes = _m_step(start * counts[:, None], present, safe, n_levels)
+            classes = _m_step(start * counts[:, None], hot, n_levels)
             return EMResult(
                 classes[0], classes[1], 1e-9, 0, True, classes[2:], [0.0] * (len(names) - 2), names[2:]
             )
         weighted = start * counts[:, None]
-        classes = _m_step(weighted, present, safe, n_levels)
+        classes = _m_step(weighted, hot, n_levels)
         share = np.clip(weighted.sum(axis=0) / counts.sum(), 1e-4, 1.0)
         share /= share.sum()
     anchor = [list(x) for x in classes[0]]
-    result = _iterate(classes, share, patterns, counts, n_levels, max_iterations, tolerance, frozen=False)
+    result = _iterate(classes, share, hot, counts, n_levels, max_iterations, tolerance, frozen=False)
     if roles is not None and not _match_agrees(result[0][0], patterns.shape[1], n_levels, roles):
-        classes = [anchor, *[list(c) for c in _m_step(start * counts[:, None], present, safe, n_levels)[1:]]]
-        result = _iterate(classes, share, patterns, counts, n_levels, max_iterations, tolerance, frozen=True)
+        classes = [anchor, *_m_step(start * counts[:, None], hot, n_levels)[1:]]
+        result = _iterate(classes, share, hot, counts, n_levels, max_iterations, tolerance, frozen=True)
         anchored = True
     else:
         anchored = False
@@ -449,7 +456,7 @@ def _match_agrees(m: list[np.ndarray], fields: int, n_levels: Sequence[int], rol
 def _iterate(
     classes: list[list[np.ndarray]],
     share: np.ndarray,
-    patterns: np.ndarray,
+    hot: np.ndarray,
     counts: np.ndarray,
     n_levels: Sequence[int],
     max_iterations: int,
@@ -457,31 +464,25 @@ def _iterate(
     *,
     frozen: bool,
 ) -> tuple[list[list[np.ndarray]], np.ndarray, int, bool]:
-    """EM iterations; with ``frozen`` the match class's probabilities are held (its share is not)."""
-    present = patterns >= 0
-    safe = np.where(present, patterns, 0)
+    """EM iterations; with ``frozen`` the match class's probabilities are held (its share is not).
+
+    Patterns are one-hot rows, so each E-step and M-step is one matrix product.
+    """
     iteration = 0
     for iteration in range(1, max_iterations + 1):
-        log_like = np.stack(
-            [
-                np.log(max(share[c], 1e-300))
-                + sum(np.where(present[:, f], np.log(probs[f])[safe[:, f]], 0.0) for f in range(len(probs)))
-                for c, probs in enumerate(classes)
-            ],
-            axis=1,
-        )
+        log_tables = np.stack([np.log(np.concatenate(probs)) for probs in classes], axis=1)
+        log_like = hot @ log_tables + np.log(np.maximum(share, 1e-300))
         log_like -= log_like.max(axis=1, keepdims=True)
         responsibility = np.exp(log_like)
         responsibility /= responsibility.sum(axis=1, keepdims=True)
         weighted = responsibility * counts[:, None]
         new_share = np.clip(weighted.sum(axis=0) / counts.sum(), 1e-9, 1.0)
-        new_classes = _m_step(weighted, present, safe, n_levels)
+        new_classes = _m_step(weighted, hot, n_levels)
         if frozen:
             new_classes[0] = classes[0]
         change = float(np.abs(new_share - share).max())
         for old, new in zip(classes, new_classes, strict=True):
-            for a, b in zip(old, new, strict=True):
-                change = max(change, float(np.abs(np.asarray(a) - b).max()))
+            change = max(change, float(np.abs(np.concatenate(old) - np.concatenate(new)).max()))
         classes, share = new_classes, new_share
         if not np.isfinite(change):
             raise ConvergenceError(
