@@ -10,8 +10,10 @@ Pipeline for one run (each step in its own module):
    rapidfuzz, once per distinct pair of values). Two name fields may be swapped (first and last
    name exchanged): when crossing them fits better, the crossed comparison is used and the
    evidence says so.
-4. **Score** with a Fellegi-Sunter model fitted by EM without labels, with term-frequency
+4. **Score** with a Fellegi-Sunter model fitted by EM without labels, with classes for look-alike
+   non-matches (colleagues sharing a company's phone and address; namesakes) and term-frequency
    adjustment (:mod:`jobs.linkage_model`): ``score`` is the posterior match probability.
+   ``link_records`` fits on both tables as one and scores the cross-table pairs.
 5. **Decide**: pairs scoring at least the threshold are returned. The default threshold is 0.5, the
    point where the fitted model says a match is more likely than not (the Bayes decision for equal
    costs of a false merge and a missed one).
@@ -29,8 +31,9 @@ evidence   ``dict`` per pair, keyed by compared column, each value a ``dict`` wi
            (``"exact"``, ``"high"``, ``"medium"``, ``"low"`` or ``"missing"``), ``agreed`` (True when
            the field counted for the match, False against, None when missing on a side),
            ``similarity`` (0..1, None when missing), ``weight`` (the log2 Bayes factor the field
-           added, term-frequency adjustment included; positive for, negative against) and, only for
-           swapped names, ``swapped: True``. Plain Python values, so ``json.dumps`` works as is.
+           added against the pair's likeliest non-match explanation, term-frequency adjustment
+           included; positive for, negative against) and, only for swapped names,
+           ``swapped: True``. Plain Python values, so ``json.dumps`` works as is.
 =========  =======================================================================================
 """
 

@@ -365,3 +365,88 @@ def test_repeated_or_missing_ids_are_refused():
 def test_swap_names_must_name_two_name_fields():
     with pytest.raises(ConfigError, match="swap_names must be two compared columns of kind 'name'"):
         find_duplicates(PEOPLE, id_column="lead_id", fields=FIELDS, swap_names=("first_name", "email"))
+
+
+# ---------------------------------------------------------------- look-alike classes
+
+
+def test_starting_classes_follow_their_names():
+    from jobs.linkage_model import starting_classes
+
+    # fields: first name, last name (name), email (personal), company, phone (shared); 4 levels each
+    patterns = np.array(
+        [
+            [3, 3, 3, 3, 3],  # everything agrees: match
+            [0, 0, 0, 3, 3],  # company and phone agree, the person does not: colleagues
+            [3, 3, 0, 0, 0],  # same name, nothing else: namesakes
+            [0, 0, 0, 0, 0],  # nothing: unrelated
+            [3, 2, -1, 3, -1],  # missing values do not count against a match
+        ]
+    )
+    names, assignment = starting_classes(patterns, [4] * 5, ["name", "name", "personal", "shared", "shared"])
+    assert names == ["match", "unrelated", "same group", "same name"]
+    assert [names[i] for i in assignment.argmax(axis=1)] == [
+        "match",
+        "same group",
+        "same name",
+        "unrelated",
+        "match",
+    ]
+
+
+def _company_staff(seed: int = 3) -> tuple[pd.DataFrame, set[frozenset]]:
+    """40 companies of 6 colleagues sharing name, switchboard, street and postcode; 15 re-entered."""
+    rng = np.random.default_rng(seed)
+    firsts = np.array(
+        ["Anna", "Ben", "Cara", "Dev", "Eli", "Finn", "Gita", "Hugo", "Iris", "Jon", "Kai", "Lena"]
+    )
+    syllables = ["ka", "lo", "mi", "ren", "dar", "vin", "sel", "tor", "ba", "qui", "nor", "fel", "gu"]
+    lasts = np.array(["".join(rng.choice(syllables, 3)).title() + "s" for _ in range(400)])
+    rows = []
+    for company in range(40):
+        phone = f"+44 20 7946 {company:04d}"
+        for person in range(6):
+            first, last = rng.choice(firsts), lasts[company * 6 + person]
+            rows.append(
+                {
+                    "id": f"p{company:02d}{person}",
+                    "first_name": first,
+                    "last_name": last,
+                    "email": f"{first}.{last}@company{company}.com".lower(),
+                    "company": f"Company {company} Ltd",
+                    "phone": phone,
+                    "street": f"{company + 1} High Street",
+                    "postcode": f"AB{company:02d} 1CD",
+                }
+            )
+    people = pd.DataFrame(rows)
+    copies = people.sample(15, random_state=seed).copy()
+    truth = {frozenset({i, f"{i}-dup"}) for i in copies["id"]}
+    copies["id"] = copies["id"] + "-dup"
+    copies["last_name"] = copies["last_name"].str[:-1]  # a typo
+    copies["company"] = copies["company"].str.replace(" Ltd", "", regex=False)
+    copies.loc[copies.index[::2], "email"] = None
+    return pd.concat([people, copies], ignore_index=True), truth
+
+
+def test_colleagues_sharing_company_phone_and_address_are_not_duplicates():
+    people, truth = _company_staff()
+    fields = {
+        "first_name": "name",
+        "last_name": "name",
+        "email": "email",
+        "company": "company",
+        "phone": "phone",
+        "street": "address",
+        "postcode": "postcode",
+    }
+    result = find_duplicates(people, id_column="id", fields=fields, phone_region="GB", report=True)
+    found = {frozenset(p) for p in zip(result.pairs["id_left"], result.pairs["id_right"], strict=True)}
+    assert found == truth
+    assert "same group" in result.model.alternative_classes
+    colleagues = result.candidates[
+        result.candidates["id_left"].str[:3] == result.candidates["id_right"].str[:3]
+    ]
+    assert len(colleagues) > 100  # blocking did pair colleagues; the model told them apart
+    evidence = result.pairs["evidence"].iloc[0]
+    assert evidence["first_name"]["weight"] > 0
