@@ -378,3 +378,33 @@ def test_keyset_paging_matches_the_unpaged_order_with_null_sort_keys(sandbox, sa
             url.split("&$orderby")[0] + "&$filter=numberofemployees eq null&$count=true"
         ).json()
         assert nulls["@odata.count"] > 0  # the ordering really crosses NULL keys
+
+
+def test_expand_single_valued_lookups(sandbox, sandbox_session):
+    url = (
+        sandbox.api_url + "salesorders?$select=name,_customerid_value&$top=50"
+        "&$expand=customerid_account($select=name),customerid_contact($select=fullname)"
+    )
+    rows = sandbox_session.get(url).json()["value"]
+    kinds = set()
+    for row in rows:
+        account, contact = row["customerid_account"], row["customerid_contact"]
+        assert (account is None) != (contact is None)  # exactly one side of the polymorphic lookup
+        nested = account or contact
+        key = "accountid" if account else "contactid"
+        kinds.add(key)
+        assert nested[key] == row["_customerid_value"]
+        assert set(nested) == {key, "name" if account else "fullname"}
+    assert kinds == {"accountid", "contactid"}
+    one = rows[0]
+    single = sandbox_session.get(
+        f"{sandbox.api_url}salesorders({one['salesorderid']})?$select=name&$expand=customerid_account($select=name)"
+    ).json()
+    assert single["customerid_account"] == one["customerid_account"]
+    bad = sandbox_session.get(sandbox.api_url + "contacts?$expand=parentcustomerid_account($top=1)")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "0x80060888"
+    tracked = sandbox_session.get(
+        sandbox.api_url + "salesorders?$select=name&$expand=customerid_account",
+        headers={"Prefer": "odata.track-changes"},
+    )
+    assert tracked.status_code == 400

@@ -68,6 +68,7 @@ def check_tracking(table: Table, options: QueryOptions, config: SandboxConfig) -
         ("$filter", options.filter_text is not None),
         ("$orderby", bool(options.orderby)),
         ("$top", options.top is not None),
+        ("$expand", bool(options.expand)),
     ):
         if present:
             raise bad_request(

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import parse_qsl, quote
 
-from connector.sandbox.faults import bad_request, unknown_property
+from connector.sandbox.faults import ApiError, bad_request, unknown_property
 from connector.sandbox.filters import CompiledFilter, compile_filter
 from connector.sandbox.paging import decode_skiptoken, encode_skiptoken, keyset_after
 from connector.sandbox.protocol import (
@@ -49,6 +49,84 @@ class QueryOptions:
     skiptoken: str | None
     deltatoken: str | None
     raw_pairs: list[tuple[str, str]]
+    expand: list[Expansion] = field(default_factory=list)
+
+
+@dataclass
+class Expansion:
+    """One single-valued ``$expand``: a lookup's navigation property and the related columns."""
+
+    nav: str
+    column: Column
+    target: Table
+    select: list[Column] | None
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return [p for p in parts if p]
+
+
+def _parse_expand(text: str, table: Table, tables: dict[str, Table]) -> list[Expansion]:
+    """Parse ``nav($select=a,b),nav2`` for many-to-one lookups (§3.5)."""
+    navs: dict[str, tuple[Column, str]] = {}
+    for column in table.columns:
+        for nav, target in column.navigation_properties().items():
+            navs[nav] = (column, target)
+    out: list[Expansion] = []
+    items = _split_top_level(text)
+    if len(items) > 15:
+        raise bad_request("The query has more than 15 $expand options; Dataverse allows at most 15.")
+    for item in items:
+        m = re.fullmatch(r"(\w+)(?:\((.*)\))?", item, re.DOTALL)
+        if not m:
+            raise bad_request(f"Syntax error in $expand '{text}'.")
+        nav, inner = m.group(1), m.group(2)
+        if nav not in navs:
+            raise bad_request(
+                f"Could not find a property named '{nav}' on type "
+                f"'Microsoft.Dynamics.CRM.{table.logical_name}'. "
+                "The sandbox expands single-valued lookups (for example parentaccountid or "
+                "customerid_account)."
+            )
+        column, target_name = navs[nav]
+        target = tables.get(target_name)
+        if target is None:
+            raise bad_request(
+                f"The sandbox does not serve '{target_name}' records, so '{nav}' cannot be expanded."
+            )
+        select = None
+        for option in (inner or "").split(";"):
+            if not option.strip():
+                continue
+            key, _, value = option.partition("=")
+            key = key.strip()
+            if key != "$select":
+                raise ApiError(
+                    400,
+                    "0x80060888",
+                    "Only $select and $filter clause can be provided while doing $expand on many-to-one "
+                    "relationship or nested one-to-many relationship."
+                    if key in ("$top", "$orderby", "$expand", "$filter")
+                    else f"The query option {key} is not allowed inside $expand.",
+                )
+            by_wire = {c.wire_name: c for c in target.columns}
+            select = []
+            for name in _split_list(value):
+                if name not in by_wire:
+                    raise unknown_property(name, target.logical_name)
+                select.append(by_wire[name])
+        out.append(Expansion(nav, column, target, select))
+    return out
 
 
 def _split_list(text: str) -> list[str]:
@@ -79,7 +157,9 @@ def _substitute_aliases(text: str, aliases: dict[str, str]) -> str:
     return "".join(out)
 
 
-def parse_options(query: str, table: Table, now: datetime) -> QueryOptions:
+def parse_options(
+    query: str, table: Table, now: datetime, tables: dict[str, Table] | None = None
+) -> QueryOptions:
     """Parse and validate a query string against a table.
 
     Raises:
@@ -107,10 +187,6 @@ def parse_options(query: str, table: Table, now: datetime) -> QueryOptions:
                 f"Query option '{name}' was specified more than once, but it must be specified at most once."
             )
         options[name] = value
-    if "$expand" in options:
-        raise bad_request(
-            "The sandbox does not implement $expand; select the lookup's _<name>_value instead."
-        )
     columns = table.column_map()
     by_wire = {c.wire_name: c for c in table.columns}
 
@@ -149,7 +225,9 @@ def parse_options(query: str, table: Table, now: datetime) -> QueryOptions:
     count_text = options.get("$count", "false")
     if count_text not in ("true", "false"):
         raise bad_request(f"'{count_text}' is not a valid count option.")
+    expand = _parse_expand(options["$expand"], table, tables or {}) if "$expand" in options else []
     return QueryOptions(
+        expand=expand,
         select=select,
         filter_text=filter_text,
         filter=compiled,
@@ -223,6 +301,7 @@ class RecordWriter:
         table: Table,
         select: list[Column] | None,
         annotations: AnnotationFilter,
+        expand: list[Expansion] | None = None,
     ):
         self.tables = store_tables
         self.table = table
@@ -247,6 +326,20 @@ class RecordWriter:
             if c.is_lookup and tc and tc in columns:
                 self._type_index[c.logical_name] = len(sql_cols)
                 sql_cols.append(tc)
+        # Expanded lookups need the lookup id (and its type) even when not selected.
+        self.expand = list(expand or [])
+        self._expand_index: dict[str, tuple[int, int | None]] = {}
+        for exp in self.expand:
+            key = exp.column.logical_name
+            if key not in sql_cols:
+                sql_cols.append(key)
+            tc = exp.column.type_column
+            if tc and tc in columns and tc not in sql_cols:
+                sql_cols.append(tc)
+            self._expand_index[exp.nav] = (
+                sql_cols.index(key),
+                sql_cols.index(tc) if tc in sql_cols else None,
+            )
         self.sql_columns = sql_cols
 
     def select_sql(self) -> str:
@@ -302,7 +395,34 @@ class RecordWriter:
                             rec[f"{wire}@{LOOKUP_NAME}"] = self._target(column, row)
                 rec[wire] = value
             out.append(rec)
+        for exp in self.expand:
+            self._attach(conn, exp, rows, out)
         return out
+
+    def _attach(self, conn: sqlite3.Connection, exp: Expansion, rows: list[tuple], out: list[dict]) -> None:
+        """Add ``<nav>: {...}`` (or null) to each record, one query for the whole page."""
+        id_index, type_index = self._expand_index[exp.nav]
+        wanted = [
+            row[id_index]
+            if row[id_index] and (type_index is None or row[type_index] in (None, exp.target.logical_name))
+            else None
+            for row in rows
+        ]
+        ids = sorted({i for i in wanted if i})
+        nested = RecordWriter(self.tables, exp.target, exp.select, AnnotationFilter(None))
+        found: dict[str, dict] = {}
+        pk = exp.target.primary_id
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            sql = (
+                f'SELECT {nested.select_sql()} FROM "{exp.target.logical_name}" '
+                f'WHERE "{pk}" IN ({",".join("?" * len(chunk))})'
+            )
+            for record in nested.records(conn, conn.execute(sql, chunk).fetchall()):
+                record.pop("@odata.etag", None)
+                found[str(record[pk])] = record
+        for rec, record_id in zip(out, wanted, strict=True):
+            rec[exp.nav] = found.get(record_id) if record_id else None
 
     def _lookup_names(self, conn: sqlite3.Connection, rows: list[tuple]) -> dict[str, str]:
         """Primary names of every record the page's lookups point at (one query per target table)."""

@@ -149,7 +149,7 @@ class Service:
 
     def _collection(self, req: Request, table: Table) -> Response:
         now = self.now()
-        options = parse_options(req.query, table, now)
+        options = parse_options(req.query, table, now, self.store.tables)
         prefer = parse_prefer(req.headers)
         annotations = AnnotationFilter(prefer.get("odata.include-annotations"))
         applied: list[str] = []
@@ -175,7 +175,7 @@ class Service:
             applied.append(f"odata.maxpagesize={page_size}")
             options.top = None  # §3.6: $top is ignored with odata.maxpagesize
         conn = self.store.conn()
-        writer = RecordWriter(self.store.tables, table, options.select, annotations)
+        writer = RecordWriter(self.store.tables, table, options.select, annotations, options.expand)
         root = req.service_root
         context = f"{root}$metadata#{table.entity_set}{writer.context_suffix(options.select)}"
         base_query = strip_query(req.query, "$skiptoken")
@@ -239,7 +239,7 @@ class Service:
     def _count(self, req: Request, table: Table) -> Response:
         if req.method != "GET":
             raise ApiError(405, "0x0", "$count only answers GET.")
-        options = parse_options(req.query, table, self.now())
+        options = parse_options(req.query, table, self.now(), self.store.tables)
         conn = self.store.conn()
         if options.deltatoken is not None:
             # §4: GET <set>/$count?$deltatoken=... counts the changes since the token.
@@ -266,7 +266,7 @@ class Service:
         )
 
     def _fetch(self, req: Request, table: Table, record_id: str) -> tuple[dict | None, str]:
-        options = parse_options(req.query, table, self.now())
+        options = parse_options(req.query, table, self.now(), self.store.tables)
         for name, present in (
             ("$filter", options.filter_text),
             ("$orderby", options.orderby),
@@ -276,7 +276,7 @@ class Service:
                 raise bad_request(f"The query option {name} is not allowed when retrieving a single record.")
         prefer = parse_prefer(req.headers)
         annotations = AnnotationFilter(prefer.get("odata.include-annotations"))
-        writer = RecordWriter(self.store.tables, table, options.select, annotations)
+        writer = RecordWriter(self.store.tables, table, options.select, annotations, options.expand)
         conn = self.store.conn()
         rows = conn.execute(
             f'SELECT {writer.select_sql()} FROM "{table.logical_name}" WHERE "{table.primary_id}" = ?',
