@@ -389,8 +389,6 @@ def _attribute_list(table: Table, cast: str | None, options: dict[str, str]) -> 
         data = _attribute_json(table, column)
         if cast and data["@odata.type"] != f"#{_NS}{cast}":
             continue
-        if cast == "LookupAttributeMetadata" and column.attribute_type not in ("Lookup",):
-            continue
         if tree is not None and not _evaluate(tree, data):
             continue
         for name in ("OptionSet", "GlobalOptionSet"):
