@@ -82,7 +82,7 @@ MIN_PAIRS_FOR_EM = 200
 """Fewer candidate pairs than this cannot teach EM much: the model then uses default m
 probabilities, u from random pairs and a prior of one match per record."""
 RANDOM_PAIRS = 200_000
-"""Random record pairs compared to estimate u (all pairs when there are fewer)."""
+"""Random record pairs compared to estimate u for the default model (all pairs when there are fewer)."""
 SWAP_MARGIN = 0.1
 """How much better (summed similarity) crossing two name fields must fit to count as a swap."""
 
