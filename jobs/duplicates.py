@@ -418,16 +418,18 @@ def _run(
     )
     comparator = _Comparator(prepared, specs, swap)
     levels, sims, swapped = comparator.compare(first, second)
-    if model is None and n_left is not None and len(levels) >= MIN_PAIRS_FOR_EM:
+    if model is None and n_left is not None:
         # Linking: learn from both tables as one (pairs within each table too). What a duplicate
-        # looks like does not depend on the table a record came from, and the few cross-table
-        # matches alone are too rare among the candidates for EM to find them reliably.
+        # looks like does not depend on the table a record came from; the few cross-table matches
+        # alone are too rare among the candidates for EM to find reliably, and one new lead gives
+        # no pairs to learn from at all, while the existing table does.
         all_first, all_second, _ = candidate_pairs(
             prepared, passes, order=order, max_block_size=max_block_size, n_left=None
         )
         all_levels, _, _ = comparator.compare(all_first, all_second)
-        model = _fit(comparator, specs, all_levels, len(frame), None, seed)
-    elif model is None:
+        if len(all_levels) >= MIN_PAIRS_FOR_EM:
+            model = _fit(comparator, specs, all_levels, len(frame), None, seed)
+    if model is None:
         model = _fit(comparator, specs, levels, len(frame), n_left, seed)
     else:
         try:
@@ -626,9 +628,10 @@ def link_records(
     """Find records of ``right`` that are probably the same entity as records of ``left``.
 
     Typical use: new leads (left) against existing contacts or accounts (right). Only left-right
-    pairs are compared. With few candidate pairs (a handful of new leads) the model cannot be
-    fitted by EM; pass ``model=`` from a :func:`find_duplicates` run on the right table with the
-    same fields, or the default model is used (see :data:`MIN_PAIRS_FOR_EM`).
+    pairs are scored and returned, but the model is learned from both tables as one (pairs within
+    each table too), so even a single new lead is scored by a model fitted on the existing table.
+    That costs a deduplication-sized pass over the right table per call: for many small calls,
+    fit once (``report=True`` and keep ``.model``) and pass ``model=``.
 
     Args:
         left: the records to match (e.g. leads).

@@ -103,3 +103,14 @@ def test_leads_are_linked_to_the_contacts_they_already_are(seed):
     assert precision >= MIN_PRECISION
     assert recall >= MIN_RECALL
     assert np.all(pairs["score"] >= 0.5)
+
+
+def test_one_new_lead_is_matched_to_its_contact(seed):
+    leads, contacts = canonical(seed, "lead"), canonical(seed, "contact")
+    config = load_duplicate_config(MAPPINGS / "duplicates.toml", "lead")
+    matches = seed.ground_truth["lead_contact_matches"].iloc[:5]
+    for lead_id, contact_id in zip(matches["leadid"], matches["contactid"], strict=True):
+        new_lead = leads[leads["lead_id"] == lead_id]
+        result = link_records(new_lead, contacts, report=True, **config.link_kwargs("contact"))
+        assert result.model.source == "em"  # learned from the contacts, not a default guess
+        assert list(result.pairs["id_right"]) == [contact_id]
