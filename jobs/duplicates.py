@@ -418,7 +418,13 @@ def _run(
     )
     comparator = _Comparator(prepared, specs, swap)
     levels, sims, swapped = comparator.compare(first, second)
-    if model is None and n_left is not None:
+    if model is not None:
+        try:
+            check_compatible(model, {c: s.kind for c, s in specs.items()})
+        except ValueError as exc:
+            raise ConfigError(str(exc), key="model") from None
+        model = model.with_source("given")
+    elif n_left is not None:
         # Linking: learn from both tables as one (pairs within each table too). What a duplicate
         # looks like does not depend on the table a record came from; the few cross-table matches
         # alone are too rare among the candidates for EM to find reliably, and one new lead gives
@@ -427,16 +433,12 @@ def _run(
             prepared, passes, order=order, max_block_size=max_block_size, n_left=None
         )
         all_levels, _, _ = comparator.compare(all_first, all_second)
-        if len(all_levels) >= MIN_PAIRS_FOR_EM:
-            model = _fit(comparator, specs, all_levels, len(frame), None, seed)
-    if model is None:
-        model = _fit(comparator, specs, levels, len(frame), n_left, seed)
+        model = _fit(comparator, specs, all_levels, len(frame), None, seed)
+        if model.source == "default":
+            # Too little to learn from in both tables: the default model, sized for linking.
+            model = _fit(comparator, specs, levels, len(frame), n_left, seed)
     else:
-        try:
-            check_compatible(model, {c: s.kind for c, s in specs.items()})
-        except ValueError as exc:
-            raise ConfigError(str(exc), key="model") from None
-        model = model.with_source("given")
+        model = _fit(comparator, specs, levels, len(frame), None, seed)
     tf = _tf_weights(comparator, model, levels, first)
     score = model.score(levels, tf.sum(axis=1))
     candidates = pd.DataFrame({"id_left": ids[first], "id_right": ids[second], "score": score})
