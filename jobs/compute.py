@@ -374,9 +374,12 @@ def customer_value_jobs(
             frame["p_alive"] = predicted["p_alive"].astype(float)
             frame["churn_risk"] = predicted["churn_risk"].astype("boolean")
             frame["high_value"] = predicted["high_value"].astype("boolean")
-            outcome.message = (
-                f"{len(hist)} customers valued; predicted over {predicted.attrs.get('horizon', '')}"
+            horizon = result.predicted.attrs.get("horizon")
+            unit = {"D": "days", "W": "weeks", "M": "months"}.get(
+                result.predicted.attrs.get("time_unit"), "units"
             )
+            over = f" over the next {float(horizon):.0f} {unit}" if horizon else ""
+            outcome.message = f"{len(hist)} customers valued; spend predicted{over}"
             outcome.details = {
                 "customers": len(hist),
                 "high_value": int(predicted["high_value"].fillna(False).sum()),
