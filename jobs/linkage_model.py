@@ -74,6 +74,8 @@ PSEUDO_COUNT = 0.5
 TF_LIMIT = 100.0
 """Largest factor by which a term-frequency adjustment may raise or lower the odds."""
 PERSONAL_KINDS = frozenset({"name", "email", "date"})
+ALTERNATIVE_CLASSES = ("same group", "same name")
+"""The look-alike non-match classes, in the order they are tried."""
 """Kinds that tell one person from another; the other kinds can be shared by a group."""
 
 
@@ -286,7 +288,10 @@ def _fraction(agree: np.ndarray, present: np.ndarray, mask: np.ndarray) -> np.nd
 
 
 def starting_classes(
-    patterns: np.ndarray, n_levels: Sequence[int], roles: Sequence[str]
+    patterns: np.ndarray,
+    n_levels: Sequence[int],
+    roles: Sequence[str],
+    include: Sequence[str] = ALTERNATIVE_CLASSES,
 ) -> tuple[list[str], np.ndarray]:
     """Assign each comparison pattern to a class by plain rules, to start EM where the classes mean
     what their names say.
@@ -300,6 +305,7 @@ def starting_classes(
         patterns: distinct comparison patterns (patterns x fields, -1 missing).
         n_levels: levels per field.
         roles: per field ``"name"``, ``"personal"`` (email, date) or ``"shared"``.
+        include: the look-alike classes to consider (when the fields allow them).
 
     Returns:
         The class names (match and unrelated first) and a 0/1 matrix patterns x classes.
@@ -323,12 +329,12 @@ def starting_classes(
     names = ["match", "unrelated"]
     columns = [match]
     taken = match.copy()
-    if personal.any() and shared.any():
+    if "same group" in include and personal.any() and shared.any():
         group = ~taken & group_agrees & ~person_agrees
         names.append("same group")
         columns.append(group)
         taken |= group
-    if name.any() and (~name).any():
+    if "same name" in include and name.any() and (~name).any():
         namesake = ~taken & (np.nan_to_num(by_name, nan=0.0) >= 0.5) & ~group_agrees
         names.append("same name")
         columns.append(namesake)
@@ -402,26 +408,38 @@ def fit_em(
         ]
         prior = float(np.clip(prior_start, 1e-6, 0.5))
         share = np.array([prior, 1.0 - prior])
-    else:
-        names, start = starting_classes(patterns, n_levels, roles)
-        if (start[:, 0] * counts).sum() == 0:
-            # Nothing looks like a duplicate: say so with a model that flags no pair.
-            classes = _m_step(start * counts[:, None], hot, n_levels)
-            return EMResult(
-                classes[0], classes[1], 1e-9, 0, True, classes[2:], [0.0] * (len(names) - 2), names[2:]
-            )
-        weighted = start * counts[:, None]
-        classes = _m_step(weighted, hot, n_levels)
-        share = np.clip(weighted.sum(axis=0) / counts.sum(), 1e-4, 1.0)
-        share /= share.sum()
-    anchor = [list(x) for x in classes[0]]
-    result = _iterate(classes, share, hot, counts, n_levels, max_iterations, tolerance, frozen=False)
-    if roles is not None and not _match_agrees(result[0][0], patterns.shape[1], n_levels, roles):
-        classes = [anchor, *_m_step(start * counts[:, None], hot, n_levels)[1:]]
-        result = _iterate(classes, share, hot, counts, n_levels, max_iterations, tolerance, frozen=True)
-        anchored = True
-    else:
+        result = _iterate(classes, share, hot, counts, n_levels, max_iterations, tolerance, frozen=False)
         anchored = False
+    else:
+        include = list(ALTERNATIVE_CLASSES)
+        while True:
+            names, start = starting_classes(patterns, n_levels, roles, include)
+            weighted = start * counts[:, None]
+            classes = _m_step(weighted, hot, n_levels)
+            if weighted[:, 0].sum() == 0:
+                # Nothing looks like a duplicate: say so with a model that flags no pair.
+                return EMResult(
+                    classes[0], classes[1], 1e-9, 0, True, classes[2:], [0.0] * (len(names) - 2), names[2:]
+                )
+            share = np.clip(weighted.sum(axis=0) / counts.sum(), 1e-4, 1.0)
+            share /= share.sum()
+            result = _iterate(classes, share, hot, counts, n_levels, max_iterations, tolerance, frozen=False)
+            # A look-alike class that ended up meaning something else (a "same group" whose pairs
+            # agree on who they are is really more matches) is not in this data: drop it, refit.
+            wrong = [
+                name
+                for name, probs in zip(names[2:], result[0][2:], strict=True)
+                if not _class_means_it(name, probs, n_levels, roles)
+            ]
+            if not wrong:
+                break
+            include = [c for c in include if c not in wrong]
+        anchored = False
+        if not _class_means_it("match", result[0][0], n_levels, roles):
+            # The match class drifted to another look-alike group: hold it at its rule-based estimate.
+            classes = _m_step(start * counts[:, None], hot, n_levels)
+            result = _iterate(classes, share, hot, counts, n_levels, max_iterations, tolerance, frozen=True)
+            anchored = True
     classes, share, iteration, converged = result
     m, u = classes[0], classes[1]
     if roles is None:
@@ -449,15 +467,34 @@ def fit_em(
     )
 
 
-def _match_agrees(m: list[np.ndarray], fields: int, n_levels: Sequence[int], roles: Sequence[str]) -> bool:
-    """Whether matches mostly agree on personal fields and on shared fields (top two levels)."""
-    agree = np.array([float(m[f][-2:].sum()) if n_levels[f] > 2 else float(m[f][-1]) for f in range(fields)])
+def _class_means_it(
+    name: str, probs: list[np.ndarray], n_levels: Sequence[int], roles: Sequence[str]
+) -> bool:
+    """Whether a fitted class still means what its name says (agreement: the top two levels).
+
+    match: personal and shared fields mostly agree; same group: shared agree, personal do not;
+    same name: names agree, shared fields do not.
+    """
+    agree = np.array(
+        [float(p[-2:].sum()) if k > 2 else float(p[-1]) for p, k in zip(probs, n_levels, strict=True)]
+    )
     roles_arr = np.asarray(roles)
-    personal = roles_arr != "shared"
-    shared = roles_arr == "shared"
-    ok_personal = not personal.any() or agree[personal].mean() >= 0.5
-    ok_shared = not shared.any() or agree[shared].mean() >= 0.5
-    return bool(ok_personal and ok_shared)
+
+    def mean(mask: np.ndarray) -> float | None:
+        return float(agree[mask].mean()) if mask.any() else None
+
+    personal, shared, names = (
+        mean(roles_arr != "shared"),
+        mean(roles_arr == "shared"),
+        mean(roles_arr == "name"),
+    )
+    if name == "match":
+        return (personal is None or personal >= 0.5) and (shared is None or shared >= 0.5)
+    if name == "same group":
+        return personal is not None and personal < 0.5 and shared is not None and shared >= 0.5
+    if name == "same name":
+        return names is not None and names >= 0.5 and shared is not None and shared < 0.5
+    return True
 
 
 def _iterate(

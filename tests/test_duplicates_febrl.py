@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 
 from jobs.clustering import cluster
-from jobs.duplicates import DEFAULT_THRESHOLD, find_duplicates
+from jobs.duplicates import DEFAULT_THRESHOLD, find_duplicates, link_records
 
-FEBRL1 = Path(__file__).parent / "data" / "febrl" / "dataset1.csv"
+FEBRL = Path(__file__).parent / "data" / "febrl"
+FEBRL1 = FEBRL / "dataset1.csv"
 
 # Every column except soc_sec_id, which would make the task trivial.
 FIELDS = {
@@ -24,11 +25,15 @@ FIELDS = {
 }
 
 
-@pytest.fixture(scope="module")
-def febrl() -> pd.DataFrame:
-    frame = pd.read_csv(FEBRL1, skipinitialspace=True, dtype=str)
+def read(name: str) -> pd.DataFrame:
+    frame = pd.read_csv(FEBRL / name, skipinitialspace=True, dtype=str)
     frame.columns = [c.strip() for c in frame.columns]
     return frame.drop(columns=["soc_sec_id"])
+
+
+@pytest.fixture(scope="module")
+def febrl() -> pd.DataFrame:
+    return read("dataset1.csv")
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +89,28 @@ def test_clusters_are_the_true_pairs(result):
     groups = cluster(result.pairs)
     sizes = groups.groupby("cluster_id")["record_id"].agg(lambda ids: entity(ids).nunique())
     assert (sizes == 1).mean() >= 0.99  # each group holds one real person
+
+
+def f1(precision: float, recall: float) -> float:
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def test_dataset3_with_many_heavily_corrupted_duplicates():
+    # 2,000 people, up to five duplicates each, more typos and missing values: 6,538 true pairs.
+    frame = read("dataset3.csv")
+    pairs = find_duplicates(frame, id_column="rec_id", fields=FIELDS)
+    same = entity(pairs["id_left"]).to_numpy() == entity(pairs["id_right"]).to_numpy()
+    sizes = entity(frame["rec_id"]).value_counts()
+    true_pairs = int((sizes * (sizes - 1) // 2).sum())
+    precision, recall = same.mean(), same.sum() / true_pairs
+    print(f"FEBRL3: precision {precision:.4f} recall {recall:.4f} F1 {f1(precision, recall):.4f}")
+    assert f1(precision, recall) >= 0.99
+
+
+def test_dataset4_linkage_of_two_files():
+    left, right = read("dataset4a.csv"), read("dataset4b.csv")
+    pairs = link_records(left, right, left_id="rec_id", right_id="rec_id", fields=FIELDS)
+    same = entity(pairs["id_left"]).to_numpy() == entity(pairs["id_right"]).to_numpy()
+    precision, recall = same.mean(), same.sum() / len(left)
+    print(f"FEBRL4 a->b: precision {precision:.4f} recall {recall:.4f} F1 {f1(precision, recall):.4f}")
+    assert f1(precision, recall) >= 0.99
