@@ -24,8 +24,10 @@ A pair's match probability is the posterior of the match class against all the o
 
 **Starting point.** EM starts from a plain-rule assignment of each comparison pattern to a class
 (:func:`starting_classes`: most fields agree -> match; shared agree, personal not -> same group...),
-so each class begins meaning what its name says; EM then re-weighs everything. If free EM still
-lets the match class drift to another look-alike group (its members no longer agree on personal and
+so each class begins meaning what its name says; EM then re-weighs everything. A look-alike class
+that ends up meaning something else (a "same group" whose pairs agree on who they are: on FEBRL,
+duplicates that changed address) is not in the data: it is dropped and the rest refitted. If the
+match class itself drifts to another look-alike group (its members no longer agree on personal and
 shared fields), the fit is repeated with the match probabilities held at their rule-based estimate
 and the model says so (``anchored``). With too few candidate pairs to learn from, a default model
 is used: default ``m``, ``u`` from random record pairs (almost all unrelated).
