@@ -450,3 +450,13 @@ def test_colleagues_sharing_company_phone_and_address_are_not_duplicates():
     assert len(colleagues) > 100  # blocking did pair colleagues; the model told them apart
     evidence = result.pairs["evidence"].iloc[0]
     assert evidence["first_name"]["weight"] > 0
+
+
+def test_a_table_without_duplicates_gives_no_pairs_and_no_error():
+    people, _ = _company_staff()
+    clean = people[~people["id"].str.endswith("-dup")]
+    fields = {"first_name": "name", "last_name": "name", "email": "email", "company": "company"}
+    result = find_duplicates(clean, id_column="id", fields=fields, report=True)
+    assert len(result.candidates) > 200  # enough pairs to fit: the model, not a default, says "none"
+    assert result.pairs.empty
+    assert result.model.prior < 1e-6

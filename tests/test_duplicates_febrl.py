@@ -98,7 +98,11 @@ def f1(precision: float, recall: float) -> float:
 def test_dataset3_with_many_heavily_corrupted_duplicates():
     # 2,000 people, up to five duplicates each, more typos and missing values: 6,538 true pairs.
     frame = read("dataset3.csv")
-    pairs = find_duplicates(frame, id_column="rec_id", fields=FIELDS)
+    result = find_duplicates(frame, id_column="rec_id", fields=FIELDS, report=True)
+    pairs = result.pairs
+    # Duplicates here often change address: a "same group" class would take them for
+    # household members and is dropped as not meaning what it says.
+    assert "same group" not in result.model.alternative_classes
     same = entity(pairs["id_left"]).to_numpy() == entity(pairs["id_right"]).to_numpy()
     sizes = entity(frame["rec_id"]).value_counts()
     true_pairs = int((sizes * (sizes - 1) // 2).sum())
