@@ -105,7 +105,6 @@ class FieldSpec:
 
 FieldsArg = Mapping[str, "str | FieldSpec"]
 BlockingArg = Sequence["Sequence[str] | str | BlockingPass"] | None
-SwapArg = "tuple[str, str] | Literal['auto'] | None"
 
 
 @dataclass(frozen=True)
@@ -220,7 +219,9 @@ class _Comparator:
                 self.codes[column] = codes[position * n : (position + 1) * n].astype(np.int64)
                 self.uniques[column] = uniques_arr
 
-    def _pairwise(self, kind: str, uniques: np.ndarray, a: np.ndarray, b: np.ndarray):
+    def _pairwise(
+        self, kind: str, uniques: np.ndarray, a: np.ndarray, b: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Similarity and level per pair of codes (-1 level where a code is missing)."""
         sim = np.full(len(a), np.nan, dtype=np.float64)
         level = np.full(len(a), -1, dtype=np.int8)
@@ -261,7 +262,10 @@ class _Comparator:
         return levels, sims, swapped
 
 
-def _random_pairs(n: int, n_left: int | None, count: int, rng: np.random.Generator):
+def _random_pairs(
+    n: int, n_left: int | None, count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``count`` random record pairs (all pairs when there are fewer), as index arrays."""
     if n_left is None:
         total = n * (n - 1) // 2
         if total <= count:
