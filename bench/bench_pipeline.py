@@ -1,5 +1,8 @@
 """Benchmark ``dvsync run`` against the sandbox: a full first run, then a run after 1% of records change.
 
+A second run in between reads back the first run's own writes (change tracking reports every
+changed record, whoever changed it), so the 1% run measures only the users' changes.
+
 For each run it prints the wall time and, per table, the records read and the read requests
 (records per request), the records written and the ``$batch`` requests (records per request), and
 the HTTP totals. A third run with nothing changed checks that no write request is sent.
@@ -114,7 +117,15 @@ def main() -> None:
             figures = {}
             with DataverseClient.from_settings(settings) as client, Mirror(settings.mirror.path) as mirror:
                 provision(client, mappings, solution="dvsync")
-                for label in ("first run (full)", f"after {args.change:.0%} changed", "unchanged"):
+                # The second run reads back the first run's own writes (they changed the records, and
+                # change tracking reports them); the 1% figure is measured after that has settled.
+                labels = (
+                    "first run (full)",
+                    "second run (own writes come back)",
+                    f"after {args.change:.0%} changed",
+                    "unchanged",
+                )
+                for label in labels:
                     if label.startswith("after"):
                         print(f"\nchanged: {change_records(client, mirror, args.change, args.seed)}")
                     started = time.perf_counter()

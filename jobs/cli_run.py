@@ -38,11 +38,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @contextmanager
 def stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by SIGTERM/SIGINT while the block runs (the run then ends after its chunk)."""
+    """An event set by SIGTERM/SIGINT while the block runs (the run then ends after its chunk).
+
+    A second Ctrl-C interrupts at once; crash safety makes that harmless too.
+    """
     stop = threading.Event()
     previous = {}
 
     def handler(signum: int, frame: object) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now (the next run resumes safely)
         stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from connector.errors import DvsyncError
+from connector.errors import ConfigError, DvsyncError, JobError
 from connector.mapping import MappingSet, OutputColumn
 from connector.settings import KNOWN_JOBS, Settings
 from jobs import compute
@@ -240,6 +240,7 @@ class PipelineResult:
         plan_csv: where a dry run wrote its plan.
         confirmed: writes of a killed run found in Dynamics and marked written.
         failures: per failed record: table, record, columns, message.
+        not_provisioned: output columns that do not exist in Dynamics (``dvsync provision``).
         http: requests, retries, 429s and requests per path.
         duration_s: wall time.
         error: why the run failed or stopped.
@@ -255,6 +256,7 @@ class PipelineResult:
     plan_csv: Path | None = None
     confirmed: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
+    not_provisioned: list[str] = field(default_factory=list)
     http: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
     error: str | None = None
@@ -294,6 +296,7 @@ class PipelineResult:
             "plan_csv": str(self.plan_csv) if self.plan_csv else None,
             "confirmed_after_interruption": self.confirmed,
             "failures": self.failures[:50],
+            "not_provisioned": self.not_provisioned,
             "http": self.http,
             "duration_s": self.duration_s,
             "error": self.error,
@@ -428,7 +431,6 @@ def _finish(ctx: _Context, started: float, monotonic: Callable[[], float], trigg
 
 
 def _choose_jobs(jobs: Sequence[str]) -> list[str]:
-    from connector.errors import ConfigError
     from connector.tomlfile import closest
 
     names = [j.strip().lower() for j in jobs if j and j.strip()]
@@ -550,6 +552,8 @@ def _entity(mirror: Mirror, entity: str) -> pd.DataFrame | None:
 
 
 def _job_failed(job: str, exc: Exception) -> JobOutcome:
+    if isinstance(exc, ConfigError):
+        raise exc  # a job configuration file to fix: the run stops with exit code 2
     log.error("job %s failed: %s", job, exc)
     return JobOutcome(job, status="failed", message=str(exc))
 
@@ -561,6 +565,8 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
     if "scoring" in chosen:
         leads = _frame(mirror, "lead")
         try:
+            if not leads.empty and "status" not in leads:
+                raise JobError("the leads have no `status` field; map it in lead.toml (statecode)")
             held_scores = leads.set_index("lead_id")["out_score"] if "out_score" in leads else None
             held_trends = leads.set_index("lead_id")["out_trend"] if "out_trend" in leads else None
             outcomes.append(
@@ -612,8 +618,24 @@ def _model_dir(ctx: _Context) -> Path:
 
 
 def _plan(ctx: _Context, outcomes: Sequence[JobOutcome]) -> pd.DataFrame:
-    targets = sorted({o.table for o in ctx.mappings.outputs if o.enabled})
+    failed = {t.table for t in ctx.result.sync.tables if not t.ok} if ctx.result.sync else set()
+    for table in sorted(failed & {o.table for o in ctx.mappings.outputs}):
+        # Its mirror may be stale: writing now could overwrite a change made since. Next run.
+        log.warning("%s: not written this run because its sync failed", table)
+    targets = sorted({o.table for o in ctx.mappings.outputs if o.enabled} - failed)
     current = _current(ctx.mirror, ctx.mappings, targets)
+    missing = [
+        o.logical_name
+        for o in ctx.mappings.outputs
+        if o.enabled and o.table in current and o.mirror_column not in current[o.table].columns
+    ]
+    if missing:
+        ctx.result.not_provisioned = missing
+        log.warning(
+            "%d output column(s) do not exist in Dynamics, not written (%s...); run `dvsync provision`",
+            len(missing),
+            ", ".join(missing[:3]),
+        )
     parts = [empty_plan()]
     for outcome in outcomes:
         for table, frame in outcome.results.items():
@@ -622,7 +644,7 @@ def _plan(ctx: _Context, outcomes: Sequence[JobOutcome]) -> pd.DataFrame:
     plan = pd.concat(parts, ignore_index=True)
     plan = add_companions(plan, current, ctx.mappings.outputs, ctx.now)
     earlier = ctx.mirror.plan(status=list(OPEN_STATUSES))
-    earlier = earlier[earlier["run_id"] != ctx.result.run_id]
+    earlier = earlier[(earlier["run_id"] != ctx.result.run_id) & earlier["table_name"].isin(list(current))]
     plan = carry_forward(plan, earlier, current, ctx.mappings.outputs)
     ctx._earlier = earlier  # type: ignore[attr-defined]
     for table, items in plan.groupby("table_name"):

@@ -189,6 +189,13 @@ def render_run(result: PipelineResult, out: Console | None = None) -> None:
         )
     if len(result.failures) > 10:
         out.print(f"... and {len(result.failures) - 10} more; they are retried next run", markup=False)
+    if result.not_provisioned:
+        out.print(
+            f"{len(result.not_provisioned)} output column(s) do not exist yet and were not written: "
+            "run `dvsync provision`",
+            style="yellow",
+            markup=False,
+        )
     if result.plan_csv:
         out.print(f"plan: {len(result.plan)} value(s) written to {result.plan_csv}", markup=False)
     http = result.http
