@@ -618,7 +618,7 @@ def _default_sets() -> dict[str, ScheduleSet]:
 
 
 class ScheduleSettings(_Section):
-    """When `dvsync serve` runs what."""
+    """When `dvsync schedule` runs what."""
 
     timezone: str = Field(default="UTC", description="IANA time zone the cron expressions are read in.")
     sets: dict[str, ScheduleSet] = Field(
