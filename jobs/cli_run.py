@@ -28,9 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--dry-run",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="plan the writes into a CSV and print a summary; change nothing in Dynamics",
+        help="plan the writes into a CSV and print a summary, changing nothing in Dynamics "
+        "(--no-dry-run writes even when writeback.dry_run = true)",
     )
     parser.add_argument("--plan-csv", metavar="PATH", help="where a dry run writes its plan")
     parser.add_argument("--full", action="store_true", help="re-read every table in full first")
