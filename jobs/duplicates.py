@@ -29,10 +29,12 @@ id_right   id of the second record (in ``link_records``: the right table's recor
 score      match probability, 0..1
 evidence   ``dict`` per pair, keyed by compared column, each value a ``dict`` with ``level``
            (``"exact"``, ``"high"``, ``"medium"``, ``"low"`` or ``"missing"``), ``agreed`` (True when
-           the field counted for the match, False against, None when missing on a side),
+           the values agree: level exact or high; False otherwise; None when missing on a side),
            ``similarity`` (0..1, None when missing), ``weight`` (the log2 Bayes factor the field
            added against the pair's likeliest non-match explanation, term-frequency adjustment
-           included; positive for, negative against) and, only for swapped names,
+           included; positive for, negative against: a city both records share can still count
+           slightly against when colleagues share it more often than duplicates do) and, only for
+           swapped names,
            ``swapped: True``. Plain Python values, so ``json.dumps`` works as is.
 =========  =======================================================================================
 """
@@ -363,10 +365,12 @@ def _evidence(
         names = np.array([*level_names[index], "missing"], dtype=object)
         level = levels[:, index]
         name = names[np.where(level >= 0, level, len(names) - 1)]
-        weight = np.round(weights[:, index], 3)
-        sim = np.round(sims[:, index], 3)
+        weight = np.round(weights[:, index].astype(np.float64), 3)
+        sim = np.round(sims[:, index].astype(np.float64), 3)
         present = level >= 0
-        agreed = np.where(present, weight > 0, None)
+        # The values agree at the top two levels (exact, high); a two-level kind only when exact.
+        agree_from = max(len(level_names[index]) - 2, 1)
+        agreed = np.where(present, level >= agree_from, None)
         swap_flags = swapped if swap and column in swap else np.zeros(len(level), dtype=bool)
         per_field.append(
             [

@@ -93,7 +93,12 @@ def test_finds_duplicates_with_scores_and_evidence():
     assert evidence["first_name"]["level"] == "high"
     assert evidence["last_name"]["level"] == "exact"
     assert evidence["email"]["agreed"] is True
+    assert evidence["first_name"]["agreed"] is True  # "high" agrees too
     assert evidence["email"]["weight"] > 0
+    assert all(
+        isinstance(e["similarity"], float) and e["similarity"] == round(e["similarity"], 3)
+        for e in evidence.values()
+    )
     json.dumps(pairs["evidence"].tolist())  # plain values, ready to write back
 
 
