@@ -465,3 +465,44 @@ def test_a_table_without_duplicates_gives_no_pairs_and_no_error():
     assert len(result.candidates) > 200  # enough pairs to fit: the model, not a default, says "none"
     assert result.pairs.empty
     assert result.model.prior < 1e-6
+
+
+def test_a_derived_pass_too_coarse_for_the_data_is_skipped_and_reported():
+    rng = np.random.default_rng(0)
+    syllables = ["ka", "lo", "mi", "ren", "dar", "vin", "sel", "tor", "ba", "qui"]
+    frame = pd.DataFrame(
+        {
+            "id": range(600),
+            "last_name": ["".join(rng.choice(syllables, 3)) for _ in range(600)],
+            "city": "Springfield",  # one city and two postcodes: city & postcode pairs half the table
+            "postcode": rng.choice(["11111", "22222"], 600),
+        }
+    )
+    result = find_duplicates(
+        frame,
+        id_column="id",
+        fields={"last_name": "name", "city": "text", "postcode": "postcode"},
+        report=True,
+    )
+    report = result.blocking
+    assert report.skipped_passes == ("city:prefix4 & postcode",)
+    skipped = next(p for p in report.passes if p.skipped)
+    assert skipped.pairs > 10_000  # what it would have produced: over the budget
+    assert report.candidate_pairs < 10_000
+    assert "1 skipped as too coarse" in report.summary()
+
+
+def test_link_report_counts_left_right_pairs_only():
+    result = link_records(
+        PEOPLE,
+        CONTACTS,
+        left_id="lead_id",
+        right_id="contact_id",
+        fields=FIELDS,
+        phone_region="GB",
+        report=True,
+    )
+    assert result.blocking.records == len(PEOPLE) + len(CONTACTS)
+    assert result.blocking.total_pairs == len(PEOPLE) * len(CONTACTS)
+    assert set(result.candidates["id_left"]) <= set(PEOPLE["lead_id"])
+    assert set(result.candidates["id_right"]) <= set(CONTACTS["contact_id"])
