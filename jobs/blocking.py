@@ -20,6 +20,10 @@ similarity-preserving order (their normalised values) and only records fewer tha
 key as common as "Smith". The report says how many blocks were capped and how many pairs that
 skipped, per pass.
 
+Passes derived from the field kinds (:func:`default_passes`) that pair two keys are *optional*: one
+whose key turns out too coarse for the data (more than :data:`DEFAULT_PAIRS_PER_RECORD` pairs per
+record) is skipped, and the report lists it with the pairs it would have produced.
+
 Pairs are generated without a Python loop per pair: after one sort per pass, the pairs at distance
 ``k`` in the sorted order for ``k = 1 .. max_block_size - 1`` are kept where the keys are equal.
 """
