@@ -11,8 +11,8 @@ estimation: Winkler 1988.)
 being one entity, and in CRM data they vastly outnumber true duplicates (about 0.3% of the
 candidates among 100,000 sandbox leads). A two-class model then learns the largest look-alike
 group as its "match" class. So, when the fields allow it, the mixture has two more latent classes
-(Winkler's multi-class EM for telling persons from households, "Improved Decision Rules in the
-Fellegi-Sunter Model of Record Linkage", 1993):
+(more than two latent classes is how census record linkage tells persons from households, e.g.
+Winkler, 1993; Larsen and Rubin, JASA 2001):
 
 * ``same group``: colleagues. They agree on what an organisation shares (company, switchboard,
   address, postcode) and not on who they are (names, email, date of birth). Present when the
