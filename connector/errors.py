@@ -23,6 +23,8 @@
     │       ├── DuplicateRecordError     0x80040333 / 0x80040237 / 0x80060892
     │       └── RecordValidationError    0x80044331 (value too long), 0x80040265 (plug-in said no)
     └── JobError                     an analytics job cannot produce a trustworthy result
+        ├── JobInputError            an argument the job cannot use (a date that is not a date,
+        │                            a margin of 0); also a ValueError, as Python callers expect
         ├── InsufficientDataError    too little history for the model asked for
         └── ConvergenceError         a fit did not converge; nothing from it is written back
 
@@ -48,6 +50,7 @@ __all__ = [
     "InsufficientDataError",
     "InvalidRequestError",
     "JobError",
+    "JobInputError",
     "PermissionDeniedError",
     "PreconditionFailedError",
     "ProtocolError",
@@ -243,6 +246,14 @@ class RecordValidationError(RecordError):
 
 class JobError(DvsyncError):
     """An analytics job cannot produce a result that is safe to write back."""
+
+
+class JobInputError(JobError, ValueError):
+    """A job was called with a value it cannot use; the message names the argument and the fix.
+
+    Also a ``ValueError``, so Python callers that catch the conventional type keep working, while
+    the CLI, which reports every ``DvsyncError`` cleanly, never shows a stack trace for it.
+    """
 
 
 class InsufficientDataError(JobError):

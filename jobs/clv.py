@@ -40,7 +40,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from connector.errors import JobError
+from connector.errors import JobError, JobInputError
 from jobs.clv_models import (
     BgNbdFit,
     GammaGammaFit,
@@ -51,7 +51,7 @@ from jobs.clv_models import (
     gamma_gamma_conditional_spend,
     group_rows,
 )
-from jobs.customer_orders import DayGroups, OrderDataError, validate_purchases
+from jobs.customer_orders import DayGroups, OrderDataError, to_day, validate_purchases
 
 __all__ = [
     "TIME_UNITS",
@@ -151,7 +151,7 @@ def _duration_days(value: object) -> float:
         if unit == "m":
             raise TimeUnitError(
                 f'{value!r} is ambiguous: lowercase m means minutes to pandas; write "{match.group(1)}M" '
-                'or "{match.group(1)} months" for months'
+                f'or "{match.group(1)} months" for months'
             )
         key = _UNIT_ALIASES.get(unit) or _UNIT_ALIASES.get(unit.lower() if len(unit) > 1 else unit)
         if key is None:
@@ -182,7 +182,7 @@ def discount_rate_per_unit(annual_rate: float, time_unit: str) -> float:
     """
     _check_unit(time_unit)
     if not math.isfinite(annual_rate) or annual_rate < 0:
-        raise ValueError(f"an annual discount rate must be >= 0, not {annual_rate!r}")
+        raise JobInputError(f"an annual discount rate must be >= 0, not {annual_rate!r}")
     return (1 + annual_rate) ** (TIME_UNITS[time_unit] / TIME_UNITS["Y"]) - 1
 
 
@@ -219,10 +219,11 @@ def summarize(
 
     Raises:
         OrderDataError: bad columns or values in ``orders``.
+        JobInputError: ``calibration_end`` is not a date.
         TimeUnitError: an unsupported ``time_unit``.
     """
     unit_days = TIME_UNITS[_check_unit(time_unit)]
-    end = _day(calibration_end)
+    end = to_day(calibration_end, "calibration_end")
     customers, days = validate_purchases(
         orders, customer_col=customer_col, date_col=date_col, amount_col=amount_col, what="order", until=end
     )
@@ -264,13 +265,6 @@ def _per_customer(customers: pd.Index, days: DayGroups) -> _PerCustomer:
         first=days.day[starts],
         last=days.day[ends],
     )
-
-
-def _day(value: date | datetime | str | pd.Timestamp) -> pd.Timestamp:
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.normalize()
 
 
 def _check_summary(summary: pd.DataFrame, columns: tuple[str, ...]) -> None:
@@ -372,6 +366,7 @@ def predict(
 
     Raises:
         ConvergenceError: either fit did not converge.
+        JobInputError: a negative ``discount_rate`` or a ``margin`` outside (0, 1].
         TimeUnitError: the horizon cannot be read in the summary's unit, or the fit was made on a
             summary in another unit.
         JobError: a Gamma-Gamma fit with q <= 1 (infinite mean spend), or a non-finite result.
@@ -388,9 +383,9 @@ def predict(
     unit = unit or bgnbd.time_unit
     horizon_units = parse_duration(horizon, unit)
     if not math.isfinite(discount_rate) or discount_rate < 0:
-        raise ValueError(f"discount_rate must be >= 0 per time unit, not {discount_rate!r}")
+        raise JobInputError(f"discount_rate must be >= 0 per time unit, not {discount_rate!r}")
     if not math.isfinite(margin) or not 0 < margin <= 1:
-        raise ValueError(f"margin must be a share of revenue in (0, 1], not {margin!r}")
+        raise JobInputError(f"margin must be a share of revenue in (0, 1], not {margin!r}")
     if gamma_gamma.q <= 1:
         raise JobError(
             f"the Gamma-Gamma fit has q = {gamma_gamma.q:.3g} <= 1, which means an infinite average "
@@ -493,12 +488,13 @@ def historical_value(
 
     Raises:
         OrderDataError: bad columns or values in ``orders``.
+        JobInputError: ``as_of`` is not a date, or a ``margin`` outside (0, 1].
         TimeUnitError: an unsupported unit or unreadable lifespan.
     """
     unit_days = TIME_UNITS[_check_unit(time_unit)]
     if not math.isfinite(margin) or not 0 < margin <= 1:
-        raise ValueError(f"margin must be a share of revenue in (0, 1], not {margin!r}")
-    end = _day(as_of)
+        raise JobInputError(f"margin must be a share of revenue in (0, 1], not {margin!r}")
+    end = to_day(as_of, "as_of")
     customers, days = validate_purchases(
         orders, customer_col=customer_col, date_col=date_col, amount_col=amount_col, what="order", until=end
     )
@@ -588,13 +584,13 @@ def flag_customers(
         ``churn_reason`` (reasons are "" when the flag is off).
     """
     if high_value not in ("top_percent", "pareto"):
-        raise ValueError(f"high_value must be 'top_percent' or 'pareto', not {high_value!r}")
+        raise JobInputError(f"high_value must be 'top_percent' or 'pareto', not {high_value!r}")
     if not 0 < top_percent <= 100:
-        raise ValueError(f"top_percent must be in (0, 100], not {top_percent!r}")
+        raise JobInputError(f"top_percent must be in (0, 100], not {top_percent!r}")
     if not 0 < pareto_share <= 1:
-        raise ValueError(f"pareto_share must be in (0, 1], not {pareto_share!r}")
+        raise JobInputError(f"pareto_share must be in (0, 1], not {pareto_share!r}")
     if not 0 <= churn_below <= 1:
-        raise ValueError(f"churn_below must be a probability in [0, 1], not {churn_below!r}")
+        raise JobInputError(f"churn_below must be a probability in [0, 1], not {churn_below!r}")
     if not predictions.index.equals(summary.index):
         raise JobError("the predictions and the summary are for different customers; predict on this summary")
     unit = predictions.attrs.get("time_unit") or summary.attrs.get("time_unit")

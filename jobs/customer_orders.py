@@ -40,7 +40,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from connector.errors import JobError
+from connector.errors import JobError, JobInputError
 
 __all__ = [
     "ORDER_STATUSES",
@@ -50,6 +50,7 @@ __all__ = [
     "PreparedOrders",
     "group_days",
     "prepare_orders",
+    "to_day",
     "to_days",
     "validate_purchases",
 ]
@@ -78,17 +79,17 @@ class OrderRules:
     def __post_init__(self) -> None:
         unknown = [s for s in self.statuses if s not in ORDER_STATUSES]
         if unknown:
-            raise ValueError(f"unknown order status(es) {unknown}; known: {list(ORDER_STATUSES)}")
+            raise JobInputError(f"unknown order status(es) {unknown}; known: {list(ORDER_STATUSES)}")
         if "cancelled" in self.statuses:
-            raise ValueError("cancelled orders are never purchases; remove 'cancelled' from statuses")
+            raise JobInputError("cancelled orders are never purchases; remove 'cancelled' from statuses")
         if not self.statuses:
-            raise ValueError("statuses is empty: no order would count")
+            raise JobInputError("statuses is empty: no order would count")
         if self.zero_amount not in ("exclude", "count_as_activity"):
-            raise ValueError(
+            raise JobInputError(
                 f"zero_amount must be 'exclude' or 'count_as_activity', not {self.zero_amount!r}"
             )
         if self.returns not in ("net", "exclude"):
-            raise ValueError(f"returns must be 'net' or 'exclude', not {self.returns!r}")
+            raise JobInputError(f"returns must be 'net' or 'exclude', not {self.returns!r}")
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,25 @@ def _require_columns(orders: pd.DataFrame, columns: Sequence[str], what: str) ->
             f"the {what} frame has no column(s) {missing}; it has {list(orders.columns)}. "
             "Pass the column names (customer_col=, date_col=, amount_col=) or fix the order mapping."
         )
+
+
+def to_day(value: object, name: str) -> pd.Timestamp:
+    """Return the day (timezone-naive midnight, UTC for aware values) of one date argument.
+
+    Raises:
+        JobInputError: ``value`` is missing or not a date ("2024-06-30", a ``date``, a timestamp).
+    """
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:  # pandas' DateParseError is a ValueError
+        raise JobInputError(
+            f"{name} = {value!r} is not a date; give a date such as '2024-06-30' or a datetime"
+        ) from exc
+    if pd.isna(stamp):
+        raise JobInputError(f"{name} is missing (NaT); give the day the values should describe")
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.normalize()
 
 
 def to_days(values: pd.Series, column: str) -> pd.Series:

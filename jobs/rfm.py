@@ -38,7 +38,7 @@ import pandas as pd
 
 from connector.errors import ConfigError
 from connector.tomlfile import TomlFile, closest, load_toml
-from jobs.customer_orders import validate_purchases
+from jobs.customer_orders import to_day, validate_purchases
 
 __all__ = ["DEFAULT_SEGMENTS_PATH", "Segment", "SegmentMap", "load_segments", "score_rfm"]
 
@@ -97,15 +97,13 @@ def score_rfm(
 
     Raises:
         OrderDataError: missing columns, missing values or negative amounts in ``orders``.
+        JobInputError: ``as_of`` is not a date.
         ConfigError: ``bins`` out of range, or a segment map written for another ``bins``.
     """
     if not isinstance(bins, int) or isinstance(bins, bool) or not 2 <= bins <= 9:
         raise ConfigError(f"rfm bins must be a whole number from 2 to 9, not {bins!r}", key="rfm.bins")
     segment_map = _resolve_segments(segments, bins)
-    as_of_day = pd.Timestamp(as_of)
-    if as_of_day.tzinfo is not None:
-        as_of_day = as_of_day.tz_convert("UTC").tz_localize(None)
-    as_of_day = as_of_day.normalize()
+    as_of_day = to_day(as_of, "as_of")
     customers, days = validate_purchases(
         orders,
         customer_col=customer_col,

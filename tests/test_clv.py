@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connector.errors import ConvergenceError, InsufficientDataError, JobError
+from connector.errors import ConvergenceError, DvsyncError, InsufficientDataError, JobError, JobInputError
 from jobs.clv import (
     TimeUnitError,
     discount_rate_per_unit,
@@ -288,8 +288,10 @@ def test_durations_are_converted_explicitly_or_refused():
     assert parse_duration(pd.offsets.Day(90), "W") == pytest.approx(90 / 7)
     with pytest.raises(TimeUnitError, match="calendar offset"):
         parse_duration(pd.DateOffset(months=12), "W")
-    with pytest.raises(TimeUnitError, match="minutes"):
+    with pytest.raises(TimeUnitError, match="minutes") as minutes:
         parse_duration("12m", "W")
+    # The fix is spelled out with the user's own number, not a template placeholder.
+    assert '"12M" or "12 months"' in str(minutes.value)
     with pytest.raises(TimeUnitError, match="number and a unit"):
         parse_duration("52", "W")
     with pytest.raises(TimeUnitError, match="does not say which time unit"):
@@ -344,6 +346,26 @@ def test_discounting_sums_per_period_expectations(cdnow_fits, cdnow_summary):
     )
     with pytest.raises(ValueError, match="margin"):
         predict(cdnow_summary, bgnbd, spend, horizon=10, margin=30)
+
+
+def test_bad_arguments_are_dvsync_errors_that_name_the_argument(cdnow_orders, cdnow_fits, cdnow_summary):
+    # The CLI reports DvsyncError cleanly; a bare ValueError or a pandas parse error would be a
+    # stack trace. JobInputError is both, so Python callers catching ValueError keep working.
+    bgnbd, spend = cdnow_fits
+    calls = {
+        "margin": lambda: predict(cdnow_summary, bgnbd, spend, horizon=10, margin=0),
+        "discount_rate": lambda: predict(cdnow_summary, bgnbd, spend, horizon=10, discount_rate=-0.1),
+        "calibration_end": lambda: summarize(cdnow_orders, calibration_end="end of Q3"),
+        "as_of": lambda: historical_value(cdnow_orders, as_of=pd.NaT),
+        "top_percent": lambda: flag_customers(
+            cdnow_summary, predict(cdnow_summary, bgnbd, spend, horizon=10), top_percent=0
+        ),
+        "annual discount rate": lambda: discount_rate_per_unit(-1.0, "W"),
+    }
+    for name, call in calls.items():
+        with pytest.raises(JobInputError, match=name):
+            call()
+    assert issubclass(JobInputError, ValueError) and issubclass(JobInputError, DvsyncError)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connector.errors import ConfigError
+from connector.errors import ConfigError, JobInputError
 from jobs.customer_orders import OrderDataError, OrderRules, prepare_orders
 from jobs.customer_value_config import load_customer_value_config
 from jobs.rfm import DEFAULT_SEGMENTS_PATH, load_segments, score_rfm
@@ -117,6 +117,12 @@ def test_other_bin_counts_need_a_matching_segment_map(tmp_path):
     assert result[["r_score", "f_score", "m_score"]].max().max() == 3
     with pytest.raises(ConfigError, match="2 to 9"):
         score_rfm(heavy_tie_orders(200), as_of="2025-02-15", bins=12)
+
+
+@pytest.mark.parametrize("as_of", ["yesterday", pd.NaT, None])
+def test_an_as_of_that_is_not_a_date_is_a_clear_error(as_of):
+    with pytest.raises(JobInputError, match="as_of"):
+        score_rfm(heavy_tie_orders(20), as_of=as_of)
 
 
 def test_returns_must_be_treated_before_scoring():
