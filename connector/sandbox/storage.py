@@ -217,6 +217,7 @@ class Store:
         try:
             conn.execute("PRAGMA journal_mode=OFF")
             conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("PRAGMA cache_size=-262144")  # 256 MB while loading
             conn.execute("BEGIN")
             conn.execute("CREATE TABLE _dv_meta (key TEXT PRIMARY KEY, value TEXT)")
             conn.execute(
@@ -337,6 +338,9 @@ def _seed_rows(table: Table, frame: pd.DataFrame, version: int, now: datetime) -
     if df[pk].duplicated().any():
         dup = df.loc[df[pk].duplicated(), pk].iloc[0]
         raise SeedError(f"seed table {table.logical_name!r} has duplicate {pk} {dup}")
+    # Inserting in primary-key order appends to the B-tree instead of splitting pages at random
+    # GUID positions: several times faster for the large seed.
+    df = df.sort_values(pk, kind="stable").reset_index(drop=True)
     stamp = format_datetime(now)
 
     def fill(name: str, value: object) -> None:
