@@ -274,6 +274,13 @@ def _from_doc(doc: TomlFile, columns: Iterable[str] | None) -> ScoringRules:
     raw_rules = data.get("rule", [])
     if not isinstance(raw_rules, list):
         raise doc.error(("rule",), "rules are written as [[rule]] tables")
+    if not raw_rules:
+        # Without rules every lead would score 0 and grade D: a wiped or mistyped file, not a choice.
+        raise doc.error(
+            ("rule",),
+            "the file has no [[rule]] entries, so every lead would score 0",
+            "add at least one [[rule]] (see mappings/scoring.toml for examples)",
+        )
     rules = tuple(_parse_rule(doc, i, raw, lookback) for i, raw in enumerate(raw_rules))
     result = ScoringRules(
         rules=rules,

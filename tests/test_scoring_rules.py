@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connector.errors import ConfigError
+from connector.errors import ConfigError, JobInputError
 from jobs.scoring import attach_related, load_rules, parse_rules, score_with_rules
 from jobs.scoring_common import DEFAULT_GRADES, Grades
 from jobs.scoring_rules import decay_weights
@@ -518,6 +518,19 @@ def test_numeric_rule_on_a_text_column_and_activity_rules_without_activities():
         score_with_rules(
             leads(x=[1]), rules(ACTIVITY_EMAIL_IN), as_of=AS_OF, activities=pd.DataFrame({"lead_id": []})
         )
+
+
+def test_a_rules_file_without_rules_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"scoring.toml.*\[rule\].*no \[\[rule\]\] entries"):
+        rules("")
+
+
+@pytest.mark.parametrize("as_of", ["soon", pd.NaT, None])
+def test_an_as_of_that_is_not_a_moment_is_a_clear_error(as_of):
+    # NaT used to score silently with every activity aged out of the window.
+    one = rules('[[rule]]\nkind = "activity"\npoints = 5\n')
+    with pytest.raises(JobInputError, match="as_of"):
+        score_with_rules(leads(source=["Web"]), one, as_of=as_of, activities=acts(("L0", "email", 1)))
 
 
 def test_missing_rules_file_is_a_config_error(tmp_path):
