@@ -114,3 +114,18 @@ def test_one_new_lead_is_matched_to_its_contact(seed):
         result = link_records(new_lead, contacts, report=True, **config.link_kwargs("contact"))
         assert result.model.source == "em"  # learned from the contacts, not a default guess
         assert list(result.pairs["id_right"]) == [contact_id]
+
+
+def test_leads_are_linked_to_their_company_account(seed):
+    # Ground truth: the account a lead already points at (parentaccountid). Leads without one may
+    # still match an account by company and address; those are the links the job is for, so only
+    # recall is graded here.
+    leads, accounts = canonical(seed, "lead"), canonical(seed, "account")
+    config = load_duplicate_config(MAPPINGS / "duplicates.toml", "lead")
+    pairs = link_records(leads, accounts, **config.link_kwargs("account"))
+    raw = seed.tables["lead"]
+    known = raw.dropna(subset=["parentaccountid"])
+    truth = set(zip(known["leadid"], known["parentaccountid"], strict=True))
+    found = set(zip(pairs["id_left"], pairs["id_right"], strict=True))
+    _, recall = grade(found, truth, "lead -> account (known parent accounts)")
+    assert recall >= MIN_RECALL
