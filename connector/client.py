@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -23,13 +24,14 @@ from connector import metadata as _metadata
 from connector import writeback as _writeback
 from connector.changes import ChangePage, Changes
 from connector.errors import ConfigError
-from connector.http import DEFAULT_TIMEOUT, HttpClient, RetryPolicy, ThrottleState
+from connector.http import DEFAULT_TIMEOUT, HttpClient, RetryPolicy, ThrottleState, sanitize_url
 from connector.metadata import ColumnSpec, TableDefinition, WhoAmI
 from connector.paging import FORMATTED_VALUES, iter_pages, prefer_header
 from connector.query import build_query, validate_name
+from connector.settings import is_loopback_host
 from connector.writeback import UpdateResult
 
-if TYPE_CHECKING:  # settings is written in parallel; only its shape matters here
+if TYPE_CHECKING:
     from connector.settings import Settings
 
 __all__ = ["DataverseClient"]
@@ -64,6 +66,16 @@ class DataverseClient:
     ) -> None:
         if not isinstance(environment_url, str) or not environment_url.startswith(("https://", "http://")):
             raise ValueError(f"environment_url must be an http(s) URL, got {environment_url!r}")
+        if environment_url.startswith("http://") and not is_loopback_host(
+            urlsplit(environment_url).hostname or ""
+        ):
+            # The same rule as dataverse.url in settings: the bearer token must not cross a network in clear.
+            raise ConfigError(
+                f"{sanitize_url(environment_url)} uses plain http, "
+                "which would send the bearer token unencrypted",
+                key="dataverse.url",
+                hint="use https://; plain http is allowed only for a loopback host (the sandbox)",
+            )
         if not callable(token_provider):
             raise TypeError("token_provider must be a callable returning a bearer token")
         self.http = HttpClient(
@@ -88,34 +100,26 @@ class DataverseClient:
         from connector.auth import token_provider_from_settings
 
         dataverse = settings.dataverse
-        if not getattr(dataverse, "url", None):
+        if not dataverse.url:
             raise ConfigError(
                 "no Dataverse environment URL is configured",
                 key="dataverse.url",
                 hint="set dataverse.url in config.toml or DVSYNC__DATAVERSE__URL, e.g. https://contoso.crm.dynamics.com",
             )
-        http_settings = getattr(settings, "http", None)
         if retry is None:
-            retry_kwargs: dict[str, Any] = {}
-            if http_settings is not None:
-                if getattr(http_settings, "retry_budget_seconds", None) is not None:
-                    retry_kwargs["budget_seconds"] = float(http_settings.retry_budget_seconds)
-                if getattr(http_settings, "max_attempts", None) is not None:
-                    retry_kwargs["max_attempts"] = int(http_settings.max_attempts)
-            retry = RetryPolicy(**retry_kwargs)
-        ca_bundle = getattr(dataverse, "ca_bundle", None)
-        writeback = getattr(settings, "writeback", None)
+            retry = RetryPolicy(
+                budget_seconds=float(settings.http.retry_budget_seconds),
+                max_attempts=int(settings.http.max_attempts),
+            )
+        ca_bundle = dataverse.ca_bundle
         return cls(
             str(dataverse.url),
             token_provider_from_settings(settings),
             retry=retry,
-            api_version=getattr(dataverse, "api_version", None) or "v9.2",
+            api_version=dataverse.api_version,
             verify=str(ca_bundle) if ca_bundle else True,
-            timeout=(
-                float(getattr(dataverse, "timeout_connect", None) or DEFAULT_TIMEOUT[0]),
-                float(getattr(dataverse, "timeout_read", None) or DEFAULT_TIMEOUT[1]),
-            ),
-            max_parallel=getattr(writeback, "max_parallel", None) if writeback is not None else None,
+            timeout=(float(dataverse.timeout_connect), float(dataverse.timeout_read)),
+            max_parallel=settings.writeback.max_parallel,
         )
 
     def __repr__(self) -> str:

@@ -119,9 +119,11 @@ _THROTTLE_HINTS = {
     CODE_THROTTLE_CONCURRENCY: "too many concurrent requests; lower writeback.max_parallel",
     CODE_THROTTLE_DSS: "too many concurrent requests; lower writeback.max_parallel",
 }
+# Not "refused twice": a plain callable without force_refresh() gets no second attempt.
 _APP_USER_HINT = (
-    "the token was refused twice: check that the app registration is an application user in this "
-    "Dataverse environment with a security role, and that the token's audience is the environment URL"
+    "check that the app registration is an application user in this Dataverse environment with a "
+    "security role, that the token's audience is the environment URL, and, with auth.mode = token, "
+    "that the static token has not expired"
 )
 
 

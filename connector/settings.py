@@ -80,6 +80,7 @@ __all__ = [
     "WritebackSettings",
     "cloud_for_host",
     "env_var_name",
+    "is_loopback_host",
     "load_settings",
     "validate_environment_url",
 ]
@@ -144,7 +145,8 @@ def cloud_for_host(host: str) -> Cloud | None:
     return None
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """True for a host name or address that never leaves this machine (where plain http is safe)."""
     if host in LOOPBACK_HOSTS:
         return True
     try:
@@ -194,7 +196,7 @@ def validate_environment_url(value: str) -> str:
         raise _invalid(
             f"`{text}` uses `{parts.scheme}://`", f"Dataverse is reached over https, e.g. {example}"
         )
-    if scheme == "http" and not _is_loopback(host):
+    if scheme == "http" and not is_loopback_host(host):
         raise _invalid(
             f"`{text}` uses plain http, which would send the bearer token unencrypted",
             "use https://; plain http is allowed only for a loopback host (127.0.0.1, localhost, ::1), "
@@ -221,7 +223,7 @@ def validate_environment_url(value: str) -> str:
 def _check_dataverse_host(host: str) -> None:
     """Refuse hosts inside (or a typo away from) Microsoft's Dataverse domains that cannot be right."""
     labels = host.split(".")
-    if len(labels) < 2 or _is_loopback(host):
+    if len(labels) < 2 or is_loopback_host(host):
         return
     domain = ".".join(labels[-2:])
     find_url = "copy it from Power Platform admin center > Environments > your environment > Environment URL"
@@ -280,8 +282,12 @@ class DataverseSettings(_Section):
         description="Environment URL, e.g. https://contoso.crm4.dynamics.com (no /api/data path).",
     )
     api_version: str = Field(default="v9.2", description="Web API version in the URL path.")
-    timeout_connect: float = Field(default=10.0, gt=0, description="Seconds to wait for a TCP/TLS connect.")
-    timeout_read: float = Field(default=120.0, gt=0, description="Seconds to wait for response bytes.")
+    timeout_connect: float = Field(
+        default=10.0, gt=0, allow_inf_nan=False, description="Seconds to wait for a TCP/TLS connect."
+    )
+    timeout_read: float = Field(
+        default=120.0, gt=0, allow_inf_nan=False, description="Seconds to wait for response bytes."
+    )
     ca_bundle: Path | None = Field(
         default=None,
         description="PEM file of CA certificates to trust instead of the system store (TLS-inspecting "
@@ -442,7 +448,10 @@ class HttpSettings(_Section):
     """The retry policy shared by every Web API call."""
 
     retry_budget_seconds: float = Field(
-        default=300.0, gt=0, description="Give up retrying a request after this many seconds in total."
+        default=300.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Give up retrying a request after this many seconds in total.",
     )
     max_attempts: int = Field(
         default=8, ge=1, le=100, description="Attempts per request, the first included."

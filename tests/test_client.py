@@ -70,6 +70,15 @@ def test_constructor_validates_its_arguments():
         DataverseClient("https://contoso.crm.dynamics.com", "a-token-string")  # type: ignore[arg-type]
 
 
+def test_constructor_refuses_plain_http_except_to_loopback():
+    # The same rule as dataverse.url in settings: a bearer token never crosses a network in clear.
+    with pytest.raises(ConfigError, match="plain http") as info:
+        DataverseClient("http://contoso.crm.dynamics.com", lambda: "t")
+    assert info.value.key == "dataverse.url"
+    for url in ("http://127.0.0.1:8080", "http://localhost:5555", "http://[::1]:5555"):
+        assert DataverseClient(url, lambda: "t").base_url.startswith(url)
+
+
 def test_trailing_slash_and_api_version():
     client = DataverseClient("https://contoso.crm.dynamics.com/", lambda: "t", api_version="v9.1")
     assert client.base_url == "https://contoso.crm.dynamics.com/api/data/v9.1/"

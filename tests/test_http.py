@@ -312,6 +312,17 @@ def test_401_twice_is_an_auth_error_with_the_application_user_hint(clock):
 
 
 @responses.activate
+def test_401_with_a_provider_that_cannot_refresh_is_sent_once_and_says_nothing_of_a_retry(clock):
+    responses.get(BASE + "WhoAmI", status=401, body="")
+    client = make_client(clock, lambda: SECRET_TOKEN)
+    with pytest.raises(AuthError) as info:
+        client.get_json("WhoAmI")
+    assert len(responses.calls) == 1
+    assert "twice" not in str(info.value) and "has not expired" in str(info.value)
+    assert SECRET_TOKEN not in str(info.value)
+
+
+@responses.activate
 def test_the_token_is_refreshed_at_most_once_per_request_even_across_retries(clock):
     provider = Provider(tokens=["old-token", "new-token", "newer-token"])
     responses.get(BASE + "WhoAmI", status=401, body="")

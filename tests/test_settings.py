@@ -308,6 +308,21 @@ def test_all_problems_are_reported_first_one_first(tmp_path):
     assert "also:" in str(err) and "timeout_read" in str(err) and "'soon'" in str(err)
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        "DVSYNC__DATAVERSE__TIMEOUT_READ",
+        "DVSYNC__DATAVERSE__TIMEOUT_CONNECT",
+        "DVSYNC__HTTP__RETRY_BUDGET_SECONDS",
+    ],
+)
+@pytest.mark.parametrize("value", ["inf", "nan"])
+def test_timeouts_and_the_retry_budget_must_be_finite(key, value):
+    # An infinite read timeout is no timeout at all: a hung connection would block a sync forever.
+    err = error_of(None, None, env={key: value})
+    assert key in str(err) and "finite" in str(err)
+
+
 def test_cron_and_jobs_and_limits_are_checked(tmp_path):
     err = error_of(tmp_path, '[schedule.sets.nightly]\ncron = "0 2 * *"\n')
     assert err.key == "schedule.sets.nightly.cron" and "five-field" in str(err)
