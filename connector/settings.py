@@ -34,7 +34,9 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -506,25 +508,24 @@ def _check_job_names(names: list[str]) -> list[str]:
     return names
 
 
+def _job_names_raw(value: Any) -> Any:
+    value = _split_list(value)
+    if isinstance(value, list):
+        return [_normalise_choice(v) for v in value]
+    return value
+
+
+# A list of job names as the consultant types it (TOML list, JSON list or "scoring, rfm"),
+# normalised and checked against KNOWN_JOBS; used by [jobs] enabled and every schedule set.
+JobNames = Annotated[list[str], NoDecode, BeforeValidator(_job_names_raw), AfterValidator(_check_job_names)]
+
+
 class JobsSettings(_Section):
     """Which analytics jobs run."""
 
-    enabled: Annotated[list[str], NoDecode] = Field(
+    enabled: JobNames = Field(
         default_factory=lambda: list(KNOWN_JOBS), description="Jobs run by `dvsync run`, in this order."
     )
-
-    @field_validator("enabled", mode="before")
-    @classmethod
-    def _enabled_raw(cls, value: Any) -> Any:
-        value = _split_list(value)
-        if isinstance(value, list):
-            return [_normalise_choice(v) for v in value]
-        return value
-
-    @field_validator("enabled")
-    @classmethod
-    def _enabled(cls, value: list[str]) -> list[str]:
-        return _check_job_names(value)
 
 
 class WritebackSettings(_Section):
@@ -583,9 +584,7 @@ class ScheduleSet(_Section):
     """One scheduled run: a cron expression and the jobs it runs (after a sync)."""
 
     cron: str = Field(description="Five-field cron expression, e.g. '0 2 * * *' (02:00 daily).")
-    jobs: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Jobs this run executes; empty: sync only."
-    )
+    jobs: JobNames = Field(default_factory=list, description="Jobs this run executes; empty: sync only.")
 
     @field_validator("cron")
     @classmethod
@@ -599,19 +598,6 @@ class ScheduleSet(_Section):
                 "minute hour day-of-month month day-of-week, e.g. '*/30 * * * *' or '0 2 * * *'",
             )
         return value
-
-    @field_validator("jobs", mode="before")
-    @classmethod
-    def _jobs_raw(cls, value: Any) -> Any:
-        value = _split_list(value)
-        if isinstance(value, list):
-            return [_normalise_choice(v) for v in value]
-        return value
-
-    @field_validator("jobs")
-    @classmethod
-    def _jobs(cls, value: list[str]) -> list[str]:
-        return _check_job_names(value)
 
 
 # The default runs: scores and duplicates stay fresh during the day; the order-history models, which
