@@ -98,7 +98,8 @@ def rollback(
     """
     target = mirror.run(run_id)
     audit = mirror.audit(run_id)
-    written = audit[audit["outcome"] == "written"]
+    # A rollback's own "restored" values count as writes, so a rollback can be undone too.
+    written = audit[audit["outcome"].isin(["written", "restored"])]
     if written.empty:
         what = "was a dry run" if target.get("dry_run") else "wrote nothing"
         raise NothingToRollBackError(f"run {run_id} {what}; there is nothing to roll back")

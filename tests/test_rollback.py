@@ -57,10 +57,22 @@ def test_rollback_restores_old_values_refuses_changed_ones_and_force_restores_th
         assert set(audit["outcome"]) == {"restored", "refused"}
         assert mirror.run(report["run_id"])["kind"] == "rollback"
 
+    # A rollback is a run like any other: undoing it puts the run's values back.
+    assert main(["--config", str(config), "rollback", str(report["run_id"]), "--json"]) == 0
+    undone = json.loads(capsys.readouterr().out)
+    assert undone["restored"] == report["restored"]
+    assert read_columns(psandbox, "accounts", [SEGMENT, RECENCY]) == {
+        **accounts,
+        changed: {**accounts[changed], SEGMENT: "Edited by a salesperson"},
+    }
+
     code = main(["--config", str(config), "rollback", str(run.run_id), "--force", "--json"])
     forced = json.loads(capsys.readouterr().out)
     assert code == 0 and forced["refused"] == 0
-    assert read_columns(psandbox, "accounts", [SEGMENT])[changed][SEGMENT] is None
+    assert all(
+        v == {SEGMENT: None, RECENCY: None}
+        for v in read_columns(psandbox, "accounts", [SEGMENT, RECENCY]).values()
+    )
 
 
 @pytest.mark.parametrize("dry_run", [True, False])
