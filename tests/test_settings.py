@@ -226,6 +226,19 @@ def test_example_config_documents_every_setting():
         assert re.search(rf"^{key}\s*=", blocks["schedule"], re.M)
 
 
+def test_configuration_guide_has_a_row_for_every_setting():
+    # docs/configuration.md is the reference a consultant reads; a key added to Settings without a
+    # row there (sync.window_overlap_seconds was) is undocumented.
+    guide = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    missing = [
+        f"{section}.{key}"
+        for section, field in Settings.model_fields.items()
+        for key in field.annotation.model_fields
+        if not re.search(rf"^\| `{key}(\.<name>\.\w+)?` \|", guide, re.M)
+    ]
+    assert missing == []
+
+
 # --- errors -----------------------------------------------------------------------------------------
 
 
