@@ -30,6 +30,7 @@ __all__ = [
     "GradeBand",
     "Grades",
     "as_utc",
+    "column_label",
     "email_domains",
     "format_points",
     "is_free_mail",
@@ -191,6 +192,12 @@ def round_score(values: np.ndarray | pd.Series) -> np.ndarray:
     """Clip to 0..100 and round half up to whole numbers (``np.round`` would round 12.5 to 12)."""
     array = np.asarray(values, dtype=float)
     return np.floor(np.clip(array, 0.0, 100.0) + 0.5)
+
+
+def column_label(column: str) -> str:
+    """Name a column for a factor sentence: ``job_title`` → ``Job title``."""
+    text = column.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
 
 
 def format_points(points: float) -> str:

@@ -56,6 +56,7 @@ from jobs.scoring_common import (
     FREE_MAIL_DOMAINS,
     Grades,
     as_utc,
+    column_label,
     email_domains,
     is_free_mail,
     lead_index,
@@ -293,11 +294,6 @@ def _infer_kinds(leads: pd.DataFrame, features: Sequence[str] | Mapping[str, str
     return kinds
 
 
-def _label_of(column: str) -> str:
-    text = column.replace("_", " ").strip()
-    return text[:1].upper() + text[1:]
-
-
 def _fmt(number: float) -> str:
     return f"{number:,.0f}" if abs(number) >= 100 or float(number).is_integer() else f"{number:,.2f}"
 
@@ -313,7 +309,7 @@ def _fit_groups(
     groups: list[_Group] = []
     vocabularies: dict[str, list[str]] = {}
     for column, kind in kinds.items():
-        label = _label_of(column)
+        label = column_label(column)
         series = frame[column]
         if kind == "category":
             counts = _category_values(series).value_counts()

@@ -48,6 +48,7 @@ from jobs.scoring_common import (
     FREE_MAIL_DOMAINS,
     Grades,
     as_utc,
+    column_label,
     email_domains,
     format_points,
     is_free_mail,
@@ -546,12 +547,6 @@ def _activities_by_position(acts: pd.DataFrame, ids: pd.Index, as_of: pd.Timesta
     return acts.loc[acts["row"] >= 0]
 
 
-def _label(column: str) -> str:
-    """`job_title` → `Job title`, `account_employees` → `Account employees`."""
-    text = column.replace("_", " ").strip()
-    return text[:1].upper() + text[1:]
-
-
 def _value_text(series: pd.Series) -> pd.Series:
     """Render values for sentences: numbers with thousands separators, integral ones without `.0`."""
     if series.dtype.kind in "iuf":
@@ -594,7 +589,7 @@ def _fit_points(
     # Rules are evaluated once per distinct value (a source column has a handful among 100,000
     # leads), then spread back to the rows by code.
     codes, values = _factorize(frame[rule.column])
-    label = rule.name or _label(rule.column)
+    label = rule.name or column_label(rule.column)
     op = rule.op
     count = None
     if op in ("equals", "not_equals", "in", "not_in"):
@@ -683,7 +678,7 @@ def _engagement_points(
         pts = _cap(rule.points * values * weight, rule.cap)
     else:
         pts = np.where(values > 0, rule.points * weight, 0.0)
-    describe = (rule.name or _label(rule.column)) + " = " + _value_text(numbers)
+    describe = (rule.name or column_label(rule.column)) + " = " + _value_text(numbers)
     return pts, codes, describe.astype(object).to_numpy()
 
 
