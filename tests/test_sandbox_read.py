@@ -240,6 +240,32 @@ def test_dataverse_query_functions(sandbox, sandbox_session):
         "createdon",
     )
     assert len(after) == sum(r["createdon"][:10] >= day for r in leads)
+    before = _filter(
+        sandbox_session,
+        sandbox,
+        "leads",
+        f"Microsoft.Dynamics.CRM.OnOrBefore(PropertyName='createdon',PropertyValue='{day}')",
+        "createdon",
+    )
+    assert len(before) == sum(r["createdon"][:10] <= day for r in leads)
+    not_between = _filter(
+        sandbox_session,
+        sandbox,
+        "leads",
+        'Microsoft.Dynamics.CRM.NotBetween(PropertyName=\'numberofemployees\',PropertyValues=["5","200"])',
+        "numberofemployees",
+    )
+    assert {r["leadid"] for r in not_between} == {
+        r["leadid"]
+        for r in leads
+        if r["numberofemployees"] is not None and not 5 <= r["numberofemployees"] <= 200
+    }
+    unknown = sandbox_session.get(
+        sandbox.api_url
+        + "leads?$filter="
+        + quote("Microsoft.Dynamics.CRM.InFiscalYear(PropertyName='createdon',PropertyValue=2025)")
+    )
+    assert unknown.status_code == 400 and "InFiscalYear" in unknown.json()["error"]["message"]
 
 
 def test_date_functions_use_the_injected_clock(sandbox_factory):
