@@ -567,6 +567,9 @@ def _norm_text(series: pd.Series) -> pd.Series:
 
 def _numeric(values: pd.Series, rule: FitRule | EngagementRule, rules: ScoringRules) -> pd.Series:
     numbers = pd.to_numeric(values, errors="coerce") if values.dtype != bool else values.astype(float)
+    # No Dataverse column holds an infinite number; one that arrives (a joined ratio divided by 0)
+    # is unknown, not huge, and would otherwise put +inf points and an "= inf" factor on a lead.
+    numbers = numbers.where(np.isfinite(numbers.astype(float)))
     if values.notna().any() and numbers.notna().sum() == 0:
         raise rules.error(
             ("rule", rule.index, "column"),

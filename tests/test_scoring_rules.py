@@ -184,6 +184,18 @@ points = -5
     assert out.loc["L1", "factors"] == ["Business email address (contoso.com): +10"]
 
 
+def test_infinite_numbers_count_as_missing_so_no_output_is_infinite():
+    r = rules(
+        '[[rule]]\nkind = "engagement"\ncolumn = "visits"\npoints = 2\n'
+        '[[rule]]\nkind = "fit"\ncolumn = "revenue"\nop = "gt"\nvalue = 10\npoints = 5\n'
+    )
+    frame = leads(visits=[np.inf, -np.inf, 3.0], revenue=[np.inf, 20.0, -np.inf])
+    out = score_with_rules(frame, r, as_of=AS_OF)
+    assert np.isfinite(out["raw_points"]).all()
+    assert out["raw_points"].tolist() == [0.0, 5.0, 6.0]
+    assert not any("inf" in sentence for sentences in out["factors"] for sentence in sentences)
+
+
 def test_rule_name_replaces_the_generated_words():
     cfg = rules(
         '[[rule]]\nname = "Came through a partner"\ncolumn = "source"\n'
