@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 
 import pandas as pd
 import pytest
 from pipeline_support import (  # noqa: F401 - fixtures
+    TOKEN,
     patch,
     provisioned_template,
     psandbox,
@@ -16,11 +18,15 @@ from pipeline_support import (  # noqa: F401 - fixtures
 )
 
 from connector.client import DataverseClient
+from connector.http import RetryPolicy
 from connector.mapping import load_mappings
+from connector.sandbox import Limits, Sandbox, SandboxConfig
+from connector.settings import ScheduleSettings
 from jobs.compute import customer_value_jobs
 from jobs.demo import MAPPINGS_DIR
 from jobs.mirror import Mirror
 from jobs.pipeline import run_pipeline
+from jobs.status import collect_status
 
 SEGMENT = "dvs_customersegment"
 RFM = ["dvs_rfmrecency", "dvs_rfmfrequency", "dvs_rfmmonetary", SEGMENT]
@@ -160,3 +166,42 @@ def test_clv_without_enough_history_writes_no_prediction_and_says_why():
     assert set(outcome.results) == {"account", "contact"}
     for frame in outcome.results.values():
         assert "clv_historical" in frame and "clv_predicted" not in frame and "p_alive" not in frame
+
+
+def test_throttling_is_waited_out_and_counted(provisioned_template, tmp_path):  # noqa: F811
+    """Service-protection 429s (with Retry-After) pause the run, which then finishes and reports them."""
+    now = [1000.0]
+    lock = threading.Lock()
+
+    def clock() -> float:
+        return now[0]
+
+    def sleep(seconds: float) -> None:  # time passes only when the client waits
+        with lock:
+            now[0] += seconds
+
+    data = tmp_path / "throttled"
+    data.mkdir()
+    shutil.copy2(provisioned_template / "sandbox.sqlite", data / "sandbox.sqlite")
+    config = SandboxConfig(limits=Limits(requests=15, window_seconds=60), monotonic=clock)
+    sandbox = Sandbox(data, token=TOKEN, config=config).start()
+    try:
+        settings = settings_for(
+            write_config(tmp_path / "run", sandbox, batch_size=200, max_parallel=4), sandbox
+        )
+        mappings = load_mappings(settings.mappings.dir, prefix="dvs")
+        retry = RetryPolicy(sleep=sleep, clock=clock, random=lambda: 0.5)
+        with (
+            DataverseClient.from_settings(settings, retry=retry) as client,
+            Mirror(settings.mirror.path) as mirror,
+        ):
+            result = run_pipeline(client, mirror, mappings, settings, jobs=["rfm"])
+            assert result.ok, result.error
+            assert result.http["throttled"] > 0 and result.http["retries"] >= result.http["throttled"]
+            (last,) = collect_status(mirror, ScheduleSettings(sets={}), limit=1)["runs"]
+            assert last["throttled"] == result.http["throttled"]  # dvsync status shows the 429s
+        written = sum(t["written"] for t in result.tables.values())
+        assert written == len(result.plan["record_id"].unique()) > 1000
+        assert now[0] > 1000.0  # the run really waited (on the fake clock)
+    finally:
+        sandbox.stop()
