@@ -107,3 +107,22 @@ def test_secrets_are_redacted_from_log_text(text, hidden):
     from jobs.render import redact
 
     assert hidden not in redact(text) and "***" in redact(text)
+
+
+def test_progress_bars_follow_sync_pages_and_written_chunks():
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from jobs.render import PipelineBar
+
+    progress = Progress(console=Console(file=io.StringIO(), force_terminal=True))
+    bar = PipelineBar(progress)
+    bar.sync("lead", read=5000, pages=1, done=False)
+    bar.sync("lead", read=7500, pages=2, done=True)
+    bar.write("lead", done=1000, total=2500)
+    bar.write("lead", done=2500, total=2500)
+    tasks = {t.description.split()[0] + " " + t.description.split()[1]: t for t in progress.tasks}
+    assert tasks["read lead"].completed == 7500 and tasks["read lead"].finished
+    assert tasks["write lead"].completed == 2500 and tasks["write lead"].total == 2500
