@@ -276,7 +276,7 @@ class RetryPolicy:
     """
 
     max_attempts: int = 8
-    budget_seconds: float = 600.0
+    budget_seconds: float = 300.0  # the same default as settings' http.retry_budget_seconds
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
     max_retry_after: float = 300.0

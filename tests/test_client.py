@@ -70,6 +70,14 @@ def test_constructor_validates_its_arguments():
         DataverseClient("https://contoso.crm.dynamics.com", "a-token-string")  # type: ignore[arg-type]
 
 
+def test_a_client_built_directly_retries_like_one_built_from_default_settings(tmp_path, monkeypatch):
+    # Two defaults for one policy (600 s in RetryPolicy, 300 s in settings) drifted apart once.
+    monkeypatch.chdir(tmp_path)  # no ./config.toml
+    defaults = load_settings(env={"DVSYNC__DATAVERSE__URL": "https://contoso.crm.dynamics.com"})
+    assert RetryPolicy().budget_seconds == defaults.http.retry_budget_seconds
+    assert RetryPolicy().max_attempts == defaults.http.max_attempts
+
+
 def test_constructor_refuses_plain_http_except_to_loopback():
     # The same rule as dataverse.url in settings: a bearer token never crosses a network in clear.
     with pytest.raises(ConfigError, match="plain http") as info:
