@@ -240,3 +240,56 @@ def test_a_chunked_request_body_is_read(sandbox, sandbox_session):
     )
     assert r.status_code == 204
     assert sandbox_session.get(r.headers["OData-EntityId"]).json()["name"] == "Streamed"
+
+
+def test_create_update_and_upsert_multiple(sandbox, sandbox_session):
+    api = sandbox.api_url
+    lead = "Microsoft.Dynamics.CRM.lead"
+    created = sandbox_session.post(
+        api + "leads/Microsoft.Dynamics.CRM.CreateMultiple",
+        json={"Targets": [{"@odata.type": lead, "lastname": "A"}, {"@odata.type": lead, "lastname": "B"}]},
+    )
+    assert created.status_code == 200
+    body = created.json()
+    assert body["@odata.context"].endswith("$metadata#Microsoft.Dynamics.CRM.CreateMultipleResponse")
+    a, b = body["Ids"]
+    updated = sandbox_session.post(
+        api + "leads/Microsoft.Dynamics.CRM.UpdateMultiple",
+        json={
+            "Targets": [
+                {"@odata.type": lead, "leadid": a, "lastname": "A2"},
+                {"@odata.type": lead, "leadid": b, "jobtitle": "CTO"},
+            ]
+        },
+    )
+    assert updated.status_code == 204
+    assert sandbox_session.get(f"{api}leads({a})?$select=lastname").json()["lastname"] == "A2"
+    # One missing record fails the whole action: nothing is applied.
+    ghost = str(uuid.uuid4())
+    failed = sandbox_session.post(
+        api + "leads/Microsoft.Dynamics.CRM.UpdateMultiple",
+        json={
+            "Targets": [
+                {"@odata.type": lead, "leadid": a, "lastname": "A3"},
+                {"@odata.type": lead, "leadid": ghost, "lastname": "X"},
+            ]
+        },
+    )
+    assert failed.status_code == 404 and failed.json()["error"]["code"] == "0x80040217"
+    assert sandbox_session.get(f"{api}leads({a})?$select=lastname").json()["lastname"] == "A2"
+    upserted = sandbox_session.post(
+        api + "leads/Microsoft.Dynamics.CRM.UpsertMultiple",
+        json={
+            "Targets": [
+                {"@odata.type": lead, "leadid": ghost, "lastname": "New"},
+                {"@odata.type": lead, "leadid": a, "lastname": "A4"},
+            ]
+        },
+    )
+    assert upserted.status_code == 200 and upserted.json()["Ids"] == [ghost, a]
+    assert sandbox_session.get(f"{api}leads({ghost})?$select=lastname").json()["lastname"] == "New"
+    wrong = sandbox_session.post(
+        api + "leads/Microsoft.Dynamics.CRM.CreateMultiple",
+        json={"Targets": [{"@odata.type": "Microsoft.Dynamics.CRM.account", "name": "x"}]},
+    )
+    assert wrong.status_code == 400

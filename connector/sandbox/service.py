@@ -45,6 +45,9 @@ __all__ = ["Service"]
 
 log = logging.getLogger(__name__)
 
+_BULK_ACTIONS = {
+    f"Microsoft.Dynamics.CRM.{name}" for name in ("CreateMultiple", "UpdateMultiple", "UpsertMultiple")
+}
 _SEGMENT = re.compile(r"^(?P<name>[A-Za-z_$][\w.$]*)(?:\((?P<key>[^)]*)\))?(?:/(?P<rest>.*))?$")
 
 
@@ -115,6 +118,10 @@ class Service:
         if key is None:
             if rest == "$count":
                 return self._count(req, table)
+            if rest in _BULK_ACTIONS:
+                if req.method != "POST":
+                    raise ApiError(405, "0x0", f"{rest} is an action: use POST.")
+                return self._bulk(req, table, rest.rsplit(".", 1)[1])
             if rest:
                 raise ApiError(404, "0x8006088a", f"Resource not found for the segment '{rest}'.")
             if req.method == "GET":
@@ -386,6 +393,52 @@ class Service:
                 now=self.now(),
             )
         return self._write_response(req, table, record_id, created, False)
+
+    def _bulk(self, req: Request, table: Table, action: str) -> Response:
+        """``CreateMultiple``/``UpdateMultiple``/``UpsertMultiple`` bound to the entity set (§5.6).
+
+        All targets succeed or none does: the whole action is one transaction, as in Dataverse.
+        """
+        body = req.json()
+        targets = body.get("Targets") if isinstance(body, dict) else None
+        if not isinstance(targets, list) or not targets:
+            raise bad_request(
+                f'{action} needs a body like {{"Targets": [{{...}}, ...]}} with at least one record.'
+            )
+        expected = f"Microsoft.Dynamics.CRM.{table.logical_name}"
+        ids: list[str] = []
+        with self.store.transaction() as conn:
+            for target in targets:
+                if not isinstance(target, dict):
+                    raise bad_request(f"Each of the {action} Targets must be a JSON object.")
+                kind = str(target.get("@odata.type", expected)).lstrip("#")
+                if kind != expected:
+                    raise bad_request(
+                        f"The Targets of {table.entity_set}/{action} must be of type {expected}, not {kind}."
+                    )
+                record_id = None
+                if action != "CreateMultiple":
+                    given = target.get(table.primary_id)
+                    if given is None and isinstance(target.get("@odata.id"), str):
+                        given = target["@odata.id"].rsplit("(", 1)[-1].rstrip(")")
+                    record_id = parse_guid(str(given)) if given is not None else None
+                    if record_id is None:
+                        raise bad_request(f"Each of the {action} Targets needs its {table.primary_id}.")
+                values = {k: v for k, v in target.items() if k != "@odata.id"}
+                new_id, _ = apply_upsert(
+                    self.store,
+                    conn,
+                    table,
+                    record_id,
+                    values,
+                    if_match="*" if action == "UpdateMultiple" else None,
+                    now=self.now(),
+                )
+                ids.append(new_id)
+        if action == "UpdateMultiple":
+            return Response(204, [("OData-Version", "4.0")])
+        context = f"{req.service_root}$metadata#Microsoft.Dynamics.CRM.{action}Response"
+        return json_response(200, {"@odata.context": context, "Ids": ids})
 
     def _delete(self, req: Request, table: Table, record_id: str) -> Response:
         with self.store.transaction() as conn:
