@@ -345,6 +345,8 @@ def run_pipeline(
         settings: the settings (sync, writeback, mappings, mirror sections).
         jobs: the jobs to run (default ``jobs.enabled``), in any order; run in the canonical one.
         dry_run: plan without writing (default ``writeback.dry_run``); the plan goes to a CSV.
+            With ``writeback.enabled = false`` (and no explicit dry run) the results are only kept
+            in the mirror.
         plan_csv: where a dry run writes its plan (default ``<mirror dir>/plans/run-<id>.csv``).
         full: re-read every table in full.
         trigger: who started the run (``manual``, ``schedule:<set>``), kept in the run's stats.
@@ -364,8 +366,9 @@ def run_pipeline(
     clock = clock or (lambda: datetime.now(UTC))
     chosen = _choose_jobs(jobs if jobs is not None else settings.jobs.enabled)
     dry = settings.writeback.dry_run if dry_run is None else dry_run
-    if not settings.writeback.enabled:
-        dry = True
+    # writeback.enabled = false: compute and keep the results in the mirror, write nothing.
+    compute_only = not settings.writeback.enabled and not dry_run
+    dry = dry or compute_only
     mirror.mark_abandoned_runs()
     run_id = mirror.start_run("run", jobs=chosen, dry_run=dry)
     result = PipelineResult(run_id=run_id, dry_run=dry)
@@ -389,7 +392,10 @@ def run_pipeline(
             outcomes = _compute(ctx, chosen)
             ctx.faults.hit("computed")
             plan = _plan(ctx, outcomes)
-            if dry:
+            if compute_only:
+                _save_results(ctx, outcomes)
+                log.info("writeback.enabled is false: results kept in the mirror, nothing written")
+            elif dry:
                 _write_csv(ctx, plan, plan_csv)
             else:
                 _store_plan(ctx, plan, outcomes)
@@ -678,6 +684,12 @@ def _store_plan(ctx: _Context, plan: pd.DataFrame, outcomes: Sequence[JobOutcome
                     "superseded",
                     error=f"re-planned by run {ctx.result.run_id}",
                 )
+        _save_results(ctx, outcomes)
+
+
+def _save_results(ctx: _Context, outcomes: Sequence[JobOutcome]) -> None:
+    """Keep the jobs' results in the mirror (the last 10 runs' worth)."""
+    with ctx.mirror.transaction():
         for outcome in outcomes:
             for table, frame in outcome.results.items():
                 if not frame.empty:

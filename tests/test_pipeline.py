@@ -95,6 +95,13 @@ def test_dry_run_writes_the_plan_to_csv_and_changes_nothing(setup, sandbox, tmp_
     assert all(v[SEGMENT] is None for v in read_columns(sandbox, "accounts", [SEGMENT]).values())
     assert mirror.audit().empty and mirror.plan().empty
 
+    # writeback.enabled = false: computed and kept in the mirror, nothing planned to a file or sent.
+    settings.writeback.enabled = False
+    kept = run_pipeline(client, mirror, mappings, settings, jobs=["rfm"])
+    assert kept.ok and kept.plan_csv is None
+    assert len(mirror.results("account", run_id=kept.run_id)) > 100
+    assert all(v[SEGMENT] is None for v in read_columns(sandbox, "accounts", [SEGMENT]).values())
+
 
 def test_a_record_that_cannot_be_written_is_reported_and_retried_next_run(setup):
     settings, mappings, client, mirror = setup
