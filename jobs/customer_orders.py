@@ -44,11 +44,14 @@ from connector.errors import JobError, JobInputError
 
 __all__ = [
     "ORDER_STATUSES",
+    "RETURNS_CHOICES",
+    "ZERO_AMOUNT_CHOICES",
     "DayGroups",
     "OrderDataError",
     "OrderRules",
     "PreparedOrders",
     "group_days",
+    "order_rule_problems",
     "prepare_orders",
     "to_day",
     "to_days",
@@ -77,19 +80,37 @@ class OrderRules:
     status_col: str = "status"
 
     def __post_init__(self) -> None:
-        unknown = [s for s in self.statuses if s not in ORDER_STATUSES]
-        if unknown:
-            raise JobInputError(f"unknown order status(es) {unknown}; known: {list(ORDER_STATUSES)}")
-        if "cancelled" in self.statuses:
-            raise JobInputError("cancelled orders are never purchases; remove 'cancelled' from statuses")
-        if not self.statuses:
-            raise JobInputError("statuses is empty: no order would count")
-        if self.zero_amount not in ("exclude", "count_as_activity"):
-            raise JobInputError(
-                f"zero_amount must be 'exclude' or 'count_as_activity', not {self.zero_amount!r}"
-            )
-        if self.returns not in ("net", "exclude"):
-            raise JobInputError(f"returns must be 'net' or 'exclude', not {self.returns!r}")
+        problems = order_rule_problems(self.statuses, self.zero_amount, self.returns)
+        if problems:
+            raise JobInputError(problems[0][1])
+
+
+ZERO_AMOUNT_CHOICES = ("exclude", "count_as_activity")
+RETURNS_CHOICES = ("net", "exclude")
+
+
+def order_rule_problems(statuses: Sequence[str], zero_amount: str, returns: str) -> list[tuple[str, str]]:
+    """Check the order-rule choices; return ``(field, message)`` per problem, empty when all are valid.
+
+    ``OrderRules`` raises the first; ``customer_value.toml``'s loader reports it at the file's line.
+    """
+    problems: list[tuple[str, str]] = []
+    unknown = [s for s in statuses if s not in ORDER_STATUSES]
+    if unknown:
+        problems.append(("statuses", f"unknown order status(es) {unknown}; known: {list(ORDER_STATUSES)}"))
+    if "cancelled" in statuses:
+        problems.append(
+            ("statuses", "cancelled orders are never purchases; remove 'cancelled' from statuses")
+        )
+    if not statuses:
+        problems.append(("statuses", "statuses is empty: no order would count"))
+    if zero_amount not in ZERO_AMOUNT_CHOICES:
+        problems.append(
+            ("zero_amount", f"zero_amount must be one of {list(ZERO_AMOUNT_CHOICES)}, not {zero_amount!r}")
+        )
+    if returns not in RETURNS_CHOICES:
+        problems.append(("returns", f"returns must be one of {list(RETURNS_CHOICES)}, not {returns!r}"))
+    return problems
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,13 @@ from typing import Any
 
 from connector.tomlfile import TomlFile, closest, load_toml
 from jobs.clv import TIME_UNITS, TimeUnitError, discount_rate_per_unit, parse_duration
-from jobs.customer_orders import ORDER_STATUSES, OrderRules
+from jobs.customer_orders import (
+    ORDER_STATUSES,
+    RETURNS_CHOICES,
+    ZERO_AMOUNT_CHOICES,
+    OrderRules,
+    order_rule_problems,
+)
 from jobs.rfm import SegmentMap, load_segments
 
 __all__ = [
@@ -168,26 +174,23 @@ def _hint(name: str, candidates: Any) -> str | None:
 
 def _orders(doc: TomlFile, section: dict[str, Any]) -> OrderRules:
     statuses = section.get("statuses", ["fulfilled", "invoiced"])
-    if not isinstance(statuses, list) or not statuses or not all(isinstance(s, str) for s in statuses):
+    if not isinstance(statuses, list) or not all(isinstance(s, str) for s in statuses):
         raise doc.error(
             "orders.statuses", 'statuses must be a non-empty list such as ["fulfilled", "invoiced"]'
         )
-    for status in statuses:
-        if status not in ORDER_STATUSES:
-            raise doc.error(
-                "orders.statuses",
-                f"unknown status {status!r}; known: {list(ORDER_STATUSES)}",
-                _hint(status, ORDER_STATUSES),
-            )
-    if "cancelled" in statuses:
-        raise doc.error("orders.statuses", "cancelled orders are never purchases", 'remove "cancelled"')
-    choices = {"zero_amount": ("exclude", "count_as_activity"), "returns": ("net", "exclude")}
-    values: dict[str, str] = {}
-    for key, allowed in choices.items():
-        value = section.get(key, allowed[0])
-        if value not in allowed:
-            raise doc.error(("orders", key), f"{key} must be one of {list(allowed)}, not {value!r}")
-        values[key] = value
+    values = {
+        key: section.get(key, default) for key, default in (("zero_amount", "exclude"), ("returns", "net"))
+    }
+    problems = order_rule_problems(statuses, **values)
+    if problems:
+        key, message = problems[0]
+        choices = {"statuses": ORDER_STATUSES, "zero_amount": ZERO_AMOUNT_CHOICES, "returns": RETURNS_CHOICES}
+        typo = (
+            next((s for s in statuses if s not in ORDER_STATUSES), None) if key == "statuses" else values[key]
+        )
+        raise doc.error(
+            ("orders", key), message, _hint(str(typo), choices[key]) if typo is not None else None
+        )
     columns = {
         key: _text(doc, f"orders.{key}", section.get(key, default), allow_empty=key == "status_col")
         for key, default in (

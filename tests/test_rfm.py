@@ -288,7 +288,19 @@ def test_shipped_customer_value_config_loads_with_documented_defaults():
         (('horizon = "12M"', 'horizon = "12m"'), r"\[clv.horizon\]: .*minutes"),
         (("margin = 1.0", "margin = 30"), r"\[clv.margin\]: margin = 30 is outside"),
         (('returns = "net"', 'returns = "netted"'), r"\[orders.returns\]"),
-        (('statuses = ["fulfilled", "invoiced"]', 'statuses = ["fulfilled", "shipped"]'), "unknown status"),
+        (
+            ('statuses = ["fulfilled", "invoiced"]', 'statuses = ["fulfilled", "invoicd"]'),
+            r"\[orders.statuses\]: unknown order status.*did you mean 'invoiced'",
+        ),
+        (
+            ('statuses = ["fulfilled", "invoiced"]', 'statuses = ["fulfilled", "cancelled"]'),
+            r"\[orders.statuses\]: cancelled orders are never purchases",
+        ),
+        (
+            ('statuses = ["fulfilled", "invoiced"]', "statuses = []"),
+            r"\[orders.statuses\]: statuses is empty",
+        ),
+        (('returns = "net"', 'returns = "nett"'), r"\[orders.returns\]: .*did you mean 'net'"),
         (("churn_below = 0.3", "churn_bellow = 0.3"), "did you mean 'churn_below'"),
         (("bins = 5", "bins = 4"), "written for bins = 5"),
     ],
