@@ -293,3 +293,33 @@ def test_create_update_and_upsert_multiple(sandbox, sandbox_session):
         json={"Targets": [{"@odata.type": "Microsoft.Dynamics.CRM.account", "name": "x"}]},
     )
     assert wrong.status_code == 400
+
+
+def test_duplicate_detection_only_when_asked(sandbox, sandbox_session):
+    api = sandbox.api_url
+    first = sandbox_session.post(api + "leads", json={"lastname": "Dup", "emailaddress1": "dup@example.com"})
+    assert first.status_code == 204
+    # Off by default for the Web API (§9.1): the same e-mail is accepted.
+    second = sandbox_session.post(
+        api + "leads", json={"lastname": "Dup2", "emailaddress1": "dup@example.com"}
+    )
+    assert second.status_code == 204
+    on = {"MSCRM.SuppressDuplicateDetection": "false"}
+    r = sandbox_session.post(
+        api + "leads", json={"lastname": "Dup3", "emailaddress1": "DUP@example.com"}, headers=on
+    )
+    assert r.status_code == 500
+    assert r.json()["error"]["code"] == "0x80040333"
+    assert r.json()["error"]["message"].startswith("A record was not created or updated because a duplicate")
+    other = sandbox_session.post(
+        api + "leads", json={"lastname": "Other", "emailaddress1": "other@example.com"}, headers=on
+    )
+    assert other.status_code == 204
+    # Updating a record into a duplicate is refused the same way; inactive records do not count.
+    move = {"emailaddress1": "dup@example.com"}
+    assert sandbox_session.patch(other.headers["OData-EntityId"], json=move, headers=on).status_code == 500
+    for created in (first, second):
+        disqualify = {"statecode": 2, "statuscode": 4}
+        url = created.headers["OData-EntityId"]
+        assert sandbox_session.patch(url, json=disqualify, headers={"If-Match": "*"}).status_code == 204
+    assert sandbox_session.patch(other.headers["OData-EntityId"], json=move, headers=on).status_code == 204

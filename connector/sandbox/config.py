@@ -55,6 +55,9 @@ class SandboxConfig:
         option_value_prefix: the default publisher's option value prefix (10000 → 100000000, ...).
         dop_hint: the ``x-ms-dop-hint`` response header, Dataverse's recommended degree of
             parallelism for a client (clients size their worker pools by it).
+        duplicate_rules: table → columns that together make a duplicate, applied only to writes
+            sent with ``MSCRM.SuppressDuplicateDetection: false`` (Dataverse's default rules match
+            leads and contacts on e-mail and accounts on name).
     """
 
     limits: Limits = field(default_factory=Limits)
@@ -68,3 +71,10 @@ class SandboxConfig:
     publisher_prefixes: frozenset[str] = frozenset({"new", "dvs"})
     option_value_prefix: int = 10000
     dop_hint: int = 4
+    duplicate_rules: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: {
+            "lead": ("emailaddress1",),
+            "contact": ("emailaddress1",),
+            "account": ("name",),
+        }
+    )

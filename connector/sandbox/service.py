@@ -370,11 +370,25 @@ class Service:
             headers.insert(1, ("Location", url))
         return Response(204, headers)
 
+    def _duplicate_rule(self, req: Request, table: Table) -> tuple[str, ...]:
+        """Columns of the duplicate rule, when the client sent ``MSCRM.SuppressDuplicateDetection: false``."""
+        flag = (req.headers.get("MSCRM.SuppressDuplicateDetection") or "").strip().lower()
+        if flag != "false":
+            return ()
+        return self.config.duplicate_rules.get(table.logical_name, ())
+
     def _create(self, req: Request, table: Table) -> Response:
         body = req.json()
         with self.store.transaction() as conn:
             record_id, _ = apply_upsert(
-                self.store, conn, table, None, body, content_ids=req.content_ids, now=self.now()
+                self.store,
+                conn,
+                table,
+                None,
+                body,
+                content_ids=req.content_ids,
+                now=self.now(),
+                duplicate_rule=self._duplicate_rule(req, table),
             )
         return self._write_response(req, table, record_id, True, True)
 
@@ -391,6 +405,7 @@ class Service:
                 if_none_match=req.headers.get("If-None-Match"),
                 content_ids=req.content_ids,
                 now=self.now(),
+                duplicate_rule=self._duplicate_rule(req, table),
             )
         return self._write_response(req, table, record_id, created, False)
 

@@ -391,11 +391,14 @@ def apply_upsert(
     if_none_match: str | None = None,
     content_ids: dict[str, str] | None = None,
     now: datetime,
+    duplicate_rule: tuple[str, ...] = (),
 ) -> tuple[str, bool]:
     """Create or update one record (call inside a store transaction).
 
     Args:
         record_id: the id from the URL (PATCH), or None for POST (id from the body or new).
+        duplicate_rule: columns that together identify a duplicate, when the client turned
+            duplicate detection on (``MSCRM.SuppressDuplicateDetection: false``, §9.1).
 
     Returns:
         (record id, created).
@@ -405,6 +408,7 @@ def apply_upsert(
         record_id = str(creating_values.get(table.primary_id) or uuid.uuid4())
         if current_row(conn, table, record_id) is not None:
             raise ApiError(412, "0x80040237", "A record with matching key values already exists.")
+        _check_duplicates(conn, table, record_id, creating_values, duplicate_rule)
         _insert(store, conn, table, record_id, creating_values, now)
         return record_id, True
     current = current_row(conn, table, record_id)
@@ -414,6 +418,7 @@ def apply_upsert(
         if given != record_id:
             raise bad_request(f"The {table.primary_id} in the body does not match the id in the URL.")
     values = prepare_values(store, conn, table, body, current is None, content_ids)
+    _check_duplicates(conn, table, record_id, {**(current or {}), **values}, duplicate_rule)
     if current is None:
         _insert(store, conn, table, record_id, values, now)
         return record_id, True
@@ -429,6 +434,31 @@ def apply_upsert(
         [*values.values(), record_id],
     )
     return record_id, False
+
+
+def _check_duplicates(
+    conn: sqlite3.Connection, table: Table, record_id: str, values: dict, rule: tuple[str, ...]
+) -> None:
+    """Refuse a write that duplicates an active record on every rule column (§9.1).
+
+    Blank values never match and inactive records are excluded, like Dataverse's default rules;
+    text compares case-insensitively (the columns use NOCASE).
+    """
+    if not rule or any(values.get(column) in (None, "") for column in rule):
+        return
+    conditions = " AND ".join(f'"{column}" = ?' for column in rule)
+    active = ' AND "statecode" = 0' if "statecode" in table.column_map() else ""
+    found = conn.execute(
+        f'SELECT 1 FROM "{table.logical_name}" WHERE {conditions}{active} AND "{table.primary_id}" '
+        "<> ? LIMIT 1",
+        [*(values[column] for column in rule), record_id],
+    ).fetchone()
+    if found is not None:
+        raise ApiError(
+            500,
+            "0x80040333",
+            "A record was not created or updated because a duplicate of the current record already exists.",
+        )
 
 
 def _insert(
