@@ -16,6 +16,7 @@ the whole object makes key order irrelevant.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,12 +55,25 @@ class Changes:
     delta_link: str | None = None
 
 
+_ID_IN_LINK = re.compile(r"\(([0-9a-fA-F-]{36})\)$")
+
+
 def _is_deleted_entry(item: dict[str, Any]) -> bool:
     context = item.get("@odata.context")
     if isinstance(context, str) and context.endswith("$deletedEntity"):
         return True
-    # OData 4.0 JSON also allows "@removed": {"reason": "deleted"}; accept it in case a proxy rewrites.
+    # OData 4.01 JSON writes a deleted entity as {"@removed": {...}, "@id": "leads(<guid>)"}; Dataverse
+    # sends the 4.0 form above, but a gateway speaking 4.01 may rewrite it.
     return "@removed" in item
+
+
+def _deleted_id(item: dict[str, Any]) -> str | None:
+    record_id = item.get("id")
+    if isinstance(record_id, str) and record_id:
+        return record_id
+    link = item.get("@id")
+    match = _ID_IN_LINK.search(link) if isinstance(link, str) else None
+    return match.group(1) if match else None
 
 
 def split_deleted(values: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -72,8 +86,8 @@ def split_deleted(values: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], l
     deleted: list[str] = []
     for item in values:
         if _is_deleted_entry(item):
-            record_id = item.get("id")
-            if not isinstance(record_id, str) or not record_id:
+            record_id = _deleted_id(item)
+            if record_id is None:
                 raise ProtocolError(
                     "a $deletedEntity entry has no 'id'; cannot tell which record was deleted"
                 )

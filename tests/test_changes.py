@@ -143,3 +143,16 @@ def test_deleted_entry_without_id_is_a_protocol_error():
     responses.get(BASE + "leads", json=body)
     with pytest.raises(ProtocolError, match="id"):
         client().read_changes("leads", ["fullname"])
+
+
+@responses.activate
+def test_an_odata_401_removed_entry_gives_the_id_from_its_link():
+    gone = "2e451703-c686-e711-80e5-00155db19e6d"
+    body = {
+        "value": [{"@removed": {"reason": "deleted"}, "@id": f"{BASE}leads({gone})"}, {"leadid": "x"}],
+        "@odata.deltaLink": BASE + "leads?$deltatoken=3",
+    }
+    responses.get(BASE + "leads", json=body)
+    changes = client().read_changes("leads", ["fullname"])
+    assert changes.deleted_ids == [gone]
+    assert changes.records == [{"leadid": "x"}]
