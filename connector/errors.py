@@ -112,7 +112,13 @@ class ConfigError(DvsyncError):
 
 
 class AuthError(DvsyncError):
-    """Getting a token failed; carries the AADSTS code and a hint for the common causes."""
+    """Getting a token failed, or Dataverse refused it; carries the code and a hint for common causes.
+
+    Attributes:
+        code: the AADSTS code from Entra, or Dataverse's error code for a refused token.
+        status: the HTTP status when Dataverse refused the token (401), else None.
+        correlation_id: Entra's correlation id, or Dataverse's request id.
+    """
 
     def __init__(
         self,
@@ -122,12 +128,14 @@ class AuthError(DvsyncError):
         description: str | None = None,
         hint: str | None = None,
         correlation_id: str | None = None,
+        status: int | None = None,
     ) -> None:
         self.message = message
         self.code = code
         self.description = description
         self.hint = hint
         self.correlation_id = correlation_id
+        self.status = status
         parts = [message]
         if code:
             parts.append(f"[{code}]")

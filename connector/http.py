@@ -433,6 +433,7 @@ def error_from_parts(
             code=code,
             hint=_APP_USER_HINT,
             correlation_id=request_id,
+            status=status,
         )
     if status == 429 or code in _THROTTLE_HINTS:
         return ThrottledError(

@@ -318,6 +318,7 @@ def test_401_with_a_provider_that_cannot_refresh_is_sent_once_and_says_nothing_o
     with pytest.raises(AuthError) as info:
         client.get_json("WhoAmI")
     assert len(responses.calls) == 1
+    assert info.value.status == 401
     assert "twice" not in str(info.value) and "has not expired" in str(info.value)
     assert SECRET_TOKEN not in str(info.value)
 
