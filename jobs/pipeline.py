@@ -16,9 +16,10 @@
 Kill the process anywhere and run again: the sync resumes, the jobs recompute, values Dynamics
 already holds are not planned again (nothing written twice) and unwritten ones are (nothing lost).
 
-For tests, ``DVSYNC_FAULT=<point>:<n>`` kills the process (SIGKILL) at a named point: ``sync-page``
-(after the n-th committed page), ``computed``, ``planned``, ``write-sent`` (after the n-th chunk
-was sent, before it is recorded) and ``write-recorded`` (after the n-th chunk was recorded).
+For tests, ``DVSYNC_FAULT=<point>:<n>[:term]`` kills the process (SIGKILL, or SIGTERM with
+``:term``) at a named point: ``sync-page`` (after the n-th committed page), ``computed``,
+``planned``, ``write-sent`` (after the n-th chunk was sent, before it is recorded) and
+``write-recorded`` (after the n-th chunk was recorded).
 """
 
 from __future__ import annotations
@@ -203,22 +204,29 @@ class RequestMeter:
 
 
 class _Faults:
-    """Deterministic kill points for the crash tests (``DVSYNC_FAULT=point:n``)."""
+    """Deterministic kill points for the crash tests (``DVSYNC_FAULT=point:n[:term]``).
+
+    The process gets SIGKILL at the n-th time it passes ``point`` (SIGTERM with ``:term``, to test
+    the graceful stop).
+    """
 
     def __init__(self, spec: str | None) -> None:
-        self.point, self.n = None, 1
+        self.point, self.n, self.signal = None, 1, signal.SIGKILL
         if spec:
-            point, _, count = spec.partition(":")
+            point, _, rest = spec.partition(":")
+            count, _, kind = rest.partition(":")
             self.point, self.n = point.strip(), int(count or 1)
+            if kind.strip().lower() == "term":
+                self.signal = signal.SIGTERM
         self.counts: Counter[str] = Counter()
 
     def hit(self, point: str) -> None:
         if point != self.point:
             return
         self.counts[point] += 1
-        if self.counts[point] >= self.n:
-            log.warning("fault injection: killing the process at %s #%d", point, self.n)
-            os.kill(os.getpid(), signal.SIGKILL)
+        if self.counts[point] == self.n:
+            log.warning("fault injection: signal %d at %s #%d", self.signal, point, self.n)
+            os.kill(os.getpid(), self.signal)
 
 
 # ------------------------------------------------------------------------------------ result

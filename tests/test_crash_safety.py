@@ -7,6 +7,7 @@ Dynamics must hold exactly what an uninterrupted run writes, every value written
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -102,3 +103,27 @@ def test_killed_runs_end_like_an_uninterrupted_run_with_nothing_written_twice(ps
     assert len(keys) == len(set(keys))
     assert set(keys) == set(expected)
     assert list(runs["outcome"])[::-1] == ["interrupted"] * len(faults) + ["ok"]
+
+
+def test_sigterm_during_write_back_finishes_the_chunk_records_the_run_and_the_next_run_completes(
+    psandbox,  # noqa: F811
+    tmp_path,
+):
+    config = write_config(tmp_path / "term", psandbox, batch_size=100, max_parallel=1)
+    stopped = dvsync_run(config, psandbox.token, "write-sent:2:term")
+    assert stopped.returncode == 1, stopped.stderr[-2000:]
+    report = json.loads(stopped.stdout)
+    assert report["outcome"] == "interrupted" and "SIGTERM" in report["error"]
+    # The chunk being sent when the signal came was recorded: two chunks of 100 records.
+    assert sum(t["written"] for t in report["tables"].values()) == 200
+    assert "Traceback" not in stopped.stderr
+
+    final = dvsync_run(config, psandbox.token, None)
+    assert final.returncode == 0, final.stderr[-2000:]
+    done = json.loads(final.stdout)
+    assert done["outcome"] == "ok"
+    with Mirror(tmp_path / "term" / "mirror.sqlite") as mirror:
+        audit = mirror.audit()
+        assert mirror.plan(status=["pending", "failed", "sending"]).empty
+    keys = list(zip(audit["table_name"], audit["record_id"], audit["column_name"], strict=True))
+    assert len(keys) == len(set(keys)) and set(audit["outcome"]) == {"written"}
