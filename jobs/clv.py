@@ -51,7 +51,8 @@ from jobs.clv_models import (
     gamma_gamma_conditional_spend,
     group_rows,
 )
-from jobs.customer_orders import DayGroups, OrderDataError, to_day, validate_purchases
+from jobs.customer_orders import DayGroups, OrderDataError, validate_purchases
+from jobs.moments import to_day
 
 __all__ = [
     "TIME_UNITS",

@@ -53,7 +53,6 @@ __all__ = [
     "group_days",
     "order_rule_problems",
     "prepare_orders",
-    "to_day",
     "to_days",
     "validate_purchases",
 ]
@@ -143,25 +142,6 @@ def _require_columns(orders: pd.DataFrame, columns: Sequence[str], what: str) ->
             f"the {what} frame has no column(s) {missing}; it has {list(orders.columns)}. "
             "Pass the column names (customer_col=, date_col=, amount_col=) or fix the order mapping."
         )
-
-
-def to_day(value: object, name: str) -> pd.Timestamp:
-    """Return the day (timezone-naive midnight, UTC for aware values) of one date argument.
-
-    Raises:
-        JobInputError: ``value`` is missing or not a date ("2024-06-30", a ``date``, a timestamp).
-    """
-    try:
-        stamp = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:  # pandas' DateParseError is a ValueError
-        raise JobInputError(
-            f"{name} = {value!r} is not a date; give a date such as '2024-06-30' or a datetime"
-        ) from exc
-    if pd.isna(stamp):
-        raise JobInputError(f"{name} is missing (NaT); give the day the values should describe")
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.normalize()
 
 
 def to_days(values: pd.Series, column: str) -> pd.Series:

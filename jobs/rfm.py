@@ -38,7 +38,8 @@ import pandas as pd
 
 from connector.errors import ConfigError
 from connector.tomlfile import TomlFile, closest, load_toml
-from jobs.customer_orders import to_day, validate_purchases
+from jobs.customer_orders import validate_purchases
+from jobs.moments import to_day
 
 __all__ = ["DEFAULT_SEGMENTS_PATH", "Segment", "SegmentMap", "load_segments", "score_rfm"]
 

@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from connector.errors import ConfigError, JobInputError
+from connector.errors import ConfigError
+from jobs.moments import as_utc
 
 __all__ = [
     "ACTIVITY_COLUMNS",
@@ -205,24 +206,6 @@ def format_points(points: float) -> str:
     rounded = round(float(points), 1)
     text = f"{rounded:+.1f}"
     return text[:-2] if text.endswith(".0") else text
-
-
-def as_utc(moment: datetime | str | pd.Timestamp, name: str = "as_of") -> pd.Timestamp:
-    """Return ``moment`` as a UTC timestamp; naive values are taken to be UTC already.
-
-    Raises:
-        JobInputError: ``moment`` is missing (None, NaT) or not a date and time; a missing
-            moment would silently age every activity out of the window.
-    """
-    try:
-        stamp = pd.Timestamp(moment)
-    except (TypeError, ValueError) as exc:  # pandas' DateParseError is a ValueError
-        raise JobInputError(
-            f"{name} = {moment!r} is not a date and time; give e.g. '2024-06-30T08:00:00Z' or a datetime"
-        ) from exc
-    if pd.isna(stamp):
-        raise JobInputError(f"{name} is missing (NaT); give the moment the scores describe")
-    return stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
 
 
 def lead_index(leads: pd.DataFrame, id_column: str = "lead_id") -> pd.Index:
