@@ -106,6 +106,7 @@ def iter_change_pages(
     delta_link: str | None = None,
     resume_link: str | None = None,
     page_size: int = 5000,
+    annotations: Sequence[str] | None = None,
 ) -> Iterator[ChangePage]:
     """Yield the pages of a change-tracking read, one at a time.
 
@@ -116,13 +117,16 @@ def iter_change_pages(
         delta_link: the link stored after the last read; None for a first, full read.
         resume_link: a ``next_link`` from a page already committed; continue from there.
         page_size: ``odata.maxpagesize``.
+        annotations: instance annotations for ``odata.include-annotations`` (e.g.
+            ``Microsoft.Dynamics.CRM.lookuplogicalname``), asked for on every page, delta replays
+            and resumed reads included: a link does not carry the preference, the header does.
 
     Raises:
         ChangeTokenExpiredError: the delta link is too old; call again without it.
         ChangeTrackingDisabledError: the table has change tracking off.
         ProtocolError: the last page carried no ``@odata.deltaLink``.
     """
-    prefer = prefer_header(page_size, track_changes=True)
+    prefer = prefer_header(page_size, annotations=annotations, track_changes=True)
     if resume_link:
         path, params = resume_link, None
     elif delta_link:
@@ -151,15 +155,21 @@ def read_changes(
     delta_link: str | None = None,
     *,
     page_size: int = 5000,
+    annotations: Sequence[str] | None = None,
 ) -> Changes:
     """Read all changes since ``delta_link`` (or the whole table when None) into one object.
+
+    ``annotations`` are asked for on every page, as in :func:`iter_change_pages`.
 
     Raises:
         ChangeTokenExpiredError: the delta link is too old; call again without it.
         ChangeTrackingDisabledError: the table has change tracking off.
     """
     changes = Changes()
-    for page in iter_change_pages(http, entity_set, select, delta_link=delta_link, page_size=page_size):
+    pages = iter_change_pages(
+        http, entity_set, select, delta_link=delta_link, page_size=page_size, annotations=annotations
+    )
+    for page in pages:
         changes.records.extend(page.records)
         changes.deleted_ids.extend(page.deleted_ids)
         if page.delta_link:

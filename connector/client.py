@@ -155,6 +155,7 @@ class DataverseClient:
         orderby: str | Sequence[str] | None = None,
         page_size: int = 5000,
         formatted_values: bool = False,
+        annotations: Sequence[str] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Yield the records of a query, page by page, never the whole table at once.
 
@@ -166,13 +167,18 @@ class DataverseClient:
             page_size: ``Prefer: odata.maxpagesize`` (1..5000), sent on every page.
             formatted_values: also ask for ``<column>@OData.Community.Display.V1.FormattedValue``
                 labels (choices, lookups' names, currency text).
+            annotations: further instance annotations for ``odata.include-annotations``, e.g.
+                ``Microsoft.Dynamics.CRM.lookuplogicalname`` (the table a ``_x_value`` points at);
+                sent on every page.
 
         Raises:
             DataverseError: a typed error (bad column, throttled past the retry budget, ...).
             ProtocolError: a repeated nextLink or a body that is not Dataverse JSON.
+            ValueError: a page size outside 1..5000 or a malformed annotation name.
         """
         validate_name(entity_set, "entity set")
-        prefer = prefer_header(page_size, annotations=[FORMATTED_VALUES] if formatted_values else None)
+        wanted = [*([FORMATTED_VALUES] if formatted_values else []), *(annotations or ())]
+        prefer = prefer_header(page_size, annotations=wanted or None)
         params = build_query(select=select, filter=filter, orderby=orderby)
         for page in iter_pages(self.http, entity_set, params=params, prefer=prefer):
             yield from page["value"]
@@ -185,11 +191,14 @@ class DataverseClient:
         delta_link: str | None = None,
         resume_link: str | None = None,
         page_size: int = 5000,
+        annotations: Sequence[str] | None = None,
     ) -> Iterator[ChangePage]:
         """Yield change-tracking pages; the last carries ``delta_link``.
 
         Without links this is a full read with ``Prefer: odata.track-changes``. A caller that
         committed a page together with its ``next_link`` can resume with ``resume_link=next_link``.
+        ``annotations`` (e.g. ``Microsoft.Dynamics.CRM.lookuplogicalname``) go into the same
+        ``Prefer`` header on every page, delta replays and resumed reads included.
 
         Raises:
             ChangeTokenExpiredError: 0x80044352, the delta link expired; re-read without it.
@@ -197,11 +206,26 @@ class DataverseClient:
         """
         validate_name(entity_set, "entity set")
         return _changes.iter_change_pages(
-            self.http, entity_set, select, delta_link=delta_link, resume_link=resume_link, page_size=page_size
+            self.http,
+            entity_set,
+            select,
+            delta_link=delta_link,
+            resume_link=resume_link,
+            page_size=page_size,
+            annotations=annotations,
         )
 
-    def read_changes(self, entity_set: str, select: Sequence[str], delta_link: str | None = None) -> Changes:
+    def read_changes(
+        self,
+        entity_set: str,
+        select: Sequence[str],
+        delta_link: str | None = None,
+        *,
+        annotations: Sequence[str] | None = None,
+    ) -> Changes:
         """Read all changes since ``delta_link`` (the whole table when None).
+
+        ``annotations`` are asked for on every page, as in :meth:`iter_change_pages`.
 
         Returns:
             ``Changes(records, deleted_ids, delta_link)``.
@@ -211,7 +235,7 @@ class DataverseClient:
             ChangeTrackingDisabledError: 0x80072491, the table does not track changes.
         """
         validate_name(entity_set, "entity set")
-        return _changes.read_changes(self.http, entity_set, select, delta_link)
+        return _changes.read_changes(self.http, entity_set, select, delta_link, annotations=annotations)
 
     # -- writing ------------------------------------------------------------------------------
 

@@ -10,18 +10,23 @@ make a sync run forever).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from connector.errors import ProtocolError
 from connector.http import HttpClient, sanitize_url
 
-__all__ = ["FORMATTED_VALUES", "MAX_PAGE_SIZE", "iter_pages", "prefer_header"]
+__all__ = ["FORMATTED_VALUES", "LOOKUP_LOGICAL_NAME", "MAX_PAGE_SIZE", "iter_pages", "prefer_header"]
 
 MAX_PAGE_SIZE = 5000
 """Dataverse refuses larger pages ("You can't request a page size larger than 5,000")."""
 
 FORMATTED_VALUES = "OData.Community.Display.V1.FormattedValue"
+LOOKUP_LOGICAL_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
+"""The table a ``_x_value`` points at: how Microsoft documents reading a polymorphic lookup's type."""
+
+_ANNOTATION = re.compile(r"^(\*|[A-Za-z_]\w*(\.(\w+|\*))*)$")
 
 
 def prefer_header(
@@ -34,11 +39,12 @@ def prefer_header(
 
     Args:
         page_size: 1..5000.
-        annotations: annotation names for ``odata.include-annotations`` (``"*"`` for all).
+        annotations: annotation names for ``odata.include-annotations`` (``"*"`` for all); a
+            name given twice is sent once.
         track_changes: add ``odata.track-changes`` (first request of a change-tracking read).
 
     Raises:
-        ValueError: a page size outside 1..5000.
+        ValueError: a page size outside 1..5000, or an annotation name that is not a dotted name.
     """
     if not isinstance(page_size, int) or isinstance(page_size, bool) or not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ValueError(f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}, got {page_size!r}")
@@ -47,8 +53,12 @@ def prefer_header(
         parts.append("odata.track-changes")
     parts.append(f"odata.maxpagesize={page_size}")
     if annotations:
-        names = annotations if isinstance(annotations, str) else ",".join(annotations)
-        parts.append(f'odata.include-annotations="{names}"')
+        listed = [annotations] if isinstance(annotations, str) else list(dict.fromkeys(annotations))
+        for name in listed:
+            # A quote or comma inside a name would break the header for every page.
+            if not isinstance(name, str) or not _ANNOTATION.match(name):
+                raise ValueError(f"not an annotation name: {name!r} (e.g. {FORMATTED_VALUES!r} or '*')")
+        parts.append(f'odata.include-annotations="{",".join(listed)}"')
     return ",".join(parts)
 
 

@@ -96,6 +96,84 @@ def test_pages_of_a_full_read_and_resuming_from_a_committed_next_link():
     assert len(responses.calls) == 1
 
 
+LOOKUP_PREFER = (
+    "odata.track-changes,odata.maxpagesize=1,"
+    'odata.include-annotations="Microsoft.Dynamics.CRM.lookuplogicalname"'
+)
+
+
+@responses.activate
+def test_annotations_go_out_on_every_page_of_a_full_read_a_resume_and_a_delta_replay():
+    annotations = ["Microsoft.Dynamics.CRM.lookuplogicalname"]
+    page1 = {"value": [{"salesorderid": "1"}], "@odata.nextLink": BASE + "salesorders?$skiptoken=p2"}
+    page2 = {
+        "value": [
+            {
+                "_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname": "account",
+                "_customerid_value": "a",
+                "salesorderid": "2",
+            }
+        ],
+        "@odata.deltaLink": BASE + "salesorders?$deltatoken=7",
+    }
+    responses.get(
+        BASE + "salesorders",
+        json=page1,
+        match=[matchers.query_param_matcher({"$select": "_customerid_value"})],
+    )
+    responses.get(
+        BASE + "salesorders", json=page2, match=[matchers.query_param_matcher({"$skiptoken": "p2"})]
+    )
+    responses.get(
+        BASE + "salesorders",
+        json={"value": [], "@odata.deltaLink": BASE + "salesorders?$deltatoken=8"},
+        match=[matchers.query_param_matcher({"$deltatoken": "7"})],
+    )
+    dv = client()
+    pages = list(
+        dv.iter_change_pages("salesorders", ["_customerid_value"], page_size=1, annotations=annotations)
+    )
+    assert pages[1].records[0]["_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] == "account"
+    list(
+        dv.iter_change_pages(
+            "salesorders",
+            ["_customerid_value"],
+            resume_link=pages[0].next_link,
+            page_size=1,
+            annotations=annotations,
+        )
+    )
+    list(
+        dv.iter_change_pages(
+            "salesorders",
+            ["_customerid_value"],
+            delta_link=pages[1].delta_link,
+            page_size=1,
+            annotations=annotations,
+        )
+    )
+    assert [c.request.headers["Prefer"] for c in responses.calls] == [LOOKUP_PREFER] * 4
+    assert responses.calls[3].request.url == BASE + "salesorders?$deltatoken=7"
+
+
+@responses.activate
+def test_read_changes_passes_annotations_on_every_page():
+    link = BASE + "salesorders?$deltatoken=7"
+    responses.get(
+        BASE + "salesorders",
+        json={"value": [], "@odata.deltaLink": BASE + "salesorders?$deltatoken=8"},
+        match=[matchers.query_param_matcher({"$deltatoken": "7"})],
+    )
+    changes = client().read_changes(
+        "salesorders", ["_customerid_value"], link, annotations=["Microsoft.Dynamics.CRM.lookuplogicalname"]
+    )
+    assert changes.delta_link == BASE + "salesorders?$deltatoken=8"
+    assert responses.calls[0].request.headers["Prefer"] == (
+        "odata.track-changes,odata.maxpagesize=5000,"
+        'odata.include-annotations="Microsoft.Dynamics.CRM.lookuplogicalname"'
+    )
+
+
 @responses.activate
 def test_empty_delta_returns_no_changes_and_a_new_link():
     responses.get(BASE + "leads", json={"value": [], "@odata.deltaLink": BASE + "leads?$deltatoken=5"})

@@ -71,6 +71,52 @@ def test_formatted_values_ask_for_the_annotation_on_every_page():
 
 
 @responses.activate
+def test_lookup_annotations_are_asked_for_on_every_page_and_combine_with_formatted_values():
+    # The documented shape (reference §3.3): the annotation precedes the _x_value it describes.
+    page = {
+        "value": [
+            {
+                "_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname": "contact",
+                "_customerid_value": "70bf4d48-34cb-ed11-b596-0022481d68cd",
+                "salesorderid": "78914942-34cb-ed11-b596-0022481d68cd",
+            }
+        ],
+        "@odata.nextLink": BASE + "salesorders?$skiptoken=2",
+    }
+    responses.get(
+        BASE + "salesorders",
+        json=page,
+        match=[matchers.query_param_matcher({"$select": "_customerid_value"})],
+    )
+    responses.get(
+        BASE + "salesorders", json={"value": []}, match=[matchers.query_param_matcher({"$skiptoken": "2"})]
+    )
+    records = list(
+        client().iter_records(
+            "salesorders",
+            ["_customerid_value"],
+            formatted_values=True,
+            annotations=[
+                "Microsoft.Dynamics.CRM.lookuplogicalname",
+                "OData.Community.Display.V1.FormattedValue",
+            ],
+        )
+    )
+    assert records[0]["_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] == "contact"
+    expected = (
+        'odata.maxpagesize=5000,odata.include-annotations="OData.Community.Display.V1.FormattedValue,'
+        'Microsoft.Dynamics.CRM.lookuplogicalname"'
+    )
+    assert [c.request.headers["Prefer"] for c in responses.calls] == [expected, expected]
+
+
+@pytest.mark.parametrize("bad", ['lookuplogicalname"', "a,b", "", "Microsoft..CRM"])
+def test_a_malformed_annotation_name_is_refused_before_any_request(bad):
+    with pytest.raises(ValueError, match="not an annotation name"):
+        next(client().iter_records("salesorders", ["name"], annotations=[bad]))
+
+
+@responses.activate
 def test_filter_and_orderby_are_encoded_into_the_first_request_only():
     responses.get(BASE + "leads", json={"value": [], "@odata.nextLink": BASE + "leads?$skiptoken=x"})
     responses.get(BASE + "leads", json={"value": []})
