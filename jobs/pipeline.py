@@ -725,7 +725,12 @@ def _write_table(
     entity_set = _entity_set(ctx, table)
     counters = ctx.result.table(table)
     records = items["record_id"].drop_duplicates().tolist()
-    by_record = items.groupby("record_id", sort=False)
+    # One PATCH body per record with all its planned columns.
+    bodies: dict[str, dict[str, Any]] = {}
+    for record_id, column, value in zip(
+        items["record_id"], items["column_name"], items["new_value"], strict=True
+    ):
+        bodies.setdefault(record_id, {})[column] = value
     total = len(records)
     done = 0
     ctx.meter.label = table
@@ -737,10 +742,7 @@ def _write_table(
             chunk = items[items["record_id"].isin(chunk_ids)]
             keys = list(zip(chunk["record_id"], chunk["column_name"], strict=True))
             ctx.mirror.mark_plan(ctx.result.run_id, table, keys, "sending")
-            updates = [
-                (rid, dict(zip(group["column_name"], group["new_value"], strict=True)))
-                for rid, group in ((r, by_record.get_group(r)) for r in chunk_ids)
-            ]
+            updates = [(rid, bodies[rid]) for rid in chunk_ids]
             outcomes = ctx.client.update_many(
                 entity_set, updates, batch_size=batch_size, max_workers=max_parallel
             )
