@@ -644,12 +644,11 @@ class HttpClient:
         ours, theirs = urlsplit(self.environment_url), urlsplit(link)
         if ours.scheme != theirs.scheme:
             return False
-        host, port = (ours.hostname or "").lower(), ours.port
-        other = (theirs.hostname or "").lower()
-        if port != theirs.port:
+        # An explicit default port (https://org.crm.dynamics.com:443) is the same origin as none.
+        default = 443 if ours.scheme == "https" else 80
+        if (ours.port or default) != (theirs.port or default):
             return False
-        first, _, rest = host.partition(".")
-        return other == host or (bool(rest) and other == f"{first}.api.{rest}")
+        return _environment_host(ours.hostname) == _environment_host(theirs.hostname)
 
     def request(
         self,
@@ -835,6 +834,12 @@ class HttpClient:
         with self._state_lock:
             self.throttle.update(response.headers)
         return response
+
+
+def _environment_host(host: str | None) -> str:
+    """``org.api.crm.dynamics.com`` → ``org.crm.dynamics.com``: Dataverse's links use either name."""
+    first, _, rest = (host or "").lower().partition(".")
+    return f"{first}.{rest.removeprefix('api.')}" if rest.startswith("api.") else (host or "").lower()
 
 
 class _NotRetriable(Exception):

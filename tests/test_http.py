@@ -146,6 +146,21 @@ def test_absolute_links_are_used_verbatim_and_paths_go_under_the_base(clock):
     assert client.url("leads") == BASE + "leads"
 
 
+def test_links_to_the_same_environment_are_followed_whatever_name_or_default_port_it_goes_by(clock):
+    # dataverse.url keeps an explicit :443, and may be the api. alias; Dataverse's links use either
+    # name without a port. Refusing them stopped every paged read at page 2.
+    retry = RetryPolicy(sleep=clock.sleep, clock=clock.clock)
+    plain = "https://contoso.crm.dynamics.com/api/data/v9.2/leads?$skiptoken=1"
+    alias = "https://contoso.api.crm.dynamics.com/api/data/v9.2/leads?$skiptoken=1"
+    for environment in ("https://contoso.crm.dynamics.com:443", "https://contoso.api.crm.dynamics.com"):
+        client = HttpClient(environment, Provider(), retry=retry)
+        assert client.url(plain) == plain
+        assert client.url(alias) == alias
+    other_org = "https://fabrikam.crm.dynamics.com/api/data/v9.2/leads"
+    with pytest.raises(ProtocolError, match="another host"):
+        HttpClient("https://contoso.api.crm.dynamics.com", Provider(), retry=retry).url(other_org)
+
+
 # --------------------------------------------------------------------------- retries
 
 
