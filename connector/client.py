@@ -254,7 +254,7 @@ class DataverseClient:
 
         Args:
             entity_set: e.g. ``leads``.
-            updates: ``(record_id, {column: value})`` pairs.
+            updates: ``(record_id, {column: value})`` pairs; the id is a GUID string (or ``uuid.UUID``).
             batch_size: requests per batch, 1..1000.
             max_workers: thread cap.
 

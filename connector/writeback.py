@@ -193,7 +193,9 @@ def _build_requests(
     requests_: list[BatchRequest] = []
     sent: list[int] = []
     early: list[UpdateResult | None] = [None] * len(chunk)
-    for position, (record_id, values) in enumerate(chunk):
+    for position, (given_id, values) in enumerate(chunk):
+        # A uuid.UUID is a GUID too; the result reports its string form, as Dataverse writes it.
+        record_id = str(given_id) if isinstance(given_id, uuid.UUID) else given_id
         if not isinstance(record_id, str) or not _GUID.match(record_id):
             early[position] = UpdateResult(
                 str(record_id), False, None, None, f"record id {record_id!r} is not a GUID; nothing was sent"
@@ -276,7 +278,7 @@ def update_many(
     Args:
         http: the client.
         entity_set: e.g. ``leads``.
-        updates: ``(record_id, {column: value})`` pairs.
+        updates: ``(record_id, {column: value})`` pairs; the id is a GUID string (or ``uuid.UUID``).
         batch_size: requests per ``$batch`` (1..1000).
         max_workers: most threads to use; None means up to the server's hint (never above 52).
 

@@ -230,13 +230,15 @@ def test_bad_input_fails_per_record_and_the_rest_is_sent():
             (good[0], {"new_leadscore": math.nan}),
             (good[1], {}),
             (str(uuid.UUID(int=99)), {"new_leadscore": 5}),
+            (uuid.UUID(int=100), {"new_leadscore": 6}),  # a UUID object is a GUID too
         ],
     )
-    assert [r.ok for r in results] == [False, False, False, True]
+    assert [r.ok for r in results] == [False, False, False, True, True]
     assert "not a GUID" in results[0].message
     assert "None to clear" in results[1].message
     assert "no column values" in results[2].message
-    assert [p["id"] for p in server.batches[0]] == [str(uuid.UUID(int=99))]
+    assert results[4].id == str(uuid.UUID(int=100))
+    assert [p["id"] for p in server.batches[0]] == [str(uuid.UUID(int=99)), str(uuid.UUID(int=100))]
 
 
 @responses.activate
