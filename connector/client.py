@@ -277,7 +277,11 @@ class DataverseClient:
         return _metadata.whoami(self.http)
 
     def get_table(self, logical_name: str) -> TableDefinition:
-        """Read a table's definition and columns with ``Consistency: Strong``."""
+        """Read a table's definition and columns with ``Consistency: Strong``.
+
+        Raises:
+            RecordNotFoundError: no table has this logical name (HTTP 404).
+        """
         return _metadata.get_table(self.http, logical_name)
 
     def create_column(self, table_logical_name: str, spec: ColumnSpec, *, solution: str) -> bool:

@@ -193,7 +193,9 @@ def get_table(http: HttpClient, logical_name: str) -> TableDefinition:
     """Read a table's definition and its columns, bypassing the metadata cache.
 
     Raises:
-        FatalApiError: the table does not exist (the message names it) or the call failed.
+        RecordNotFoundError: no table has this logical name (HTTP 404, ``0x80040217``; the
+            message names it).
+        DataverseError: any other failed call.
     """
     path = _table_path(logical_name)
     entity = http.get_json(

@@ -9,7 +9,14 @@ import pytest
 import responses
 from responses import matchers
 
-from connector import ColumnSpec, ConfigError, DataverseClient, ProtocolError, RetryPolicy
+from connector import (
+    ColumnSpec,
+    ConfigError,
+    DataverseClient,
+    ProtocolError,
+    RecordNotFoundError,
+    RetryPolicy,
+)
 from connector.metadata import column_body
 
 ORG = "https://contoso.crm.dynamics.com"
@@ -65,6 +72,16 @@ def test_get_table_reads_definition_columns_lengths_and_options_with_strong_cons
 def test_table_names_are_validated_before_any_request():
     with pytest.raises(ValueError, match="logical name"):
         client().get_table("lead') or (1")
+
+
+@responses.activate
+def test_an_unknown_table_is_a_404_error_that_names_it():
+    # What the docstring promises, and what `dvsync check` relies on (status 404).
+    body = {"error": {"code": "0x80040217", "message": "Could not find entity with name or id 'leadx'."}}
+    responses.get(BASE + "EntityDefinitions(LogicalName='leadx')", json=body, status=404)
+    with pytest.raises(RecordNotFoundError, match="leadx") as info:
+        client().get_table("leadx")
+    assert info.value.status == 404 and info.value.code == "0x80040217"
 
 
 @responses.activate
