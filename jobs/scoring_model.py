@@ -320,7 +320,7 @@ def _fit_groups(
         elif kind == "email":
             groups.append(_Group(column, kind, label, ["business", "personal", BLANK]))
         elif kind == "number":
-            values = pd.to_numeric(series, errors="coerce").dropna()
+            values = _finite_numbers(series).dropna()
             edges: list[float] = []
             if len(values):
                 qs = np.unique(np.quantile(values, [0.2, 0.4, 0.6, 0.8]))
@@ -354,6 +354,16 @@ def _fit_groups(
         group.offset = offset
         offset += group.width
     return groups, vocabularies
+
+
+def _finite_numbers(series: pd.Series) -> pd.Series:
+    """Numbers as floats, with text and infinities as missing (the rules engine reads them the same way).
+
+    An infinite value (a joined ratio divided by 0) is unknown, not huge; left in, it would set a
+    quantile edge to inf or NaN and mislabel every bin.
+    """
+    numbers = pd.to_numeric(series, errors="coerce").astype(float)
+    return numbers.where(np.isfinite(numbers))
 
 
 def _bin_labels(edges: list[float]) -> list[str]:
@@ -392,7 +402,7 @@ def _codes(frame: pd.DataFrame, group: _Group, free_mail: frozenset[str]) -> np.
             domains.isna().to_numpy(), 2, np.where(free.fillna(False).to_numpy(dtype=bool), 1, 0)
         )
     elif group.kind in ("number", "count"):
-        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+        values = _finite_numbers(series).to_numpy(dtype=float)
         codes = np.searchsorted(np.asarray(group.edges), values, side="right")
         codes = np.where(np.isnan(values), group.width - 1 if group.kind == "number" else 0, codes)
     else:

@@ -234,6 +234,21 @@ def test_unseen_values_score_as_uncommon_and_blank_numbers_have_their_own_bin(tr
     assert "Email is blank" in text or "Employees is blank" in text or "Source is an uncommon value" in text
 
 
+def test_infinite_numbers_are_blank_to_the_model_as_to_the_rules():
+    leads = closed(60, 60)
+    rng = np.random.default_rng(3)
+    employees = rng.integers(1, 5000, len(leads)).astype(float)
+    employees[:70] = np.inf  # more than half: the upper quantiles would be inf or NaN edges
+    employees[70:75] = -np.inf
+    model, _ = train_model(leads.assign(employees=employees), label="status", features=["employees"])
+    group = next(g for g in model.groups if g.name == "employees")
+    assert all(np.isfinite(group.edges)) and not any(
+        "inf" in level or "nan" in level for level in group.levels
+    )
+    out = score_leads(model, pd.DataFrame({"lead_id": ["x"], "employees": [np.inf]}))
+    assert any("Employees is blank" in f for f in out.loc["x", "factors"]) or out.loc["x", "factors"] == []
+
+
 def test_engagement_counts_by_type_direction_and_window():
     leads = pd.DataFrame({"lead_id": ["a", "b"], "modified_on": [NOW, NOW - pd.Timedelta(days=100)]})
     acts = pd.DataFrame(
