@@ -9,7 +9,10 @@ the JSON records Dataverse returns into DataFrames with canonical column names a
 - choice / state / status values become labels (the file's ``values`` map, else the org's labels);
 - date-times become UTC; money and decimals become floats; booleans become bools (or labels);
 - lookups are read from ``_<name>_value`` as lower-case GUID strings; the table a polymorphic
-  lookup points at comes from the ``lookuplogicalname`` annotation or a companion column.
+  lookup points at comes from the ``Microsoft.Dynamics.CRM.lookuplogicalname`` annotation, which
+  the reader asks for (:attr:`TableReader.annotations`) whenever a field needs it. That is how
+  Microsoft documents it: the EntityName companion columns (``customeridtype``) are "set
+  implicitly" and are not properties the Web API lets a query ``$select``.
 
 Validation against the org's real metadata (does the column exist, is its type compatible) is
 :func:`validate_against_org`; ``dvsync check`` calls it. Nothing here does HTTP.
@@ -38,6 +41,7 @@ __all__ = [
     "ENTITY_IDS",
     "FIELD_TYPES",
     "JOB_REQUIREMENTS",
+    "LOOKUP_LOGICAL_NAME",
     "OUTPUT_RESULTS",
     "OUTPUT_TYPES",
     "FieldMapping",
@@ -166,7 +170,7 @@ FIELD_TYPES: dict[str, frozenset[str]] = {
     "choice": frozenset({"Picklist", "State", "Status"}),
     "multichoice": frozenset({"Virtual", "MultiSelectPicklist"}),
     "lookup": frozenset({"Lookup", "Customer", "Owner", "Uniqueidentifier"}),
-    "lookup_type": frozenset({"Lookup", "Customer", "Owner", "EntityName"}),
+    "lookup_type": frozenset({"Lookup", "Customer", "Owner"}),
     "constant": frozenset(),
 }
 # What each mapping type produces, to check it against what the canonical field expects.
@@ -189,7 +193,8 @@ _DTYPE = {"text": "text", "id": "text", "number": "float", "datetime": "datetime
 # Well-known object type codes, for companion columns that hold a number rather than a name
 # (reference §7.1: account 1, contact 2, opportunity 3, lead 4, salesorder 1088).
 _OBJECT_TYPE_CODES = {1: "account", 2: "contact", 3: "opportunity", 4: "lead", 1088: "salesorder"}
-_LOOKUP_ANNOTATION = "@Microsoft.Dynamics.CRM.lookuplogicalname"
+LOOKUP_LOGICAL_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
+_LOOKUP_ANNOTATION = f"@{LOOKUP_LOGICAL_NAME}"
 
 _TABLE_KEYS = ("table", "entity", "entity_set", "enabled", "fields")
 _FIELD_KEYS = ("column", "type", "values", "targets", "type_column", "value", "description")
@@ -247,7 +252,9 @@ class FieldMapping:
         column: the org column's logical name; a lookup by its name (``parentcustomerid``).
         values: option value (or ``true``/``false``) to label, when the file gives one.
         targets: for lookups, the tables the value may point at; others are read as empty.
-        type_column: a companion column naming the table a polymorphic lookup points at.
+        type_column: a column of the org's naming the table a polymorphic lookup points at (a
+            custom text column; the standard EntityName companions are not Web API properties,
+            and ``dvsync check`` refuses them). The annotation wins when both are present.
         value: the value of a ``constant`` field.
     """
 
@@ -282,6 +289,11 @@ class FieldMapping:
         if self.type_column:
             names.append(self.type_column)
         return names
+
+    @property
+    def needs_lookup_table(self) -> bool:
+        """Whether reading this field needs the table each lookup value points at."""
+        return self.type == "lookup_type" or (self.type == "lookup" and bool(self.targets))
 
 
 @dataclass(frozen=True)
@@ -1090,7 +1102,9 @@ def validate_against_org(
                 continue
             actual = _attribute_type(definition)
             allowed = FIELD_TYPES["lookup_type"] if index else FIELD_TYPES[fm.type]
-            if actual and actual not in allowed:
+            if _not_a_property(column, definition, attributes):
+                problems.append(_not_a_property_problem(mapping, name, fm, column, index, attributes))
+            elif actual and actual not in allowed:
                 problems.append(
                     mapping.error(
                         ("fields", name, "type"),
@@ -1138,6 +1152,66 @@ def validate_against_org(
                 )
             )
     return problems, missing
+
+
+def _lookup_of(companion: str, attributes: Mapping[str, Any]) -> str | None:
+    """The lookup an EntityName companion belongs to (customeridtype -> customerid, ...), if any."""
+    lookups = {"Lookup", "Customer", "Owner"}
+    owner = getattr(attributes.get(companion), "attribute_of", None)
+    candidates = [owner] if owner else []
+    if companion.endswith("typecode"):
+        candidates.append(companion[: -len("typecode")] + "id")  # regardingobjecttypecode
+    if companion.endswith("type"):
+        candidates.append(companion[: -len("type")])  # customeridtype, owneridtype
+    return next((c for c in candidates if _attribute_type(attributes.get(c)) in lookups), None)
+
+
+def _not_a_property(column: str, definition: Any, attributes: Mapping[str, Any]) -> bool:
+    """Whether the Web API refuses ``$select`` of this column.
+
+    The metadata's ``IsValidODataAttribute`` decides when it is known. Otherwise an EntityName
+    column that belongs to a lookup (``customeridtype``, ``regardingobjecttypecode``) is taken to
+    be the lookup's implicit type companion, which the Web API does not expose (reference §8.5).
+    """
+    valid = getattr(definition, "is_valid_odata", None)
+    if valid is not None:
+        return not valid
+    return _attribute_type(definition) == "EntityName" and _lookup_of(column, attributes) is not None
+
+
+def _not_a_property_problem(
+    mapping: TableMapping,
+    name: str,
+    fm: FieldMapping,
+    column: str,
+    as_type_column: bool,
+    attributes: Mapping[str, Any],
+) -> ConfigError:
+    """Explain that a column cannot be read through the Web API, and give the form that works."""
+    lookup = _lookup_of(column, attributes) or (fm.column if as_type_column else None)
+    if _attribute_type(attributes.get(column)) != "EntityName" or lookup is None:
+        return mapping.error(
+            ("fields", name, "type_column" if as_type_column else "column"),
+            f"`{column}` on {mapping.table} is not a Web API property (IsValidODataAttribute is false); "
+            "a query selecting it fails",
+            "remove it from the mapping",
+        )
+    message = (
+        f"`{column}` on {mapping.table} is the EntityName companion of `{lookup}`: it is set implicitly "
+        f"and the Web API does not expose it as a property, so a query selecting it fails with "
+        f"\"Could not find a property named '{column}'\""
+    )
+    if as_type_column:
+        hint = (
+            "remove `type_column`: the table the lookup points at is read from its "
+            "Microsoft.Dynamics.CRM.lookuplogicalname annotation"
+        )
+        return mapping.error(("fields", name, "type_column"), message, hint)
+    hint = (
+        f'map the lookup itself: {name} = {{ column = "{lookup}", type = "lookup_type" }}; the table '
+        "is read from its Microsoft.Dynamics.CRM.lookuplogicalname annotation"
+    )
+    return mapping.error(("fields", name, "column"), message, hint)
 
 
 def _suggest_type(attribute_type: str) -> str | None:
@@ -1202,6 +1276,18 @@ class TableReader:
         return list(dict.fromkeys(names))
 
     @property
+    def annotations(self) -> list[str]:
+        """The instance annotations to ask for with ``Prefer: odata.include-annotations``.
+
+        ``Microsoft.Dynamics.CRM.lookuplogicalname`` when a field needs the table a lookup points at
+        (a ``lookup_type`` field, or a ``lookup`` with ``targets``); nothing otherwise, so a read
+        without polymorphic fields stays as small as before.
+        """
+        if any(fm.needs_lookup_table for fm in self.mapping.fields.values()):
+            return [LOOKUP_LOGICAL_NAME]
+        return []
+
+    @property
     def columns(self) -> dict[str, str]:
         """The mirror columns this reader fills (canonical name → storage type), id first."""
         columns = {self.mapping.id_column: "text"}
@@ -1215,6 +1301,7 @@ class TableReader:
         parts = {
             "entity_set": self.entity_set,
             "select": self.select,
+            "annotations": self.annotations,
             "fields": {
                 n: [f.type, f.column, sorted(map(str, f.targets)), f.type_column, str(f.value)]
                 for n, f in self.mapping.fields.items()

@@ -62,7 +62,10 @@ _OPTION_CASTS = (
     "StatusAttributeMetadata",
 )
 _TABLE_SELECT = "LogicalName,EntitySetName,PrimaryIdAttribute,PrimaryNameAttribute,ChangeTrackingEnabled"
-_COLUMN_SELECT = "LogicalName,SchemaName,AttributeType,AttributeTypeName,IsCustomAttribute,RequiredLevel"
+_COLUMN_SELECT = (
+    "LogicalName,SchemaName,AttributeType,AttributeTypeName,IsCustomAttribute,RequiredLevel,"
+    "IsValidODataAttribute,AttributeOf"
+)
 _LENGTH_CASTS = ("StringAttributeMetadata", "MemoAttributeMetadata")
 
 
@@ -89,6 +92,11 @@ class ColumnDefinition:
         attribute_type_name: e.g. ``StringType``, ``MultiSelectPicklistType``.
         is_custom: a custom column.
         required_level: ``None``, ``SystemRequired``, ``ApplicationRequired`` or ``Recommended``.
+        is_valid_odata: ``IsValidODataAttribute``, whether the column is a Web API property that a
+            query may ``$select`` (False for the EntityName companion of a polymorphic lookup,
+            such as ``customeridtype``); None when the metadata did not say.
+        attribute_of: ``AttributeOf``, the column this one belongs to (``customerid`` for
+            ``customeridtype``), else None.
     """
 
     logical_name: str
@@ -99,6 +107,8 @@ class ColumnDefinition:
     attribute_type_name: str | None = None
     is_custom: bool = False
     required_level: str | None = None
+    is_valid_odata: bool | None = None
+    attribute_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -237,6 +247,7 @@ def get_table(http: HttpClient, logical_name: str) -> TableDefinition:
             continue
         type_name = item.get("AttributeTypeName")
         required = item.get("RequiredLevel")
+        valid = item.get("IsValidODataAttribute")
         attributes[name] = ColumnDefinition(
             logical_name=name,
             attribute_type=str(item.get("AttributeType") or ""),
@@ -246,6 +257,8 @@ def get_table(http: HttpClient, logical_name: str) -> TableDefinition:
             attribute_type_name=type_name.get("Value") if isinstance(type_name, dict) else type_name,
             is_custom=bool(item.get("IsCustomAttribute")),
             required_level=required.get("Value") if isinstance(required, dict) else required,
+            is_valid_odata=valid if isinstance(valid, bool) else None,
+            attribute_of=item.get("AttributeOf") or None,
         )
     return TableDefinition(
         logical_name=str(entity.get("LogicalName") or logical_name),

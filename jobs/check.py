@@ -260,13 +260,16 @@ def _probe(
 ) -> ConfigError | None:
     """Read one record with the sync's exact ``$select`` and convert it.
 
-    The metadata can list a column that the Web API still refuses in ``$select`` (companion
-    columns such as ``customeridtype`` on some orgs), and a value can defy its mapped type; one
-    record per table finds both before the first sync does.
+    The metadata can list a column that the Web API still refuses in ``$select``, and a value can
+    defy its mapped type; one record per table, read with the sync's ``$select`` and annotations,
+    finds both before the first sync does.
     """
     reader = TableReader.bind(mapping, definition, outputs)
     try:
-        record = next(iter(client.iter_records(reader.entity_set, reader.select, page_size=1)), None)
+        records = client.iter_records(
+            reader.entity_set, reader.select, page_size=1, annotations=reader.annotations or None
+        )
+        record = next(iter(records), None)
         if record is not None:
             reader.frame([record])
     except ConfigError as exc:
@@ -274,7 +277,7 @@ def _probe(
     except DataverseError as exc:
         hint = "remove the column from the mapping"
         if any(f.type_column for f in mapping.fields.values()):
-            hint += "; for a polymorphic lookup, drop `type_column`"
+            hint += "; for a polymorphic lookup, drop `type_column` (the lookup's annotation gives the table)"
         return mapping.error(
             "fields", f"reading {mapping.table} with the mapped columns failed: {exc.message}", hint
         )

@@ -84,6 +84,7 @@ class _Client(Protocol):
         delta_link: str | None = None,
         resume_link: str | None = None,
         page_size: int = 5000,
+        annotations: Sequence[str] | None = None,
     ) -> Iterator[Any]: ...
 
     def iter_records(
@@ -94,6 +95,7 @@ class _Client(Protocol):
         orderby: str | Sequence[str] | None = None,
         page_size: int = 5000,
         formatted_values: bool = False,
+        annotations: Sequence[str] | None = None,
     ) -> Iterator[dict[str, Any]]: ...
 
 
@@ -470,6 +472,8 @@ class _TableSync:
             delta_link=delta_link,
             resume_link=resume_link,
             page_size=self.page_size,
+            # The Prefer header, not the link, carries annotations: ask on resumes and deltas too.
+            annotations=self.reader.annotations or None,
         )
         finished = False
         for page in pages:
@@ -526,6 +530,7 @@ class _TableSync:
             filter=condition("modifiedon", "ge", start) if start else None,
             orderby=["modifiedon asc", f"{pk} asc"],
             page_size=self.page_size,
+            annotations=self.reader.annotations or None,
         )
         for chunk in _chunks(records, self.page_size):
 

@@ -5,6 +5,12 @@ and ``publish`` with the connector's own result types, and keeps a change log (v
 tombstones) so that delta links, expired tokens, tables without change tracking and interrupted
 reads behave as Dataverse documents them. It is not an HTTP mock of our client: integration tests
 against the sandbox cover the wire.
+
+Lookup annotations: a row may hold ``_x_value@Microsoft.Dynamics.CRM.lookuplogicalname`` (the table
+the lookup points at); it is served only for a selected ``_x_value`` and only when the read asked
+for that annotation (or ``*``), as Dataverse does. Selecting a column whose definition says
+``is_valid_odata=False`` (an EntityName companion such as ``customeridtype``) is Dataverse's 400
+"Could not find a property".
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from typing import Any
 from connector.changes import ChangePage
 from connector.errors import ChangeTokenExpiredError, ChangeTrackingDisabledError, FatalApiError
 from connector.metadata import ColumnDefinition, ColumnSpec, TableDefinition, WhoAmI
+
+LOOKUP_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
 
 
 class SimulatedCrash(Exception):
@@ -68,6 +76,7 @@ class FakeDataverse:
         self.published: list[list[str]] = []
         self.created: list[tuple[str, ColumnSpec, str]] = []
         self.refuse_resume = False
+        self.annotation_requests: list[tuple[str, tuple[str, ...]]] = []
 
     # ---------------------------------------------------------------- setup helpers
 
@@ -150,16 +159,36 @@ class FakeDataverse:
     def publish(self, table_logical_names: Sequence[str]) -> None:
         self.published.append(list(table_logical_names))
 
-    def _project(self, table: FakeTable, row: dict[str, Any], select: Sequence[str]) -> dict[str, Any]:
+    def _check_select(self, table: FakeTable, select: Sequence[str]) -> None:
         pk = table.definition.primary_id_attribute
+        for name in select:
+            if (name.startswith("_") and name.endswith("_value")) or name == pk:
+                continue
+            definition = table.definition.attributes.get(name)
+            if definition is None or definition.is_valid_odata is False:
+                raise FatalApiError(
+                    f"Could not find a property named '{name}' on type "
+                    f"'Microsoft.Dynamics.CRM.{table.definition.logical_name}'.",
+                    status=400,
+                    code="0x0",
+                )
+
+    def _project(
+        self,
+        table: FakeTable,
+        row: dict[str, Any],
+        select: Sequence[str],
+        annotations: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        pk = table.definition.primary_id_attribute
+        lookup_names = bool({LOOKUP_NAME, "*"} & set(annotations or ()))
         out = {"@odata.etag": row["@odata.etag"]}
         for name in select:
             if name.startswith("_") and name.endswith("_value"):
-                out[name] = row.get(name)
-            else:
-                if name not in table.definition.attributes and name != pk:
-                    raise FatalApiError(f"Could not find a property named '{name}'", status=400, code="0x0")
-                out[name] = row.get(name)
+                annotated = f"{name}@{LOOKUP_NAME}"
+                if lookup_names and row.get(name) is not None and annotated in row:
+                    out[annotated] = row[annotated]
+            out[name] = row.get(name)
         out[pk] = row[pk]
         return out
 
@@ -178,8 +207,11 @@ class FakeDataverse:
         delta_link: str | None = None,
         resume_link: str | None = None,
         page_size: int = 5000,
+        annotations: Sequence[str] | None = None,
     ) -> Iterator[ChangePage]:
         table = self.tables[entity_set]
+        self._check_select(table, select)
+        self.annotation_requests.append((entity_set, tuple(annotations or ())))
         if not table.definition.change_tracking_enabled:
             raise ChangeTrackingDisabledError(
                 f"Entity {table.definition.logical_name} isn't enabled for change tracking.",
@@ -203,9 +235,11 @@ class FakeDataverse:
                 status=400,
                 code="0x80044352",
             )
-        return self._pages(table, entity_set, select, since, asof, after, page_size)
+        return self._pages(table, entity_set, select, since, asof, after, page_size, annotations)
 
-    def _pages(self, table, entity_set, select, since, asof, after, page_size) -> Iterator[ChangePage]:
+    def _pages(
+        self, table, entity_set, select, since, asof, after, page_size, annotations=None
+    ) -> Iterator[ChangePage]:
         # A read covers the versions in (since, asof], ordered by version (as RetrieveEntityChanges
         # documents), paged by keyset: a record changed during the read moves past `asof` and
         # arrives with the next delta instead, so pages stay stable and nothing is skipped.
@@ -220,7 +254,11 @@ class FakeDataverse:
                 ]
             entries.sort()
             chunk = entries[:page_size]
-            records = [self._project(table, table.rows[i], select) for _, kind, i in chunk if kind == "row"]
+            records = [
+                self._project(table, table.rows[i], select, annotations)
+                for _, kind, i in chunk
+                if kind == "row"
+            ]
             self.served_records += len(records)
             gone = [i for _, kind, i in chunk if kind == "deleted"]
             more = len(entries) > page_size
@@ -239,8 +277,11 @@ class FakeDataverse:
         orderby: Any = None,
         page_size: int = 5000,
         formatted_values: bool = False,
+        annotations: Sequence[str] | None = None,
     ) -> Iterator[dict[str, Any]]:
         table = self.tables[entity_set]
+        self._check_select(table, select)
+        self.annotation_requests.append((entity_set, tuple(annotations or ())))
         self.calls.append(("records", filter))
         rows = list(table.rows.values())
         if filter:
@@ -257,7 +298,7 @@ class FakeDataverse:
             if index % page_size == 0:
                 self._maybe_crash()
             self.served_records += 1
-            yield self._project(table, row, select)
+            yield self._project(table, row, select, annotations)
 
 
 def lead_org(change_tracking: bool = True) -> FakeDataverse:

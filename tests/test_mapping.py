@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -312,7 +313,7 @@ def test_polymorphic_lookups_and_constants(tmp_path):
         'table = "email"\nentity = "activity"\n[fields]\n'
         'activity_type = { type = "constant", value = "email" }\n'
         'lead_id = { column = "regardingobjectid", type = "lookup", targets = ["lead"], '
-        'type_column = "regardingobjecttypecode" }\n'
+        'type_column = "new_regardingtable" }\n'
         'direction = { column = "directioncode", type = "boolean", '
         'values = { true = "outgoing", false = "incoming" } }\n',
     )
@@ -327,14 +328,15 @@ def test_polymorphic_lookups_and_constants(tmp_path):
             c.logical_name: c
             for c in [
                 column("regardingobjectid", "Lookup"),
-                column("regardingobjecttypecode", "EntityName"),
+                # A custom text column an org keeps for its own reasons; not the EntityName companion.
+                column("new_regardingtable", "String"),
                 column("directioncode", "Boolean"),
                 column("modifiedon", "DateTime"),
             ]
         },
     )
     reader = TableReader.bind(mapping, definition)
-    assert "_regardingobjectid_value" in reader.select and "regardingobjecttypecode" in reader.select
+    assert "_regardingobjectid_value" in reader.select and "new_regardingtable" in reader.select
     base = {"modifiedon": "2025-01-01T00:00:00Z", "@odata.etag": 'W/"1"'}
     frame = reader.frame(
         [
@@ -342,21 +344,21 @@ def test_polymorphic_lookups_and_constants(tmp_path):
                 **base,
                 "activityid": "1",
                 "_regardingobjectid_value": "L1",
-                "regardingobjecttypecode": "lead",
+                "new_regardingtable": "lead",
                 "directioncode": True,
             },
             {
                 **base,
                 "activityid": "2",
                 "_regardingobjectid_value": "A1",
-                "regardingobjecttypecode": "account",
+                "new_regardingtable": "account",
                 "directioncode": False,
             },
             {
                 **base,
                 "activityid": "3",
                 "_regardingobjectid_value": "L2",
-                "regardingobjecttypecode": 4,
+                "new_regardingtable": 4,
                 "_regardingobjectid_value@Microsoft.Dynamics.CRM.lookuplogicalname": None,
                 "directioncode": None,
             },
@@ -411,3 +413,115 @@ def test_mapping_directory_problems(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_mappings(REPO_MAPPINGS, prefix="dvs").enabled_tables(["leed"])
     assert "did you mean `lead`" in str(caught.value)
+
+
+def order_definition(*extra) -> TableDefinition:
+    columns = [
+        column("salesorderid", "Uniqueidentifier"),
+        column("customerid", "Customer"),
+        column("customeridtype", "EntityName"),
+        column("totalamount", "Money"),
+        column("name", "String", max_length=300),
+        column("modifiedon", "DateTime"),
+        *extra,
+    ]
+    return TableDefinition(
+        "salesorder", "salesorders", "salesorderid", None, True, {c.logical_name: c for c in columns}
+    )
+
+
+def order_mapping(tmp_path, fields: str):
+    text = f'table = "salesorder"\nentity = "order"\n[fields]\n{fields}'
+    return load_table_mapping(write(tmp_path, "salesorder.toml", text))
+
+
+def test_shipped_mappings_read_lookup_types_from_the_annotation_not_a_companion_column():
+    mappings = load_mappings(REPO_MAPPINGS)
+    order = mappings.tables["salesorder"]
+    assert order.fields["customer_type"].type == "lookup_type"
+    assert order.fields["customer_type"].column == "customerid"
+    reader = TableReader.bind(
+        order,
+        order_definition(
+            column("datefulfilled", "DateTime"), column("statecode", "State"), column("createdon", "DateTime")
+        ),
+    )
+    assert reader.annotations == ["Microsoft.Dynamics.CRM.lookuplogicalname"]
+    assert "_customerid_value" in reader.select
+    assert not any(name.endswith(("idtype", "typecode")) for name in reader.select)
+    for name, mapping in mappings.tables.items():
+        for field in mapping.fields.values():
+            assert field.type_column is None, name
+    # contact.account_id keeps accounts only: it needs the annotation too; account needs none.
+    assert mappings.tables["contact"].fields["account_id"].needs_lookup_table
+    assert not any(f.needs_lookup_table for f in mappings.tables["account"].fields.values())
+
+
+def test_a_reader_without_polymorphic_fields_asks_for_no_annotation(tmp_path):
+    mapping = order_mapping(tmp_path, 'customer_id = { column = "customerid", type = "lookup" }\n')
+    assert TableReader.bind(mapping, order_definition()).annotations == []
+
+
+def test_customer_type_is_coerced_from_the_lookuplogicalname_annotation(tmp_path):
+    mapping = order_mapping(
+        tmp_path,
+        'customer_id = { column = "customerid", type = "lookup" }\n'
+        'customer_type = { column = "customerid", type = "lookup_type" }\n',
+    )
+    reader = TableReader.bind(mapping, order_definition())
+    annotated = "_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"
+    base = {"modifiedon": "2025-01-01T00:00:00Z", "@odata.etag": 'W/"1"'}
+    frame = reader.frame(
+        [
+            {**base, "salesorderid": "O1", annotated: "account", "_customerid_value": "A-1"},
+            {**base, "salesorderid": "O2", annotated: "contact", "_customerid_value": "C-1"},
+            {**base, "salesorderid": "O3", "_customerid_value": None},
+        ]
+    )
+    assert frame["customer_id"].tolist()[:2] == ["a-1", "c-1"]
+    assert frame["customer_type"].tolist()[:2] == ["account", "contact"]
+    assert pd.isna(frame["customer_id"][2]) and pd.isna(frame["customer_type"][2])
+
+
+def test_check_refuses_an_entityname_companion_as_type_column_with_the_new_form_as_hint(tmp_path):
+    mapping = order_mapping(
+        tmp_path,
+        'customer_id = { column = "customerid", type = "lookup", type_column = "customeridtype" }\n'
+        'customer_type = { column = "customerid", type = "lookup_type", type_column = "customeridtype" }\n',
+    )
+    problems, _ = validate_against_org(mapping, order_definition())
+    assert [p.key for p in problems] == ["fields.customer_id.type_column", "fields.customer_type.type_column"]
+    assert all(p.line == i + 4 for i, p in enumerate(problems))
+    assert "EntityName companion of `customerid`" in problems[0].message
+    assert "Could not find a property named 'customeridtype'" in problems[0].message
+    assert "remove `type_column`" in problems[0].hint and "lookuplogicalname" in problems[0].hint
+
+
+def test_check_refuses_mapping_the_companion_column_itself(tmp_path):
+    mapping = order_mapping(tmp_path, 'customer_type = { column = "customeridtype", type = "string" }\n')
+    problems, _ = validate_against_org(mapping, order_definition())
+    assert [p.key for p in problems] == ["fields.customer_type.column"]
+    assert problems[0].hint.startswith(
+        'map the lookup itself: customer_type = { column = "customerid", type = "lookup_type" }'
+    )
+
+
+def test_the_metadatas_isvalidodataattribute_decides_when_it_is_known(tmp_path):
+    # AttributeOf names the lookup even when the names do not follow the usual pattern.
+    companion = replace(column("new_kind", "EntityName"), is_valid_odata=False, attribute_of="customerid")
+    mapping = order_mapping(tmp_path, 'kind = { column = "new_kind", type = "string" }\n')
+    problems, _ = validate_against_org(mapping, order_definition(companion))
+    assert len(problems) == 1 and 'column = "customerid", type = "lookup_type"' in problems[0].hint
+    # An EntityName column the Web API does expose (activitytypecode on activities) is fine.
+    exposed = replace(column("activitytypecode", "EntityName"), is_valid_odata=True)
+    mapping = order_mapping(tmp_path, 'kind = { column = "activitytypecode", type = "string" }\n')
+    assert validate_against_org(mapping, order_definition(exposed))[0] == []
+
+
+def test_lookup_type_must_read_a_lookup_column(tmp_path):
+    mapping = order_mapping(tmp_path, 'customer_type = { column = "name", type = "lookup_type" }\n')
+    problems, _ = validate_against_org(mapping, order_definition())
+    assert len(problems) == 1 and problems[0].key == "fields.customer_type.type"
+    assert "`name` on salesorder is String" in problems[0].message
+    mapping = order_mapping(tmp_path, 'customer_type = { column = "customerid", type = "lookup_type" }\n')
+    assert validate_against_org(mapping, order_definition())[0] == []

@@ -175,3 +175,30 @@ def test_tombstones_older_than_the_retention_are_dropped_on_restart(sandbox_fact
     clock[0] += timedelta(days=8)
     with Sandbox(sb.data_dir, token=sb.token, config=config) as later:
         assert tombstones(later) == 0
+
+
+def test_delta_pages_carry_the_lookuplogicalname_annotation_when_asked(sandbox, sandbox_session):
+    headers = {
+        "Prefer": "odata.track-changes,odata.maxpagesize=500,"
+        'odata.include-annotations="Microsoft.Dynamics.CRM.lookuplogicalname"'
+    }
+    start = sandbox.api_url + "salesorders?$select=name,_customerid_value"
+    records, _, delta, pages = _read(sandbox_session, start, headers)
+    assert pages > 1
+    assert {r["_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] for r in records} == {
+        "account",
+        "contact",
+    }
+    by_kind = {r["_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"]: r for r in records}
+    for record in by_kind.values():
+        r = sandbox_session.patch(
+            f"{sandbox.api_url}salesorders({record['salesorderid']})",
+            json={"name": "renamed"},
+            headers={"If-Match": "*"},
+        )
+        assert r.status_code == 204, r.text
+    changed, _, _, _ = _read(sandbox_session, delta, headers)
+    types = {
+        r["salesorderid"]: r["_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] for r in changed
+    }
+    assert types == {r["salesorderid"]: kind for kind, r in by_kind.items()}

@@ -114,6 +114,18 @@ def test_attributes_listing_filter_and_casts(sandbox, sandbox_session):
     )
 
 
+def test_a_lookups_entityname_companion_is_listed_but_not_a_web_api_property(sandbox, sandbox_session):
+    url = sandbox.api_url + "EntityDefinitions(LogicalName='salesorder')/Attributes"
+    query = "?$select=LogicalName,AttributeType,IsValidForRead,IsValidODataAttribute,AttributeOf"
+    listing = {a["LogicalName"]: a for a in sandbox_session.get(url + query).json()["value"]}
+    companion = listing["customeridtype"]
+    assert companion["AttributeType"] == "EntityName" and companion["IsValidForRead"] is True
+    # IsValidODataAttribute: whether the attribute is a property available in the Web API.
+    assert companion["IsValidODataAttribute"] is False and companion["AttributeOf"] == "customerid"
+    assert listing["customerid"]["IsValidODataAttribute"] is True
+    assert listing["customerid"]["AttributeType"] == "Customer"
+
+
 @pytest.mark.parametrize(
     ("kind", "extra", "value", "filter_text"),
     [

@@ -434,3 +434,69 @@ def test_expand_single_valued_lookups(sandbox, sandbox_session):
         headers={"Prefer": "odata.track-changes"},
     )
     assert tracked.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("entity_set", "table", "companion"),
+    [
+        ("salesorders", "salesorder", "customeridtype"),
+        ("contacts", "contact", "parentcustomeridtype"),
+        ("emails", "email", "regardingobjecttypecode"),
+        ("leads", "lead", "owneridtype"),
+    ],
+)
+def test_a_polymorphic_lookups_entityname_companion_is_no_web_api_property(
+    sandbox, sandbox_session, entity_set, table, companion
+):
+    # The companion column is "set implicitly" (§8.5) and not a property of the entity type: a real
+    # org answers $select of it with "Could not find a property". Its value comes as an annotation.
+    missing = {
+        "code": "0x0",
+        "message": f"Could not find a property named '{companion}' on type 'Microsoft.Dynamics.CRM.{table}'.",
+    }
+    for query in (f"$select={companion}", f"$filter={companion} eq 'account'", f"$orderby={companion}"):
+        r = sandbox_session.get(f"{sandbox.api_url}{entity_set}?{query}")
+        assert r.status_code == 400, query
+        assert r.json()["error"] == missing
+    everything = sandbox_session.get(f"{sandbox.api_url}{entity_set}?$top=3").json()["value"]
+    assert everything and all(companion not in record for record in everything)
+    record_id = everything[0][f"{table}id" if table in ("salesorder", "contact", "lead") else "activityid"]
+    r = sandbox_session.get(f"{sandbox.api_url}{entity_set}({record_id})/{companion}")
+    assert r.status_code == 404
+    csdl = sandbox_session.get(sandbox.api_url + "$metadata").text
+    entity_type = csdl.split(f'<EntityType Name="{table}"', 1)[1].split("</EntityType>", 1)[0]
+    assert f'Name="{companion}"' not in entity_type
+
+
+def test_lookup_type_arrives_as_the_lookuplogicalname_annotation_alone(sandbox, sandbox_session):
+    prefer = {
+        "Prefer": 'odata.maxpagesize=500,odata.include-annotations="Microsoft.Dynamics.CRM.lookuplogicalname"'
+    }
+    orders = _all(sandbox_session, sandbox.api_url + "salesorders?$select=_customerid_value", 500, **prefer)
+    kinds = {o.get("_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname") for o in orders}
+    assert kinds == {"account", "contact"}
+    # Only the annotation asked for: no FormattedValue, no navigation property.
+    assert not any(k.endswith(("FormattedValue", "associatednavigationproperty")) for o in orders for k in o)
+    accounts = {a["accountid"] for a in _all(sandbox_session, sandbox.api_url + "accounts?$select=name")}
+    for order in orders:
+        if order["_customerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] == "account":
+            assert order["_customerid_value"] in accounts
+    contacts = _all(
+        sandbox_session, sandbox.api_url + "contacts?$select=_parentcustomerid_value", 500, **prefer
+    )
+    parented = [c for c in contacts if c["_parentcustomerid_value"]]
+    assert parented
+    assert {c["_parentcustomerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] for c in parented} == {
+        "account"
+    }
+
+
+def test_the_type_companion_cannot_be_written(sandbox, sandbox_session):
+    order = sandbox_session.get(sandbox.api_url + "salesorders?$select=name&$top=1").json()["value"][0]
+    r = sandbox_session.patch(
+        f"{sandbox.api_url}salesorders({order['salesorderid']})",
+        json={"customeridtype": "contact"},
+        headers={"If-Match": "*"},
+    )
+    assert r.status_code == 400
+    assert "Invalid property 'customeridtype'" in r.json()["error"]["message"]

@@ -3,6 +3,7 @@ token, tracking off, mapping changes, and resume after a crash between pages."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -345,6 +346,79 @@ def test_progress_reports_each_committed_page_and_the_end(mirror, mappings):
 # ------------------------------------------------------------------------------------------------
 # Over real HTTP against the sandbox (tests/conftest.py): the client, the server and the mirror.
 
+ORDER_TOML = """\
+table = "salesorder"
+entity = "order"
+
+[fields]
+customer_id = { column = "customerid", type = "lookup" }
+customer_type = { column = "customerid", type = "lookup_type" }
+amount = { column = "totalamount", type = "money" }
+"""
+LOOKUP_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
+
+
+def order_org(change_tracking: bool = True) -> FakeDataverse:
+    org = FakeDataverse()
+    columns = [
+        column("salesorderid", "Uniqueidentifier"),
+        column("customerid", "Customer"),
+        # Listed by the metadata, but no Web API property: selecting it is a 400.
+        replace(column("customeridtype", "EntityName"), is_valid_odata=False, attribute_of="customerid"),
+        column("totalamount", "Money"),
+        column("modifiedon", "DateTime"),
+    ]
+    org.add_table("salesorder", "salesorders", "salesorderid", columns, change_tracking=change_tracking)
+    return org
+
+
+def add_order(
+    org: FakeDataverse, kind: str, customer: str, amount: float, record_id: str | None = None
+) -> str:
+    values = {"_customerid_value": customer, f"_customerid_value@{LOOKUP_NAME}": kind, "totalamount": amount}
+    return org.upsert("salesorders", record_id, **values)
+
+
+def order_types(mirror: Mirror) -> dict[str, tuple[str, str]]:
+    frame = mirror.read_frame("salesorder")
+    return {r.order_id: (r.customer_id, r.customer_type) for r in frame.itertuples()}
+
+
+@pytest.mark.parametrize("change_tracking", [True, False])
+def test_order_customer_type_comes_from_the_annotation_on_every_kind_of_read(
+    tmp_path, mirror, change_tracking
+):
+    directory = tmp_path / "orders"
+    directory.mkdir()
+    (directory / "salesorder.toml").write_text(ORDER_TOML, encoding="utf-8")
+    mappings = load_mappings(directory)
+    org = order_org(change_tracking)
+    first = [add_order(org, "account", "A-1", 10.0), add_order(org, "contact", "C-1", 20.0)]
+    first.append(add_order(org, "account", "A-2", 5.0))
+    org.crash_after_pages = 1
+    with pytest.raises(SimulatedCrash):
+        sync_tables(org, mirror, mappings, page_size=2)
+    sync_tables(org, mirror, mappings, page_size=2)  # resumes from the committed page
+    assert order_types(mirror) == {
+        first[0]: ("a-1", "account"),
+        first[1]: ("c-1", "contact"),
+        first[2]: ("a-2", "account"),
+    }
+    org.tick(600)
+    add_order(org, "contact", "C-2", 1.0, record_id=first[0])  # the customer changes table
+    (report,) = sync_tables(org, mirror, mappings, page_size=2).tables
+    assert report.mode == ("delta" if change_tracking else "window")
+    assert order_types(mirror)[first[0]] == ("c-2", "contact")
+    # Every read (full, resumed, delta or window) asked for the annotation; none selected the companion.
+    reads = [
+        annotations for entity_set, annotations in org.annotation_requests if entity_set == "salesorders"
+    ]
+    assert len(reads) >= 3
+    assert all(LOOKUP_NAME in annotations for annotations in reads[:3])
+    if change_tracking:
+        assert all(annotations == (LOOKUP_NAME,) for annotations in reads)
+
+
 SHIPPED_MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
 
 
@@ -410,6 +484,46 @@ def test_sandbox_full_then_delta_with_creates_updates_and_deletes(sandbox, mirro
     assert leads.loc[changed, "email"] == "now.changed@example.com"
     assert gone not in leads.index and "new@example.com" in set(leads["email"])
     assert mirror.count("lead") == before
+
+
+def test_sandbox_order_customer_type_arrives_as_account_or_contact(sandbox, mirror):
+    from conftest import dataverse_session
+
+    mappings = _shipped()
+    with dataverse_session(sandbox) as session:
+
+        def ids(entity_set: str, key: str) -> set[str]:
+            url, found = f"{sandbox.api_url}{entity_set}?$select={key}", set()
+            while url:
+                body = session.get(url).json()
+                found |= {r[key] for r in body["value"]}
+                url = body.get("@odata.nextLink")
+            return found
+
+        accounts, contacts = ids("accounts", "accountid"), ids("contacts", "contactid")
+        with _client(sandbox) as client:
+            sync_tables(client, mirror, mappings, tables=["salesorder", "contact"])
+            orders = mirror.read_frame("salesorder")
+            assert orders["customer_type"].notna().all()
+            by_type = orders.groupby("customer_type")["customer_id"].apply(set)
+            assert set(by_type.index) == {"account", "contact"}
+            assert by_type["account"] <= accounts and by_type["contact"] <= contacts
+            people = mirror.read_frame("contact")
+            assert people["account_id"].notna().any() and set(people["account_id"].dropna()) <= accounts
+
+            # A delta replay carries the annotation too: the changed order keeps its customer type.
+            row = orders[orders["customer_type"] == "contact"].iloc[0]
+            patch = session.patch(
+                f"{sandbox.api_url}salesorders({row['order_id']})",
+                json={"name": "Renamed order"},
+                headers={"If-Match": "*", "Content-Type": "application/json"},
+            )
+            assert patch.status_code == 204
+            (report,) = sync_tables(client, mirror, mappings, tables=["salesorder"]).tables
+    assert report.mode == "delta" and report.read == 1
+    again = mirror.read_frame("salesorder").set_index("order_id")
+    assert again.loc[row["order_id"], "customer_type"] == "contact"
+    assert again.loc[row["order_id"], "customer_id"] == row["customer_id"]
 
 
 def test_sandbox_expired_token_rereads_in_full(sandbox_factory, mirror):

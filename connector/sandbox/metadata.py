@@ -90,6 +90,8 @@ def csdl(service: Service, req: Request) -> Response:
         parts.append(f'<EntityType Name="{table.logical_name}" BaseType="mscrm.crmbaseentity">')
         parts.append(f'<Key><PropertyRef Name="{table.primary_id}"/></Key>')
         for column in table.columns:
+            if column.internal:
+                continue  # an EntityName companion is an attribute, not a property of the entity type
             edm = EDM_TYPES.get(column.attribute_type, "Edm.String")
             attrs = f'Name="{column.wire_name}" Type="{edm}"'
             if edm == "Edm.String":
@@ -278,8 +280,11 @@ def _attribute_json(table: Table, column: Column) -> dict:
         "IsValidForCreate": column.create,
         "IsValidForUpdate": column.update,
         "IsValidForRead": True,
-        "IsValidODataAttribute": True,
-        "AttributeOf": None,
+        # IsValidODataAttribute: "whether the attribute represents a property that is available in
+        # the Web API" (AttributeMetadata docs). An EntityName companion is not; AttributeOf names
+        # the lookup whose lookuplogicalname annotation carries the same information.
+        "IsValidODataAttribute": not column.internal,
+        "AttributeOf": _companion_of(table, column),
         "RequiredLevel": {
             "Value": column.required_level,
             "CanBeChanged": not column.required_level.startswith("System"),
@@ -378,6 +383,14 @@ def _parse_expand(text: str | None) -> dict[str, dict[str, str]]:
                 nested[key.strip()] = value
         out[m.group(1)] = nested
     return out
+
+
+def _companion_of(table: Table, column: Column) -> str | None:
+    """The lookup an internal EntityName companion column belongs to, else None."""
+    if not column.internal:
+        return None
+    owner = next((c for c in table.columns if c.is_lookup and c.type_column == column.logical_name), None)
+    return owner.logical_name if owner else None
 
 
 def _attribute_list(table: Table, cast: str | None, options: dict[str, str]) -> list[dict]:

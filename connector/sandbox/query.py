@@ -119,7 +119,7 @@ def _parse_expand(text: str, table: Table, tables: dict[str, Table]) -> list[Exp
                     if key in ("$top", "$orderby", "$expand", "$filter")
                     else f"The query option {key} is not allowed inside $expand.",
                 )
-            by_wire = {c.wire_name: c for c in target.columns}
+            by_wire = {c.wire_name: c for c in target.columns if not c.internal}
             select = []
             for name in _split_list(value):
                 if name not in by_wire:
@@ -187,8 +187,10 @@ def parse_options(
                 f"Query option '{name}' was specified more than once, but it must be specified at most once."
             )
         options[name] = value
-    columns = table.column_map()
-    by_wire = {c.wire_name: c for c in table.columns}
+    # Internal attributes (a polymorphic lookup's EntityName companion) are no properties of the
+    # entity type: naming them anywhere in the query is Dataverse's "Could not find a property".
+    columns = {name: c for name, c in table.column_map().items() if not c.internal}
+    by_wire = {c.wire_name: c for c in columns.values()}
 
     select = None
     if "$select" in options:
@@ -308,7 +310,11 @@ class RecordWriter:
         self.annotations = annotations
         columns = table.column_map()
         pk = columns[table.primary_id]
-        chosen = list(select) if select is not None else [c for c in table.columns if c is not pk]
+        chosen = (
+            list(select)
+            if select is not None
+            else [c for c in table.columns if c is not pk and not c.internal]
+        )
         chosen = [c for c in chosen if c.logical_name != table.primary_id]
         if any(c.attribute_type == "Money" for c in chosen) and "transactioncurrencyid" in columns:
             currency = columns["transactioncurrencyid"]

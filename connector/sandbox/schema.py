@@ -118,6 +118,11 @@ class Column:
         is_custom: created through the metadata API.
         display_name, description: labels for EntityDefinitions.
         schema_name: the SchemaName (custom columns keep their casing, e.g. ``new_LeadScore``).
+        internal: an attribute the Web API's entity type does not expose as a property: the
+            EntityName companion of a polymorphic lookup (``customeridtype``), "set implicitly"
+            (§8.5). It is stored and listed in EntityDefinitions, but ``$select``, ``$filter``,
+            ``$orderby``, writes and ``$metadata`` do not know it; clients read the lookup's
+            ``Microsoft.Dynamics.CRM.lookuplogicalname`` annotation instead (§3.3).
     """
 
     logical_name: str
@@ -141,6 +146,7 @@ class Column:
     description: str = ""
     schema_name: str = ""
     solution: str | None = None
+    internal: bool = False
 
     @property
     def is_lookup(self) -> bool:
@@ -290,7 +296,7 @@ def _system_columns() -> list[Column]:
         _lookup("createdby", "systemuser", create=False, update=False),
         _lookup("modifiedby", "systemuser", create=False, update=False),
         Column("ownerid", "Owner", targets=("systemuser", "team"), required_level="SystemRequired"),
-        Column("owneridtype", "EntityName", create=False, update=False),
+        Column("owneridtype", "EntityName", create=False, update=False, internal=True),
         _lookup("owningbusinessunit", "businessunit", create=False, update=False),
         Column("versionnumber", "BigInt", create=False, update=False),
         _lookup("transactioncurrencyid", "transactioncurrency"),
@@ -411,7 +417,7 @@ def _lead() -> list[Column]:
         _bool("donotbulkemail", "Do Not Allow", "Allow"),
         _bool("donotpostalmail", "Do Not Allow", "Allow"),
         _customer("customerid"),
-        Column("customeridtype", "EntityName", create=False, update=False),
+        Column("customeridtype", "EntityName", create=False, update=False, internal=True),
         _lookup("parentaccountid", "account"),
         _lookup("parentcontactid", "contact"),
         _lookup("qualifyingopportunityid", "opportunity"),
@@ -515,7 +521,7 @@ def _contact() -> list[Column]:
         _bool("donotemail", "Do Not Allow", "Allow"),
         _bool("donotphone", "Do Not Allow", "Allow"),
         _customer("parentcustomerid"),
-        Column("parentcustomeridtype", "EntityName", create=False, update=False),
+        Column("parentcustomeridtype", "EntityName", create=False, update=False, internal=True),
         _lookup("originatingleadid", "lead", update=False),
         _lookup("masterid", "contact", create=False, update=False),
         _bool("merged", create=False, update=False),
@@ -530,7 +536,7 @@ def _opportunity() -> list[Column]:
         Column("opportunityid", "Uniqueidentifier", update=False),
         _s("name", 300, required_level="ApplicationRequired"),
         _customer("customerid", required_level="ApplicationRequired"),
-        Column("customeridtype", "EntityName", create=False, update=False),
+        Column("customeridtype", "EntityName", create=False, update=False, internal=True),
         _lookup("parentaccountid", "account"),
         _lookup("parentcontactid", "contact"),
         _lookup("originatingleadid", "lead"),
@@ -567,7 +573,7 @@ def _salesorder() -> list[Column]:
         _s("name", 300, required_level="ApplicationRequired"),
         _s("ordernumber", 100, create=False, update=False, required_level="SystemRequired"),
         _customer("customerid", required_level="ApplicationRequired"),
-        Column("customeridtype", "EntityName", create=False, update=False),
+        Column("customeridtype", "EntityName", create=False, update=False, internal=True),
         _lookup("accountid", "account", create=False, update=False),
         _lookup("contactid", "contact", create=False, update=False),
         _lookup("pricelevelid", "pricelevel", required_level="ApplicationRequired"),
@@ -653,7 +659,7 @@ def _activity(entity: str, extra: list[Column], states: dict, statuses: dict) ->
         _s("subject", 200),
         _memo("description", 100000),
         Column("regardingobjectid", "Lookup", targets=_REGARDING_TARGETS),
-        Column("regardingobjecttypecode", "EntityName", create=False, update=False),
+        Column("regardingobjecttypecode", "EntityName", create=False, update=False, internal=True),
         Column("activitytypecode", "EntityName", create=False, update=False),
         _dt("scheduledstart"),
         _dt("scheduledend"),

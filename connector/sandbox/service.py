@@ -314,7 +314,7 @@ class Service:
         return json_response(200, {"@odata.context": context, **record}, headers)
 
     def _property(self, req: Request, table: Table, record_id: str, prop: str) -> Response:
-        column = {c.wire_name: c for c in table.columns}.get(prop)
+        column = {c.wire_name: c for c in table.columns if not c.internal}.get(prop)
         if column is None:
             raise ApiError(404, "0x8006088a", f"Resource not found for the segment '{prop}'.")
         conn = self.store.conn()

@@ -250,7 +250,7 @@ def prepare_values(
         if key.startswith("@") or "@" in key:
             continue  # instance annotations such as @odata.type carry no data
         column = columns.get(key)
-        if column is None or column.is_lookup:
+        if column is None or column.is_lookup or column.internal:
             raise _invalid_property(key, table.logical_name)
         if key in _SILENTLY_IGNORED:
             continue
