@@ -224,15 +224,23 @@ def check_job_files(mappings: MappingSet, jobs: Sequence[str]) -> list[ConfigErr
 
         loaders.append(("scoring", lambda: load_rules(directory / "scoring.toml", columns=columns["lead"])))
     if "duplicates" in jobs:
-        from jobs.duplicates_config import load_duplicate_config
+        from jobs.duplicates_config import CANONICAL_COLUMNS, load_duplicate_config
 
+        # A [lead.link.contact] section is checked against the contact mapping only when contacts
+        # are mapped (and enabled); otherwise the link has nothing to run against, and judging its
+        # columns by an absent mapping would report errors the run never meets. It is then held to
+        # the canonical columns, as the duplicates job itself loads the file.
+        dedup_columns = {
+            entity: columns[entity] if mappings.by_entity(entity) else CANONICAL_COLUMNS[entity]
+            for entity in columns
+        }
         for entity in ("lead", "contact", "account"):
             if mappings.by_entity(entity):
                 loaders.append(
                     (
                         "duplicates",
                         lambda entity=entity: load_duplicate_config(
-                            directory / "duplicates.toml", entity, columns=columns
+                            directory / "duplicates.toml", entity, columns=dedup_columns
                         ),
                     )
                 )

@@ -247,3 +247,82 @@ def test_job_files_are_loaded_and_checked_against_the_mapping(tmp_path):
     assert any("scoring.toml:" in t and "source" in t for t in texts), texts
     # rfm is enabled but customer_value.toml is missing: said, with the path.
     assert any("customer_value.toml" in t and "not found" in t for t in texts), texts
+
+
+def _dedup_setup(tmp_path: Path, *, contact_enabled: bool | None, jobs: str = '["duplicates"]') -> Path:
+    import shutil
+
+    config = settings_for(
+        tmp_path, lead=(SHIPPED_MAPPINGS / "lead.toml").read_text(), jobs=jobs, solution="s"
+    )
+    mappings = tmp_path / "mappings"
+    shutil.copy(SHIPPED_MAPPINGS / "duplicates.toml", mappings / "duplicates.toml")
+    shutil.copy(SHIPPED_MAPPINGS / "account.toml", mappings / "account.toml")
+    if contact_enabled is not None:
+        text = (SHIPPED_MAPPINGS / "contact.toml").read_text()
+        if not contact_enabled:
+            text = text.replace("enabled = true", "enabled = false")
+        (mappings / "contact.toml").write_text(text, encoding="utf-8")
+    return config
+
+
+@pytest.mark.parametrize("contact_enabled", [None, False])
+def test_a_duplicates_link_to_an_unmapped_table_is_no_problem(tmp_path, contact_enabled):
+    # The org does not map contacts (no file, or enabled = false): [lead.link.contact] has nothing to
+    # run against, so its columns are not judged by the contact mapping (which would say that
+    # first_name, email, ... are missing on contacts).
+    config = _dedup_setup(tmp_path, contact_enabled=contact_enabled)
+    report = check(load_settings(config, env={}), None)
+    assert [str(p) for p in report.problems if "duplicates.toml" in str(p)] == []
+
+
+def test_a_duplicates_link_between_mapped_tables_is_still_checked(tmp_path):
+    config = _dedup_setup(tmp_path, contact_enabled=True)
+    assert check(load_settings(config, env={}), None).problems == []
+    # Contacts mapped without an e-mail: the link's `email` has nothing on the contact side.
+    contact = tmp_path / "mappings" / "contact.toml"
+    contact.write_text(
+        "\n".join(line for line in contact.read_text().splitlines() if not line.startswith("email =")),
+        encoding="utf-8",
+    )
+    texts = [str(p) for p in check(load_settings(config, env={}), None).problems]
+    assert any("duplicates.toml:" in t and "email" in t for t in texts), texts
+
+
+def test_duplicate_settings_are_not_checked_when_the_job_is_disabled(tmp_path):
+    config = _dedup_setup(tmp_path, contact_enabled=None, jobs="[]")
+    (tmp_path / "mappings" / "duplicates.toml").write_text("[lead]\nbogus = 1\n", encoding="utf-8")
+    assert check(load_settings(config, env={}), None).problems == []
+
+
+def test_sandbox_an_old_style_companion_type_column_is_flagged_with_the_new_form(
+    sandbox, tmp_path, capsys, monkeypatch
+):
+    import shutil
+
+    monkeypatch.setenv("DVSYNC__AUTH__TOKEN", sandbox.token)
+    mappings = tmp_path / "mappings"
+    shutil.copytree(SHIPPED_MAPPINGS, mappings)
+    order = mappings / "salesorder.toml"
+    old = order.read_text().replace(
+        'customer_type = { column = "customerid", type = "lookup_type" }',
+        'customer_type = { column = "customerid", type = "lookup_type", type_column = "customeridtype" }',
+    )
+    assert 'customeridtype" }' in old
+    order.write_text(old, encoding="utf-8")
+    line = old.splitlines().index(next(x for x in old.splitlines() if x.startswith("customer_type"))) + 1
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[dataverse]\nurl = "{sandbox.url}"\n[auth]\nmode = "token"\n[mappings]\ndir = "{mappings}"\n'
+        '[writeback]\npublisher_prefix = "dvs"\nsolution = "dvsync"\n[sync]\ntables = ["salesorder"]\n',
+        encoding="utf-8",
+    )
+    assert main(["check", "--config", str(config), "--json"]) == 2
+    (problem,) = json.loads(capsys.readouterr().out)["problems"]
+    assert (problem["file"], problem["line"], problem["key"]) == (
+        str(order),
+        line,
+        "fields.customer_type.type_column",
+    )
+    assert "EntityName companion of `customerid`" in problem["message"]
+    assert "remove `type_column`" in problem["hint"]
