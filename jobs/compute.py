@@ -25,6 +25,7 @@ import pandas as pd
 from connector.errors import ConfigError, JobError
 from jobs import scoring
 from jobs.clustering import cluster
+from jobs.clv import TIME_UNITS, unit_words
 from jobs.customer_value import CustomerValueResult, compute_customer_value
 from jobs.customer_value_config import load_customer_value_config
 from jobs.duplicates import find_duplicates
@@ -374,11 +375,9 @@ def customer_value_jobs(
             frame["p_alive"] = predicted["p_alive"].astype(float)
             frame["churn_risk"] = predicted["churn_risk"].astype("boolean")
             frame["high_value"] = predicted["high_value"].astype("boolean")
-            horizon = result.predicted.attrs.get("horizon")
-            unit = {"D": "days", "W": "weeks", "M": "months"}.get(
-                result.predicted.attrs.get("time_unit"), "units"
+            over = _horizon_words(
+                result.predicted.attrs.get("horizon"), result.predicted.attrs.get("time_unit")
             )
-            over = f" over the next {float(horizon):.0f} {unit}" if horizon else ""
             outcome.message = f"{len(hist)} customers valued; spend predicted{over}"
             outcome.details = {
                 "customers": len(hist),
@@ -394,3 +393,13 @@ def customer_value_jobs(
             outcome.details = {"customers": len(hist), "predictive_problem": result.predictive_problem}
         split(frame, outcome)
     return list(outcomes.values())
+
+
+def _horizon_words(horizon: float | None, time_unit: str | None) -> str:
+    """' over the next 52.18 weeks (12 months)': the model's unit, and months for the reader."""
+    if not horizon or time_unit not in TIME_UNITS:
+        return ""
+    months = float(horizon) * TIME_UNITS[time_unit] / TIME_UNITS["M"]
+    in_unit = unit_words(round(float(horizon), 2), time_unit)
+    in_months = "" if time_unit == "M" else f" ({months:.3g} months)"
+    return f" over the next {in_unit}{in_months}"
