@@ -409,11 +409,13 @@ def run_pipeline(
                 _store_plan(ctx, plan, outcomes)
                 ctx.faults.hit("planned")
                 _write_back(ctx, plan)
-        failed_tables = [t.table for t in result.sync.tables if not t.ok] if result.sync else []
+        failed_tables = (
+            [f"{t.table} ({t.error})" for t in result.sync.tables if not t.ok] if result.sync else []
+        )
         failed_jobs = [j.job for j in result.jobs if j.status == "failed"]
         problems = []
         if failed_tables:
-            problems.append(f"sync failed for {', '.join(failed_tables)}")
+            problems.append(f"sync failed for {'; '.join(failed_tables)}")
         if failed_jobs:
             problems.append(f"job(s) failed: {', '.join(failed_jobs)}")
         if result.failures:

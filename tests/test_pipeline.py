@@ -212,3 +212,20 @@ def test_throttling_is_waited_out_and_counted(provisioned_template, tmp_path):  
         assert now[0] > 1000.0  # the run really waited (on the fake clock)
     finally:
         sandbox.stop()
+
+
+def test_a_table_whose_sync_fails_is_named_with_the_reason(sandbox, tmp_path):
+    mappings_dir = tmp_path / "mappings"
+    shutil.copytree(MAPPINGS_DIR, mappings_dir)
+    orders = mappings_dir / "salesorder.toml"
+    orders.write_text(orders.read_text().replace('"totalamount"', '"totalamountt"'), encoding="utf-8")
+    config = write_config(tmp_path / "run", sandbox)
+    config.write_text(config.read_text().replace(MAPPINGS_DIR.as_posix(), mappings_dir.as_posix()))
+    settings = settings_for(config, sandbox)
+    mappings = load_mappings(settings.mappings.dir, prefix="dvs")
+    with DataverseClient.from_settings(settings) as client, Mirror(settings.mirror.path) as mirror:
+        result = run_pipeline(client, mirror, mappings, settings, jobs=["rfm"])
+    assert result.outcome == "failed"
+    # The user reads which table failed and why, not only that something did.
+    assert "sync failed for salesorder (" in result.error
+    assert "totalamountt" in result.error
