@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -35,9 +36,20 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None))
 
 
-def console(*, stderr: bool = False) -> Console:
-    """A rich console; plain text when the stream is not a terminal."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+# Width for output that goes to a pipe, a file or a log collector: rich would assume 80 columns
+# and truncate every table cell ("202…"), which is what an admin reads in a journal or a CI log.
+PIPED_WIDTH = 160
+
+
+def console(*, stderr: bool = False, quiet: bool = False) -> Console:
+    """A rich console; plain text and wide tables when the stream is not a terminal.
+
+    ``COLUMNS`` in the environment still wins, as rich documents.
+    """
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not (hasattr(stream, "isatty") and stream.isatty())
+    width = PIPED_WIDTH if piped and "COLUMNS" not in os.environ else None
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, quiet=quiet, width=width)
 
 
 def print_json(data: Any) -> None:

@@ -20,7 +20,7 @@ from connector.client import DataverseClient
 from connector.mapping import load_mappings
 from connector.sandbox import Sandbox
 from connector.settings import Settings, load_settings
-from jobs.cli_common import render_table
+from jobs.cli_common import console, render_table
 from jobs.mirror import Mirror
 from jobs.pipeline import PipelineResult, run_pipeline
 from jobs.provision import provision
@@ -196,7 +196,7 @@ def run_demo(
         ``data_dir``, ``provisioned`` (columns created), ``first`` and ``second`` (the two runs'
         reports) and ``shown`` (see :func:`showcase`).
     """
-    out = out or Console(highlight=False, soft_wrap=True, quiet=quiet)
+    out = out or console(quiet=quiet)
     directory = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="dvsync-demo-"))
     directory.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(24)
