@@ -37,8 +37,11 @@ __all__ = [
     "setup_logging",
 ]
 
+# After "Bearer", anything token-like is hidden; a short all-lowercase word is prose ("the bearer
+# token was refused") and stays, so error messages keep their meaning.
 _SECRET = re.compile(
-    r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+|((?:client_secret|secret|password|passphrase|token|access_token)"
+    r"(?i)(bearer\s+)(?!(?-i:[a-z]{1,15})\b)(?-i:[A-Za-z0-9._~+/=-]+)"
+    r"|((?:client_secret|secret|password|passphrase|token|access_token)"
     r"[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,;]+"
 )
 

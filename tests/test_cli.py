@@ -101,12 +101,22 @@ def test_run_json_reports_per_table_counts_and_json_logs_hold_no_token(
         ("Authorization: Bearer eyJ0eXAiOiJKV1Qi.abc.def", "eyJ0eXAiOiJKV1Qi"),
         ("client_secret=abc123XYZ&scope=x", "abc123XYZ"),
         ('{"password": "hunter2"}', "hunter2"),
+        ("Authorization: bearer s3cretTok", "s3cretTok"),
+        ("Bearer abcdefghijklmnopqrstu", "abcdefghijklmnopqrstu"),
+        ("Bearer AbCdEfGh", "AbCdEfGh"),
     ],
 )
 def test_secrets_are_redacted_from_log_text(text, hidden):
     from jobs.render import redact
 
     assert hidden not in redact(text) and "***" in redact(text)
+
+
+def test_prose_about_a_bearer_token_keeps_its_words():
+    from jobs.render import redact
+
+    message = "401: the bearer token was refused; check that the app is an application user"
+    assert redact(message) == message
 
 
 def test_progress_bars_follow_sync_pages_and_written_chunks():
