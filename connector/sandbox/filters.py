@@ -26,7 +26,7 @@ from odata_query.exceptions import ODataException
 from odata_query.grammar import ODataLexer, ODataParser
 
 from connector.sandbox.faults import ApiError, bad_request, unknown_property
-from connector.sandbox.schema import BUSINESS_UNIT_ID, USER_ID, Column
+from connector.sandbox.schema import BUSINESS_UNIT_ID, EDM_TYPES, USER_ID, Column
 
 __all__ = ["CompiledFilter", "compile_filter", "format_datetime", "parse_datetime_literal"]
 
@@ -304,7 +304,7 @@ class _Compiler:
             ) from exc
         raise bad_request(
             f"A binary operator with incompatible types was detected. Found operand types "
-            f"'{EDM_OF.get(t, 'Edm.String')}' and '{_EDM_LITERAL.get(edm, edm)}' for operator kind "
+            f"'{EDM_TYPES.get(t, 'Edm.String')}' and '{_EDM_LITERAL.get(edm, edm)}' for operator kind "
             f"'{_KIND.get(type(comparator), 'Equal')}'."
         )
 
@@ -477,25 +477,6 @@ _EDM_LITERAL = {
     "GUID": "Edm.Guid",
     "DateTime": "Edm.DateTimeOffset",
     "Date": "Edm.Date",
-}
-EDM_OF = {
-    "String": "Edm.String",
-    "Memo": "Edm.String",
-    "EntityName": "Edm.String",
-    "Integer": "Edm.Int32",
-    "BigInt": "Edm.Int64",
-    "Picklist": "Edm.Int32",
-    "State": "Edm.Int32",
-    "Status": "Edm.Int32",
-    "Boolean": "Edm.Boolean",
-    "Decimal": "Edm.Decimal",
-    "Double": "Edm.Double",
-    "Money": "Edm.Decimal",
-    "DateTime": "Edm.DateTimeOffset",
-    "Uniqueidentifier": "Edm.Guid",
-    "Lookup": "Edm.Guid",
-    "Customer": "Edm.Guid",
-    "Owner": "Edm.Guid",
 }
 _KNOWN_UNSUPPORTED = {
     "ContainValues",
