@@ -14,27 +14,16 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from connector.sandbox import seed
+from connector.sandbox.seed import OPTION_LABELS
 from jobs.scoring import load_rules, score_leads, score_with_rules, train_model, trend
-
-seed = pytest.importorskip("connector.sandbox.seed")
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 RULES = "mappings/scoring.toml"
-# leadsourcecode and purchasetimeframe labels, from the lead table reference (dataverse-webapi.md §8.1).
-SOURCES = {
-    1: "Advertisement",
-    2: "Employee Referral",
-    3: "External Referral",
-    4: "Partner",
-    5: "Public Relations",
-    6: "Seminar",
-    7: "Trade Show",
-    8: "Web",
-    9: "Word of Mouth",
-    10: "Other",
-}
-TIMEFRAMES = {0: "Immediate", 1: "This Quarter", 2: "Next Quarter", 3: "This Year", 4: "Unknown"}
-RATINGS = {1: "Hot", 2: "Warm", 3: "Cold"}
+# Choice labels as the sandbox serves them, so the frame looks like what the mappings produce.
+SOURCES = OPTION_LABELS["lead"]["leadsourcecode"]
+TIMEFRAMES = OPTION_LABELS["lead"]["purchasetimeframe"]
+RATINGS = OPTION_LABELS["lead"]["leadqualitycode"]
 LEAD_STATES = {0: "open", 1: "qualified", 2: "disqualified"}
 ACTIVITY_STATES = {0: "open", 1: "completed", 2: "canceled", 3: "scheduled"}
 
