@@ -294,7 +294,8 @@ def test_a_file_that_is_not_a_mirror_is_a_clear_error(tmp_path):
 
 
 def test_exclusive_and_the_pipeline_run_lock_exclude_each_other(tmp_path):
-    pipeline = pytest.importorskip("jobs.pipeline")
+    from jobs import pipeline
+
     path = tmp_path / "m.sqlite"
     with Mirror(path) as mirror:
         run_lock = pipeline.RunLock(pipeline.lock_path_for(path))
