@@ -351,6 +351,12 @@ OUTPUT_RESULTS: dict[str, dict[str, frozenset[str]]] = {
         "duplicate_group": frozenset({"string"}),
         "duplicate_score": frozenset({"integer", "decimal"}),
         "suggested_master": frozenset({"string"}),
+        "existing_contact": frozenset({"string", "memo"}),
+        "existing_contact_id": frozenset({"string"}),
+        "existing_contact_score": frozenset({"integer", "decimal"}),
+        "existing_account": frozenset({"string", "memo"}),
+        "existing_account_id": frozenset({"string"}),
+        "existing_account_score": frozenset({"integer", "decimal"}),
         "scored_on": frozenset({"datetime", "date"}),
     },
 }

@@ -28,8 +28,8 @@ from jobs.clustering import cluster
 from jobs.clv import TIME_UNITS, unit_words
 from jobs.customer_value import CustomerValueResult, compute_customer_value
 from jobs.customer_value_config import load_customer_value_config
-from jobs.duplicates import find_duplicates
-from jobs.duplicates_config import load_duplicate_config
+from jobs.duplicates import find_duplicates, link_records
+from jobs.duplicates_config import DuplicateConfig, load_duplicate_config
 
 __all__ = [
     "JOB_ORDER",
@@ -37,6 +37,7 @@ __all__ = [
     "JobOutcome",
     "customer_value_jobs",
     "duplicate_groups",
+    "existing_records",
     "run_duplicates",
     "run_scoring",
 ]
@@ -44,6 +45,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 JOB_ORDER = ("scoring", "duplicates", "rfm", "clv")
+
+EXISTING_TABLES = ("contact", "account")
+"""The tables a lead is checked against, in this order (``[lead.link.<table>]`` in duplicates.toml)."""
+EVIDENCE_EXAMPLES = 5
+"""Matches per table whose evidence is kept in the job's details (all of them go to the debug log)."""
 
 MODEL_MAX_AGE = timedelta(days=7)
 """An active lead model older than this is retrained (and promoted only if as good, see
@@ -251,15 +257,143 @@ def duplicate_groups(
     )
 
 
+def _text(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A column as stripped text ("" when missing or absent), for building labels."""
+    if column not in frame.columns:
+        return pd.Series("", index=frame.index, dtype=object)
+    return frame[column].astype("string").fillna("").str.strip().astype(object)
+
+
+def _labels(table: str, records: pd.DataFrame) -> pd.Series:
+    """What a salesperson reads for a matched record: "Jane Doe <jane@x.com>", "Contoso Ltd, London".
+
+    A part that is empty is left out with its punctuation; a record with no name, email or city at
+    all is shown by its id, so a match is never an empty-looking value.
+    """
+    if table == "contact":
+        name = (_text(records, "first_name") + " " + _text(records, "last_name")).str.strip()
+        email = _text(records, "email")
+        label = (name + np.where(email.ne(""), " <" + email + ">", "")).str.strip()
+    else:
+        name, city = _text(records, "name"), _text(records, "city")
+        label = name + np.where(name.ne("") & city.ne(""), ", ", "") + city
+    ids = records.index.to_series(index=records.index).astype(str)
+    return label.where(label.ne(""), ids).astype(object)
+
+
+def _why(evidence: Mapping[str, Mapping[str, Any]]) -> str:
+    """One match's evidence in a line: the fields that agreed, strongest first, with their weight."""
+    agreed = sorted(
+        ((c, e) for c, e in evidence.items() if e.get("agreed")), key=lambda ce: -float(ce[1]["weight"])
+    )
+    return ", ".join(f"{c} {e['level']} ({float(e['weight']):+.1f})" for c, e in agreed) or "no field agreed"
+
+
+def existing_records(
+    leads: pd.DataFrame,
+    existing: Mapping[str, pd.DataFrame],
+    config: DuplicateConfig,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Find, for each lead, the contact and the account it already is (the best match of each).
+
+    Each table is linked once with the lead's ``[lead.link.<table>]`` settings: one model fitted on
+    the leads and that table together, every lead scored by it, pairs under the link's threshold
+    dropped. Of the pairs left, each lead keeps its highest-scoring match (ties: the smallest id).
+
+    Args:
+        leads: canonical leads to check (the pipeline passes the open ones), with ``config.id_column``.
+        existing: ``contact`` / ``account`` -> their canonical records; a table that is missing,
+            empty or has no link in ``config`` is not checked and gets no result columns.
+        config: the lead's duplicate settings (``load_duplicate_config(path, "lead")``).
+
+    Returns:
+        ``(results, details)``. ``results``: index = lead id (lower case), every lead of ``leads``;
+        per checked table ``existing_<table>`` (the label: "Jane Doe <jane@x.com>" for a contact,
+        "Contoso Ltd, London" for an account), ``existing_<table>_id`` (its id, lower case) and
+        ``existing_<table>_score`` (match probability 0..1); all empty for a lead with no match.
+        ``details``: per checked table ``linked`` (leads matched), ``checked``, ``threshold``,
+        ``model`` (``em`` or ``default``) and ``examples`` (the first matches with their evidence).
+
+    Raises:
+        ConfigError: a linked field or column the records do not have.
+        JobError: missing or repeated ids.
+    """
+    lead_ids = leads[config.id_column].astype(str).str.lower()
+    results = pd.DataFrame(index=pd.Index(lead_ids.to_numpy(), dtype=object))
+    details: dict[str, Any] = {}
+    for table in EXISTING_TABLES:
+        records = existing.get(table)
+        if table not in config.links or records is None or records.empty or leads.empty:
+            continue
+        kwargs = config.link_kwargs(table)
+        run = link_records(leads, records, report=True, **kwargs)
+        pairs = run.pairs.assign(
+            id_left=run.pairs["id_left"].astype(str).str.lower(),
+            id_right=run.pairs["id_right"].astype(str).str.lower(),
+        )
+        best = pairs.sort_values(
+            ["id_left", "score", "id_right"], ascending=[True, False, True], kind="stable"
+        ).drop_duplicates("id_left")
+        best = best.set_index("id_left")
+        others = records.set_axis(records[kwargs["right_id"]].astype(str).str.lower())
+        labels = _labels(table, others)
+        matched = best["id_right"].reindex(results.index)
+        results[f"existing_{table}"] = matched.map(labels).astype(object)
+        results[f"existing_{table}_id"] = matched.astype(object)
+        results[f"existing_{table}_score"] = best["score"].reindex(results.index).astype(float)
+        why = best["evidence"].map(_why)
+        if log.isEnabledFor(logging.DEBUG):
+            for lead_id, row in best.iterrows():
+                log.debug(
+                    "lead %s is %s %s (%.2f): %s", lead_id, table, row["id_right"], row["score"], why[lead_id]
+                )
+        details[table] = {
+            "linked": len(best),
+            "checked": len(results),
+            "threshold": float(run.threshold),
+            "model": run.model.source,
+            "examples": [
+                {
+                    "lead_id": lead_id,
+                    f"{table}_id": row["id_right"],
+                    "label": labels.get(row["id_right"]),
+                    "score": round(float(row["score"]), 3),
+                    "evidence": why[lead_id],
+                }
+                for lead_id, row in best.sort_values("score", ascending=False)
+                .head(EVIDENCE_EXAMPLES)
+                .iterrows()
+            ],
+        }
+    return results, details
+
+
+def _open(leads: pd.DataFrame) -> pd.DataFrame:
+    """The open leads (all of them when the status is not mapped: none can be ruled out)."""
+    if "status" not in leads.columns:
+        return leads
+    return leads[leads["status"].astype("string").str.lower().eq("open").fillna(False).to_numpy()]
+
+
+def _without_outputs(records: pd.DataFrame) -> pd.DataFrame:
+    # Our own output columns must not count towards a record's completeness nor be compared.
+    return records.drop(columns=[c for c in records.columns if c.startswith("out_")])
+
+
 def run_duplicates(frames: Mapping[str, pd.DataFrame], *, config_path: Path) -> JobOutcome:
-    """Find duplicate groups in each table of ``frames`` that ``duplicates.toml`` configures.
+    """Find duplicate groups in each table of ``frames`` that ``duplicates.toml`` configures, and
+    the contact and account each open lead already is.
 
     Every record of a scanned table gets a result: its group, or empty values when it is in none
-    (so a group that dissolved is cleared in Dynamics).
+    (so a group that dissolved is cleared in Dynamics). Likewise every lead gets the existing
+    contact / account results when ``[lead.link.contact]`` / ``[lead.link.account]`` are configured
+    and that table has records: the best match of an open lead, empty for a lead with no match and
+    for a lead that is no longer open (nobody works it; a qualified lead is a contact by design).
     """
     outcome = JobOutcome("duplicates")
     notes: list[str] = []
     counts: dict[str, int] = {}
+    lead_config: DuplicateConfig | None = None
     for table, records in frames.items():
         if records.empty:
             continue
@@ -269,11 +403,12 @@ def run_duplicates(frames: Mapping[str, pd.DataFrame], *, config_path: Path) -> 
             if f"[{table}]" in str(exc) or "no section" in str(exc).lower():
                 continue
             raise
+        if table == "lead":
+            lead_config = config
         held = None
         if "out_suggested_master" in records.columns:
             held = records.set_index(config.id_column)["out_suggested_master"]
-        # Our own output columns must not count towards a record's completeness.
-        records = records.drop(columns=[c for c in records.columns if c.startswith("out_")])
+        records = _without_outputs(records)
         try:
             pairs = find_duplicates(records, **config.find_kwargs())
             groups = cluster(pairs, records=records, **config.cluster_kwargs())
@@ -287,10 +422,38 @@ def run_duplicates(frames: Mapping[str, pd.DataFrame], *, config_path: Path) -> 
         counts[table] = int(groups["cluster_id"].nunique()) if not groups.empty else 0
         notes.append(f"{table}: {counts[table]} groups, {len(found)} records")
     outcome.details = {"groups": counts}
+    if lead_config is not None and lead_config.links:
+        _link_leads(outcome, frames, lead_config, notes)
     outcome.message = "; ".join(notes) or "no table to scan"
     if not outcome.results and outcome.status == "ok":
         outcome.status = "skipped"
     return outcome
+
+
+def _link_leads(
+    outcome: JobOutcome, frames: Mapping[str, pd.DataFrame], config: DuplicateConfig, notes: list[str]
+) -> None:
+    """Add the existing contact / account of each lead to ``outcome`` (see :func:`run_duplicates`)."""
+    leads = _without_outputs(frames["lead"])
+    existing = {
+        t: _without_outputs(frames[t]) for t in EXISTING_TABLES if t in frames and not frames[t].empty
+    }
+    try:
+        linked, details = existing_records(_open(leads), existing, config)
+    except JobError as exc:
+        outcome.status = "partial"
+        notes.append(f"existing contacts/accounts: nothing written ({exc})")
+        return
+    if linked.columns.empty:
+        return
+    ids = pd.Index(leads[config.id_column].astype(str).str.lower().to_numpy(), dtype=object)
+    linked = linked.reindex(ids)  # leads no longer open: empty, so an earlier match is cleared
+    current = outcome.results.get("lead")
+    outcome.results["lead"] = linked if current is None else current.join(linked)
+    outcome.details["existing"] = details
+    checked = next(iter(details.values()))["checked"] if details else 0
+    found = ", ".join(f"{d['linked']} are existing {t}s" for t, d in details.items())
+    notes.append(f"of {checked} open leads, {found}")
 
 
 # ------------------------------------------------------------------------------------ customer value
