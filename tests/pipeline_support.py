@@ -25,7 +25,7 @@ TOKEN = "test-token-not-a-secret"  # the token tests/conftest.py seeds the templ
 def provisioned_template(sandbox_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The seeded sandbox with every output column provisioned, once per session (do not write to it)."""
     directory = tmp_path_factory.mktemp("provisioned-template")
-    shutil.copy2(sandbox_template / "sandbox.sqlite", directory / "sandbox.sqlite")
+    _copy_data(sandbox_template, directory)
     sandbox = Sandbox(directory, token=TOKEN).start()
     try:
         provisioned(write_config(tmp_path_factory.mktemp("provision-config"), sandbox), sandbox)
@@ -39,10 +39,17 @@ def psandbox(provisioned_template: Path, tmp_path: Path) -> Iterator[Sandbox]:
     """A running sandbox on a private copy of the provisioned template."""
     directory = tmp_path / "psandbox"
     directory.mkdir()
-    shutil.copy2(provisioned_template / "sandbox.sqlite", directory / "sandbox.sqlite")
+    _copy_data(provisioned_template, directory)
     sandbox = Sandbox(directory, token=TOKEN).start()
     yield sandbox
     sandbox.stop()
+
+
+def _copy_data(source: Path, target: Path) -> None:
+    """Copy a sandbox's state and, when it has one, the seed's ground truth (graded by some tests)."""
+    shutil.copy2(source / "sandbox.sqlite", target / "sandbox.sqlite")
+    if (source / "ground_truth").exists():
+        shutil.copytree(source / "ground_truth", target / "ground_truth", dirs_exist_ok=True)
 
 
 def write_config(

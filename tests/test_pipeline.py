@@ -229,3 +229,47 @@ def test_a_table_whose_sync_fails_is_named_with_the_reason(sandbox, tmp_path):
     # The user reads which table failed and why, not only that something did.
     assert "sync failed for salesorder (" in result.error
     assert "totalamountt" in result.error
+
+
+def test_open_leads_that_already_are_contacts_show_the_contact(sandbox, tmp_path):
+    config = write_config(tmp_path / "run", sandbox, tables=["lead", "contact", "account"])
+    settings = settings_for(config, sandbox)
+    mappings = load_mappings(settings.mappings.dir, prefix="dvs")
+    with DataverseClient.from_settings(settings) as client, Mirror(settings.mirror.path) as mirror:
+        first = run_pipeline(client, mirror, mappings, settings, jobs=["duplicates"])
+        assert first.ok, first.error
+        second = run_pipeline(client, mirror, mappings, settings, jobs=["duplicates"])
+    assert second.ok and len(second.plan) == 0
+    assert all(t["written"] == 0 for t in second.tables.values())
+
+    columns = [
+        "statecode",
+        *(f"dvs_existing{k}{p}" for k in ("contact", "account") for p in ("", "id", "score")),
+    ]
+    leads = read_columns(sandbox, "leads", columns)
+    truth = pd.read_csv(sandbox.ground_truth_dir / "lead_contact_matches.csv")
+    truth = truth[truth["leadid"].map(lambda i: leads[i]["statecode"] == 0)]  # only open leads are checked
+    true_contacts = truth.groupby("leadid")["contactid"].agg(set)
+    written = {i: v["dvs_existingcontactid"] for i, v in leads.items() if v["dvs_existingcontactid"]}
+    right = sum(c in true_contacts.get(i, set()) for i, c in written.items())
+    precision, recall = right / len(written), right / len(true_contacts)
+    print(f"lead -> existing contact: {len(written)} written, {len(true_contacts)} planted, "
+          f"precision {precision:.3f}, recall {recall:.3f}")  # fmt: skip
+    assert len(true_contacts) >= 20 and recall >= 0.9 and precision >= 0.95
+
+    # What a salesperson reads: the contact's name and email, with how sure the match is.
+    contacts = read_columns(sandbox, "contacts", ["firstname", "lastname", "emailaddress1"])
+    lead_id, contact_id = next(iter(written.items()))
+    person = contacts[contact_id]
+    shown = leads[lead_id]
+    assert shown["dvs_existingcontact"].startswith(f"{person['firstname']} {person['lastname']}".strip())
+    assert shown["dvs_existingcontact"].endswith(f"<{person['emailaddress1']}>")
+    assert 50 <= shown["dvs_existingcontactscore"] <= 100
+    # Companies too; and nothing on leads that are no longer open.
+    accounts = [v for v in leads.values() if v["dvs_existingaccountid"]]
+    assert len(accounts) > 50 and all(", " in v["dvs_existingaccount"] for v in accounts[:20])
+    assert all(
+        v["statecode"] == 0
+        for v in leads.values()
+        if v["dvs_existingcontactid"] or v["dvs_existingaccountid"]
+    )
