@@ -69,8 +69,9 @@ def showcase(mirror: Mirror, *, top: int = 10) -> dict[str, Any]:
     """What Dynamics now holds in the output columns (read from the mirror after the write-back).
 
     Returns:
-        ``top_leads`` (name, company, score, grade, reasons), ``duplicate_groups`` (count per table
-        and a few examples), ``segments`` (customers per segment) and ``top_customers`` (by
+        ``top_leads`` (name, company, score, grade, reasons), ``existing_customers`` (how many open
+        leads already are a contact / an account, and a few examples), ``duplicate_groups`` (count
+        per table and a few examples), ``segments`` (customers per segment) and ``top_customers`` (by
         predicted value).
     """
     layouts = mirror.layouts()
@@ -91,6 +92,8 @@ def showcase(mirror: Mirror, *, top: int = 10) -> dict[str, Any]:
                 }
                 for _, r in best.head(top).iterrows()
             ]
+        if "out_existing_contact" in leads:
+            shown["existing_customers"] = _existing_customers(leads)
     groups: dict[str, int] = {}
     examples: list[dict[str, Any]] = []
     for table, label in (("lead", "email"), ("contact", "email"), ("account", "name")):
@@ -154,10 +157,44 @@ def showcase(mirror: Mirror, *, top: int = 10) -> dict[str, Any]:
     return shown
 
 
+def _existing_customers(leads: pd.DataFrame, *, examples: int = 5) -> dict[str, Any]:
+    """How many leads already are a contact / an account, and the surest few that are a contact."""
+    counts = {
+        table: int(leads[f"out_existing_{table}"].notna().sum())
+        for table in ("contact", "account")
+        if f"out_existing_{table}" in leads
+    }
+    known = leads.dropna(subset=["out_existing_contact"])
+    if "out_existing_contact_score" in known:
+        known = known.sort_values(["out_existing_contact_score", "lead_id"], ascending=[False, True])
+    rows = [
+        {
+            "lead": f"{r.get('first_name') or ''} {r.get('last_name') or ''}".strip(),
+            "already contact": r["out_existing_contact"],
+            "match %": None
+            if pd.isna(r.get("out_existing_contact_score"))
+            else round(float(r["out_existing_contact_score"])),
+            "already account": r.get("out_existing_account")
+            if pd.notna(r.get("out_existing_account"))
+            else "",
+        }
+        for _, r in known.head(examples).iterrows()
+    ]
+    return {"counts": counts, "examples": rows}
+
+
 def _print_showcase(shown: dict[str, Any], out: Console) -> None:
     if shown.get("top_leads"):
         rows = shown["top_leads"]
         render_table("Top open leads (score written to dvs_leadscore)", rows, list(rows[0]), out)
+    existing = shown.get("existing_customers", {})
+    if existing.get("examples"):
+        counts = existing["counts"]
+        title = (
+            f"Open leads already in Dynamics: {counts.get('contact', 0)} as a contact, "
+            f"{counts.get('account', 0)} as an account (dvs_existingcontact, dvs_existingaccount)"
+        )
+        render_table(title, existing["examples"], list(existing["examples"][0]), out)
     dup = shown.get("duplicate_groups", {})
     if dup.get("groups"):
         counts = ", ".join(f"{n} {t} groups" for t, n in dup["groups"].items())

@@ -29,6 +29,10 @@ def test_demo_computes_writes_and_then_writes_nothing(tmp_path):
     leads = shown["top_leads"]
     assert len(leads) == 10 and all(lead["top reason"] for lead in leads)
     assert [lead["score"] for lead in leads] == sorted((lead["score"] for lead in leads), reverse=True)
+    existing = shown["existing_customers"]
+    assert existing["counts"]["contact"] >= 20 and existing["counts"]["account"] > 50
+    assert len(existing["examples"]) == 5
+    assert all("<" in row["already contact"] and row["match %"] >= 50 for row in existing["examples"])
     assert shown["duplicate_groups"]["groups"]["lead"] > 10
     assert all(len(group["records"]) >= 2 for group in shown["duplicate_groups"]["examples"])
     assert sum(shown["segments"].values()) > 1000 and "Champions" in shown["segments"]
