@@ -83,16 +83,7 @@ def _lift_functions(text: str) -> tuple[str, list[_FnCall]]:
     while i < n:
         ch = text[i]
         if ch == "'":
-            j = i + 1
-            while j < n:
-                if text[j] == "'":
-                    if j + 1 < n and text[j + 1] == "'":
-                        j += 2
-                        continue
-                    break
-                j += 1
-            if j >= n:
-                raise bad_request(f"There is an unterminated literal at position {n} in '{text}'.")
+            j = _literal_end(text, i, text)
             out.append(text[i : j + 1])
             i = j + 1
             continue
@@ -108,6 +99,20 @@ def _lift_functions(text: str) -> tuple[str, list[_FnCall]]:
         out.append(ch)
         i += 1
     return "".join(out), calls
+
+
+def _literal_end(text: str, start: int, whole: str) -> int:
+    """Index of the quote that closes the literal opened at ``start`` (``''`` is an escaped quote)."""
+    n = len(text)
+    j = start + 1
+    while j < n:
+        if text[j] == "'":
+            if j + 1 < n and text[j + 1] == "'":
+                j += 2
+                continue
+            return j
+        j += 1
+    raise bad_request(f"There is an unterminated literal at position {n} in '{whole}'.")
 
 
 def _read_call_args(text: str, start: int, whole: str) -> tuple[int, dict[str, object]]:
@@ -128,16 +133,7 @@ def _read_call_args(text: str, start: int, whole: str) -> tuple[int, dict[str, o
         if i >= n:
             raise bad_request(f"Syntax error at position {i} in '{whole}'.")
         if text[i] == "'":
-            j = i + 1
-            while j < n:
-                if text[j] == "'":
-                    if j + 1 < n and text[j + 1] == "'":
-                        j += 2
-                        continue
-                    break
-                j += 1
-            if j >= n:
-                raise bad_request(f"There is an unterminated literal at position {n} in '{whole}'.")
+            j = _literal_end(text, i, whole)
             args[key] = text[i + 1 : j].replace("''", "'")
             i = j + 1
         elif text[i] == "[":

@@ -18,7 +18,7 @@ from odata_query.grammar import ODataLexer, ODataParser
 
 from connector.sandbox.faults import ApiError, bad_request
 from connector.sandbox.filters import format_datetime
-from connector.sandbox.protocol import Request, Response, json_response
+from connector.sandbox.protocol import Request, Response, json_response, split_top_level
 from connector.sandbox.schema import (
     BUSINESS_UNIT_ID,
     EDM_TYPES,
@@ -360,19 +360,7 @@ def _parse_expand(text: str | None) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     if not text:
         return out
-    depth, start = 0, 0
-    items = []
-    for i, ch in enumerate(text):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            items.append(text[start:i])
-            start = i + 1
-    items.append(text[start:])
-    for item in items:
-        item = item.strip()
+    for item in split_top_level(text):
         m = re.fullmatch(r"(\w+)(?:\((.*)\))?", item)
         if not m:
             raise bad_request(f"Syntax error in $expand '{text}'.")

@@ -186,3 +186,21 @@ NAV_PROPERTY = "Microsoft.Dynamics.CRM.associatednavigationproperty"
 TOTAL_COUNT = "Microsoft.Dynamics.CRM.totalrecordcount"
 COUNT_EXCEEDED = "Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"
 GLOBAL_METADATA_VERSION = "Microsoft.Dynamics.CRM.globalmetadataversion"
+
+
+def split_top_level(text: str) -> list[str]:
+    """Split query-option text on the commas outside parentheses: ``a($select=x,y),b`` → 2 parts.
+
+    Parts are stripped; empty ones are kept so that callers can reject ``a,,b`` or a trailing comma.
+    """
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return parts

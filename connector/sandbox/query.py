@@ -26,6 +26,7 @@ from connector.sandbox.protocol import (
     NAV_PROPERTY,
     TOTAL_COUNT,
     AnnotationFilter,
+    split_top_level,
 )
 from connector.sandbox.schema import UNSERVED_NAMES, Column, Table
 
@@ -62,20 +63,6 @@ class Expansion:
     select: list[Column] | None
 
 
-def _split_top_level(text: str) -> list[str]:
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(text[start:i].strip())
-            start = i + 1
-    parts.append(text[start:].strip())
-    return [p for p in parts if p]
-
-
 def _parse_expand(text: str, table: Table, tables: dict[str, Table]) -> list[Expansion]:
     """Parse ``nav($select=a,b),nav2`` for many-to-one lookups (§3.5)."""
     navs: dict[str, tuple[Column, str]] = {}
@@ -83,7 +70,7 @@ def _parse_expand(text: str, table: Table, tables: dict[str, Table]) -> list[Exp
         for nav, target in column.navigation_properties().items():
             navs[nav] = (column, target)
     out: list[Expansion] = []
-    items = _split_top_level(text)
+    items = [part for part in split_top_level(text) if part]
     if len(items) > 15:
         raise bad_request("The query has more than 15 $expand options; Dataverse allows at most 15.")
     for item in items:
