@@ -186,6 +186,11 @@ class Service:
         root = req.service_root
         context = f"{root}$metadata#{table.entity_set}{writer.context_suffix(options.select)}"
         base_query = strip_query(req.query, "$skiptoken")
+
+        def page_link(next_state: dict, *, tracked: bool = False) -> str:
+            token = encode_skiptoken(next_state, page_no + 1, tracked)
+            return link(root, table.entity_set, base_query, "$skiptoken", token)
+
         next_link = None
         extra: dict[str, object] = {}
         if options.deltatoken is not None:
@@ -196,13 +201,7 @@ class Service:
             )
             context += "/$delta"
             if page.next_state is not None:
-                next_link = link(
-                    root,
-                    table.entity_set,
-                    base_query,
-                    "$skiptoken",
-                    encode_skiptoken(page.next_state, page_no + 1, True),
-                )
+                next_link = page_link(page.next_state, tracked=True)
             else:
                 delta_query = strip_query(req.query, "$skiptoken", "$deltatoken")
                 extra["@odata.deltaLink"] = link(
@@ -215,13 +214,7 @@ class Service:
             )
             if page.next_state is not None:
                 page.next_state["t"] = 1
-                next_link = link(
-                    root,
-                    table.entity_set,
-                    base_query,
-                    "$skiptoken",
-                    encode_skiptoken(page.next_state, page_no + 1, True),
-                )
+                next_link = page_link(page.next_state, tracked=True)
             else:
                 extra["@odata.deltaLink"] = link(
                     root, table.entity_set, base_query, "$deltatoken", format_token(snapshot, now)
@@ -230,13 +223,7 @@ class Service:
         else:
             page = read_page(conn, table, writer, options, page_size, state)
             if page.next_state is not None:
-                next_link = link(
-                    root,
-                    table.entity_set,
-                    base_query,
-                    "$skiptoken",
-                    encode_skiptoken(page.next_state, page_no + 1),
-                )
+                next_link = page_link(page.next_state)
         count = count_rows(conn, table, options.filter) if options.count else None
         # The delta link goes before value (as in Microsoft's example); nextLink after it (§3.6, §4).
         body = collection_payload(context, page, next_link, count, annotations, extra)
