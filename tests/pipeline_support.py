@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
+from conftest import dataverse_session
 
 from connector.client import DataverseClient
 from connector.mapping import MappingSet, load_mappings
@@ -101,26 +101,12 @@ def provisioned(config: Path, sandbox: Sandbox) -> tuple[Settings, MappingSet]:
     return settings, mappings
 
 
-def session(sandbox: Sandbox) -> requests.Session:
-    """A session with the sandbox's token and the OData headers."""
-    s = requests.Session()
-    s.headers.update(
-        {
-            "Authorization": f"Bearer {sandbox.token}",
-            "Accept": "application/json",
-            "OData-MaxVersion": "4.0",
-            "OData-Version": "4.0",
-        }
-    )
-    return s
-
-
 def read_columns(sandbox: Sandbox, entity_set: str, columns: list[str]) -> dict[str, dict[str, Any]]:
     """Every record of ``entity_set`` with ``columns``, read over HTTP: id -> {column: value}."""
     key = {"accounts": "accountid", "contacts": "contactid", "leads": "leadid"}[entity_set]
     url = f"{sandbox.api_url}{entity_set}?$select={','.join([key, *columns])}"
     out: dict[str, dict[str, Any]] = {}
-    with session(sandbox) as s:
+    with dataverse_session(sandbox) as s:
         while url:
             page = s.get(url, headers={"Prefer": "odata.maxpagesize=5000"}, timeout=30).json()
             for record in page["value"]:
@@ -131,7 +117,7 @@ def read_columns(sandbox: Sandbox, entity_set: str, columns: list[str]) -> dict[
 
 def patch(sandbox: Sandbox, entity_set: str, record_id: str, body: dict[str, Any]) -> None:
     """Change a record as a person in Dynamics would."""
-    with session(sandbox) as s:
+    with dataverse_session(sandbox) as s:
         response = s.patch(
             f"{sandbox.api_url}{entity_set}({record_id})",
             json=body,
