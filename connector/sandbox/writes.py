@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from connector.sandbox.faults import ApiError, bad_request, not_found_record
 from connector.sandbox.filters import format_datetime, parse_datetime_literal
+from connector.sandbox.keys import key_conflict
 from connector.sandbox.schema import BUSINESS_UNIT_ID, CURRENCY_ID, PRICE_LEVEL_ID, USER_ID, Column, Table
 from connector.sandbox.storage import Store
 
@@ -409,6 +410,7 @@ def apply_upsert(
         if current_row(conn, table, record_id) is not None:
             raise ApiError(412, "0x80040237", "A record with matching key values already exists.")
         _check_duplicates(conn, table, record_id, creating_values, duplicate_rule)
+        key_conflict(conn, table, store.keys(table.logical_name), record_id, creating_values)
         _insert(store, conn, table, record_id, creating_values, now)
         return record_id, True
     current = current_row(conn, table, record_id)
@@ -419,6 +421,7 @@ def apply_upsert(
             raise bad_request(f"The {table.primary_id} in the body does not match the id in the URL.")
     values = prepare_values(store, conn, table, body, current is None, content_ids)
     _check_duplicates(conn, table, record_id, {**(current or {}), **values}, duplicate_rule)
+    key_conflict(conn, table, store.keys(table.logical_name), record_id, {**(current or {}), **values})
     if current is None:
         _insert(store, conn, table, record_id, values, now)
         return record_id, True
