@@ -98,7 +98,9 @@ def parse_nested_query(options: dict[str, str], kind: MetadataType) -> MetadataQ
     if "$select" in options:
         out.select = []
         for name in (part.strip() for part in options["$select"].split(",")):
-            if name not in kind.properties:
+            # A navigation property may be named in $select too (Airbyte's discover selects
+            # Attributes beside its $expand); it is served only when expanded.
+            if name not in kind.properties and name not in kind.navigations:
                 raise kind.unknown(name)
             out.select.append(name)
     if "$filter" in options:
