@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
-from connector.sandbox.schema import TABLES
+from connector.sandbox.catalog import TABLES
 
 SERVED = {t.logical_name for t in TABLES}
 

@@ -13,8 +13,14 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
+from connector.sandbox.dates import (
+    PERIOD_FUNCTIONS,
+    format_datetime,
+    parse_datetime_literal,
+    relative_window,
+    shift,
+)
 from connector.sandbox.faults import bad_request, not_implemented
-from connector.sandbox.filters import format_datetime, parse_datetime_literal
 from connector.sandbox.schema import BUSINESS_UNIT_ID, USER_ID, Column
 
 __all__ = ["QUERY_EXPRESSION_OPERATORS", "compile_condition"]
@@ -124,15 +130,13 @@ def compile_condition(
 def _date_condition(
     ref: str, column: Column, operator: str, values: list[object], now: datetime
 ) -> tuple[str, list]:
+    """Relative and calendar date operators, with the same windows as the ``$filter`` functions."""
     if column.attribute_type != "DateTime":
         raise bad_request(f"The operator '{operator}' applies to date columns, not '{column.logical_name}'.")
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     if operator in ("today", "yesterday", "tomorrow"):
-        start = midnight + timedelta(days={"today": 0, "yesterday": -1, "tomorrow": 1}[operator])
-        return _window(ref, column, start, start + timedelta(days=1))
+        return _window(ref, column, *PERIOD_FUNCTIONS[operator.capitalize()](now))
     if operator in ("on", "on-or-before", "on-or-after"):
-        day = _date(column, values[0])
-        start = datetime.fromisoformat(day + "T00:00:00+00:00")
+        start = datetime.fromisoformat(_date(column, values[0]) + "T00:00:00+00:00")
         if operator == "on":
             return _window(ref, column, start, start + timedelta(days=1))
         if operator == "on-or-before":
@@ -142,15 +146,13 @@ def _date_condition(
         x = int(str(values[0]))
     except ValueError as exc:
         raise bad_request(f"The operator '{operator}' needs a whole number, not '{values[0]}'.") from exc
-    if operator == "last-x-days":
-        return _window(ref, column, midnight - timedelta(days=x), now)
-    if operator == "next-x-days":
-        return _window(ref, column, now, midnight + timedelta(days=x + 1))
-    if operator == "last-x-hours":
-        return _window(ref, column, now - timedelta(hours=x), now)
-    if operator == "next-x-hours":
-        return _window(ref, column, now, now + timedelta(hours=x))
-    return f"{ref} < ?", [_stored(column, midnight - timedelta(days=x))]  # olderthan-x-days
+    if operator == "olderthan-x-days":
+        return f"{ref} < ?", [_stored(column, shift(now, "Days", -x))]
+    direction = "Last" if operator.startswith("last") else "Next"
+    unit = "Days" if operator.endswith("days") else "Hours"
+    start, end = relative_window(now, direction, unit, x)
+    # relative_window's end is inclusive (the last second of the window); _window's is exclusive.
+    return _window(ref, column, start, end + timedelta(seconds=1))
 
 
 def _window(ref: str, column: Column, start: datetime, end: datetime) -> tuple[str, list]:

@@ -35,17 +35,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from connector.sandbox.filters import format_datetime
+from connector.sandbox.catalog import TABLES
+from connector.sandbox.dates import format_datetime
 from connector.sandbox.keys import AlternateKey
-from connector.sandbox.schema import (
-    BUSINESS_UNIT_ID,
-    CURRENCY_ID,
-    PRICE_LEVEL_ID,
-    TABLES,
-    USER_ID,
-    Column,
-    Table,
-)
+from connector.sandbox.schema import BUSINESS_UNIT_ID, CURRENCY_ID, PRICE_LEVEL_ID, USER_ID, Column, Table
 
 __all__ = ["SeedError", "Store"]
 

@@ -18,8 +18,8 @@ import uuid
 from datetime import datetime
 from urllib.parse import unquote, urlsplit
 
+from connector.sandbox.dates import format_datetime, parse_datetime_literal
 from connector.sandbox.faults import ApiError, bad_request, not_found_record
-from connector.sandbox.filters import format_datetime, parse_datetime_literal
 from connector.sandbox.keys import key_conflict
 from connector.sandbox.schema import BUSINESS_UNIT_ID, CURRENCY_ID, PRICE_LEVEL_ID, USER_ID, Column, Table
 from connector.sandbox.storage import Store

@@ -161,7 +161,7 @@ def _shape(cast: str, properties: set[str]) -> MetadataType:
 
 
 def _types() -> tuple[MetadataType, dict[str, MetadataType]]:
-    from connector.sandbox.schema import TABLES
+    from connector.sandbox.catalog import TABLES
 
     by_cast: dict[str, set[str]] = {}
     for table in TABLES:

@@ -9,8 +9,8 @@ import re
 from urllib.parse import parse_qsl
 
 from connector.sandbox.config import SandboxConfig
+from connector.sandbox.dates import format_datetime
 from connector.sandbox.faults import ApiError, bad_request
-from connector.sandbox.filters import format_datetime
 from connector.sandbox.protocol import Request, Response, json_response
 from connector.sandbox.schema import EDM_TYPES
 from connector.sandbox.storage import Store

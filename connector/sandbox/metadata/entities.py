@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import uuid
 
+from connector.sandbox.catalog import TABLES
 from connector.sandbox.config import SandboxConfig
 from connector.sandbox.metadata.options import NS, MetadataType, label
-from connector.sandbox.schema import TABLES, Column, Table
+from connector.sandbox.schema import Column, Table
 
 __all__ = [
     "ENTITY",
