@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from connector.errors import ConfigError
 from connector.sandbox import seed_activities, seed_leads, seed_orders
 from connector.sandbox.schema import CURRENCY_ID, PRICE_LEVEL_ID
 from connector.sandbox.seed_common import SECONDS_PER_DAY, epoch_seconds, stream, to_timestamps
@@ -37,6 +36,7 @@ from connector.sandbox.seed_duplicates import (
     vary_people,
 )
 from connector.sandbox.seed_vocab import JOB_TITLES
+from core.errors import ConfigError
 
 __all__ = [
     "BOOLEAN_LABELS",
