@@ -28,15 +28,15 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jobs.clv import (
+from jobs.customers.clv import (
     discount_rate_per_unit,
     fit_bgnbd,
     fit_gamma_gamma,
     predict,
     summarize,
 )
-from jobs.customer_orders import prepare_orders
-from jobs.rfm import score_rfm
+from jobs.customers.orders import prepare_orders
+from jobs.customers.rfm import score_rfm
 
 AS_OF = pd.Timestamp("2026-11-01")
 TRUE_BGNBD = {"r": 0.6, "alpha": 5.0, "a": 0.9, "b": 3.0}  # alpha in weeks

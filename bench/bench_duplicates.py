@@ -37,9 +37,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from jobs.clustering import cluster  # noqa: E402 - after the path set-up above
-from jobs.duplicates import find_duplicates  # noqa: E402
-from jobs.duplicates_config import load_duplicate_config  # noqa: E402
+from jobs.leads.duplicates.clustering import cluster  # noqa: E402 - after the path set-up above
+from jobs.leads.duplicates.config import load_duplicate_config  # noqa: E402
+from jobs.leads.duplicates.detect import find_duplicates  # noqa: E402
 
 
 def _words(text: str) -> list[str]:
@@ -210,8 +210,8 @@ def sandbox_leads(records: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
     Returns (leads, entity id per lead): the seed's planted duplicate clusters, singletons numbered
     apart.
     """
-    from connector.mapping import load_table_mapping
     from connector.sandbox.seed import generate as seed_generate
+    from jobs.service.mapping import load_table_mapping
 
     data = seed_generate("medium", seed, scale=records / 50_000)
     raw = data.tables["lead"]

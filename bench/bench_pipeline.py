@@ -31,12 +31,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connector.client import DataverseClient
-from connector.mapping import load_mappings
 from connector.sandbox import Limits, Sandbox, SandboxConfig
-from jobs.demo import demo_settings
-from jobs.mirror import Mirror
-from jobs.pipeline import PipelineResult, run_pipeline
-from jobs.provision import provision
+from jobs.cli.walkthrough import demo_settings
+from jobs.service.connect import connect
+from jobs.service.mapping import load_mappings
+from jobs.service.mirror import Mirror
+from jobs.service.pipeline import PipelineResult, run_pipeline
+from jobs.service.provision import provision
 
 TOKEN = "bench-token-not-a-secret"
 # Source columns a person might edit: changing them makes the record come back in the delta.
@@ -115,7 +116,7 @@ def main() -> None:
             mappings = load_mappings(settings.mappings.dir, prefix="dvs")
             jobs = args.jobs.split(",")
             figures = {}
-            with DataverseClient.from_settings(settings) as client, Mirror(settings.mirror.path) as mirror:
+            with connect(settings) as client, Mirror(settings.mirror.path) as mirror:
                 provision(client, mappings, solution="dvsync")
                 # The second run reads back the first run's own writes (they changed the records, and
                 # change tracking reports them); the 1% figure is measured after that has settled.

@@ -25,10 +25,10 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connector.client import DataverseClient
-from connector.mapping import load_mappings
 from connector.sandbox import Limits, Sandbox, SandboxConfig
-from jobs.mirror import Mirror
-from jobs.sync import SyncResult, sync_tables
+from jobs.service.mapping import load_mappings
+from jobs.service.mirror import Mirror
+from jobs.service.sync import SyncResult, sync_tables
 
 MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
 

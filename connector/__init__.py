@@ -1,9 +1,8 @@
 """dvsync's Dataverse connector: everything that speaks to the Dataverse Web API.
 
-Imports nothing from ``jobs``.
+Imports nothing from ``jobs``: the exception root and the TOML reader it shares with the rest of
+dvsync come from :mod:`core`. Its errors are in :mod:`connector.errors`.
 """
-
-__version__ = "0.1.0"  # before the imports: connector.http reads it for the User-Agent
 
 from connector.changes import ChangePage, Changes
 from connector.client import DataverseClient
@@ -11,16 +10,10 @@ from connector.errors import (
     AuthError,
     ChangeTokenExpiredError,
     ChangeTrackingDisabledError,
-    ConfigError,
-    ConvergenceError,
     DataverseError,
     DuplicateRecordError,
-    DvsyncError,
     FatalApiError,
-    InsufficientDataError,
     InvalidRequestError,
-    JobError,
-    JobInputError,
     PermissionDeniedError,
     PreconditionFailedError,
     ProtocolError,
@@ -34,28 +27,27 @@ from connector.errors import (
 )
 from connector.http import RetryPolicy, ThrottleState
 from connector.metadata import ColumnDefinition, ColumnSpec, TableDefinition, WhoAmI
-from connector.settings import Settings
+from connector.settings import AuthSettings, ConnectionSettings, DataverseSettings, HttpSettings
 from connector.writeback import UpdateResult
+from core.version import __version__
 
 __all__ = [
     "AuthError",
+    "AuthSettings",
     "ChangePage",
     "ChangeTokenExpiredError",
     "ChangeTrackingDisabledError",
     "Changes",
     "ColumnDefinition",
     "ColumnSpec",
-    "ConfigError",
-    "ConvergenceError",
+    "ConnectionSettings",
     "DataverseClient",
     "DataverseError",
+    "DataverseSettings",
     "DuplicateRecordError",
-    "DvsyncError",
     "FatalApiError",
-    "InsufficientDataError",
+    "HttpSettings",
     "InvalidRequestError",
-    "JobError",
-    "JobInputError",
     "PermissionDeniedError",
     "PreconditionFailedError",
     "ProtocolError",
@@ -65,7 +57,6 @@ __all__ = [
     "RetriableError",
     "RetryPolicy",
     "ServiceUnavailableError",
-    "Settings",
     "TableDefinition",
     "ThrottleState",
     "ThrottledError",

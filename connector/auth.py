@@ -18,6 +18,9 @@ client asks for ``{environment_url}/.default``; a public client (device code) fo
 No token, secret, passphrase or private key is ever formatted into a log line, an exception or a
 ``repr``; MSAL's error descriptions are scrubbed of the provider's own secrets before they are
 shown, as a second line of defence.
+
+Kept as one module on purpose: the four sign-in modes share one MSAL application, its token
+cache and the translation of MSAL's errors, and each mode's code needs the others' details.
 """
 
 from __future__ import annotations
@@ -40,8 +43,9 @@ import msal
 import msal.exceptions
 import requests
 
-from connector.errors import AuthError, ConfigError, TransportError
-from connector.settings import AuthSettings, Settings, env_var_name
+from connector.errors import AuthError, TransportError
+from connector.settings import AuthSettings, ConnectionSettings, env_var_name
+from core.errors import ConfigError
 
 __all__ = [
     "AADSTS_HINTS",
@@ -773,11 +777,13 @@ def default_token_cache_path(env: dict[str, str] | None = None) -> Path:
     return Path(base).expanduser() / "dvsync" / "token_cache.json"
 
 
-def token_provider_from_settings(settings: Settings, *, output: TextIO | None = None) -> TokenProvider:
+def token_provider_from_settings(
+    settings: ConnectionSettings, *, output: TextIO | None = None
+) -> TokenProvider:
     """Build the token provider that ``settings.auth.mode`` asks for.
 
     Args:
-        settings: loaded settings (see :func:`connector.settings.load_settings`).
+        settings: loaded settings (see :func:`jobs.service.settings_load.load_settings`).
         output: where the device-code flow prints its sign-in instructions (default stderr).
 
     Returns:

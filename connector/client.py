@@ -23,16 +23,16 @@ from connector import changes as _changes
 from connector import metadata as _metadata
 from connector import writeback as _writeback
 from connector.changes import ChangePage, Changes
-from connector.errors import ConfigError
 from connector.http import DEFAULT_TIMEOUT, HttpClient, RetryPolicy, ThrottleState, sanitize_url
 from connector.metadata import ColumnSpec, TableDefinition, WhoAmI
 from connector.paging import FORMATTED_VALUES, iter_pages, prefer_header
 from connector.query import build_query, validate_name
 from connector.settings import is_loopback_host
 from connector.writeback import UpdateResult
+from core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from connector.settings import Settings
+    from connector.settings import ConnectionSettings
 
 __all__ = ["DataverseClient"]
 
@@ -90,12 +90,18 @@ class DataverseClient:
         self.max_parallel = max_parallel
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, retry: RetryPolicy | None = None) -> DataverseClient:
-        """Build a client from :class:`connector.settings.Settings`.
+    def from_settings(
+        cls,
+        settings: ConnectionSettings,
+        *,
+        retry: RetryPolicy | None = None,
+        max_parallel: int | None = None,
+    ) -> DataverseClient:
+        """Build a client from the ``[dataverse]``, ``[auth]`` and ``[http]`` settings.
 
         Uses ``dataverse.url``, ``api_version``, ``timeout_connect``, ``timeout_read`` and
-        ``ca_bundle``; ``http.retry_budget_seconds`` and ``http.max_attempts``;
-        ``writeback.max_parallel``; and the token provider ``connector.auth`` builds from ``auth``.
+        ``ca_bundle``; ``http.retry_budget_seconds`` and ``http.max_attempts``; and the token
+        provider ``connector.auth`` builds from ``auth``. ``max_parallel`` caps write-back threads.
         """
         from connector.auth import token_provider_from_settings
 
@@ -119,7 +125,7 @@ class DataverseClient:
             api_version=dataverse.api_version,
             verify=str(ca_bundle) if ca_bundle else True,
             timeout=(float(dataverse.timeout_connect), float(dataverse.timeout_read)),
-            max_parallel=settings.writeback.max_parallel,
+            max_parallel=max_parallel,
         )
 
     def __repr__(self) -> str:

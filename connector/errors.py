@@ -1,9 +1,8 @@
-"""The one exception tree of dvsync, grouped by what the caller should do.
+"""The connector's exceptions: what went wrong talking to Dataverse, grouped by what the caller should do.
 
 ::
 
-    DvsyncError                      base of everything dvsync raises on purpose
-    ├── ConfigError                  fix your settings or mapping files (exit code 2)
+    DvsyncError                      core.errors: base of everything dvsync raises on purpose
     ├── AuthError                    fix the app registration, secret, certificate or tenant
     ├── DataverseError               the Web API answered (or failed to answer) a request
     │   ├── RetriableError           try again later; the retry policy already did, up to its budget
@@ -22,11 +21,6 @@
     │       ├── PreconditionFailedError  412 (stale etag, If-None-Match on an existing record)
     │       ├── DuplicateRecordError     0x80040333 / 0x80040237 / 0x80060892
     │       └── RecordValidationError    0x80044331 (value too long), 0x80040265 (plug-in said no)
-    └── JobError                     an analytics job cannot produce a trustworthy result
-        ├── JobInputError            an argument the job cannot use (a date that is not a date,
-        │                            a margin of 0); also a ValueError, as Python callers expect
-        ├── InsufficientDataError    too little history for the model asked for
-        └── ConvergenceError         a fit did not converge; nothing from it is written back
 
 Every message is written for the person who has to act on it: what was wrong and how to fix it.
 Nothing here ever formats a token, secret or Authorization header into its text; URLs are
@@ -35,22 +29,16 @@ sanitised by the caller (see ``connector.http``) before they reach an exception.
 
 from __future__ import annotations
 
-from pathlib import Path
+from core.errors import DvsyncError
 
 __all__ = [
     "AuthError",
     "ChangeTokenExpiredError",
     "ChangeTrackingDisabledError",
-    "ConfigError",
-    "ConvergenceError",
     "DataverseError",
     "DuplicateRecordError",
-    "DvsyncError",
     "FatalApiError",
-    "InsufficientDataError",
     "InvalidRequestError",
-    "JobError",
-    "JobInputError",
     "PermissionDeniedError",
     "PreconditionFailedError",
     "ProtocolError",
@@ -62,53 +50,6 @@ __all__ = [
     "ThrottledError",
     "TransportError",
 ]
-
-
-class DvsyncError(Exception):
-    """Base of every error dvsync raises on purpose; the CLI shows its text without a traceback."""
-
-    exit_code: int = 1
-
-
-class ConfigError(DvsyncError):
-    """A setting or a mapping file is wrong: the message names where and how to fix it.
-
-    Args:
-        message: what is wrong, in one sentence.
-        file: the file the problem is in, when there is one.
-        line: the 1-based line in that file, when known.
-        key: the dotted key (``auth.tenant_id``, ``fields.email``).
-        hint: how to fix it ("did you mean `emailaddress1`?").
-    """
-
-    exit_code = 2
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        file: str | Path | None = None,
-        line: int | None = None,
-        key: str | None = None,
-        hint: str | None = None,
-    ) -> None:
-        self.message = message
-        self.file = str(file) if file is not None else None
-        self.line = line
-        self.key = key
-        self.hint = hint
-        super().__init__(self._render())
-
-    def _render(self) -> str:
-        where = ""
-        if self.file:
-            where = self.file + (f":{self.line}" if self.line else "")
-        if self.key:
-            where = f"{where} [{self.key}]" if where else f"[{self.key}]"
-        text = f"{where}: {self.message}" if where else self.message
-        if self.hint:
-            text = f"{text} ({self.hint})"
-        return text
 
 
 class AuthError(DvsyncError):
@@ -250,23 +191,3 @@ class DuplicateRecordError(RecordError):
 
 class RecordValidationError(RecordError):
     """0x80044331 / 0x80040265: a value broke a column rule, or a plug-in rejected the record."""
-
-
-class JobError(DvsyncError):
-    """An analytics job cannot produce a result that is safe to write back."""
-
-
-class JobInputError(JobError, ValueError):
-    """A job was called with a value it cannot use; the message names the argument and the fix.
-
-    Also a ``ValueError``, so Python callers that catch the conventional type keep working, while
-    the CLI, which reports every ``DvsyncError`` cleanly, never shows a stack trace for it.
-    """
-
-
-class InsufficientDataError(JobError):
-    """Too few rows of some kind for the requested model; the message says how many were found."""
-
-
-class ConvergenceError(JobError):
-    """A model fit did not converge; the message says what to try."""

@@ -24,6 +24,9 @@ existing record, so applying it twice leaves the same state). A POST is not idem
 only ``PATCH`` parts with ``If-Match: *`` and is sent with ``idempotent=True``. 502/503/504 follow
 the same rule, because a gateway may answer 502/504 after Dataverse already ran the request; a 429
 is always retried, because a throttled request was refused before it ran.
+
+Kept as one module on purpose: the session factory, the retry policy and the response-to-error
+function are the single path every request takes, and each needs the others' details.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from connector.errors import (
     TransportError,
 )
 from connector.query import encode_query
+from core.version import __version__
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -135,8 +139,6 @@ class TokenProvider(Protocol):
 
 def user_agent() -> str:
     """Return the User-Agent dvsync sends, ``dvsync/<version>``."""
-    from connector import __version__  # late: connector/__init__ imports this module
-
     return f"dvsync/{__version__}"
 
 

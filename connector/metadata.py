@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from xml.sax.saxutils import escape
 
-from connector.errors import ConfigError, ProtocolError
+from connector.errors import ProtocolError
 from connector.http import HttpClient, decode_json
 from connector.query import quote_literal
+from core.errors import ConfigError
 
 __all__ = [
     "COLUMN_KINDS",

@@ -1,32 +1,17 @@
-"""dvsync's jobs: the mirror, the analytics, the pipeline, the schedule and the CLI.
+"""dvsync's jobs: the analytics, the service that runs them against Dataverse, and the command line.
 
-The public surface is these modules, imported by name (``from jobs.rfm import score_rfm``). They
-are not re-exported here because importing them pulls in pandas, scipy and scikit-learn, and every
-``dvsync`` command (``dvsync --help`` included) imports this package first.
+Subpackages, and the one direction their imports go (``cli`` → ``service`` → analytics)::
 
-- Analytics, pure DataFrame functions: ``scoring``, ``duplicates``, ``clustering``, ``rfm``,
-  ``clv``, ``customer_value``.
-- The service: ``mirror``, ``sync``, ``compute``, ``plan``, ``pipeline``, ``rollback``,
-  ``schedule``, ``status``, ``check``, ``provision``, ``demo``; the command line: ``cli``.
+    jobs/cli/          the ``dvsync`` command: one thin module per subcommand (parse, call, render)
+    jobs/service/      settings, mappings, mirror, sync, compute, plan, pipeline, rollback,
+                       schedule, status, check, provision: one run, end to end
+    jobs/leads/        lead analytics: scoring (rules, model) and duplicates (leads, contacts, accounts)
+    jobs/customers/    customer analytics: orders, RFM, customer lifetime value
+    jobs/errors.py     the analytics' errors; jobs/moments.py the dates every analytics job takes
+
+The analytics are pure DataFrame functions and import neither the service, the CLI nor the
+connector. Nothing is re-exported here: importing the analytics pulls in pandas, scipy and
+scikit-learn, and every ``dvsync`` command (``dvsync --help`` included) imports this package first.
 """
 
-__all__ = [
-    "check",
-    "cli",
-    "clustering",
-    "clv",
-    "compute",
-    "customer_value",
-    "demo",
-    "duplicates",
-    "mirror",
-    "pipeline",
-    "plan",
-    "provision",
-    "rfm",
-    "rollback",
-    "schedule",
-    "scoring",
-    "status",
-    "sync",
-]
+__all__ = ["cli", "customers", "errors", "leads", "moments", "service"]

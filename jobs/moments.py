@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 
 import pandas as pd
 
-from connector.errors import JobInputError
+from jobs.errors import JobInputError
 
 __all__ = ["as_utc", "to_day"]
 

@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 from conftest import dataverse_session
 
-from connector.client import DataverseClient
-from connector.mapping import MappingSet, load_mappings
 from connector.sandbox import Sandbox
-from connector.settings import Settings, load_settings
-from jobs.demo import MAPPINGS_DIR
-from jobs.provision import provision
+from jobs.cli.walkthrough import MAPPINGS_DIR
+from jobs.service.connect import connect
+from jobs.service.mapping import MappingSet, load_mappings
+from jobs.service.provision import provision
+from jobs.service.settings import Settings
+from jobs.service.settings_load import load_settings
 
 CUSTOMER_TABLES = ["salesorder", "account", "contact"]
 TOKEN = "test-token-not-a-secret"  # the token tests/conftest.py seeds the template with
@@ -96,7 +97,7 @@ def provisioned(config: Path, sandbox: Sandbox) -> tuple[Settings, MappingSet]:
     """Create the output columns in the sandbox; return settings and mappings."""
     settings = settings_for(config, sandbox)
     mappings = load_mappings(settings.mappings.dir, prefix="dvs")
-    with DataverseClient.from_settings(settings) as client:
+    with connect(settings) as client:
         provision(client, mappings, solution="dvsync")
     return settings, mappings
 

@@ -40,8 +40,10 @@ from connector.auth import (
     reset_msal_apps,
     token_provider_from_settings,
 )
-from connector.errors import AuthError, ConfigError, TransportError
-from connector.settings import Settings, load_settings
+from connector.errors import AuthError, TransportError
+from core.errors import ConfigError
+from jobs.service.settings import Settings
+from jobs.service.settings_load import load_settings
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 CLIENT = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"

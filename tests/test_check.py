@@ -9,10 +9,10 @@ import pytest
 from fake_dataverse import lead_org
 
 from connector.errors import AuthError
-from connector.mapping import load_mappings
-from connector.settings import load_settings
-from jobs.check import check
-from jobs.cli import main
+from jobs.cli.main import main
+from jobs.service.check import check
+from jobs.service.mapping import load_mappings
+from jobs.service.settings_load import load_settings
 
 LEAD = """\
 table = "lead"

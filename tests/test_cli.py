@@ -12,9 +12,9 @@ from pipeline_support import (  # noqa: F401 - fixtures
     write_config,
 )
 
-from jobs.cli import main
-from jobs.demo import MAPPINGS_DIR
-from jobs.pipeline import RunLock
+from jobs.cli.main import main
+from jobs.cli.walkthrough import MAPPINGS_DIR
+from jobs.service.pipeline import RunLock
 
 SECRET = "s3cr3t-token-value-never-shown"
 
@@ -107,13 +107,13 @@ def test_run_json_reports_per_table_counts_and_json_logs_hold_no_token(
     ],
 )
 def test_secrets_are_redacted_from_log_text(text, hidden):
-    from jobs.render import redact
+    from jobs.cli.render import redact
 
     assert hidden not in redact(text) and "***" in redact(text)
 
 
 def test_prose_about_a_bearer_token_keeps_its_words():
-    from jobs.render import redact
+    from jobs.cli.render import redact
 
     message = "401: the bearer token was refused; check that the app is an application user"
     assert redact(message) == message
@@ -125,7 +125,7 @@ def test_progress_bars_follow_sync_pages_and_written_chunks():
     from rich.console import Console
     from rich.progress import Progress
 
-    from jobs.render import PipelineBar
+    from jobs.cli.render import PipelineBar
 
     progress = Progress(console=Console(file=io.StringIO(), force_terminal=True))
     bar = PipelineBar(progress)

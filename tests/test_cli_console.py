@@ -2,7 +2,7 @@
 
 import io
 
-from jobs import cli_common
+from jobs.cli import common as cli_common
 
 
 class _Pipe(io.StringIO):

@@ -6,8 +6,10 @@ import pytest
 import responses
 
 import connector
-from connector import ConfigError, DataverseClient, RetryPolicy
-from connector.settings import load_settings
+from connector import DataverseClient, RetryPolicy
+from core.errors import ConfigError
+from jobs.service.connect import connect
+from jobs.service.settings_load import load_settings
 
 SANDBOX = "http://127.0.0.1:5555"
 SECRET = "sandbox-token-7f3a9c"
@@ -27,7 +29,7 @@ def settings(**extra: str):
 def test_from_settings_uses_url_token_timeouts_and_retry_settings(tmp_path):
     bundle = tmp_path / "ca.pem"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
-    client = DataverseClient.from_settings(
+    client = connect(
         settings(
             DVSYNC__DATAVERSE__TIMEOUT_CONNECT="3",
             DVSYNC__DATAVERSE__TIMEOUT_READ="45",
@@ -103,7 +105,7 @@ def test_throttle_state_is_exposed_on_the_client():
 def test_public_exports():
     for name in (
         "DataverseClient",
-        "Settings",
+        "ConnectionSettings",
         "UpdateResult",
         "Changes",
         "ChangePage",

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connector.errors import ConvergenceError, DvsyncError, InsufficientDataError, JobError, JobInputError
-from jobs.clv import (
+from core.errors import DvsyncError
+from jobs.customers.clv import (
     TimeUnitError,
     discount_rate_per_unit,
     fit_bgnbd,
@@ -20,14 +20,15 @@ from jobs.clv import (
     predict,
     summarize,
 )
-from jobs.clv_models import (
+from jobs.customers.clv_models import (
     bgnbd_conditional_expected_purchases,
     bgnbd_expected_purchases,
     bgnbd_log_likelihood,
     fit_bgnbd_arrays,
     gamma_gamma_log_likelihood,
 )
-from jobs.customer_orders import OrderDataError, OrderRules, prepare_orders
+from jobs.customers.orders import OrderDataError, OrderRules, prepare_orders
+from jobs.errors import ConvergenceError, InsufficientDataError, JobError, JobInputError
 
 CDNOW = Path(__file__).parent / "data" / "cdnow"
 
@@ -580,8 +581,8 @@ def test_fits_recover_the_sandbox_seed_parameters():
 
 
 def test_compute_customer_value_runs_every_part_from_the_config():
-    from jobs.customer_value import compute_customer_value
-    from jobs.customer_value_config import load_customer_value_config
+    from jobs.customers.config import load_customer_value_config
+    from jobs.customers.value import compute_customer_value
 
     config = load_customer_value_config(
         Path(__file__).resolve().parents[1] / "mappings" / "customer_value.toml"
@@ -597,8 +598,8 @@ def test_compute_customer_value_runs_every_part_from_the_config():
 
 
 def test_compute_customer_value_falls_back_to_history_when_the_model_cannot_be_fitted():
-    from jobs.customer_value import compute_customer_value
-    from jobs.customer_value_config import load_customer_value_config
+    from jobs.customers.config import load_customer_value_config
+    from jobs.customers.value import compute_customer_value
 
     config = load_customer_value_config(
         Path(__file__).resolve().parents[1] / "mappings" / "customer_value.toml"

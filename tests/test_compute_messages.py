@@ -2,7 +2,7 @@
 
 import pytest
 
-from jobs.compute import _horizon_words
+from jobs.service.compute import _horizon_words
 
 
 @pytest.mark.parametrize(

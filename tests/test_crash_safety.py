@@ -23,10 +23,10 @@ from pipeline_support import (  # noqa: F401 - fixtures
     write_config,
 )
 
-from connector.client import DataverseClient
-from connector.mapping import load_mappings
-from jobs.mirror import Mirror
-from jobs.pipeline import FAULT_ENV, run_pipeline
+from jobs.service.connect import connect
+from jobs.service.mapping import load_mappings
+from jobs.service.mirror import Mirror
+from jobs.service.pipeline import FAULT_ENV, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +37,7 @@ def dvsync_run(config: Path, token: str, fault: str | None) -> subprocess.Comple
     if fault:
         env[FAULT_ENV] = fault
     return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "--config", str(config), "run", "--jobs", "rfm", "--json"],
+        [sys.executable, "-m", "jobs.cli.main", "--config", str(config), "run", "--jobs", "rfm", "--json"],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -51,7 +51,7 @@ def expected_values(sandbox, tmp_path: Path) -> dict[tuple[str, str, str], objec
     config = write_config(tmp_path / "reference", sandbox)
     settings = settings_for(config, sandbox)
     mappings = load_mappings(settings.mappings.dir, prefix="dvs")
-    with DataverseClient.from_settings(settings) as client, Mirror(settings.mirror.path) as mirror:
+    with connect(settings) as client, Mirror(settings.mirror.path) as mirror:
         plan = run_pipeline(client, mirror, mappings, settings, jobs=["rfm"], dry_run=True).plan
     plan = plan[plan["column_name"] != "dvs_scoredon"]
     return {

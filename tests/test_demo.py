@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.demo import run_demo
+from jobs.cli.walkthrough import run_demo
 
 
 @pytest.mark.slow
@@ -43,8 +43,8 @@ def test_demo_computes_writes_and_then_writes_nothing(tmp_path):
 def test_demo_command_exit_code_and_json(tmp_path, capsys, monkeypatch):
     import json
 
-    from jobs import cli_demo
-    from jobs.cli import main
+    from jobs.cli import demo as cli_demo
+    from jobs.cli.main import main
 
     fake = {
         "first": {"ok": True},

@@ -4,11 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connector.errors import ConfigError, ConvergenceError, JobError
-from jobs.blocking import parse_pass
-from jobs.comparisons import compare_values
-from jobs.duplicates import FieldSpec, find_duplicates, link_records
-from jobs.linkage_model import fit_em, term_frequency_weights
+from core.errors import ConfigError
+from jobs.errors import ConvergenceError, JobError
+from jobs.leads.duplicates.blocking import parse_pass
+from jobs.leads.duplicates.comparisons import compare_values
+from jobs.leads.duplicates.detect import FieldSpec, find_duplicates, link_records
+from jobs.leads.duplicates.linkage_model import fit_em, term_frequency_weights
 
 # ---------------------------------------------------------------- comparison kinds
 
@@ -58,7 +59,7 @@ from jobs.linkage_model import fit_em, term_frequency_weights
     ],
 )
 def test_each_kind_puts_a_pair_in_the_expected_level(kind, a, b, level):
-    from jobs.comparisons import KINDS
+    from jobs.leads.duplicates.comparisons import KINDS
 
     similarity, levels = compare_values(kind, [a], [b])
     assert KINDS[kind].levels[levels[0]] == level
@@ -376,7 +377,7 @@ def test_swap_names_must_name_two_name_fields():
 
 
 def test_starting_classes_follow_their_names():
-    from jobs.linkage_model import starting_classes
+    from jobs.leads.duplicates.linkage_model import starting_classes
 
     # fields: first name, last name (name), email (personal), company, phone (shared); 4 levels each
     patterns = np.array(

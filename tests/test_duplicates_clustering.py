@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from connector.errors import ConfigError
-from jobs.clustering import CLUSTER_COLUMNS, cluster
+from core.errors import ConfigError
+from jobs.leads.duplicates.clustering import CLUSTER_COLUMNS, cluster
 
 
 def pairs(*edges):

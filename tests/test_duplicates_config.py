@@ -3,9 +3,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from connector.errors import ConfigError
-from jobs.duplicates import FieldSpec, find_duplicates
-from jobs.duplicates_config import load_duplicate_config
+from core.errors import ConfigError
+from jobs.leads.duplicates.config import load_duplicate_config
+from jobs.leads.duplicates.detect import FieldSpec, find_duplicates
 
 SHIPPED = Path(__file__).resolve().parents[1] / "mappings" / "duplicates.toml"
 

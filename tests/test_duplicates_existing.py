@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from jobs.compute import existing_records, run_duplicates
-from jobs.duplicates_config import load_duplicate_config
+from jobs.leads.duplicates.config import load_duplicate_config
+from jobs.service.compute import existing_records, run_duplicates
 
 SHIPPED = Path(__file__).resolve().parents[1] / "mappings" / "duplicates.toml"
 
@@ -147,7 +147,7 @@ def test_the_job_clears_closed_leads_and_logs_the_evidence(leads, contacts, acco
         "contact": contacts.assign(out_duplicate_group=None, modified_on=when),
         "account": accounts.assign(modified_on=when),
     }
-    with caplog.at_level(logging.DEBUG, logger="jobs.compute"):
+    with caplog.at_level(logging.DEBUG, logger="jobs.service.compute"):
         outcome = run_duplicates(frames, config_path=SHIPPED)
     assert outcome.status == "ok", outcome.message
     results = outcome.results["lead"]

@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from jobs.clustering import cluster
-from jobs.duplicates import DEFAULT_THRESHOLD, find_duplicates, link_records
+from jobs.leads.duplicates.clustering import cluster
+from jobs.leads.duplicates.detect import DEFAULT_THRESHOLD, find_duplicates, link_records
 
 FEBRL = Path(__file__).parent / "data" / "febrl"
 FEBRL1 = FEBRL / "dataset1.csv"

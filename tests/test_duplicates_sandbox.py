@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connector.mapping import load_table_mapping
 from connector.sandbox.seed import generate
-from jobs.clustering import cluster
-from jobs.duplicates import find_duplicates, link_records
-from jobs.duplicates_config import load_duplicate_config
+from jobs.leads.duplicates.clustering import cluster
+from jobs.leads.duplicates.config import load_duplicate_config
+from jobs.leads.duplicates.detect import find_duplicates, link_records
+from jobs.service.mapping import load_table_mapping
 
 MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
 

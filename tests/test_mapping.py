@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from fake_dataverse import LEAD_COLUMNS, column, lead_org
 
-from connector.errors import ConfigError
-from connector.mapping import (
+from connector.metadata import TableDefinition
+from core.errors import ConfigError
+from jobs.service.mapping import (
     MappingErrors,
     TableReader,
     load_mappings,
@@ -20,7 +21,6 @@ from connector.mapping import (
     validate_against_org,
     validate_for_jobs,
 )
-from connector.metadata import TableDefinition
 
 REPO_MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
 

@@ -9,15 +9,9 @@ import pytest
 import responses
 from responses import matchers
 
-from connector import (
-    ColumnSpec,
-    ConfigError,
-    DataverseClient,
-    ProtocolError,
-    RecordNotFoundError,
-    RetryPolicy,
-)
+from connector import ColumnSpec, DataverseClient, ProtocolError, RecordNotFoundError, RetryPolicy
 from connector.metadata import column_body
+from core.errors import ConfigError
 
 ORG = "https://contoso.crm.dynamics.com"
 BASE = f"{ORG}/api/data/v9.2/"

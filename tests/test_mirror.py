@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from jobs.mirror import SCHEMA_VERSION, Mirror, MirrorError, SyncState, TableLayout
+from jobs.service.mirror import SCHEMA_VERSION, Mirror, MirrorError, SyncState, TableLayout
 
 
 class Clock:
@@ -275,7 +275,7 @@ def test_exclusive_lock_refuses_a_second_holder_and_is_released(tmp_path):
         with mirror.exclusive("dvsync sync"):
             # Another process trying the same lock is refused with the holder's description.
             code = (
-                "import sys; from jobs.mirror import Mirror, MirrorError\n"
+                "import sys; from jobs.service.mirror import Mirror, MirrorError\n"
                 f"m = Mirror({str(path)!r})\n"
                 "try:\n    m.exclusive().__enter__()\nexcept MirrorError as e:\n    print(e); sys.exit(3)\n"
             )
@@ -294,7 +294,7 @@ def test_a_file_that_is_not_a_mirror_is_a_clear_error(tmp_path):
 
 
 def test_exclusive_and_the_pipeline_run_lock_exclude_each_other(tmp_path):
-    from jobs import pipeline
+    from jobs.service import pipeline
 
     path = tmp_path / "m.sqlite"
     with Mirror(path) as mirror:

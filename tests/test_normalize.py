@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from connector.errors import ConfigError
-from jobs.normalize import (
+from core.errors import ConfigError
+from jobs.leads.duplicates.normalize import (
     canonical_given_name,
     normalize_address,
     normalize_company,

@@ -17,16 +17,16 @@ from pipeline_support import (  # noqa: F401 - fixtures
     write_config,
 )
 
-from connector.client import DataverseClient
 from connector.http import RetryPolicy
-from connector.mapping import load_mappings
 from connector.sandbox import Limits, Sandbox, SandboxConfig
-from connector.settings import ScheduleSettings
-from jobs.compute import customer_value_jobs
-from jobs.demo import MAPPINGS_DIR
-from jobs.mirror import Mirror
-from jobs.pipeline import run_pipeline
-from jobs.status import collect_status
+from jobs.cli.walkthrough import MAPPINGS_DIR
+from jobs.service.compute import customer_value_jobs
+from jobs.service.connect import connect
+from jobs.service.mapping import load_mappings
+from jobs.service.mirror import Mirror
+from jobs.service.pipeline import run_pipeline
+from jobs.service.settings import ScheduleSettings
+from jobs.service.status import collect_status
 
 SEGMENT = "dvs_customersegment"
 RFM = ["dvs_rfmrecency", "dvs_rfmfrequency", "dvs_rfmmonetary", SEGMENT]
@@ -42,7 +42,7 @@ def setup(sandbox, tmp_path):
     config = write_config(tmp_path / "run", sandbox, batch_size=200)
     settings = settings_for(config, sandbox)
     mappings = load_mappings(settings.mappings.dir, prefix="dvs")
-    with DataverseClient.from_settings(settings) as client, Mirror(settings.mirror.path) as mirror:
+    with connect(settings) as client, Mirror(settings.mirror.path) as mirror:
         yield settings, mappings, client, mirror
 
 
@@ -199,7 +199,7 @@ def test_throttling_is_waited_out_and_counted(provisioned_template, tmp_path):  
         mappings = load_mappings(settings.mappings.dir, prefix="dvs")
         retry = RetryPolicy(sleep=sleep, clock=clock, random=lambda: 0.5)
         with (
-            DataverseClient.from_settings(settings, retry=retry) as client,
+            connect(settings, retry=retry) as client,
             Mirror(settings.mirror.path) as mirror,
         ):
             result = run_pipeline(client, mirror, mappings, settings, jobs=["rfm"])
@@ -223,7 +223,7 @@ def test_a_table_whose_sync_fails_is_named_with_the_reason(sandbox, tmp_path):
     config.write_text(config.read_text().replace(MAPPINGS_DIR.as_posix(), mappings_dir.as_posix()))
     settings = settings_for(config, sandbox)
     mappings = load_mappings(settings.mappings.dir, prefix="dvs")
-    with DataverseClient.from_settings(settings) as client, Mirror(settings.mirror.path) as mirror:
+    with connect(settings) as client, Mirror(settings.mirror.path) as mirror:
         result = run_pipeline(client, mirror, mappings, settings, jobs=["rfm"])
     assert result.outcome == "failed"
     # The user reads which table failed and why, not only that something did.
@@ -235,7 +235,7 @@ def test_open_leads_that_already_are_contacts_show_the_contact(sandbox, tmp_path
     config = write_config(tmp_path / "run", sandbox, tables=["lead", "contact", "account"])
     settings = settings_for(config, sandbox)
     mappings = load_mappings(settings.mappings.dir, prefix="dvs")
-    with DataverseClient.from_settings(settings) as client, Mirror(settings.mirror.path) as mirror:
+    with connect(settings) as client, Mirror(settings.mirror.path) as mirror:
         first = run_pipeline(client, mirror, mappings, settings, jobs=["duplicates"])
         assert first.ok, first.error
         second = run_pipeline(client, mirror, mappings, settings, jobs=["duplicates"])

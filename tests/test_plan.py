@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from connector.mapping import OutputColumn
-from jobs.plan import add_companions, carry_forward, differs, plan_table
+from jobs.service.mapping import OutputColumn
+from jobs.service.plan import add_companions, carry_forward, differs, plan_table
 
 
 def output(result: str, type_: str, **extra) -> OutputColumn:

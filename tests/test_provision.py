@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from fake_dataverse import column, lead_org
 
-from connector.errors import ConfigError
-from connector.mapping import MappingErrors, load_mappings
-from jobs.provision import column_spec, provision
+from core.errors import ConfigError
+from jobs.service.mapping import MappingErrors, load_mappings
+from jobs.service.provision import column_spec, provision
 
 OUTPUTS = """\
 [lead.score]
@@ -139,7 +139,7 @@ def test_sandbox_provision_dry_run_then_real_then_idempotent(sandbox, tmp_path, 
     import json
 
     from connector.client import DataverseClient
-    from jobs.cli import main
+    from jobs.cli.main import main
 
     monkeypatch.setenv("DVSYNC__AUTH__TOKEN", sandbox.token)
     config = _config(sandbox, tmp_path)
@@ -168,7 +168,7 @@ def test_sandbox_provision_dry_run_then_real_then_idempotent(sandbox, tmp_path, 
     assert report["ok"] and report["to_provision"] == [] and report["identity"]["user_id"]
     assert main(["sync", "--config", str(config), "--table", "lead", "--json"]) == 0
     capsys.readouterr()
-    from jobs.mirror import Mirror
+    from jobs.service.mirror import Mirror
 
     with Mirror(tmp_path / "m.sqlite") as mirror:
         leads = mirror.read_frame("lead")

@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connector.errors import ConfigError, JobInputError
-from jobs.customer_orders import OrderDataError, OrderRules, prepare_orders
-from jobs.customer_value_config import load_customer_value_config
-from jobs.rfm import DEFAULT_SEGMENTS_PATH, load_segments, score_rfm
+from core.errors import ConfigError
+from jobs.customers.config import load_customer_value_config
+from jobs.customers.orders import OrderDataError, OrderRules, prepare_orders
+from jobs.customers.rfm import DEFAULT_SEGMENTS_PATH, load_segments, score_rfm
+from jobs.errors import JobInputError
 
 ROOT = Path(__file__).resolve().parents[1]
 SEGMENT_NAMES = {

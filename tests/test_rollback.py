@@ -14,11 +14,11 @@ from pipeline_support import (  # noqa: F401 - fixtures
     write_config,
 )
 
-from connector.client import DataverseClient
-from connector.mapping import load_mappings
-from jobs.cli import main
-from jobs.mirror import Mirror
-from jobs.pipeline import run_pipeline
+from jobs.cli.main import main
+from jobs.service.connect import connect
+from jobs.service.mapping import load_mappings
+from jobs.service.mirror import Mirror
+from jobs.service.pipeline import run_pipeline
 
 SEGMENT = "dvs_customersegment"
 RECENCY = "dvs_rfmrecency"
@@ -33,7 +33,7 @@ def test_rollback_restores_old_values_refuses_changed_ones_and_force_restores_th
     config = write_config(tmp_path / "rb", psandbox)
     settings = settings_for(config, psandbox)
     mappings = load_mappings(settings.mappings.dir, prefix="dvs")
-    with DataverseClient.from_settings(settings) as client, Mirror(settings.mirror.path) as mirror:
+    with connect(settings) as client, Mirror(settings.mirror.path) as mirror:
         run = run_pipeline(client, mirror, mappings, settings, jobs=["rfm"])
     assert run.ok
     accounts = read_columns(psandbox, "accounts", [SEGMENT, RECENCY])
@@ -88,7 +88,7 @@ def test_rollback_of_a_run_without_writes_or_an_unknown_run_is_a_clear_error(
     if dry_run:
         settings = settings_for(config, psandbox)
         mappings = load_mappings(settings.mappings.dir, prefix="dvs")
-        with DataverseClient.from_settings(settings) as client, Mirror(settings.mirror.path) as mirror:
+        with connect(settings) as client, Mirror(settings.mirror.path) as mirror:
             run_id = run_pipeline(client, mirror, mappings, settings, jobs=["rfm"], dry_run=True).run_id
         expected = f"run {run_id} was a dry run"
     else:

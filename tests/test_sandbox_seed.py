@@ -14,7 +14,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import cross_val_predict
 
-from connector.errors import ConfigError
 from connector.sandbox.seed import (
     OPTION_LABELS,
     SIZES,
@@ -26,6 +25,7 @@ from connector.sandbox.seed import (
 from connector.sandbox.seed.common import fold_ascii
 from connector.sandbox.seed.orders import expected_repeat_purchases
 from connector.sandbox.seed.vocab import COUNTRIES, NICKNAMES, PERSONAL_EMAIL_DOMAINS, SUFFIX_VARIANTS
+from core.errors import ConfigError
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 PERSONAL = {domain for domains in PERSONAL_EMAIL_DOMAINS.values() for domain in domains}

@@ -179,7 +179,7 @@ def test_cli_prints_url_and_token_and_stops_on_sigterm(sandbox_template: Path, t
         [
             sys.executable,
             "-m",
-            "jobs.cli",
+            "jobs.cli.main",
             "sandbox",
             "--port",
             "0",
@@ -219,7 +219,7 @@ def test_cli_prints_url_and_token_and_stops_on_sigterm(sandbox_template: Path, t
 
 
 def test_cli_rejects_bad_options():
-    from jobs.cli import main
+    from jobs.cli.main import main
 
     assert main(["sandbox", "--tracking-off", "leads"]) == 2  # entity set instead of logical name
     with pytest.raises(SystemExit):
@@ -229,8 +229,8 @@ def test_cli_rejects_bad_options():
 
 
 def test_a_data_path_that_is_a_file_or_not_a_database_is_a_clear_error(tmp_path):
-    from connector.errors import ConfigError
     from connector.sandbox import Sandbox
+    from core.errors import ConfigError
 
     a_file = tmp_path / "notadir"
     a_file.write_text("x")

@@ -10,9 +10,9 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from connector.settings import ScheduleSettings
-from jobs.pipeline import RunBusyError, RunLock
-from jobs.schedule import Scheduler, next_runs
+from jobs.service.pipeline import RunBusyError, RunLock
+from jobs.service.schedule import Scheduler, next_runs
+from jobs.service.settings import ScheduleSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEDULE = ScheduleSettings(
@@ -121,7 +121,7 @@ def test_the_run_lock_is_exclusive_across_processes_and_released_when_the_holder
         [
             sys.executable,
             "-c",
-            "import sys; from jobs.pipeline import RunLock; l = RunLock(sys.argv[1]); "
+            "import sys; from jobs.service.pipeline import RunLock; l = RunLock(sys.argv[1]); "
             "assert l.acquire(); print('locked', flush=True); sys.stdin.read()",
             str(path),
         ],
@@ -162,7 +162,7 @@ def test_dvsync_schedule_exits_cleanly_on_sigterm(tmp_path):
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DVSYNC__AUTH__TOKEN": "not-a-secret"}
     service = subprocess.Popen(
-        [sys.executable, "-m", "jobs.cli", "--config", str(config), "schedule"],
+        [sys.executable, "-m", "jobs.cli.main", "--config", str(config), "schedule"],
         cwd=ROOT,
         env=env,
         stderr=subprocess.PIPE,

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connector.errors import ConfigError, InsufficientDataError
-from jobs.scoring import score_leads, train_model
-from jobs.scoring_model import engagement_features, verdict
+from core.errors import ConfigError
+from jobs.errors import InsufficientDataError
+from jobs.leads.scoring.model import engagement_features, verdict
+from jobs.leads.scoring.scorer import score_leads, train_model
 
 NOW = pd.Timestamp("2026-11-01T00:00:00Z")
 NOW_NAIVE = NOW.tz_localize(None)

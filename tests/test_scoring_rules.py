@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from connector.errors import ConfigError, JobInputError
-from jobs.scoring import attach_related, load_rules, parse_rules, score_with_rules
-from jobs.scoring_common import DEFAULT_GRADES, Grades
-from jobs.scoring_rules import decay_weights
+from core.errors import ConfigError
+from jobs.errors import JobInputError
+from jobs.leads.scoring.common import DEFAULT_GRADES, Grades
+from jobs.leads.scoring.rules import decay_weights
+from jobs.leads.scoring.scorer import attach_related, load_rules, parse_rules, score_with_rules
 
 AS_OF = pd.Timestamp("2026-06-30T12:00:00Z")
 ROOT = Path(__file__).resolve().parents[1]

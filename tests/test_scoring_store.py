@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.scoring import (
+from jobs.leads.scoring.scorer import (
     ModelFileError,
     active_version,
     load_model,

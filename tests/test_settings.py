@@ -8,14 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, SecretStr
 
-from connector.errors import ConfigError
-from connector.settings import (
-    AUTH_MODES,
-    Settings,
-    SettingsError,
-    load_settings,
-    validate_environment_url,
-)
+from connector.settings import AUTH_MODES, validate_environment_url
+from core.errors import ConfigError
+from jobs.service.settings import Settings
+from jobs.service.settings_load import SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config.example.toml"

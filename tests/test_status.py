@@ -11,11 +11,11 @@ from pipeline_support import (  # noqa: F401 - fixtures
     write_config,
 )
 
-from connector.settings import ScheduleSettings
-from jobs.cli import main
-from jobs.mirror import Mirror
-from jobs.pipeline import RunLock
-from jobs.status import collect_status
+from jobs.cli.main import main
+from jobs.service.mirror import Mirror
+from jobs.service.pipeline import RunLock
+from jobs.service.settings import ScheduleSettings
+from jobs.service.status import collect_status
 
 
 def test_status_after_a_run_lists_it_with_counters_freshness_and_next_runs(

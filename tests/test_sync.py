@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fake_dataverse import FakeDataverse, SimulatedCrash, column, lead_org
 
-from connector.mapping import load_mappings
-from jobs.mirror import Mirror
-from jobs.sync import sync_tables
+from jobs.service.mapping import load_mappings
+from jobs.service.mirror import Mirror
+from jobs.service.sync import sync_tables
 
 LEAD_TOML = """\
 table = "lead"
@@ -337,7 +337,7 @@ def test_progress_reports_each_committed_page_and_the_end(mirror, mappings):
         ("lead", {"read": 5, "pages": 3, "done": False}),
         ("lead", {"read": 5, "pages": 3, "done": True}),
     ]
-    from jobs.cli_sync import _with_progress
+    from jobs.cli.sync import _with_progress
 
     result = _with_progress(org, mirror, mappings, {"tables": None, "full": True, "page_size": 2})
     assert result.ok and result.tables[0].read == 5
@@ -606,7 +606,7 @@ def test_sandbox_crash_between_pages_resumes_without_rereading(sandbox, mirror):
 def test_sandbox_sync_command_json(sandbox, tmp_path, capsys, monkeypatch):
     import json
 
-    from jobs.cli import main
+    from jobs.cli.main import main
 
     config = tmp_path / "config.toml"
     config.write_text(
@@ -629,7 +629,7 @@ def test_sandbox_sync_command_json(sandbox, tmp_path, capsys, monkeypatch):
 def test_sandbox_sync_command_exit_codes(sandbox, tmp_path, capsys, monkeypatch):
     import shutil
 
-    from jobs.cli import main
+    from jobs.cli.main import main
 
     mappings = tmp_path / "mappings"
     shutil.copytree(SHIPPED_MAPPINGS, mappings)

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.errors import ConfigError
-from connector.tomlfile import closest, load_toml, parse_toml
+from core.errors import ConfigError
+from core.tomlfile import closest, load_toml, parse_toml
 
 DOC = '''\
 # a comment

@@ -8,9 +8,9 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
-from connector.errors import ConfigError
 from connector.sandbox.config import Limits, SandboxConfig
 from connector.sandbox.faults import FaultConfig
+from core.errors import ConfigError
 
 __all__ = ["add_arguments", "run"]
 

@@ -26,13 +26,13 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
-from connector.errors import ConfigError
 from connector.sandbox.config import SandboxConfig
 from connector.sandbox.faults import ApiError, FaultInjector
 from connector.sandbox.limits import RateLimiter
 from connector.sandbox.protocol import API_PREFIX, Headers, Request, Response, error_response
 from connector.sandbox.service import Service
 from connector.sandbox.storage import SeedError, Store
+from core.errors import ConfigError
 
 __all__ = ["SIZES", "Sandbox"]
 

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from connector.errors import ConfigError
 from connector.sandbox.schema import CURRENCY_ID, PRICE_LEVEL_ID
 from connector.sandbox.seed import activities as seed_activities
 from connector.sandbox.seed import leads as seed_leads
@@ -39,6 +38,7 @@ from connector.sandbox.seed.duplicates import (
     vary_people,
 )
 from connector.sandbox.seed.vocab import JOB_TITLES
+from core.errors import ConfigError
 
 __all__ = [
     "SIZES",

@@ -1,0 +1,91 @@
+"""``dvsync run [--jobs scoring,duplicates,rfm,clv] [--dry-run] [--json]``: one pipeline run."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from jobs.cli.common import add_common_options, print_json, settings_from_args
+from jobs.cli.render import progress_for, render_run
+from jobs.service.connect import connect
+from jobs.service.mapping import load_mappings
+from jobs.service.mirror import Mirror
+from jobs.service.pipeline import RunLock, lock_path_for, run_pipeline
+
+__all__ = ["add_arguments", "run", "stop_on_signals"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the ``dvsync run`` options."""
+    add_common_options(parser, json_help="print the run's report (per table read, written, failed) as JSON")
+    parser.add_argument(
+        "--jobs",
+        metavar="LIST",
+        help="comma-separated jobs to run: scoring,duplicates,rfm,clv (default: jobs.enabled)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="plan the writes into a CSV and print a summary, changing nothing in Dynamics "
+        "(--no-dry-run writes even when writeback.dry_run = true)",
+    )
+    parser.add_argument("--plan-csv", metavar="PATH", help="where a dry run writes its plan")
+    parser.add_argument("--full", action="store_true", help="re-read every table in full first")
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGTERM/SIGINT while the block runs (the run then ends after its chunk).
+
+    A second Ctrl-C interrupts at once; crash safety makes that harmless too.
+    """
+    stop = threading.Event()
+    previous = {}
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now (the next run resumes safely)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run once; 0 when everything went through, 1 when a table, a job or a write failed."""
+    settings = settings_from_args(args)
+    mappings = load_mappings(settings.mappings.dir, prefix=settings.writeback.publisher_prefix)
+    jobs = [j for j in args.jobs.split(",")] if args.jobs else None
+    with (
+        RunLock(lock_path_for(settings.mirror.path)),
+        Mirror(settings.mirror.path) as mirror,
+        connect(settings) as client,
+        stop_on_signals() as stop,
+        progress_for(not args.json) as bar,
+    ):
+        result = run_pipeline(
+            client,
+            mirror,
+            mappings,
+            settings,
+            jobs=jobs,
+            dry_run=args.dry_run,
+            plan_csv=args.plan_csv,
+            full=args.full,
+            progress=bar,
+            stop=stop,
+        )
+    if args.json:
+        print_json(result.as_dict())
+    else:
+        render_run(result)
+    return 0 if result.ok else 1

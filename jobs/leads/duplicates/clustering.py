@@ -1,0 +1,207 @@
+"""Group matched pairs into duplicate groups and suggest a master record per group.
+
+Pairs are edges of a graph; connected components are candidate groups. Plain connected components
+chain: A~B and B~C puts A and C together even when they share nothing, and a few weak links can
+glue dozens of records. So every group is checked for *cohesion*: the sum of the match scores of
+its pairs divided by the number of pairs it would have if everyone matched everyone
+(``n (n - 1) / 2``). A pair group has cohesion = its score; a triangle of strong pairs is near 1; a
+chain of five records reaches at most 0.4. A group below ``min_cohesion`` is split by removing its
+weakest links (all edges at the lowest score) and checking the parts again, until every part is
+cohesive or a pair.
+
+The master record of a group is chosen by an ordered list of preferences over a records frame
+(best first, ties broken by the next): ``"completeness"`` (most non-empty columns), or any column
+of the records frame, higher/later values preferred (``"has_orders"``, ``"modified_on"``), or
+``"-column"`` for lower/earlier preferred (``"-created_on"``: the oldest record). Remaining ties go
+to the smallest id, so the choice is reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from core.errors import ConfigError
+from core.tomlfile import closest
+
+__all__ = ["CLUSTER_COLUMNS", "DEFAULT_MIN_COHESION", "cluster"]
+
+DEFAULT_MIN_COHESION = 0.5
+"""Lowest cohesion a group of three or more may have; 0.5 lets a group miss up to half its
+possible links (blocking does not compare every pair) but splits chains of four or more weak
+links."""
+
+CLUSTER_COLUMNS = ["record_id", "cluster_id", "cluster_size", "cohesion", "master_id", "is_master"]
+
+
+def _components(nodes: int, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    graph = coo_matrix((np.ones(len(first)), (first, second)), shape=(nodes, nodes))
+    return connected_components(graph, directed=False)[1]
+
+
+def _cohesion(size: int, score_sum: float) -> float:
+    return 1.0 if size < 2 else score_sum / (size * (size - 1) / 2)
+
+
+def _split(
+    members: np.ndarray, first: np.ndarray, second: np.ndarray, score: np.ndarray, min_cohesion: float
+) -> list[tuple[np.ndarray, float]]:
+    """Split one group until each part is cohesive; returns (members, cohesion) per part."""
+    done: list[tuple[np.ndarray, float]] = []
+    stack = [(members, first, second, score)]
+    while stack:
+        nodes, a, b, s = stack.pop()
+        cohesion = _cohesion(len(nodes), float(s.sum()))
+        if len(nodes) <= 2 or cohesion >= min_cohesion:
+            done.append((nodes, cohesion))
+            continue
+        keep = s > s.min()
+        a, b, s = a[keep], b[keep], s[keep]
+        nodes = np.sort(nodes)
+        la, lb = np.searchsorted(nodes, a), np.searchsorted(nodes, b)
+        labels = _components(len(nodes), la, lb)
+        for label in np.unique(labels):
+            part = labels == label
+            if part.sum() < 2:
+                continue  # a record left alone is no longer a duplicate of anyone here
+            inside = part[la] & part[lb]
+            stack.append((nodes[part], a[inside], b[inside], s[inside]))
+    return done
+
+
+def _master_order(
+    frame: pd.DataFrame, records: pd.DataFrame | None, id_column: str | None, master_by: Sequence[str]
+) -> tuple[pd.DataFrame, list[str], list[bool]]:
+    """Add the master-preference columns to ``frame`` (one row per clustered record)."""
+    sort_columns: list[str] = []
+    ascending: list[bool] = []
+    if records is None:
+        return frame, sort_columns, ascending
+    if id_column is None or id_column not in records.columns:
+        near = closest(str(id_column), map(str, records.columns))
+        raise ConfigError(
+            f"id column {id_column!r} is not in the records passed for master selection",
+            key="id_column",
+            hint=f"did you mean {near[0]!r}?" if near else None,
+        )
+    indexed = records.drop_duplicates(id_column).set_index(id_column)
+    indexed = indexed[indexed.index.isin(frame["record_id"])]
+    extra = pd.DataFrame(index=indexed.index)
+    for position, preference in enumerate(master_by):
+        descending = not preference.startswith("-")
+        name = preference.lstrip("-")
+        column = f"_pref{position}"
+        if name == "completeness":
+            filled = indexed.notna() & indexed.astype(str).apply(lambda c: c.str.strip() != "")
+            extra[column] = filled.sum(axis=1)
+        elif name in indexed.columns:
+            values = indexed[name]
+            if values.dtype == object:
+                # Dates written as text and yes/no flags still sort the way a person expects.
+                as_dates = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+                values = as_dates if as_dates.notna().sum() >= values.notna().sum() else values
+            extra[column] = values
+        else:
+            near = closest(name, [*map(str, indexed.columns), "completeness"])
+            raise ConfigError(
+                f"master preference {preference!r} is neither 'completeness' nor a column of the records",
+                key="cluster.master",
+                hint=f"did you mean {near[0]!r}?" if near else "add the column to the records frame",
+            )
+        sort_columns.append(column)
+        ascending.append(not descending)
+    merged = frame.join(extra, on="record_id")
+    return merged, sort_columns, ascending
+
+
+def cluster(
+    pairs: pd.DataFrame,
+    *,
+    threshold: float | None = None,
+    min_cohesion: float = DEFAULT_MIN_COHESION,
+    records: pd.DataFrame | None = None,
+    id_column: str | None = None,
+    master_by: Sequence[str] = ("completeness", "modified_on"),
+) -> pd.DataFrame:
+    """Group duplicate pairs into groups, guarding against chains of weak links, and pick masters.
+
+    Args:
+        pairs: pairs with ``id_left``, ``id_right`` and ``score`` (as :func:`find_duplicates` returns).
+        threshold: ignore pairs scoring below this; None keeps every pair given.
+        min_cohesion: the lowest cohesion a group of three or more may keep (see module docstring).
+        records: the records, for choosing masters; None picks the smallest id of each group.
+        id_column: the id column of ``records``.
+        master_by: master preferences, best first (see module docstring).
+
+    Returns:
+        One row per record in a group of two or more: ``record_id``, ``cluster_id`` (0, 1, ...,
+        largest groups first), ``cluster_size``, ``cohesion``, ``master_id`` and ``is_master``.
+        Records in no pair are not listed.
+
+    Raises:
+        ConfigError: a missing pair column, a master preference that is not a column, or a
+            min_cohesion outside 0..1.
+    """
+    missing = [c for c in ("id_left", "id_right", "score") if c not in pairs.columns]
+    if missing:
+        raise ConfigError(
+            f"pairs lack column(s) {', '.join(missing)}",
+            hint="pass the frame find_duplicates or link_records returned",
+        )
+    if not 0.0 <= float(min_cohesion) <= 1.0:
+        raise ConfigError(
+            f"min_cohesion {min_cohesion!r} must be between 0 and 1", key="cluster.min_cohesion"
+        )
+    edges = pairs if threshold is None else pairs[pairs["score"] >= threshold]
+    edges = edges[edges["id_left"] != edges["id_right"]]
+    if edges.empty:
+        return pd.DataFrame(columns=CLUSTER_COLUMNS)
+    codes, ids = pd.factorize(pd.concat([edges["id_left"], edges["id_right"]], ignore_index=True))
+    first, second = codes[: len(edges)].astype(np.int64), codes[len(edges) :].astype(np.int64)
+    score = edges["score"].to_numpy(dtype=np.float64)
+    labels = _components(len(ids), first, second)
+
+    sizes = np.bincount(labels)
+    edge_label = labels[first]
+    score_sums = np.bincount(edge_label, weights=score, minlength=len(sizes))
+    cohesion = np.array([_cohesion(n, s) for n, s in zip(sizes, score_sums, strict=True)])
+    good = (sizes <= 2) | (cohesion >= min_cohesion)
+
+    groups: list[tuple[np.ndarray, float]] = []
+    node_order = np.argsort(labels, kind="stable")
+    bounds = np.cumsum(np.concatenate([[0], sizes]))
+    for label in np.flatnonzero(good):
+        groups.append((node_order[bounds[label] : bounds[label + 1]], float(cohesion[label])))
+    edge_order = np.argsort(edge_label, kind="stable")
+    edge_bounds = np.cumsum(np.concatenate([[0], np.bincount(edge_label, minlength=len(sizes))]))
+    for label in np.flatnonzero(~good):
+        members = node_order[bounds[label] : bounds[label + 1]]
+        chosen = edge_order[edge_bounds[label] : edge_bounds[label + 1]]
+        groups.extend(_split(members, first[chosen], second[chosen], score[chosen], min_cohesion))
+
+    groups.sort(key=lambda g: (-len(g[0]), str(ids[g[0]].min()) if len(g[0]) else ""))
+    member = np.concatenate([g[0] for g in groups])
+    group_id = np.repeat(np.arange(len(groups)), [len(g[0]) for g in groups])
+    frame = pd.DataFrame(
+        {
+            "record_id": ids[member],
+            "cluster_id": group_id,
+            "cluster_size": np.repeat([len(g[0]) for g in groups], [len(g[0]) for g in groups]),
+            "cohesion": np.repeat([g[1] for g in groups], [len(g[0]) for g in groups]),
+        }
+    )
+    ranked, sort_columns, ascending = _master_order(frame, records, id_column, master_by)
+    ranked = ranked.sort_values(
+        ["cluster_id", *sort_columns, "record_id"],
+        ascending=[True, *ascending, True],
+        na_position="last",
+        kind="stable",
+    )
+    masters = ranked.drop_duplicates("cluster_id").set_index("cluster_id")["record_id"]
+    frame["master_id"] = frame["cluster_id"].map(masters)
+    frame["is_master"] = frame["record_id"] == frame["master_id"]
+    return frame[CLUSTER_COLUMNS].sort_values(["cluster_id", "record_id"], ignore_index=True)

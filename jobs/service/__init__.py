@@ -1,0 +1,26 @@
+"""The service: one run against Dataverse, end to end, and everything around it.
+
+``settings`` (+ ``settings_sources``, ``settings_load``) and ``mapping/`` read the configuration;
+``connect`` opens the client; ``mirror/`` is the local SQLite state; ``sync`` pulls tables;
+``compute`` runs the analytics; ``plan`` diffs results against Dynamics; ``pipeline`` is one run
+(sync → compute → plan → write back → record); ``rollback`` undoes one; ``schedule`` and ``status``
+run on cron and report; ``check`` and ``provision`` validate and prepare an org. Modules are
+imported by name; nothing is re-exported, to keep ``dvsync --help`` from loading pandas.
+"""
+
+__all__ = [
+    "check",
+    "compute",
+    "connect",
+    "mapping",
+    "mirror",
+    "pipeline",
+    "plan",
+    "provision",
+    "rollback",
+    "schedule",
+    "settings",
+    "settings_load",
+    "status",
+    "sync",
+]

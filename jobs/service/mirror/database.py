@@ -1,0 +1,211 @@
+"""The mirror's SQLite connection: opening, migrating, transactions and the run lock."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+
+from core.errors import ConfigError
+from jobs.service.mirror.convert import utc_text
+from jobs.service.mirror.schema import MIGRATIONS, SCHEMA_VERSION, Clock, MirrorError
+
+
+class MirrorDatabase:
+    """The mirror database. Open it with ``Mirror(path)`` (or as a context manager) and close it.
+
+    One connection, shared by the threads of one process under a lock; separate processes
+    coordinate through SQLite's own locking (WAL mode, a busy timeout).
+
+    Args:
+        path: the SQLite file; its directory is created. ``":memory:"`` for a throwaway mirror.
+        clock: returns the current aware datetime (injectable for tests).
+    """
+
+    def __init__(self, path: str | Path, *, clock: Clock | None = None) -> None:
+        self.path = Path(path) if str(path) != ":memory:" else None
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._lock = threading.RLock()
+        self._depth = 0
+        if self.path is not None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create the mirror's directory {self.path.parent}: {exc.strerror}",
+                    key="mirror.path",
+                    hint="set mirror.path to a writable location",
+                ) from None
+        try:
+            self._db = sqlite3.connect(
+                str(self.path) if self.path else ":memory:",
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=30.0,
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.DatabaseError as exc:
+            raise MirrorError(
+                f"cannot open the mirror {self.path}: {exc}. Point mirror.path at another file; the "
+                "mirrored tables can be rebuilt with `dvsync sync --full`, but the run history and "
+                "write-back audit in this file cannot"
+            ) from None
+        self.migrate()
+
+    # ---------------------------------------------------------------- lifecycle and transactions
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None  # type: ignore[assignment]
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def exclusive(self, what: str = "run") -> Iterator[None]:
+        """Hold the mirror's process lock for the block: one sync or pipeline run at a time.
+
+        The lock is an OS file lock on ``<mirror>.lock`` (released by the OS if the process dies,
+        so a crash never leaves it stuck); the file names the holder's pid for the message.
+
+        Raises:
+            MirrorError: another process holds it.
+        """
+        if self.path is None:
+            yield
+            return
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the block
+        try:
+            try:
+                _lock_file(handle)
+            except OSError:
+                handle.seek(0)
+                pid = handle.read().strip()
+                holder = f"pid {pid}" if pid.isdigit() else "another process"
+                raise MirrorError(
+                    f"the mirror {self.path} is busy: another dvsync {what} or run holds it ({holder}); "
+                    "wait for it to finish, or stop it first"
+                ) from None
+            # Just the pid, as jobs.service.pipeline.RunLock writes it: both lock the same file.
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                handle.truncate()
+                handle.flush()
+                _unlock_file(handle)
+        finally:
+            handle.close()
+
+    def now(self) -> str:
+        """The current time as the mirror stores it."""
+        return utc_text(self._clock())  # type: ignore[return-value]
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run the block in one transaction (nested blocks join the outer one); roll back on error."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self._db
+                finally:
+                    self._depth -= 1
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    def _query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            cursor = self._db.execute(sql, params)
+            names = [d[0] for d in cursor.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]  # type: ignore[misc]
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open file (``PRAGMA user_version``)."""
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self, target: int | None = None) -> int:
+        """Bring the schema up to ``target`` (default: the newest), one transaction per step.
+
+        Raises:
+            MirrorError: the file was written by a newer dvsync.
+        """
+        target = SCHEMA_VERSION if target is None else target
+        current = self.schema_version
+        if current > SCHEMA_VERSION:
+            raise MirrorError(
+                f"the mirror {self.path} has schema version {current}, newer than this dvsync "
+                f"understands ({SCHEMA_VERSION}); upgrade dvsync, or point mirror.path at a new file"
+            )
+        for version, _, step in MIGRATIONS:
+            if current < version <= target:
+                with self.transaction() as db:
+                    step(db)
+                    db.execute(f"PRAGMA user_version = {int(version)}")
+                current = version
+        return current
+
+
+def _lock_file(handle: Any) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _unlock_file(handle: Any) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,821 @@
+"""One run: sync → compute → plan → write back → record, crash-safe at every step.
+
+1. **Sync** the mapped tables into the mirror (:func:`jobs.service.sync.sync_tables`, resumable page by
+   page).
+2. **Settle** writes left in doubt by a killed run: plan items still ``sending`` whose value the
+   sync now shows in Dynamics are marked ``written`` (and audited); the others are retried.
+3. **Compute** the enabled jobs on mirror DataFrames (:mod:`jobs.service.compute`).
+4. **Plan** (:mod:`jobs.service.plan`): only values that differ from what Dynamics holds, plus what
+   earlier runs could not write; the plan is stored before anything is sent. ``dry_run`` writes it
+   to a CSV instead and changes nothing in Dynamics.
+5. **Write back** with :meth:`DataverseClient.update_many` (``$batch``, continue-on-error,
+   ``If-Match: *``, parallel within the cap) in chunks: each chunk's items are marked ``sending``
+   before the request, then, in one transaction, marked ``written``/``failed``, audited, and the
+   mirror's ``out_`` columns updated. A failed record stays in the plan and is retried next run.
+
+Kill the process anywhere and run again: the sync resumes, the jobs recompute, values Dynamics
+already holds are not planned again (nothing written twice) and unwritten ones are (nothing lost).
+
+For tests, ``DVSYNC_FAULT=<point>:<n>[:term]`` kills the process (SIGKILL, or SIGTERM with
+``:term``) at a named point: ``sync-page`` (after the n-th committed page), ``computed``,
+``planned``, ``write-sent`` (after the n-th chunk was sent, before it is recorded) and
+``write-recorded`` (after the n-th chunk was recorded).
+
+Kept as one module on purpose: each step's crash-safety (what is committed before the next step
+starts, and how a killed run is resumed) is one protocol read top to bottom.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import pandas as pd
+
+from core.errors import ConfigError, DvsyncError
+from jobs.errors import JobError
+from jobs.service import compute
+from jobs.service.compute import JobOutcome
+from jobs.service.mapping import MappingSet, OutputColumn
+from jobs.service.mirror import Mirror, MirrorError
+from jobs.service.plan import add_companions, carry_forward, differs, empty_plan, plan_table
+from jobs.service.settings import KNOWN_JOBS, Settings
+from jobs.service.sync import SyncResult, sync_tables
+
+__all__ = [
+    "FAULT_ENV",
+    "OPEN_STATUSES",
+    "PipelineProgress",
+    "PipelineResult",
+    "RequestMeter",
+    "RunBusyError",
+    "RunLock",
+    "RunStopped",
+    "lock_path_for",
+    "run_pipeline",
+]
+
+log = logging.getLogger(__name__)
+
+FAULT_ENV = "DVSYNC_FAULT"
+OPEN_STATUSES = ("pending", "failed", "sending")
+"""Plan items that still have to reach Dynamics (``sending``: sent by a run that was killed)."""
+_RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class RunStopped(Exception):
+    """Raised between pages or chunks when a stop was requested (SIGTERM); the run is recorded."""
+
+
+class RunBusyError(DvsyncError):
+    """Another run holds the lock (``dvsync schedule`` or a ``dvsync run`` elsewhere)."""
+
+    exit_code = 1
+
+
+class PipelineProgress(Protocol):
+    """Receives progress: committed sync pages and written chunks."""
+
+    def sync(self, table: str, *, read: int, pages: int, done: bool) -> None: ...
+
+    def write(self, table: str, *, done: int, total: int) -> None: ...
+
+
+# ------------------------------------------------------------------------------------ the lock
+
+
+def lock_path_for(mirror_path: str | Path) -> Path:
+    """The lock file beside the mirror: ``mirror.sqlite.lock``."""
+    path = Path(mirror_path)
+    return path.with_name(path.name + ".lock")
+
+
+class RunLock:
+    """An exclusive ``fcntl.flock`` on a file beside the mirror: one run at a time, across processes.
+
+    The kernel drops the lock when the process dies, so a killed run never leaves it stuck.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def acquire(self, *, wait: bool = False) -> bool:
+        """Take the lock; with ``wait`` block until it is free, else return False when it is held."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return True
+
+    def holder(self) -> int | None:
+        """The pid written by the current holder, if readable."""
+        try:
+            text = self.path.read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+        return int(text) if text.isdigit() else None
+
+    def release(self) -> None:
+        """Release the lock (idempotent)."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        if not self.acquire():
+            holder = self.holder()
+            raise RunBusyError(
+                "another dvsync run is in progress"
+                + (f" (pid {holder})" if holder else "")
+                + "; wait for it to finish (`dvsync status` shows it)"
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+# ------------------------------------------------------------------------------------ metering and faults
+
+
+class RequestMeter:
+    """Counts HTTP requests by path and status through a ``requests`` response hook.
+
+    ``label`` (set by the write-back) attributes ``$batch`` requests to the table being written.
+    """
+
+    def __init__(self) -> None:
+        self.by_path: Counter[str] = Counter()
+        self.by_status: Counter[int] = Counter()
+        self.label: str | None = None
+        self._lock = threading.Lock()
+
+    def hook(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        """The ``requests`` response hook."""
+        path = urlsplit(response.request.url).path
+        segment = path.split("/api/data/", 1)[-1].split("/", 1)[-1] if "/api/data/" in path else path
+        name = segment.split("(", 1)[0].split("/", 1)[0] or "/"
+        if name == "$batch" and self.label:
+            name = f"$batch {self.label}"
+        with self._lock:
+            self.by_path[name] += 1
+            self.by_status[int(response.status_code)] += 1
+
+    @contextlib.contextmanager
+    def attached(self, client: Any) -> Iterator[RequestMeter]:
+        """Count the requests of ``client`` while the block runs."""
+        session = getattr(getattr(client, "http", None), "session", None)
+        if session is None:
+            yield self
+            return
+        hooks = session.hooks.setdefault("response", [])
+        hooks.append(self.hook)
+        try:
+            yield self
+        finally:
+            with contextlib.suppress(ValueError):
+                hooks.remove(self.hook)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Totals: requests, retried responses (429/5xx), 429s, and requests per path."""
+        return {
+            "requests": sum(self.by_path.values()),
+            "retries": sum(n for s, n in self.by_status.items() if s in _RETRY_STATUSES),
+            "throttled": self.by_status.get(429, 0),
+            "by_path": dict(sorted(self.by_path.items())),
+        }
+
+
+class _Faults:
+    """Deterministic kill points for the crash tests (``DVSYNC_FAULT=point:n[:term]``).
+
+    The process gets SIGKILL at the n-th time it passes ``point`` (SIGTERM with ``:term``, to test
+    the graceful stop).
+    """
+
+    def __init__(self, spec: str | None) -> None:
+        self.point, self.n, self.signal = None, 1, signal.SIGKILL
+        if spec:
+            point, _, rest = spec.partition(":")
+            count, _, kind = rest.partition(":")
+            self.point, self.n = point.strip(), int(count or 1)
+            if kind.strip().lower() == "term":
+                self.signal = signal.SIGTERM
+        self.counts: Counter[str] = Counter()
+
+    def hit(self, point: str) -> None:
+        if point != self.point:
+            return
+        self.counts[point] += 1
+        if self.counts[point] == self.n:
+            log.warning("fault injection: signal %d at %s #%d", self.signal, point, self.n)
+            os.kill(os.getpid(), self.signal)
+
+
+# ------------------------------------------------------------------------------------ result
+
+
+@dataclass
+class PipelineResult:
+    """What one run did.
+
+    Attributes:
+        run_id: the run's id in the mirror.
+        outcome: ``ok``, ``failed`` (a table, a job or some writes failed), ``interrupted``.
+        dry_run: nothing was written to Dynamics.
+        sync: the sync's per-table reports.
+        jobs: what each job produced.
+        tables: per table: ``read``, ``upserted``, ``deleted``, ``mode``, ``planned``, ``written``,
+            ``failed`` (records), ``read_requests`` and ``write_requests``.
+        plan: the plan items (see :mod:`jobs.service.plan`; with ``status`` after the write-back).
+        plan_csv: where a dry run wrote its plan.
+        confirmed: writes of a killed run found in Dynamics and marked written.
+        failures: per failed record: table, record, columns, message.
+        not_provisioned: output columns that do not exist in Dynamics (``dvsync provision``).
+        http: requests, retries, 429s and requests per path.
+        duration_s: wall time.
+        error: why the run failed or stopped.
+    """
+
+    run_id: int
+    outcome: str = "running"
+    dry_run: bool = False
+    sync: SyncResult | None = None
+    jobs: list[JobOutcome] = field(default_factory=list)
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    plan: pd.DataFrame = field(default_factory=empty_plan)
+    plan_csv: Path | None = None
+    confirmed: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    not_provisioned: list[str] = field(default_factory=list)
+    http: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the run finished without a failure."""
+        return self.outcome == "ok"
+
+    def table(self, name: str) -> dict[str, Any]:
+        """The counters of one table (created on first use)."""
+        return self.tables.setdefault(
+            name,
+            {
+                "read": 0,
+                "upserted": 0,
+                "deleted": 0,
+                "mode": None,
+                "planned": 0,
+                "written": 0,
+                "failed": 0,
+                "read_requests": 0,
+                "write_requests": 0,
+            },
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable summary (``dvsync run --json``)."""
+        return {
+            "run_id": self.run_id,
+            "outcome": self.outcome,
+            "ok": self.ok,
+            "dry_run": self.dry_run,
+            "tables": self.tables,
+            "jobs": {j.job: j.as_dict() for j in self.jobs},
+            "planned": len(self.plan),
+            "plan_csv": str(self.plan_csv) if self.plan_csv else None,
+            "confirmed_after_interruption": self.confirmed,
+            "failures": self.failures[:50],
+            "not_provisioned": self.not_provisioned,
+            "http": self.http,
+            "duration_s": self.duration_s,
+            "error": self.error,
+        }
+
+
+# ------------------------------------------------------------------------------------ the run
+
+
+@dataclass
+class _Context:
+    client: Any
+    mirror: Mirror
+    mappings: MappingSet
+    settings: Settings
+    result: PipelineResult
+    faults: _Faults
+    meter: RequestMeter
+    stop: threading.Event
+    progress: PipelineProgress | None
+    now: datetime
+
+
+def run_pipeline(
+    client: Any,
+    mirror: Mirror,
+    mappings: MappingSet,
+    settings: Settings,
+    *,
+    jobs: Sequence[str] | None = None,
+    dry_run: bool | None = None,
+    plan_csv: str | Path | None = None,
+    full: bool = False,
+    trigger: str = "manual",
+    progress: PipelineProgress | None = None,
+    stop: threading.Event | None = None,
+    clock: Callable[[], datetime] | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> PipelineResult:
+    """Run sync → compute → plan → write back, recording everything in the mirror.
+
+    Args:
+        client: a DataverseClient.
+        mirror: the open mirror.
+        mappings: the validated mapping set.
+        settings: the settings (sync, writeback, mappings, mirror sections).
+        jobs: the jobs to run (default ``jobs.enabled``), in any order; run in the canonical one.
+        dry_run: plan without writing (default ``writeback.dry_run``); the plan goes to a CSV.
+            With ``writeback.enabled = false`` (and no explicit dry run) the results are only kept
+            in the mirror.
+        plan_csv: where a dry run writes its plan (default ``<mirror dir>/plans/run-<id>.csv``).
+        full: re-read every table in full.
+        trigger: who started the run (``manual``, ``schedule:<set>``), kept in the run's stats.
+        progress: receives sync pages and write chunks.
+        stop: when set (SIGTERM), the run ends after the current page or chunk as ``interrupted``.
+        clock: the current aware time.
+        monotonic: for the duration.
+
+    Returns:
+        The run's :class:`PipelineResult` (also recorded in the mirror).
+
+    Raises:
+        ConfigError: an unknown job or a bad job configuration file.
+        AuthError: no token (nothing could be read).
+    """
+    started = monotonic()
+    clock = clock or (lambda: datetime.now(UTC))
+    chosen = _choose_jobs(jobs if jobs is not None else settings.jobs.enabled)
+    dry = settings.writeback.dry_run if dry_run is None else dry_run
+    # writeback.enabled = false: compute and keep the results in the mirror, write nothing.
+    compute_only = not settings.writeback.enabled and not dry_run
+    dry = dry or compute_only
+    mirror.mark_abandoned_runs()
+    run_id = mirror.start_run("run", jobs=chosen, dry_run=dry)
+    result = PipelineResult(run_id=run_id, dry_run=dry)
+    ctx = _Context(
+        client,
+        mirror,
+        mappings,
+        settings,
+        result,
+        _Faults(os.environ.get(FAULT_ENV)),
+        RequestMeter(),
+        stop or threading.Event(),
+        progress,
+        clock(),
+    )
+    log.info("run %d started: jobs %s%s", run_id, ", ".join(chosen) or "none", " (dry run)" if dry else "")
+    try:
+        with ctx.meter.attached(client):
+            _sync(ctx, full=full)
+            _settle_in_doubt(ctx)
+            outcomes = _compute(ctx, chosen)
+            ctx.faults.hit("computed")
+            plan = _plan(ctx, outcomes)
+            if compute_only:
+                _save_results(ctx, outcomes)
+                log.info("writeback.enabled is false: results kept in the mirror, nothing written")
+            elif dry:
+                _write_csv(ctx, plan, plan_csv)
+            else:
+                _store_plan(ctx, plan, outcomes)
+                ctx.faults.hit("planned")
+                _write_back(ctx, plan)
+        failed_tables = (
+            [f"{t.table} ({t.error})" for t in result.sync.tables if not t.ok] if result.sync else []
+        )
+        failed_jobs = [j.job for j in result.jobs if j.status == "failed"]
+        problems = []
+        if failed_tables:
+            problems.append(f"sync failed for {'; '.join(failed_tables)}")
+        if failed_jobs:
+            problems.append(f"job(s) failed: {', '.join(failed_jobs)}")
+        if result.failures:
+            problems.append(f"{len(result.failures)} record(s) could not be written (retried next run)")
+        result.outcome = "failed" if problems else "ok"
+        result.error = "; ".join(problems) or None
+    except RunStopped:
+        result.outcome, result.error = (
+            "interrupted",
+            "stopped on request (SIGTERM); the rest is retried next run",
+        )
+    except BaseException as exc:
+        result.outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        result.error = str(exc) or type(exc).__name__
+        _finish(ctx, started, monotonic, trigger)
+        raise
+    _finish(ctx, started, monotonic, trigger)
+    return result
+
+
+def _finish(ctx: _Context, started: float, monotonic: Callable[[], float], trigger: str) -> None:
+    result = ctx.result
+    result.duration_s = round(monotonic() - started, 3)
+    result.http = ctx.meter.as_dict()
+    stats = result.as_dict()
+    stats["trigger"] = trigger
+    ctx.mirror.finish_run(result.run_id, result.outcome, stats=stats, error=result.error)
+    log.info("run %d %s in %.1f s", result.run_id, result.outcome, result.duration_s)
+
+
+def _choose_jobs(jobs: Sequence[str]) -> list[str]:
+    from core.tomlfile import closest
+
+    names = [j.strip().lower() for j in jobs if j and j.strip()]
+    for name in names:
+        if name not in KNOWN_JOBS:
+            guess = closest(name, KNOWN_JOBS)
+            raise ConfigError(
+                f"unknown job `{name}`",
+                hint=f"did you mean `{guess[0]}`?" if guess else f"jobs: {', '.join(KNOWN_JOBS)}",
+            )
+    return [j for j in KNOWN_JOBS if j in names]
+
+
+# ------------------------------------------------------------------------------------ 1. sync
+
+
+def _sync(ctx: _Context, *, full: bool) -> None:
+    def on_page(table: str, *, read: int, pages: int, done: bool) -> None:
+        if ctx.progress is not None:
+            ctx.progress.sync(table, read=read, pages=pages, done=done)
+        if not done:
+            ctx.faults.hit("sync-page")
+        if ctx.stop.is_set():
+            raise RunStopped
+
+    sync = ctx.settings.sync
+    ctx.result.sync = sync_tables(
+        ctx.client,
+        ctx.mirror,
+        ctx.mappings,
+        tables=sync.tables or None,
+        full=full,
+        page_size=sync.page_size,
+        window_overlap=timedelta(seconds=sync.window_overlap_seconds),
+        run_id=ctx.result.run_id,
+        progress=on_page,
+    )
+    for report in ctx.result.sync.tables:
+        counters = ctx.result.table(report.table)
+        counters.update(
+            read=report.read,
+            upserted=report.upserted,
+            deleted=report.deleted,
+            mode=report.mode or None,
+            read_requests=report.pages,
+        )
+        if report.error:
+            counters["error"] = report.error
+
+
+# ------------------------------------------------------------------------------------ 2. settle
+
+
+def _outputs_by_column(mappings: MappingSet) -> dict[tuple[str, str], OutputColumn]:
+    return {(o.table, o.logical_name): o for o in mappings.outputs if o.enabled}
+
+
+def _current(mirror: Mirror, mappings: MappingSet, tables: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """Per target table: the mirror's ``out_`` columns indexed by lower-case record id."""
+    layouts = mirror.layouts()
+    current: dict[str, pd.DataFrame] = {}
+    for table in tables:
+        if table not in layouts:
+            continue
+        layout = layouts[table]
+        columns = [o.mirror_column for o in mappings.outputs_for(table) if o.mirror_column in layout.columns]
+        frame = mirror.read_frame(table, columns)
+        current[table] = frame.set_index(frame[layout.id_column].astype(str).str.lower()).drop(
+            columns=[layout.id_column]
+        )
+    return current
+
+
+def _settle_in_doubt(ctx: _Context) -> None:
+    """Mark written (and audit) the values a killed run sent that Dynamics now holds."""
+    doubtful = ctx.mirror.plan(status="sending")
+    doubtful = doubtful[doubtful["run_id"] != ctx.result.run_id]
+    if doubtful.empty:
+        return
+    by_column = _outputs_by_column(ctx.mappings)
+    current = _current(ctx.mirror, ctx.mappings, sorted(doubtful["table_name"].unique()))
+    for (run_id, table, column), items in doubtful.groupby(["run_id", "table_name", "column_name"]):
+        output = by_column.get((table, column))
+        rows = current.get(table)
+        if output is None or rows is None or output.mirror_column not in rows.columns:
+            continue
+        held = output.to_wire(rows[output.mirror_column].reindex(items["record_id"]), scaled=True)
+        sent = output.to_wire(pd.Series(list(items["new_value"]), dtype=object), scaled=True)
+        landed = ~differs(sent, held).to_numpy()
+        if not landed.any():
+            continue
+        done = items[landed]
+        with ctx.mirror.transaction():
+            ctx.mirror.mark_plan(
+                int(run_id), table, zip(done["record_id"], done["column_name"], strict=True), "written"
+            )
+            ctx.mirror.record_audit(
+                int(run_id),
+                table,
+                done.assign(outcome="written", error="confirmed in Dynamics after the run was interrupted"),
+            )
+        ctx.result.confirmed += len(done)
+    if ctx.result.confirmed:
+        log.info("%d write(s) of an interrupted run were found in Dynamics", ctx.result.confirmed)
+
+
+# ------------------------------------------------------------------------------------ 3. compute
+
+
+def _frame(mirror: Mirror, name: str) -> pd.DataFrame:
+    return mirror.read_frame(name) if name in mirror.layouts() else pd.DataFrame()
+
+
+def _entity(mirror: Mirror, entity: str) -> pd.DataFrame | None:
+    try:
+        return mirror.read_entity(entity)
+    except MirrorError:
+        return None
+
+
+def _job_failed(job: str, exc: Exception) -> JobOutcome:
+    if isinstance(exc, ConfigError):
+        raise exc  # a job configuration file to fix: the run stops with exit code 2
+    log.error("job %s failed: %s", job, exc)
+    return JobOutcome(job, status="failed", message=str(exc))
+
+
+def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
+    directory = Path(ctx.settings.mappings.dir)
+    mirror = ctx.mirror
+    outcomes: list[JobOutcome] = []
+    if "scoring" in chosen:
+        leads = _frame(mirror, "lead")
+        try:
+            if not leads.empty and "status" not in leads:
+                raise JobError("the leads have no `status` field; map it in lead.toml (statecode)")
+            held_scores = leads.set_index("lead_id")["out_score"] if "out_score" in leads else None
+            held_trends = leads.set_index("lead_id")["out_trend"] if "out_trend" in leads else None
+            outcomes.append(
+                compute.run_scoring(
+                    leads,
+                    _entity(mirror, "activity"),
+                    rules_path=directory / "scoring.toml",
+                    model_dir=_model_dir(ctx),
+                    now=ctx.now,
+                    held_scores=held_scores,
+                    held_trends=held_trends,
+                )
+            )
+        except DvsyncError as exc:
+            outcomes.append(_job_failed("scoring", exc))
+    if "duplicates" in chosen:
+        frames = {t: _frame(mirror, t) for t in ("lead", "contact", "account")}
+        try:
+            outcomes.append(compute.run_duplicates(frames, config_path=directory / "duplicates.toml"))
+        except DvsyncError as exc:
+            outcomes.append(_job_failed("duplicates", exc))
+    value_jobs = {j for j in ("rfm", "clv") if j in chosen}
+    if value_jobs:
+        orders = _entity(mirror, "order")
+        try:
+            outcomes.extend(
+                compute.customer_value_jobs(
+                    orders if orders is not None else pd.DataFrame(),
+                    value_jobs,
+                    config_path=directory / "customer_value.toml",
+                    as_of=ctx.now,
+                )
+            )
+        except DvsyncError as exc:
+            outcomes.extend(_job_failed(j, exc) for j in sorted(value_jobs))
+    ctx.result.jobs = outcomes
+    for outcome in outcomes:
+        log.info("job %s: %s (%s)", outcome.job, outcome.status, outcome.message)
+    return outcomes
+
+
+def _model_dir(ctx: _Context) -> Path:
+    path = ctx.mirror.path
+    base = path.parent if path is not None else Path(".dvsync")
+    return base / "models" / "lead-scoring"
+
+
+# ------------------------------------------------------------------------------------ 4. plan
+
+
+def _plan(ctx: _Context, outcomes: Sequence[JobOutcome]) -> pd.DataFrame:
+    failed = {t.table for t in ctx.result.sync.tables if not t.ok} if ctx.result.sync else set()
+    for table in sorted(failed & {o.table for o in ctx.mappings.outputs}):
+        # Its mirror may be stale: writing now could overwrite a change made since. Next run.
+        log.warning("%s: not written this run because its sync failed", table)
+    targets = sorted({o.table for o in ctx.mappings.outputs if o.enabled} - failed)
+    current = _current(ctx.mirror, ctx.mappings, targets)
+    missing = [
+        o.logical_name
+        for o in ctx.mappings.outputs
+        if o.enabled and o.table in current and o.mirror_column not in current[o.table].columns
+    ]
+    if missing:
+        ctx.result.not_provisioned = missing
+        log.warning(
+            "%d output column(s) do not exist in Dynamics, not written (%s...); run `dvsync provision`",
+            len(missing),
+            ", ".join(missing[:3]),
+        )
+    parts = [empty_plan()]
+    for outcome in outcomes:
+        for table, frame in outcome.results.items():
+            if table in current:
+                parts.append(plan_table(table, frame, current[table], ctx.mappings.outputs_for(table)))
+    plan = pd.concat(parts, ignore_index=True)
+    plan = add_companions(plan, current, ctx.mappings.outputs, ctx.now)
+    earlier = ctx.mirror.plan(status=list(OPEN_STATUSES))
+    earlier = earlier[(earlier["run_id"] != ctx.result.run_id) & earlier["table_name"].isin(list(current))]
+    plan = carry_forward(plan, earlier, current, ctx.mappings.outputs)
+    ctx._earlier = earlier  # type: ignore[attr-defined]
+    for table, items in plan.groupby("table_name"):
+        ctx.result.table(str(table))["planned"] = int(items["record_id"].nunique())
+    ctx.result.plan = plan
+    log.info("plan: %d value(s) for %d record(s)", len(plan), plan["record_id"].nunique() if len(plan) else 0)
+    return plan
+
+
+def _write_csv(ctx: _Context, plan: pd.DataFrame, path: str | Path | None) -> None:
+    if path is None:
+        base = ctx.mirror.path.parent if ctx.mirror.path is not None else Path(".dvsync")
+        path = base / "plans" / f"run-{ctx.result.run_id}.csv"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plan.to_csv(path, index=False)
+    ctx.result.plan_csv = path
+
+
+def _store_plan(ctx: _Context, plan: pd.DataFrame, outcomes: Sequence[JobOutcome]) -> None:
+    """Store this run's plan and results, and retire the earlier items it carried or settled."""
+    earlier: pd.DataFrame = getattr(ctx, "_earlier", pd.DataFrame())
+    with ctx.mirror.transaction():
+        ctx.mirror.save_plan(ctx.result.run_id, plan)
+        if not earlier.empty:
+            for (run_id, table), items in earlier.groupby(["run_id", "table_name"]):
+                ctx.mirror.mark_plan(
+                    int(run_id),
+                    str(table),
+                    zip(items["record_id"], items["column_name"], strict=True),
+                    "superseded",
+                    error=f"re-planned by run {ctx.result.run_id}",
+                )
+        _save_results(ctx, outcomes)
+
+
+def _save_results(ctx: _Context, outcomes: Sequence[JobOutcome]) -> None:
+    """Keep the jobs' results in the mirror (the last 10 runs' worth)."""
+    with ctx.mirror.transaction():
+        for outcome in outcomes:
+            for table, frame in outcome.results.items():
+                if not frame.empty:
+                    ctx.mirror.save_results(ctx.result.run_id, table, frame)
+    ctx.mirror.prune_results(keep_runs=10)
+
+
+# ------------------------------------------------------------------------------------ 5. write back
+
+
+def _entity_set(ctx: _Context, table: str) -> str:
+    mapping = ctx.mappings.tables[table]
+    return mapping.entity_set or ctx.client.get_table(mapping.table).entity_set_name
+
+
+def _write_back(ctx: _Context, plan: pd.DataFrame) -> None:
+    writeback = ctx.settings.writeback
+    for table, items in plan.groupby("table_name", sort=True):
+        _write_table(ctx, str(table), items, writeback.batch_size, writeback.max_parallel)
+
+
+def _write_table(
+    ctx: _Context, table: str, items: pd.DataFrame, batch_size: int, max_parallel: int | None
+) -> None:
+    entity_set = _entity_set(ctx, table)
+    counters = ctx.result.table(table)
+    records = items["record_id"].drop_duplicates().tolist()
+    # One PATCH body per record with all its planned columns.
+    bodies: dict[str, dict[str, Any]] = {}
+    for record_id, column, value in zip(
+        items["record_id"], items["column_name"], items["new_value"], strict=True
+    ):
+        bodies.setdefault(record_id, {})[column] = value
+    total = len(records)
+    done = 0
+    ctx.meter.label = table
+    try:
+        while done < total:
+            dop = getattr(getattr(ctx.client, "throttle_state", None), "dop_hint", None) or 4
+            workers = max(1, min(dop, max_parallel or 52))
+            chunk_ids = records[done : done + batch_size * workers]
+            chunk = items[items["record_id"].isin(chunk_ids)]
+            keys = list(zip(chunk["record_id"], chunk["column_name"], strict=True))
+            ctx.mirror.mark_plan(ctx.result.run_id, table, keys, "sending")
+            updates = [(rid, bodies[rid]) for rid in chunk_ids]
+            outcomes = ctx.client.update_many(
+                entity_set, updates, batch_size=batch_size, max_workers=max_parallel
+            )
+            ctx.faults.hit("write-sent")
+            _record_chunk(ctx, table, chunk, outcomes)
+            counters["write_requests"] += math.ceil(len(chunk_ids) / batch_size)
+            done += len(chunk_ids)
+            ctx.faults.hit("write-recorded")
+            if ctx.progress is not None:
+                ctx.progress.write(table, done=done, total=total)
+            if ctx.stop.is_set() and done < total:
+                raise RunStopped
+    finally:
+        ctx.meter.label = None
+
+
+def _record_chunk(ctx: _Context, table: str, chunk: pd.DataFrame, outcomes: Sequence[Any]) -> None:
+    """Mark, audit and mirror one chunk's outcomes in one transaction."""
+    ok = {str(o.id).lower() for o in outcomes if o.ok}
+    messages = {str(o.id).lower(): (o.message or f"HTTP {o.status}") for o in outcomes if not o.ok}
+    chunk = chunk.assign(record_id=chunk["record_id"].astype(str).str.lower())
+    written = chunk[chunk["record_id"].isin(ok)]
+    failed = chunk[~chunk["record_id"].isin(ok)]
+    run_id = ctx.result.run_id
+    layout = ctx.mirror.layout(table)
+    with ctx.mirror.transaction():
+        if not written.empty:
+            ctx.mirror.mark_plan(
+                run_id, table, zip(written["record_id"], written["column_name"], strict=True), "written"
+            )
+            for result, values in written.groupby("result"):
+                column = f"out_{result}"
+                if column in layout.columns:
+                    frame = pd.DataFrame(
+                        {layout.id_column: values["record_id"].to_numpy(), column: list(values["new_value"])}
+                    )
+                    ctx.mirror.set_values(table, frame)
+        for message, group in failed.groupby(failed["record_id"].map(messages).fillna("no response")):
+            ctx.mirror.mark_plan(
+                run_id,
+                table,
+                zip(group["record_id"], group["column_name"], strict=True),
+                "failed",
+                error=message,
+            )
+        audit = pd.concat(
+            [
+                written.assign(outcome="written", error=None),
+                failed.assign(outcome="failed", error=failed["record_id"].map(messages)),
+            ],
+            ignore_index=True,
+        )
+        ctx.mirror.record_audit(run_id, table, audit)
+        written_records = written["record_id"].nunique()
+        failed_records = failed["record_id"].nunique()
+        ctx.mirror.record_run_table(run_id, table, written=written_records, failed=failed_records)
+    counters = ctx.result.table(table)
+    counters["written"] += written_records
+    counters["failed"] += failed_records
+    for record_id, group in failed.groupby("record_id"):
+        ctx.result.failures.append(
+            {
+                "table": table,
+                "record_id": record_id,
+                "columns": list(group["column_name"]),
+                "message": messages.get(record_id, "no response"),
+            }
+        )
+    if failed_records:
+        log.warning("%s: %d record(s) could not be written; they stay pending", table, failed_records)
