@@ -73,7 +73,15 @@ def test_has_activities_filter_tells_activities_from_their_parents(sandbox_sessi
     value = sandbox_session.get(
         sandbox.api_url + "EntityDefinitions?$select=LogicalName&$filter=HasActivities eq false"
     ).json()["value"]
-    assert {e["LogicalName"] for e in value} == {"email", "phonecall", "appointment", "salesorderdetail"}
+    assert {e["LogicalName"] for e in value} == {
+        "email",
+        "phonecall",
+        "appointment",
+        "salesorderdetail",
+        "savedquery",
+        "savedqueryvisualization",
+        "systemform",
+    }
 
 
 def test_ordering_comparison_on_object_type_code(sandbox_session, sandbox):

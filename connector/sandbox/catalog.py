@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from connector.sandbox.customization_tables import CUSTOMIZATION_COLUMNS
 from connector.sandbox.schema import Column, Table
 
 __all__ = ["TABLES", "table_by_entity_set", "table_by_name"]
@@ -601,6 +602,8 @@ TABLES: tuple[Table, ...] = (
         "Appointments",
         True,
     ),
+    # Views, charts and forms (connector.sandbox.customization_tables).
+    *(_table(*spec) for spec in CUSTOMIZATION_COLUMNS),
 )
 
 _BY_NAME = {t.logical_name: t for t in TABLES}

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 
 from connector.sandbox.conditions import QUERY_EXPRESSION_OPERATORS, compile_condition
 from connector.sandbox.config import SandboxConfig
+from connector.sandbox.customizations import add_component_from_action
 from connector.sandbox.faults import ApiError, bad_request, not_implemented
 from connector.sandbox.metadata import publish, retrieve_metadata_changes
 from connector.sandbox.protocol import Request, Response, json_response, split_top_level
@@ -123,6 +124,15 @@ def _metadata_changes(store: Store, config: SandboxConfig, req: Request, args: d
     return json_response(200, body)
 
 
+def _add_solution_component(
+    store: Store, config: SandboxConfig, req: Request, args: dict[str, object]
+) -> Response:
+    with store.transaction() as conn:
+        body = add_component_from_action(conn, req.json())
+    context = f"{req.service_root}$metadata#Microsoft.Dynamics.CRM.AddSolutionComponentResponse"
+    return json_response(200, {"@odata.context": context, **body})
+
+
 def _publish(action: str) -> Callable[[Store, SandboxConfig, Request, dict[str, object]], Response]:
     def serve(store: Store, config: SandboxConfig, req: Request, args: dict[str, object]) -> Response:
         return publish(store, config, req, action)
@@ -220,5 +230,6 @@ MESSAGES: dict[str, tuple[str, _Handler]] = {
     "RetrieveMetadataChanges": ("GET", _metadata_changes),
     "BulkDelete": ("POST", _bulk_delete),
     "PublishXml": ("POST", _publish("PublishXml")),
+    "AddSolutionComponent": ("POST", _add_solution_component),
     "PublishAllXml": ("POST", _publish("PublishAllXml")),
 }

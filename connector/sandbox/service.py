@@ -17,6 +17,11 @@ from connector.sandbox import metadata
 from connector.sandbox.batch import handle_batch
 from connector.sandbox.changes import check_tracking, delta_page, format_token, initial_page, parse_token
 from connector.sandbox.config import SandboxConfig
+from connector.sandbox.customizations import (
+    CUSTOMIZATION_TABLES,
+    add_solution_component,
+    saved_query_fetchxml,
+)
 from connector.sandbox.faults import (
     ApiError,
     bad_request,
@@ -191,9 +196,10 @@ class Service:
             raise not_implemented(
                 "The sql query parameter (Dataverse's SQL over the Web API); use $filter or fetchXml"
             )
-        for name in ("savedQuery", "userQuery"):
-            if name in names:
-                raise not_implemented(f"The {name} query parameter (saved views)")
+        if "savedQuery" in names:
+            return self._fetchxml(req, table, "savedQuery")
+        if "userQuery" in names:
+            raise not_implemented("The userQuery query parameter (personal views)")
         options = parse_options(req.query, table, now, self.store.tables)
         prefer = parse_prefer(req.headers)
         annotations = AnnotationFilter(prefer.get("odata.include-annotations"))
@@ -268,17 +274,24 @@ class Service:
         headers = [("Preference-Applied", ",".join(applied))] if applied else []
         return json_response(200, body, headers)
 
-    def _fetchxml(self, req: Request, table: Table) -> Response:
-        """``GET <set>?fetchXml=...`` (§3.8): no other query option may come with it."""
+    def _fetchxml(self, req: Request, table: Table, option: str = "fetchXml") -> Response:
+        """``GET <set>?fetchXml=...`` (§3.8) or ``?savedQuery=<id>`` (a system view's FetchXML).
+
+        No other query option may come with either.
+        """
         pairs = parse_qsl(req.query, keep_blank_values=True)
-        others = [name for name, _ in pairs if name != "fetchXml"]
+        others = [name for name, _ in pairs if name != option]
         if others:
-            raise bad_request(f"The query parameter {others[0]} cannot be combined with fetchXml.")
+            raise bad_request(f"The query parameter {others[0]} cannot be combined with {option}.")
         if len(pairs) > 1:
             raise bad_request(
-                "Query option 'fetchXml' was specified more than once, but it must be specified at most once."
+                f"Query option '{option}' was specified more than once, "
+                "but it must be specified at most once."
             )
-        query = parse_fetchxml(pairs[0][1], table, self.store.tables)
+        text = pairs[0][1]
+        if option == "savedQuery":
+            text = saved_query_fetchxml(self.store.conn(), table, text)
+        query = parse_fetchxml(text, table, self.store.tables)
         prefer = parse_prefer(req.headers)
         annotations = AnnotationFilter(prefer.get("odata.include-annotations"))
         body = run_fetch(self.store.conn(), self.store.tables, query, annotations, self.now())
@@ -437,6 +450,9 @@ class Service:
                 now=self.now(),
                 duplicate_rule=self._duplicate_rule(req, table),
             )
+            solution = req.headers.get("MSCRM.SolutionUniqueName")
+            if solution and table.logical_name in CUSTOMIZATION_TABLES:
+                add_solution_component(conn, solution, table.logical_name, record_id)
         return self._write_response(req, table, record_id, True, True)
 
     def _upsert(self, req: Request, table: Table, record_id: str, key_values: dict[str, object]) -> Response:
