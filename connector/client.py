@@ -334,3 +334,7 @@ class DataverseClient:
     def call_action(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Call an unbound action (``POST <name>``) and return its answer."""
         return _records.call_action(self.http, name, body)
+
+    def run_saved_query(self, entity_set: str, query_id: str, *, top: int = 10) -> list[dict[str, Any]]:
+        """The first ``top`` records of a system view, with formatted values (``?savedQuery=``)."""
+        return _records.run_saved_query(self.http, entity_set, query_id, top=top)
