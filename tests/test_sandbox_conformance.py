@@ -57,10 +57,12 @@ def test_sql_parameter_is_not_implemented_instead_of_returning_the_table(api):
     assert error["code"] == "0x80040219" and "sql" in error["message"]
 
 
-def test_saved_query_parameter_is_not_implemented(api):
+def test_saved_query_of_a_missing_view_is_not_found_and_user_query_is_not_implemented(api):
     session, url = api
-    error = _error(session.get(url + "leads?savedQuery=00000000-0000-0000-0000-000000000001"), 501)
-    assert "savedQuery" in error["message"]
+    error = _error(session.get(url + "leads?savedQuery=00000000-0000-0000-0000-000000000001"), 404)
+    assert error["code"] == "0x80040217" and "savedquery" in error["message"]
+    error = _error(session.get(url + "leads?userQuery=00000000-0000-0000-0000-000000000001"), 501)
+    assert "userQuery" in error["message"]
 
 
 def test_fetchxml_on_a_single_record_is_refused(api):
