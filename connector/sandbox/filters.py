@@ -14,10 +14,8 @@ case-insensitive (the text columns use ``COLLATE NOCASE``; SQLite's ``LIKE`` is 
 
 from __future__ import annotations
 
-import calendar
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -25,10 +23,17 @@ from odata_query import ast
 from odata_query.exceptions import ODataException
 from odata_query.grammar import ODataLexer, ODataParser
 
+from connector.sandbox.dates import (
+    PERIOD_FUNCTIONS,
+    format_datetime,
+    parse_datetime_literal,
+    relative_window,
+    shift,
+)
 from connector.sandbox.faults import ApiError, bad_request, unknown_property
 from connector.sandbox.schema import BUSINESS_UNIT_ID, EDM_TYPES, USER_ID, Column
 
-__all__ = ["CompiledFilter", "compile_filter", "format_datetime", "parse_datetime_literal"]
+__all__ = ["CompiledFilter", "compile_filter"]
 
 MAX_CONDITIONS = 500  # §3.4: TooManyConditionsInQuery beyond this
 _FN_PREFIX = "Microsoft.Dynamics.CRM."
@@ -47,29 +52,6 @@ class CompiledFilter:
 class _FnCall:
     name: str
     args: dict[str, object]
-
-
-def format_datetime(value: datetime) -> str:
-    """Format a datetime the way the sandbox stores and serves it: ISO-8601 UTC, whole seconds, ``Z``."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_datetime_literal(text: str, date_only: bool) -> str:
-    """Normalise a date or date-time literal to the stored text form.
-
-    Raises:
-        ValueError: the text is not an ISO-8601 date or date-time.
-    """
-    text = text.strip()
-    if len(text) == 10:
-        d = date.fromisoformat(text)
-        return d.isoformat() if date_only else f"{d.isoformat()}T00:00:00Z"
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if date_only:
-        return parsed.date().isoformat()
-    return format_datetime(parsed)
 
 
 # --- pre-pass: lift Microsoft.Dynamics.CRM.* calls out of the text ---------------------------------
@@ -331,19 +313,19 @@ class _Compiler:
             raise unknown_property(prop, self.entity)
         name = call.name
         col = f'"{column.logical_name}"'
-        handler = _PERIOD_FUNCTIONS.get(name)
+        handler = PERIOD_FUNCTIONS.get(name)
         if handler is not None:
             start, end = handler(self.now)
             return self._range(column, start, end)
         m = re.fullmatch(r"(Last|Next)X(Hours|Days|Weeks|Months|Years)", name)
         if m:
             x = self._int_value(call)
-            start, end = _relative_window(self.now, m.group(1), m.group(2), x)
+            start, end = relative_window(self.now, m.group(1), m.group(2), x)
             return self._range(column, start, end, inclusive_end=True)
         m = re.fullmatch(r"OlderThanX(Minutes|Hours|Days|Weeks|Months|Years)", name)
         if m:
             x = self._int_value(call)
-            cutoff = _shift(self.now, m.group(1), -x)
+            cutoff = shift(self.now, m.group(1), -x)
             self.params.append(self._date_param(column, cutoff))
             return f"({col} < ?)"
         if name in ("On", "OnOrAfter", "OnOrBefore"):
@@ -502,72 +484,6 @@ _KNOWN_UNSUPPORTED = {
     "LastXFiscalPeriods",
     "NextXFiscalYears",
     "NextXFiscalPeriods",
-}
-
-
-def _midnight(moment: datetime) -> datetime:
-    return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
-
-
-def _add_months(moment: datetime, months: int) -> datetime:
-    total = moment.year * 12 + moment.month - 1 + months
-    year, month = divmod(total, 12)
-    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
-    return moment.replace(year=year, month=month + 1, day=day)
-
-
-def _shift(moment: datetime, unit: str, amount: int) -> datetime:
-    if unit == "Minutes":
-        return moment + timedelta(minutes=amount)
-    if unit == "Hours":
-        return moment + timedelta(hours=amount)
-    if unit == "Days":
-        return moment + timedelta(days=amount)
-    if unit == "Weeks":
-        return moment + timedelta(weeks=amount)
-    if unit == "Months":
-        return _add_months(moment, amount)
-    return _add_months(moment, 12 * amount)
-
-
-def _relative_window(now: datetime, direction: str, unit: str, x: int) -> tuple[datetime, datetime]:
-    """LastX*/NextX*: hours count from now; days and longer run from/to whole days, as Dataverse does."""
-    if unit == "Hours":
-        return (_shift(now, unit, -x), now) if direction == "Last" else (now, _shift(now, unit, x))
-    if direction == "Last":
-        return _midnight(_shift(now, unit, -x)), now
-    end = _midnight(_shift(now, unit, x)) + timedelta(days=1) - timedelta(seconds=1)
-    return now, end
-
-
-def _week_start(moment: datetime) -> datetime:
-    # Weeks start on Sunday (en-US, the sandbox user's locale).
-    return _midnight(moment) - timedelta(days=(moment.weekday() + 1) % 7)
-
-
-def _month_start(moment: datetime, offset: int = 0) -> datetime:
-    return _add_months(_midnight(moment).replace(day=1), offset)
-
-
-def _year_start(moment: datetime, offset: int = 0) -> datetime:
-    return datetime(moment.year + offset, 1, 1, tzinfo=UTC)
-
-
-_PERIOD_FUNCTIONS: dict[str, Callable[[datetime], tuple[datetime, datetime]]] = {
-    "Today": lambda n: (_midnight(n), _midnight(n) + timedelta(days=1)),
-    "Yesterday": lambda n: (_midnight(n) - timedelta(days=1), _midnight(n)),
-    "Tomorrow": lambda n: (_midnight(n) + timedelta(days=1), _midnight(n) + timedelta(days=2)),
-    "ThisWeek": lambda n: (_week_start(n), _week_start(n) + timedelta(days=7)),
-    "LastWeek": lambda n: (_week_start(n) - timedelta(days=7), _week_start(n)),
-    "NextWeek": lambda n: (_week_start(n) + timedelta(days=7), _week_start(n) + timedelta(days=14)),
-    "ThisMonth": lambda n: (_month_start(n), _month_start(n, 1)),
-    "LastMonth": lambda n: (_month_start(n, -1), _month_start(n)),
-    "NextMonth": lambda n: (_month_start(n, 1), _month_start(n, 2)),
-    "ThisYear": lambda n: (_year_start(n), _year_start(n, 1)),
-    "LastYear": lambda n: (_year_start(n, -1), _year_start(n)),
-    "NextYear": lambda n: (_year_start(n, 1), _year_start(n, 2)),
-    "Last7Days": lambda n: (_midnight(n) - timedelta(days=7), n + timedelta(seconds=1)),
-    "Next7Days": lambda n: (n, _midnight(n) + timedelta(days=8)),
 }
 
 

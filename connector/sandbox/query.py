@@ -159,7 +159,9 @@ def parse_options(
         if name.startswith("@"):
             aliases[name] = value
             continue
-        if name in _UNSUPPORTED:
+        if name in _UNSUPPORTED or not name.startswith("$"):
+            # A custom parameter the sandbox does not implement is refused, never ignored: ignoring
+            # it would answer as if the client's request (fetchXml on a record, sql, ...) were honoured.
             raise bad_request(f"The query parameter {name} is not supported")
         if name.startswith("$") and name not in _SUPPORTED:
             lowered = name.lower()

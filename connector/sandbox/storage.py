@@ -8,7 +8,10 @@ Besides the entity tables it keeps:
   entity table with ``ALTER TABLE`` when created);
 - ``_dv_tombstones``: one row per deleted record with the version of its deletion, so change
   tracking can report ``$deletedEntity`` entries;
-- ``_dv_publish``: a log of ``PublishXml``/``PublishAllXml`` calls.
+- ``_dv_publish``: a log of ``PublishXml``/``PublishAllXml`` calls;
+- ``_dv_keys``: alternate keys created through the metadata API, with their index status;
+- ``_dv_metadata_changes``: one row per metadata change (a created column or key), whose sequence
+  number is the ``RetrieveMetadataChanges`` version stamp.
 
 Writes are serialised by one lock (SQLite allows one writer at a time anyway) and run in explicit
 transactions; nested ``transaction()`` calls become savepoints, which is how a ``$batch`` change set
@@ -32,16 +35,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from connector.sandbox.filters import format_datetime
-from connector.sandbox.schema import (
-    BUSINESS_UNIT_ID,
-    CURRENCY_ID,
-    PRICE_LEVEL_ID,
-    TABLES,
-    USER_ID,
-    Column,
-    Table,
-)
+from connector.sandbox.catalog import TABLES
+from connector.sandbox.dates import format_datetime
+from connector.sandbox.keys import AlternateKey
+from connector.sandbox.schema import BUSINESS_UNIT_ID, CURRENCY_ID, PRICE_LEVEL_ID, USER_ID, Column, Table
 
 __all__ = ["SeedError", "Store"]
 
@@ -75,6 +72,7 @@ class Store:
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self.tables: dict[str, Table] = {t.logical_name: t for t in TABLES}
+        self._keys: dict[str, list[AlternateKey]] = {}
 
     # --- connections and transactions ---------------------------------------------------------
 
@@ -194,6 +192,21 @@ class Store:
         self._committed = self._version
         for entity, definition in conn.execute("SELECT entity, definition FROM _dv_columns ORDER BY rowid"):
             self._register_column(entity, column_from_json(definition))
+        # Added after the first release: data directories seeded before them get them on open.
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS _dv_keys (entity TEXT NOT NULL, logical_name TEXT NOT NULL, "
+            "definition TEXT NOT NULL, status TEXT NOT NULL, solution TEXT, created_on TEXT NOT NULL, "
+            "PRIMARY KEY (entity, logical_name))"
+        )
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS _dv_metadata_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "entity TEXT NOT NULL, changed_on TEXT NOT NULL)"
+        )
+        self._keys = {}
+        for entity, definition, status in conn.execute(
+            "SELECT entity, definition, status FROM _dv_keys ORDER BY rowid"
+        ):
+            self._keys.setdefault(entity, []).append(AlternateKey.from_row(entity, definition, status))
 
     def meta(self, key: str) -> str | None:
         """Return one fact recorded in ``_dv_meta``."""
@@ -282,6 +295,67 @@ class Store:
             ),
         )
         self._register_column(column.entity, column)
+        self.record_metadata_change(conn, column.entity)
+
+    def keys(self, entity: str) -> list[AlternateKey]:
+        """The alternate keys defined on a table, oldest first (kept in memory: every write checks them)."""
+        return list(self._keys.get(entity, ()))
+
+    def add_key(self, conn: sqlite3.Connection, key: AlternateKey, solution: str | None) -> AlternateKey:
+        """Define an alternate key and build its unique index (call inside a transaction).
+
+        Returns:
+            the key with its index status: ``Failed`` when existing records share key values.
+        """
+        cols = ", ".join(_q(name) for name in key.attributes)
+        filled = " AND ".join(f"{_q(name)} IS NOT NULL AND {_q(name)} <> ''" for name in key.attributes)
+        clash = conn.execute(
+            f"SELECT 1 FROM {_q(key.entity)} WHERE {filled} GROUP BY {cols} HAVING COUNT(*) > 1 LIMIT 1"
+        ).fetchone()
+        key = replace(key, status="Failed" if clash else "Active")
+        if not clash:
+            conn.execute(
+                f"CREATE UNIQUE INDEX {_q(key.index_name)} ON {_q(key.entity)} ({cols}) WHERE {filled}"
+            )
+        conn.execute(
+            "INSERT INTO _dv_keys VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                key.entity,
+                key.logical_name,
+                key.to_json(),
+                key.status,
+                solution,
+                format_datetime(self.clock()),
+            ),
+        )
+        self.record_metadata_change(conn, key.entity)
+        self._keys.setdefault(key.entity, []).append(key)
+        return key
+
+    def remove_key(self, conn: sqlite3.Connection, key: AlternateKey) -> None:
+        """Delete an alternate key and its index (call inside a transaction)."""
+        conn.execute(f"DROP INDEX IF EXISTS {_q(key.index_name)}")
+        conn.execute(
+            "DELETE FROM _dv_keys WHERE entity = ? AND logical_name = ?", (key.entity, key.logical_name)
+        )
+        self.record_metadata_change(conn, key.entity)
+        self._keys[key.entity] = [k for k in self._keys.get(key.entity, []) if k != key]
+
+    def record_metadata_change(self, conn: sqlite3.Connection, entity: str) -> None:
+        """Log that a table's definition changed (for ``RetrieveMetadataChanges``)."""
+        conn.execute(
+            "INSERT INTO _dv_metadata_changes (entity, changed_on) VALUES (?, ?)",
+            (entity, format_datetime(self.clock())),
+        )
+
+    def metadata_changes(self, since: int) -> tuple[set[str], int]:
+        """Tables whose definition changed after sequence ``since``, and the latest sequence."""
+        conn = self.conn()
+        changed = {
+            row[0] for row in conn.execute("SELECT entity FROM _dv_metadata_changes WHERE seq > ?", (since,))
+        }
+        latest = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM _dv_metadata_changes").fetchone()[0]
+        return changed, int(latest)
 
     def _register_column(self, entity: str, column: Column) -> None:
         table = self.tables[entity]
