@@ -165,6 +165,10 @@ def _plan(store: Store, query: object, now: datetime) -> tuple[Table, str, list]
         raise ApiError(
             404, "0x80040217", f"The entity with a name = '{entity}' was not found in the MetadataCache."
         )
+    if not table.writable:
+        raise bad_request(
+            f"The 'BulkDelete' message does not support entities of type '{table.logical_name}'."
+        )
     if query.get("LinkEntities"):
         raise not_implemented("LinkEntities in a BulkDelete QueryExpression")
     criteria = query.get("Criteria")

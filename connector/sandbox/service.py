@@ -119,6 +119,13 @@ class Service:
         table = self.store.table_for_set(m.group("name"))
         if table is None:
             raise not_found_segment(m.group("name"))
+        if req.method != "GET" and not table.writable:
+            verb = {"POST": "Create", "PATCH": "Update", "PUT": "Update", "DELETE": "Delete"}.get(
+                req.method, req.method
+            )
+            raise bad_request(
+                f"The '{verb}' method does not support entities of type '{table.logical_name}'."
+            )
         key, rest = m.group("key"), m.group("rest")
         if key is None:
             if rest == "$count":
