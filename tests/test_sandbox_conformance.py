@@ -244,3 +244,17 @@ def test_creating_a_relationship_is_not_implemented(api):
     session, url = api
     error = _error(session.post(url + "RelationshipDefinitions", json={"SchemaName": "new_x"}), 501)
     assert error["code"] == "0x80040219"
+
+
+def test_creating_a_file_column_is_not_implemented(api):
+    session, url = api
+    body = {"@odata.type": "Microsoft.Dynamics.CRM.FileAttributeMetadata", "SchemaName": "new_Contract"}
+    error = _error(session.post(url + "EntityDefinitions(LogicalName='lead')/Attributes", json=body), 501)
+    assert "File and Image columns" in error["message"]
+
+
+def test_chunked_file_upload_is_an_unknown_segment(api):
+    session, url = api
+    first = session.get(url + "leads?$select=leadid&$top=1").json()["value"][0]["leadid"]
+    error = _error(session.patch(url + f"leads({first})/new_contract", data=b"x"), 404)
+    assert error["code"] == "0x8006088a"
