@@ -24,7 +24,7 @@ from connector.sandbox.faults import (
     not_found_segment,
     not_implemented,
 )
-from connector.sandbox.fetchxml import parse_fetchxml, run_fetch
+from connector.sandbox.fetchxml import parse_fetchxml, parse_sql, run_fetch
 from connector.sandbox.keys import find_by_key, parse_key_segment, resolve_key
 from connector.sandbox.messages import serve_message
 from connector.sandbox.paging import encode_skiptoken
@@ -192,12 +192,9 @@ class Service:
     def _collection(self, req: Request, table: Table) -> Response:
         now = self.now()
         names = {name for name, _ in parse_qsl(req.query, keep_blank_values=True)}
-        if "fetchXml" in names:
-            return self._fetchxml(req, table)
-        if "sql" in names:
-            raise not_implemented(
-                "The sql query parameter (Dataverse's SQL over the Web API); use $filter or fetchXml"
-            )
+        for language in ("fetchXml", "sql"):
+            if language in names:
+                return self._query_language(req, table, language)
         for name in ("savedQuery", "userQuery"):
             if name in names:
                 raise not_implemented(f"The {name} query parameter (saved views)")
@@ -275,17 +272,19 @@ class Service:
         headers = [("Preference-Applied", ",".join(applied))] if applied else []
         return json_response(200, body, headers)
 
-    def _fetchxml(self, req: Request, table: Table) -> Response:
-        """``GET <set>?fetchXml=...`` (§3.8): no other query option may come with it."""
+    def _query_language(self, req: Request, table: Table, language: str) -> Response:
+        """``GET <set>?fetchXml=...`` (§3.8) or ``?sql=SELECT ...``, with no other query option."""
         pairs = parse_qsl(req.query, keep_blank_values=True)
-        others = [name for name, _ in pairs if name != "fetchXml"]
+        others = [name for name, _ in pairs if name != language]
         if others:
-            raise bad_request(f"The query parameter {others[0]} cannot be combined with fetchXml.")
+            raise bad_request(f"The query parameter {others[0]} cannot be combined with {language}.")
         if len(pairs) > 1:
             raise bad_request(
-                "Query option 'fetchXml' was specified more than once, but it must be specified at most once."
+                f"Query option '{language}' was specified more than once, "
+                "but it must be specified at most once."
             )
-        query = parse_fetchxml(pairs[0][1], table, self.store.tables)
+        parse = parse_fetchxml if language == "fetchXml" else parse_sql
+        query = parse(pairs[0][1], table, self.store.tables)
         prefer = parse_prefer(req.headers)
         annotations = AnnotationFilter(prefer.get("odata.include-annotations"))
         body = run_fetch(self.store.conn(), self.store.tables, query, annotations, self.now())
