@@ -78,7 +78,9 @@ def main() -> int:
                     check=False,
                     timeout=1800,
                 )
-                results += [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+                # Airbyte's CDK logs JSON messages on stdout too: keep only the runner's check lines.
+                lines = (json.loads(line) for line in out.stdout.splitlines() if line.startswith('{"client"'))
+                results += [r for r in lines if {"client", "check", "ok"} <= set(r)]
                 if out.returncode != 0:
                     print(out.stderr[-2000:])
     for r in results:

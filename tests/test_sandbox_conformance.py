@@ -267,3 +267,9 @@ def test_chunked_file_upload_is_an_unknown_segment(api):
     first = session.get(url + "leads?$select=leadid&$top=1").json()["value"][0]["leadid"]
     error = _error(session.patch(url + f"leads({first})/new_contract", data=b"x"), 404)
     assert error["code"] == "0x8006088a"
+
+
+def test_create_entities_message_is_not_implemented(api):
+    session, url = api
+    error = _error(session.post(url + "CreateEntities", json={"Entities": []}), 501)
+    assert error["message"].startswith("The CreateEntities message is not implemented")

@@ -26,7 +26,7 @@ from connector.sandbox.schema import BUSINESS_UNIT_ID, ORGANIZATION_ID, USER_ID,
 from connector.sandbox.storage import Store
 from connector.sandbox.writes import apply_delete
 
-__all__ = ["MESSAGES", "serve_message"]
+__all__ = ["MESSAGES", "NOT_IMPLEMENTED", "serve_message"]
 
 _NS = "Microsoft.Dynamics.CRM."
 _CALL = re.compile(r"^(?P<name>[A-Za-z]\w*)(?:\((?P<args>.*)\))?$", re.DOTALL)
@@ -35,6 +35,8 @@ _CALL = re.compile(r"^(?P<name>[A-Za-z]\w*)(?:\((?P<args>.*)\))?$", re.DOTALL)
 def serve_message(store: Store, config: SandboxConfig, req: Request, path: str) -> Response | None:
     """Serve ``path`` if it names one of :data:`MESSAGES`; None when it names none."""
     m = _CALL.match(path)
+    if m and m.group("name") in NOT_IMPLEMENTED:
+        raise not_implemented(f"The {m.group('name')} message")
     if not m or m.group("name") not in MESSAGES:
         return None
     name = m.group("name")
@@ -226,3 +228,18 @@ MESSAGES: dict[str, tuple[str, _Handler]] = {
     "PublishXml": ("POST", _publish("PublishXml")),
     "PublishAllXml": ("POST", _publish("PublishAllXml")),
 }
+
+# Dataverse messages that clients send and the sandbox knowingly does not implement (table creation,
+# customer relationships, chunked file transfer): a 501 naming them rather than a 404 that reads
+# like a typo. Listed under "Known differences" in docs/sandbox.md.
+NOT_IMPLEMENTED = frozenset(
+    {
+        "CreateEntities",
+        "CreateCustomerRelationships",
+        "InitializeFileBlocksUpload",
+        "UploadBlock",
+        "CommitFileBlocksUpload",
+        "InitializeFileBlocksDownload",
+        "DownloadBlock",
+    }
+)
