@@ -36,10 +36,12 @@ RUNNER = Path(__file__).with_name("sandbox_clients_runner.py")
 
 
 def _ensure_venv(directory: Path, clients: list[str]) -> Path:
+    """Create the environment and install the clients; an environment kept with --venv is reused as is."""
     python = directory / "bin" / "python"
-    if not python.exists():
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "venv", str(directory)], check=True)
+    if python.exists():
+        return python
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "venv", str(directory)], check=True)
     for client in clients:
         for package in PACKAGES[client]:
             done = subprocess.run([str(python), "-m", "pip", "install", "-q", package], check=False)
@@ -58,8 +60,9 @@ def main() -> int:
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="dvsync-clients-") as tmp:
         base = args.venv or Path(tmp) / "venvs"
-        with Sandbox(Path(tmp) / "sandbox", size="small", seed=0, tls=True) as sandbox:
-            for client in clients:
+        for client in clients:
+            # A fresh sandbox per client, so one client's keys and writes never meet another's.
+            with Sandbox(Path(tmp) / f"sandbox-{client}", size="small", seed=0, tls=True) as sandbox:
                 # One environment per client: Airbyte's CDK pins pydantic 1, dataverse-api needs 2.
                 python = _ensure_venv(base / client, [client])
                 env = {

@@ -178,6 +178,19 @@ def dvapi():
 def airbyte():
     import logging
 
+    import requests
+
+    # The CDK sends prepared requests with Session.send, which skips REQUESTS_CA_BUNDLE; trust the
+    # sandbox's self-signed certificate there too (a real org's certificate is publicly trusted).
+    send = requests.Session.send
+
+    def trusting_send(self, request, **kwargs):
+        if kwargs.get("verify", True) is True:
+            kwargs["verify"] = os.environ["REQUESTS_CA_BUNDLE"]
+        return send(self, request, **kwargs)
+
+    requests.Session.send = trusting_send
+
     from airbyte_cdk.models import (
         ConfiguredAirbyteCatalog,
         ConfiguredAirbyteStream,
