@@ -50,11 +50,20 @@ def test_an_unknown_custom_query_parameter_is_refused(api):
     assert error["message"] == "The query parameter foo is not supported"
 
 
-def test_sql_parameter_is_not_implemented_instead_of_returning_the_table(api):
+def test_sql_parameter_never_returns_the_whole_table(api):
     session, url = api
     response = session.get(url + "leads?sql=" + quote("SELECT TOP 5 fullname FROM lead", safe=""))
+    assert response.status_code == 200
+    assert len(response.json()["value"]) == 5
+
+
+def test_sql_outside_the_subset_is_not_implemented(api):
+    session, url = api
+    response = session.get(
+        url + "leads?sql=" + quote("SELECT fullname FROM lead UNION SELECT name FROM account")
+    )
     error = _error(response, 501)
-    assert error["code"] == "0x80040219" and "sql" in error["message"]
+    assert error["code"] == "0x80040219" and "UNION" in error["message"]
 
 
 def test_saved_query_of_a_missing_view_is_not_found_and_user_query_is_not_implemented(api):
@@ -246,3 +255,23 @@ def test_creating_a_relationship_is_not_implemented(api):
     session, url = api
     error = _error(session.post(url + "RelationshipDefinitions", json={"SchemaName": "new_x"}), 501)
     assert error["code"] == "0x80040219"
+
+
+def test_creating_a_file_column_is_not_implemented(api):
+    session, url = api
+    body = {"@odata.type": "Microsoft.Dynamics.CRM.FileAttributeMetadata", "SchemaName": "new_Contract"}
+    error = _error(session.post(url + "EntityDefinitions(LogicalName='lead')/Attributes", json=body), 501)
+    assert "File and Image columns" in error["message"]
+
+
+def test_chunked_file_upload_is_an_unknown_segment(api):
+    session, url = api
+    first = session.get(url + "leads?$select=leadid&$top=1").json()["value"][0]["leadid"]
+    error = _error(session.patch(url + f"leads({first})/new_contract", data=b"x"), 404)
+    assert error["code"] == "0x8006088a"
+
+
+def test_create_entities_message_is_not_implemented(api):
+    session, url = api
+    error = _error(session.post(url + "CreateEntities", json={"Entities": []}), 501)
+    assert error["message"].startswith("The CreateEntities message is not implemented")

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from connector.sandbox.catalog import TABLES
 
-SERVED = {t.logical_name for t in TABLES}
+SERVED = {t.logical_name for t in TABLES} | {"sdkmessage", "sdkmessagefilter"}
 
 
 def test_collection_expands_attributes_as_airbyte_discover_asks(sandbox_session, sandbox):
@@ -81,6 +81,8 @@ def test_has_activities_filter_tells_activities_from_their_parents(sandbox_sessi
         "savedquery",
         "savedqueryvisualization",
         "systemform",
+        "sdkmessage",
+        "sdkmessagefilter",
     }
 
 
@@ -218,3 +220,60 @@ def test_retrieve_metadata_changes_unknown_property_is_400(sandbox_session, sand
     query = {"Properties": {"AllProperties": False, "PropertyNames": ["LogicalNameX"]}}
     response = _metadata_changes(sandbox_session, sandbox, query)
     assert response.status_code == 400 and "LogicalNameX" in response.json()["error"]["message"]
+
+
+def test_sdk_message_filters_answer_dataverse_api_s_capability_query(sandbox_session, sandbox):
+    # dataverse-api 1.4's Entity.update_schema("messages"), verbatim.
+    params = {
+        "$select": "sdkmessagefilterid",
+        "$expand": "sdkmessageid($select=name)",
+        "$filter": "(sdkmessageid/name eq 'CreateMultiple' or sdkmessageid/name eq 'UpdateMultiple') "
+        "and primaryobjecttypecode eq 'lead'",
+    }
+    response = sandbox_session.get(sandbox.api_url + "sdkmessagefilters", params=params)
+    assert response.status_code == 200, response.text
+    assert sorted(row["sdkmessageid"]["name"] for row in response.json()["value"]) == [
+        "CreateMultiple",
+        "UpdateMultiple",
+    ]
+
+
+def test_sdk_message_filters_list_only_messages_the_sandbox_serves(sandbox_session, sandbox):
+    params = {"$filter": "sdkmessageid/name eq 'Merge'", "$select": "sdkmessagefilterid"}
+    assert sandbox_session.get(sandbox.api_url + "sdkmessagefilters", params=params).json()["value"] == []
+
+
+def test_sdk_messages_are_read_only(sandbox_session, sandbox):
+    response = sandbox_session.post(sandbox.api_url + "sdkmessages", json={"name": "Mine"})
+    assert response.status_code == 400
+    assert (
+        response.json()["error"]["message"]
+        == "The 'Create' method does not support entities of type 'sdkmessage'."
+    )
+
+
+def test_navigation_path_filter_on_a_lookup(sandbox_session, sandbox):
+    account = sandbox_session.get(
+        sandbox.api_url + "accounts?$select=name&$filter=_primarycontactid_value ne null&$top=1"
+    ).json()["value"][0]
+    by_path = sandbox_session.get(
+        sandbox.api_url + "contacts?$select=contactid",
+        params={
+            "$filter": f"parentcustomerid_account/name eq '{account['name'].replace(chr(39), chr(39) * 2)}'"
+        },
+    ).json()["value"]
+    by_id = sandbox_session.get(
+        sandbox.api_url + "contacts?$select=contactid",
+        params={"$filter": f"_parentcustomerid_value eq {account['accountid']}"},
+    ).json()["value"]
+    assert {c["contactid"] for c in by_path} >= {c["contactid"] for c in by_id} and by_id
+
+
+def test_navigation_path_to_an_unknown_property_is_400(sandbox_session, sandbox):
+    response = sandbox_session.get(
+        sandbox.api_url + "leads", params={"$filter": "parentaccountid/nosuch eq 'x'"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == (
+        "Could not find a property named 'nosuch' on type 'Microsoft.Dynamics.CRM.account'."
+    )

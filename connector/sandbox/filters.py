@@ -31,7 +31,7 @@ from connector.sandbox.dates import (
     shift,
 )
 from connector.sandbox.faults import ApiError, bad_request, unknown_property
-from connector.sandbox.schema import BUSINESS_UNIT_ID, EDM_TYPES, USER_ID, Column
+from connector.sandbox.schema import BUSINESS_UNIT_ID, EDM_TYPES, USER_ID, Column, Table
 
 __all__ = ["CompiledFilter", "compile_filter"]
 
@@ -174,8 +174,20 @@ class _Bare:
 
 
 class _Compiler:
-    def __init__(self, entity: str, columns: dict[str, Column], calls: list[_FnCall], now: datetime):
+    def __init__(
+        self,
+        entity: str,
+        columns: dict[str, Column],
+        calls: list[_FnCall],
+        now: datetime,
+        tables: dict[str, Table],
+    ):
         self.entity = entity
+        self.tables = tables
+        # Single-valued navigation properties (the lookups) → (lookup column, target table name).
+        self.navs = {
+            nav: (c, target) for c in columns.values() for nav, target in c.navigation_properties().items()
+        }
         self.by_wire = {c.wire_name: c for c in columns.values()}
         self.by_logical = columns
         self.calls = calls
@@ -236,6 +248,8 @@ class _Compiler:
         if isinstance(left, ast._Literal) and not isinstance(right, ast._Literal):
             left, right = right, left
             comparator = _FLIP.get(type(comparator), type(comparator))()
+        if isinstance(left, ast.Attribute):
+            return self._navigation_compare(left, comparator, right)
         column = self._column(left)
         if not isinstance(right, ast._Literal) or isinstance(right, ast.List):
             raise bad_request(f"The sandbox compares a property with a literal; found '{_describe(right)}'.")
@@ -249,6 +263,41 @@ class _Compiler:
             raise bad_request(f"null can only be compared with eq or ne, not with '{_describe(node)}'.")
         self.params.append(self._literal(column, right, comparator))
         return f"({name} {op} ?)"
+
+    def _navigation_compare(self, path: ast.Attribute, comparator: object, right: object) -> str:
+        """``nav/prop op literal`` on a single-valued navigation property (a lookup): the records whose
+        lookup points at a related record matching the comparison."""
+        owner = path.owner
+        if not isinstance(owner, ast.Identifier) or owner.namespace or owner.name not in self.navs:
+            raise bad_request(
+                f"'{_describe(path)}' is not a path through a single-valued navigation property of "
+                f"'Microsoft.Dynamics.CRM.{self.entity}'."
+            )
+        lookup, target_name = self.navs[owner.name]
+        target = self.tables.get(target_name)
+        if target is None:
+            raise bad_request(
+                f"The sandbox does not serve '{target_name}' records, "
+                f"so '{_describe(path)}' cannot be filtered."
+            )
+        column = {c.wire_name: c for c in target.columns if not c.internal}.get(path.attr)
+        if column is None:
+            raise unknown_property(path.attr, target.logical_name)
+        if not isinstance(right, ast._Literal) or isinstance(right, ast.List | ast.Null):
+            raise bad_request(
+                f"The sandbox compares a navigation path with a non-null literal; found '{_describe(right)}'."
+            )
+        self.params.append(self._literal(column, right, comparator))
+        op = _SQL_OPS[type(comparator)]
+        inner = (
+            f'SELECT "{target.primary_id}" FROM "{target.logical_name}" WHERE "{column.logical_name}" {op} ?'
+        )
+        sql = f'("{lookup.logical_name}" IN ({inner})'
+        type_column = lookup.type_column
+        if type_column and type_column in self.by_logical:
+            self.params.append(target.logical_name)
+            sql += f' AND "{type_column}" = ?'
+        return sql + ")"
 
     def _literal(self, column: Column, lit: ast._Literal, comparator: object = None) -> object:
         t = column.attribute_type
@@ -497,7 +546,9 @@ def _describe(node: object) -> str:
     return type(node).__name__
 
 
-def compile_filter(text: str, entity: str, columns: dict[str, Column], now: datetime) -> CompiledFilter:
+def compile_filter(
+    text: str, entity: str, columns: dict[str, Column], now: datetime, tables: dict[str, Table] | None = None
+) -> CompiledFilter:
     """Compile a ``$filter`` expression for one table into SQL.
 
     Args:
@@ -505,6 +556,7 @@ def compile_filter(text: str, entity: str, columns: dict[str, Column], now: date
         entity: the table's logical name (for error messages).
         columns: logical name → column of the table, custom columns included.
         now: the server's current UTC time, for the date functions.
+        tables: logical name → served table, for navigation paths (``parentaccountid/name``).
 
     Returns:
         The WHERE fragment and its parameters.
@@ -521,6 +573,6 @@ def compile_filter(text: str, entity: str, columns: dict[str, Column], now: date
         raise
     if tree is None:
         raise bad_request("The $filter query option is empty.")
-    compiler = _Compiler(entity, columns, calls, now)
+    compiler = _Compiler(entity, columns, calls, now, tables or {})
     sql = compiler.compile(tree)
     return CompiledFilter(sql, compiler.params)

@@ -27,7 +27,7 @@ from connector.sandbox.schema import BUSINESS_UNIT_ID, ORGANIZATION_ID, USER_ID,
 from connector.sandbox.storage import Store
 from connector.sandbox.writes import apply_delete
 
-__all__ = ["MESSAGES", "serve_message"]
+__all__ = ["MESSAGES", "NOT_IMPLEMENTED", "serve_message"]
 
 _NS = "Microsoft.Dynamics.CRM."
 _CALL = re.compile(r"^(?P<name>[A-Za-z]\w*)(?:\((?P<args>.*)\))?$", re.DOTALL)
@@ -36,6 +36,8 @@ _CALL = re.compile(r"^(?P<name>[A-Za-z]\w*)(?:\((?P<args>.*)\))?$", re.DOTALL)
 def serve_message(store: Store, config: SandboxConfig, req: Request, path: str) -> Response | None:
     """Serve ``path`` if it names one of :data:`MESSAGES`; None when it names none."""
     m = _CALL.match(path)
+    if m and m.group("name") in NOT_IMPLEMENTED:
+        raise not_implemented(f"The {m.group('name')} message")
     if not m or m.group("name") not in MESSAGES:
         return None
     name = m.group("name")
@@ -175,6 +177,10 @@ def _plan(store: Store, query: object, now: datetime) -> tuple[Table, str, list]
         raise ApiError(
             404, "0x80040217", f"The entity with a name = '{entity}' was not found in the MetadataCache."
         )
+    if not table.writable:
+        raise bad_request(
+            f"The 'BulkDelete' message does not support entities of type '{table.logical_name}'."
+        )
     if query.get("LinkEntities"):
         raise not_implemented("LinkEntities in a BulkDelete QueryExpression")
     criteria = query.get("Criteria")
@@ -233,3 +239,18 @@ MESSAGES: dict[str, tuple[str, _Handler]] = {
     "AddSolutionComponent": ("POST", _add_solution_component),
     "PublishAllXml": ("POST", _publish("PublishAllXml")),
 }
+
+# Dataverse messages that clients send and the sandbox knowingly does not implement (table creation,
+# customer relationships, chunked file transfer): a 501 naming them rather than a 404 that reads
+# like a typo. Listed under "Known differences" in docs/sandbox.md.
+NOT_IMPLEMENTED = frozenset(
+    {
+        "CreateEntities",
+        "CreateCustomerRelationships",
+        "InitializeFileBlocksUpload",
+        "UploadBlock",
+        "CommitFileBlocksUpload",
+        "InitializeFileBlocksDownload",
+        "DownloadBlock",
+    }
+)

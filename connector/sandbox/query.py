@@ -193,7 +193,9 @@ def parse_options(
     compiled = None
     filter_text = options.get("$filter")
     if filter_text is not None:
-        compiled = compile_filter(_substitute_aliases(filter_text, aliases), table.logical_name, columns, now)
+        compiled = compile_filter(
+            _substitute_aliases(filter_text, aliases), table.logical_name, columns, now, tables
+        )
     orderby: list[tuple[Column, bool]] = []
     for part in _split_list(options.get("$orderby", "")):
         bits = part.split()

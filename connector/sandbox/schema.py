@@ -208,6 +208,7 @@ class Table:
     display_name: str
     display_collection_name: str
     is_activity: bool = False
+    writable: bool = True  # False for system tables (sdkmessage, ...) that the Web API only reads
 
     def column_map(self) -> dict[str, Column]:
         """Return logical name → column."""

@@ -29,7 +29,7 @@ from connector.sandbox.faults import (
     not_found_segment,
     not_implemented,
 )
-from connector.sandbox.fetchxml import parse_fetchxml, run_fetch
+from connector.sandbox.fetchxml import parse_fetchxml, parse_sql, run_fetch
 from connector.sandbox.keys import find_by_key, parse_key_segment, resolve_key
 from connector.sandbox.messages import serve_message
 from connector.sandbox.paging import encode_skiptoken
@@ -124,6 +124,13 @@ class Service:
         table = self.store.table_for_set(m.group("name"))
         if table is None:
             raise not_found_segment(m.group("name"))
+        if req.method != "GET" and not table.writable:
+            verb = {"POST": "Create", "PATCH": "Update", "PUT": "Update", "DELETE": "Delete"}.get(
+                req.method, req.method
+            )
+            raise bad_request(
+                f"The '{verb}' method does not support entities of type '{table.logical_name}'."
+            )
         key, rest = m.group("key"), m.group("rest")
         if key is None:
             if rest == "$count":
@@ -190,14 +197,9 @@ class Service:
     def _collection(self, req: Request, table: Table) -> Response:
         now = self.now()
         names = {name for name, _ in parse_qsl(req.query, keep_blank_values=True)}
-        if "fetchXml" in names:
-            return self._fetchxml(req, table)
-        if "sql" in names:
-            raise not_implemented(
-                "The sql query parameter (Dataverse's SQL over the Web API); use $filter or fetchXml"
-            )
-        if "savedQuery" in names:
-            return self._fetchxml(req, table, "savedQuery")
+        for language in ("fetchXml", "sql", "savedQuery"):
+            if language in names:
+                return self._query_language(req, table, language)
         if "userQuery" in names:
             raise not_implemented("The userQuery query parameter (personal views)")
         options = parse_options(req.query, table, now, self.store.tables)
@@ -274,24 +276,23 @@ class Service:
         headers = [("Preference-Applied", ",".join(applied))] if applied else []
         return json_response(200, body, headers)
 
-    def _fetchxml(self, req: Request, table: Table, option: str = "fetchXml") -> Response:
-        """``GET <set>?fetchXml=...`` (§3.8) or ``?savedQuery=<id>`` (a system view's FetchXML).
-
-        No other query option may come with either.
-        """
+    def _query_language(self, req: Request, table: Table, language: str) -> Response:
+        """``GET <set>?fetchXml=...`` (§3.8), ``?sql=SELECT ...`` or ``?savedQuery=<id>`` (a system
+        view's FetchXML), with no other query option."""
         pairs = parse_qsl(req.query, keep_blank_values=True)
-        others = [name for name, _ in pairs if name != option]
+        others = [name for name, _ in pairs if name != language]
         if others:
-            raise bad_request(f"The query parameter {others[0]} cannot be combined with {option}.")
+            raise bad_request(f"The query parameter {others[0]} cannot be combined with {language}.")
         if len(pairs) > 1:
             raise bad_request(
-                f"Query option '{option}' was specified more than once, "
+                f"Query option '{language}' was specified more than once, "
                 "but it must be specified at most once."
             )
         text = pairs[0][1]
-        if option == "savedQuery":
-            text = saved_query_fetchxml(self.store.conn(), table, text)
-        query = parse_fetchxml(text, table, self.store.tables)
+        if language == "savedQuery":
+            text, language = saved_query_fetchxml(self.store.conn(), table, text), "fetchXml"
+        parse = parse_fetchxml if language == "fetchXml" else parse_sql
+        query = parse(text, table, self.store.tables)
         prefer = parse_prefer(req.headers)
         annotations = AnnotationFilter(prefer.get("odata.include-annotations"))
         body = run_fetch(self.store.conn(), self.store.tables, query, annotations, self.now())

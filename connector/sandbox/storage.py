@@ -39,6 +39,7 @@ from connector.sandbox.catalog import TABLES
 from connector.sandbox.dates import format_datetime
 from connector.sandbox.keys import AlternateKey
 from connector.sandbox.schema import BUSINESS_UNIT_ID, CURRENCY_ID, PRICE_LEVEL_ID, USER_ID, Column, Table
+from connector.sandbox.sdkmessages import SYSTEM_TABLES, system_rows
 
 __all__ = ["SeedError", "Store"]
 
@@ -71,7 +72,7 @@ class Store:
         self._committed = 0
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        self.tables: dict[str, Table] = {t.logical_name: t for t in TABLES}
+        self.tables: dict[str, Table] = {t.logical_name: t for t in (*TABLES, *SYSTEM_TABLES)}
         self._keys: dict[str, list[AlternateKey]] = {}
 
     # --- connections and transactions ---------------------------------------------------------
@@ -190,6 +191,8 @@ class Store:
             conn.execute("DELETE FROM _dv_tombstones WHERE deleted_on < ?", (cutoff,))
         self._version = int(conn.execute("SELECT value FROM _dv_meta WHERE key = 'version'").fetchone()[0])
         self._committed = self._version
+        with self.transaction() as tx:  # stores made before the system tables existed get them now
+            self._version = self._install_system_tables(tx, self._version)
         for entity, definition in conn.execute("SELECT entity, definition FROM _dv_columns ORDER BY rowid"):
             self._register_column(entity, column_from_json(definition))
         # Added after the first release: data directories seeded before them get them on open.
@@ -261,9 +264,10 @@ class Store:
                 conn.executemany(
                     f"INSERT INTO {_q(name)} ({','.join(_q(n) for n in names)}) VALUES ({marks})", rows
                 )
+            version = self._install_system_tables(conn, version)
             for table in self.tables.values():
                 conn.execute(
-                    f"CREATE INDEX {_q(table.logical_name + '_v')} ON {_q(table.logical_name)} "
+                    f"CREATE INDEX IF NOT EXISTS {_q(table.logical_name + '_v')} ON {_q(table.logical_name)} "
                     "(versionnumber)"
                 )
             facts = {**facts, "version": str(version), "created_on": format_datetime(now)}
@@ -276,6 +280,32 @@ class Store:
         conn.close()
         tmp.replace(self.path)
         self.open()
+
+    def _install_system_tables(self, conn: sqlite3.Connection, version: int) -> int:
+        """Create the system tables if missing and fill them if empty; return the last version used."""
+        existing = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        rows = system_rows([t.logical_name for t in TABLES], format_datetime(self.clock()))
+        for table in SYSTEM_TABLES:
+            name = table.logical_name
+            if name not in existing:
+                cols = ", ".join(
+                    f"{_q(c.logical_name)} {c.sql_type}"
+                    + (" PRIMARY KEY" if c.logical_name == table.primary_id else "")
+                    for c in table.columns
+                )
+                conn.execute(f"CREATE TABLE {_q(name)} ({cols})")
+                conn.execute(f"CREATE INDEX {_q(name + '_v')} ON {_q(name)} (versionnumber)")
+            if conn.execute(f"SELECT 1 FROM {_q(name)} LIMIT 1").fetchone():
+                continue
+            for row in rows[name]:
+                version += 1
+                values = {**row, "versionnumber": version}
+                marks = ",".join("?" * len(values))
+                conn.execute(
+                    f"INSERT INTO {_q(name)} ({','.join(_q(k) for k in values)}) VALUES ({marks})",
+                    list(values.values()),
+                )
+        return version
 
     # --- schema changes -----------------------------------------------------------------------
 

@@ -135,9 +135,17 @@ def parse_fetchxml(text: str, table: Table, tables: dict[str, Table]) -> FetchQu
     query.paging_cookie = root.get("paging-cookie")
     if query.top is not None and (query.count is not None or root.get("page") is not None):
         raise bad_request("The top attribute can't be specified with paging attributes page and count.")
+    # Link-entities first: a condition may name one (entityname) before it appears in the document.
     aliases: dict[str, Table] = {}
-    links_seen = 0
+    for n, child in enumerate((c for c in entity if c.tag == "link-entity"), start=1):
+        link = _link(child, table, tables, n)
+        if link.alias in aliases:
+            raise bad_request(f"The alias '{link.alias}' is used twice in the FetchXML.")
+        aliases[link.alias] = link.table
+        query.links.append(link)
     for child in entity:
+        if child.tag == "link-entity":
+            continue
         if child.tag == "attribute":
             if query.attributes is not None:
                 query.attributes.append(_attribute(child, table, query.aggregate))
@@ -151,18 +159,8 @@ def parse_fetchxml(text: str, table: Table, tables: dict[str, Table]) -> FetchQu
                 query.filter = _filter(child, table, aliases)
         elif child.tag == "order":
             query.orders.append(_order(child, table))
-        elif child.tag == "link-entity":
-            links_seen += 1
-            link = _link(child, table, tables, links_seen)
-            if link.alias in aliases:
-                raise bad_request(f"The alias '{link.alias}' is used twice in the FetchXML.")
-            aliases[link.alias] = link.table
-            query.links.append(link)
         else:
             raise not_implemented(f"The FetchXML element <{child.tag}>")
-    # Conditions naming a link-entity (entityname) are checked once every alias is known.
-    if query.filter is not None:
-        _resolve_aliases(query.filter, aliases)
     if query.aggregate:
         _check_aggregate(query)
     elif any(a.aggregate or a.groupby for a in query.attributes or []):
@@ -229,7 +227,7 @@ def _filter(element: ET.Element, table: Table, aliases: dict[str, Table]) -> Fil
     out = Filter(kind)
     for child in element:
         if child.tag == "condition":
-            out.items.append(_condition(child, table))
+            out.items.append(_condition(child, table, aliases))
         elif child.tag == "filter":
             out.items.append(_filter(child, table, aliases))
         else:
@@ -237,7 +235,7 @@ def _filter(element: ET.Element, table: Table, aliases: dict[str, Table]) -> Fil
     return out
 
 
-def _condition(element: ET.Element, table: Table) -> Condition:
+def _condition(element: ET.Element, table: Table, aliases: dict[str, Table]) -> Condition:
     _known(element, {"attribute", "operator", "value", "entityname"})
     operator = element.get("operator")
     if not operator:
@@ -248,27 +246,13 @@ def _condition(element: ET.Element, table: Table) -> Condition:
             raise not_implemented(f"The FetchXML element <{child.tag}> inside <condition>")
         values.append(child.text or "")
     alias = element.get("entityname")
-    # The column of a link-entity condition is looked up once the alias is resolved.
-    column = (
-        column_of(table, element.get("attribute")) if alias is None else _Pending(element.get("attribute"))
-    )
-    return Condition(column, operator, [v for v in values if v is not None], alias)  # type: ignore[arg-type]
-
-
-class _Pending(str):
-    """The attribute name of a condition on a link-entity, resolved after parsing."""
-
-
-def _resolve_aliases(node: Filter, aliases: dict[str, Table]) -> None:
-    for item in node.items:
-        if isinstance(item, Filter):
-            _resolve_aliases(item, aliases)
-        elif item.alias is not None:
-            if item.alias not in aliases:
-                raise bad_request(
-                    f"The entityname '{item.alias}' of a condition is not the alias of a link-entity."
-                )
-            item.column = column_of(aliases[item.alias], str(item.column))
+    owner = table
+    if alias is not None:
+        if alias not in aliases:
+            raise bad_request(f"The entityname '{alias}' of a condition is not the alias of a link-entity.")
+        owner = aliases[alias]
+    column = column_of(owner, element.get("attribute"))
+    return Condition(column, operator, [v for v in values if v is not None], alias)
 
 
 def _order(element: ET.Element, table: Table) -> Order:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from connector.sandbox.config import SandboxConfig
-from connector.sandbox.faults import ApiError, bad_request
+from connector.sandbox.faults import ApiError, bad_request, not_implemented
 from connector.sandbox.protocol import Request, Response
 from connector.sandbox.schema import METADATA_TYPES, Column, Table
 from connector.sandbox.storage import Store
@@ -53,6 +53,11 @@ def create_attribute(store: Store, config: SandboxConfig, req: Request, table: T
     odata_type = str(body.get("@odata.type", "")).lstrip("#")
     if kind is None and odata_type.startswith(_NS):
         kind = next((k for k, v in METADATA_TYPES.items() if _NS + v == odata_type), None)
+    if odata_type in (f"{_NS}FileAttributeMetadata", f"{_NS}ImageAttributeMetadata") or kind in (
+        "File",
+        "Image",
+    ):
+        raise not_implemented("File and Image columns (and their chunked upload)")
     if kind not in _CREATABLE:
         raise bad_request(
             f"The sandbox creates columns of type {', '.join(_CREATABLE)}; AttributeType '{kind}' "
