@@ -9,7 +9,8 @@
    earlier runs could not write; the plan is stored before anything is sent. ``dry_run`` writes it
    to a CSV instead and changes nothing in Dynamics.
 5. **Write back** with :meth:`DataverseClient.update_many` (``$batch``, continue-on-error,
-   ``If-Match: *``, parallel within the cap) in chunks: each chunk's items are marked ``sending``
+   ``If-Match`` on the etag the sync read, lost answers settled by reading back, never replayed
+   blind; parallel within the cap) in chunks: each chunk's items are marked ``sending``
    before the request, then, in one transaction, marked ``written``/``failed``, audited, and the
    mirror's ``out_`` columns updated. A failed record stays in the plan and is retried next run.
 
@@ -731,12 +732,17 @@ def _write_table(
     entity_set = _entity_set(ctx, table)
     counters = ctx.result.table(table)
     records = items["record_id"].drop_duplicates().tolist()
-    # One PATCH body per record with all its planned columns.
+    # One PATCH body per record with all its planned columns, sent under If-Match on the etag the
+    # sync read (what the plan was made from), with the values the plan expected: a replay after a
+    # lost answer is then a no-op, and a record changed since is read back, never overwritten blind.
     bodies: dict[str, dict[str, Any]] = {}
-    for record_id, column, value in zip(
-        items["record_id"], items["column_name"], items["new_value"], strict=True
+    expected: dict[str, dict[str, Any]] = {}
+    for record_id, column, value, old in zip(
+        items["record_id"], items["column_name"], items["new_value"], items["old_value"], strict=True
     ):
         bodies.setdefault(record_id, {})[column] = value
+        expected.setdefault(record_id, {})[column] = old
+    etags = _etags(ctx, table)
     total = len(records)
     done = 0
     ctx.meter.label = table
@@ -748,7 +754,7 @@ def _write_table(
             chunk = items[items["record_id"].isin(chunk_ids)]
             keys = list(zip(chunk["record_id"], chunk["column_name"], strict=True))
             ctx.mirror.mark_plan(ctx.result.run_id, table, keys, "sending")
-            updates = [(rid, bodies[rid]) for rid in chunk_ids]
+            updates = [(rid, bodies[rid], etags.get(str(rid).lower()), expected[rid]) for rid in chunk_ids]
             outcomes = ctx.client.update_many(
                 entity_set, updates, batch_size=batch_size, max_workers=max_parallel
             )
@@ -763,6 +769,14 @@ def _write_table(
                 raise RunStopped
     finally:
         ctx.meter.label = None
+
+
+def _etags(ctx: _Context, table: str) -> dict[str, str]:
+    """Record id -> the etag the sync read (None-free), for the write's ``If-Match``."""
+    layout = ctx.mirror.layout(table)
+    frame = ctx.mirror.read_frame(table, [], include_system=True)
+    ids = frame[layout.id_column].astype(str).str.lower()
+    return {i: str(e) for i, e in zip(ids, frame["_etag"], strict=True) if isinstance(e, str) and e}
 
 
 def _record_chunk(ctx: _Context, table: str, chunk: pd.DataFrame, outcomes: Sequence[Any]) -> None:
