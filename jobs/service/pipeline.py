@@ -50,9 +50,10 @@ from core.errors import ConfigError, DvsyncError
 from jobs.errors import JobError
 from jobs.service import compute
 from jobs.service.compute import JobOutcome
+from jobs.service.inputs import blocked_jobs, incomplete_tables
 from jobs.service.mapping import MappingSet, OutputColumn
 from jobs.service.mirror import Mirror, MirrorError
-from jobs.service.plan import add_companions, carry_forward, differs, empty_plan, plan_table
+from jobs.service.plan import COMPANION_RESULTS, add_companions, carry_forward, differs, empty_plan, plan_table
 from jobs.service.settings import KNOWN_JOBS, Settings
 from jobs.service.sync import SyncResult, sync_tables
 
@@ -418,11 +419,21 @@ def run_pipeline(
             [f"{t.table} ({t.error})" for t in result.sync.tables if not t.ok] if result.sync else []
         )
         failed_jobs = [j.job for j in result.jobs if j.status == "failed"]
+        starved = [j.job for j in result.jobs if j.details.get("incomplete_input")]
         problems = []
         if failed_tables:
             problems.append(f"sync failed for {'; '.join(failed_tables)}")
         if failed_jobs:
             problems.append(f"job(s) failed: {', '.join(failed_jobs)}")
+        if starved:
+            problems.append(f"job(s) skipped because their input is incomplete: {', '.join(starved)}")
+        if result.not_provisioned and not compute_only:
+            missing = result.not_provisioned
+            problems.append(
+                f"{len(missing)} output column(s) do not exist in Dynamics, their results were not "
+                f"written ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); "
+                "run `dvsync provision`, then run again"
+            )
         if result.failures:
             problems.append(f"{len(result.failures)} record(s) could not be written (retried next run)")
         result.outcome = "failed" if problems else "ok"
@@ -583,6 +594,12 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
     directory = Path(ctx.settings.mappings.dir)
     mirror = ctx.mirror
     outcomes: list[JobOutcome] = []
+    failed = {t.table: str(t.error) for t in ctx.result.sync.tables if not t.ok} if ctx.result.sync else {}
+    blocked = blocked_jobs(chosen, ctx.mappings, incomplete_tables(mirror, ctx.mappings, failed))
+    for job, why in blocked.items():
+        log.warning("job %s %s", job, why)
+        outcomes.append(JobOutcome(job, status="skipped", message=why, details={"incomplete_input": True}))
+    chosen = [j for j in chosen if j not in blocked]
     if "scoring" in chosen:
         leads = _frame(mirror, "lead")
         try:
@@ -623,6 +640,8 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
             )
         except DvsyncError as exc:
             outcomes.extend(_job_failed(j, exc) for j in sorted(value_jobs))
+    order = {job: position for position, job in enumerate(KNOWN_JOBS)}
+    outcomes.sort(key=lambda o: order.get(o.job, len(order)))
     ctx.result.jobs = outcomes
     for outcome in outcomes:
         log.info("job %s: %s (%s)", outcome.job, outcome.status, outcome.message)
@@ -666,8 +685,15 @@ def _plan(ctx: _Context, outcomes: Sequence[JobOutcome]) -> pd.DataFrame:
     plan = add_companions(plan, current, ctx.mappings.outputs, ctx.now)
     earlier = ctx.mirror.plan(status=list(OPEN_STATUSES))
     earlier = earlier[(earlier["run_id"] != ctx.result.run_id) & earlier["table_name"].isin(list(current))]
-    plan = carry_forward(plan, earlier, current, ctx.mappings.outputs)
-    ctx._earlier = earlier  # type: ignore[attr-defined]
+    # Only this run's values are written: earlier unwritten items of results it computed are
+    # retired (re-planned above from current results); the others wait for a run that computes them.
+    computed = {
+        (table, str(result))
+        for outcome in outcomes
+        for table, frame in outcome.results.items()
+        for result in [*frame.columns, *(COMPANION_RESULTS if not frame.empty else ())]
+    }
+    ctx._earlier = carry_forward(earlier, computed)  # type: ignore[attr-defined]
     for table, items in plan.groupby("table_name"):
         ctx.result.table(str(table))["planned"] = int(items["record_id"].nunique())
     ctx.result.plan = plan
