@@ -58,9 +58,7 @@ def same_values(sent: Mapping[str, Any], held: Mapping[str, Any] | None) -> bool
     return held is not None and all(same_value(v, held.get(k)) for k, v in sent.items())
 
 
-def read_back(
-    http: HttpClient, entity_set: str, records: Mapping[str, Sequence[str]]
-) -> dict[str, Current]:
+def read_back(http: HttpClient, entity_set: str, records: Mapping[str, Sequence[str]]) -> dict[str, Current]:
     """Read the current etag and the given columns of each record, in ``$batch`` GETs.
 
     Args:

@@ -422,7 +422,8 @@ class HttpSettings(SettingsSection):
         default=8,
         ge=1,
         le=100,
-        description="Failed attempts per request, the first included; 429s do not count (the budget bounds them).",
+        description="Failed attempts per request, the first included; 429s do not count "
+        "(the time budget bounds them).",
     )
 
 

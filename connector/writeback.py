@@ -313,7 +313,9 @@ def _resolve(
     if current is None:
         return failure, None  # could not be read back: stays in doubt, settled next run
     if current.values is None:
-        return UpdateResult(pending.id, False, 404, "0x80040217", "the record no longer exists in Dynamics"), None
+        return UpdateResult(
+            pending.id, False, 404, "0x80040217", "the record no longer exists in Dynamics"
+        ), None
     if same_values(pending.body, current.values):
         return UpdateResult(pending.id, True, 204, None, None, confirmed=True), None
     if pending.etag is None or current.etag == pending.etag:

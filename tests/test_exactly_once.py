@@ -36,7 +36,9 @@ def _run(template: Path, directory: Path, faults: FaultConfig | None) -> tuple[S
     sandbox = Sandbox(data, token=TOKEN, config=SandboxConfig(faults=faults or FaultConfig())).start()
     outcomes = []
     try:
-        settings = settings_for(write_config(directory / "run", sandbox, batch_size=50, max_parallel=2), sandbox)
+        settings = settings_for(
+            write_config(directory / "run", sandbox, batch_size=50, max_parallel=2), sandbox
+        )
         mappings = load_mappings(settings.mappings.dir, prefix="dvs")
         # Waits pass instantly (Retry-After included): the budget is never the limit here.
         retry = RetryPolicy(sleep=lambda seconds: None, random=lambda: 0.5)
@@ -58,7 +60,7 @@ def _run(template: Path, directory: Path, faults: FaultConfig | None) -> tuple[S
 
 
 def test_a_soak_with_every_fault_kind_ends_exactly_like_a_clean_run(provisioned_template, tmp_path):  # noqa: F811
-    clean_values, clean_updates, clean_audit, clean_runs = _run(provisioned_template, tmp_path / "clean", None)
+    clean_values, clean_updates, _, clean_runs = _run(provisioned_template, tmp_path / "clean", None)
     assert clean_runs[-1].ok and sum(clean_updates.values()) > 1000
 
     faults = FaultConfig(throttle=0.03, unavailable=0.03, drop=0.03, truncate=0.03, seed=17)

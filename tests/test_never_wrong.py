@@ -66,7 +66,9 @@ def test_a_failed_activity_sync_skips_scoring_and_later_runs_converge_to_clean_v
         config.write_text(config.read_text().replace(MAPPINGS_DIR.as_posix(), broken.as_posix()))
         settings = settings_for(config, sandbox)
         with connect(settings) as client, Mirror(settings.mirror.path) as mirror:
-            first = run_pipeline(client, mirror, load_mappings(broken, prefix="dvs"), settings, jobs=["scoring"])
+            first = run_pipeline(
+                client, mirror, load_mappings(broken, prefix="dvs"), settings, jobs=["scoring"]
+            )
             assert first.outcome == "failed"
             (scoring,) = first.jobs
             assert scoring.status == "skipped" and "email" in scoring.message
@@ -78,7 +80,9 @@ def test_a_failed_activity_sync_skips_scoring_and_later_runs_converge_to_clean_v
             )
 
             # The admin fixes the mapping; the next runs are clean and end where a clean run ends.
-            email.write_text(email.read_text().replace('"directioncodee"', '"directioncode"'), encoding="utf-8")
+            email.write_text(
+                email.read_text().replace('"directioncodee"', '"directioncode"'), encoding="utf-8"
+            )
             fixed = load_mappings(broken, prefix="dvs")
             assert run_pipeline(client, mirror, fixed, settings, jobs=["scoring"]).ok
             again = run_pipeline(client, mirror, fixed, settings, jobs=["scoring"])

@@ -101,7 +101,13 @@ class FakeDataverse:
                     continue
             else:
                 seen.append(
-                    {"method": method, "url": url, "headers": headers, "body": json.loads(body), "id": record_id}
+                    {
+                        "method": method,
+                        "url": url,
+                        "headers": headers,
+                        "body": json.loads(body),
+                        "id": record_id,
+                    }
                 )
                 with self.lock:
                     status, error = self._write(record_id, headers, json.loads(body))
@@ -213,7 +219,11 @@ def test_a_lost_answer_of_a_batch_that_was_not_applied_is_sent_again_once():
     def dropped_first(request):
         if b"PATCH" in request.body and drops["n"] == 0:
             drops["n"] += 1
-            return 200, {"Content-Type": "multipart/mixed; boundary=batchresponse_x"}, "--batchresponse_x\r\nCont"
+            return (
+                200,
+                {"Content-Type": "multipart/mixed; boundary=batchresponse_x"},
+                "--batchresponse_x\r\nCont",
+            )
         return server(request)
 
     responses.add_callback(responses.POST, BASE + "$batch", callback=dropped_first)

@@ -26,8 +26,8 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
-from connector.sandbox.config import SandboxConfig
 from connector.sandbox import update_log
+from connector.sandbox.config import SandboxConfig
 from connector.sandbox.faults import ApiError, FaultInjector
 from connector.sandbox.limits import RateLimiter
 from connector.sandbox.protocol import API_PREFIX, Headers, Request, Response, error_response
@@ -374,7 +374,9 @@ class Sandbox:
     def start(self) -> Sandbox:
         """Prepare the data, bind the port and start serving in a background thread."""
         self.prepare()
-        update_log.install(self.store.conn(), {t.logical_name: t.primary_id for t in self.store.tables.values()})
+        update_log.install(
+            self.store.conn(), {t.logical_name: t.primary_id for t in self.store.tables.values()}
+        )
         try:
             server = _Server((self.host, self.port), self)
         except OSError as exc:

@@ -58,9 +58,7 @@ def incomplete_tables(mirror: Mirror, mappings: MappingSet, failed: Mapping[str,
     return out
 
 
-def blocked_jobs(
-    jobs: Iterable[str], mappings: MappingSet, incomplete: Mapping[str, str]
-) -> dict[str, str]:
+def blocked_jobs(jobs: Iterable[str], mappings: MappingSet, incomplete: Mapping[str, str]) -> dict[str, str]:
     """Job -> why it is skipped, for each job that reads an incomplete table."""
     blocked: dict[str, str] = {}
     for job in jobs:

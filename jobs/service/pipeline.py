@@ -53,7 +53,14 @@ from jobs.service.compute import JobOutcome
 from jobs.service.inputs import blocked_jobs, incomplete_tables
 from jobs.service.mapping import MappingSet, OutputColumn
 from jobs.service.mirror import Mirror, MirrorError
-from jobs.service.plan import COMPANION_RESULTS, add_companions, carry_forward, differs, empty_plan, plan_table
+from jobs.service.plan import (
+    COMPANION_RESULTS,
+    add_companions,
+    carry_forward,
+    differs,
+    empty_plan,
+    plan_table,
+)
 from jobs.service.settings import KNOWN_JOBS, Settings
 from jobs.service.sync import SyncResult, sync_tables
 
