@@ -280,7 +280,10 @@ def _probe(
         )
         record = next(iter(records), None)
         if record is not None:
-            reader.frame([record])
+            problems: list[str] = []
+            reader.frame([record], problems)
+            if problems:
+                return mapping.error("fields", problems[0], "check the column's type in Dynamics")
     except ConfigError as exc:
         return exc
     except DataverseError as exc:

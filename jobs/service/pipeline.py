@@ -48,6 +48,7 @@ import pandas as pd
 
 from core.errors import ConfigError, DvsyncError
 from jobs.errors import JobError
+from jobs.moments import without_sentinels
 from jobs.service import compute
 from jobs.service.compute import JobOutcome
 from jobs.service.inputs import blocked_jobs, incomplete_tables
@@ -339,6 +340,7 @@ class _Context:
     stop: threading.Event
     progress: PipelineProgress | None
     now: datetime
+    ignored_dates: Counter[str] = field(default_factory=Counter)
 
 
 def run_pipeline(
@@ -518,6 +520,9 @@ def _sync(ctx: _Context, *, full: bool) -> None:
         )
         if report.error:
             counters["error"] = report.error
+        if report.problems:
+            counters["unreadable_values"] = len(report.problems)
+            counters["unreadable_examples"] = report.problems[:5]
 
 
 # ------------------------------------------------------------------------------------ 2. settle
@@ -579,15 +584,30 @@ def _settle_in_doubt(ctx: _Context) -> None:
 # ------------------------------------------------------------------------------------ 3. compute
 
 
-def _frame(mirror: Mirror, name: str) -> pd.DataFrame:
-    return mirror.read_frame(name) if name in mirror.layouts() else pd.DataFrame()
+def _frame(ctx: _Context, name: str) -> pd.DataFrame:
+    mirror = ctx.mirror
+    frame = mirror.read_frame(name) if name in mirror.layouts() else pd.DataFrame()
+    frame, ctx.ignored_dates[name] = without_sentinels(frame)
+    return frame
 
 
-def _entity(mirror: Mirror, entity: str) -> pd.DataFrame | None:
+def _entity(ctx: _Context, entity: str) -> pd.DataFrame | None:
     try:
-        return mirror.read_entity(entity)
+        frame = ctx.mirror.read_entity(entity)
     except MirrorError:
         return None
+    frame, ctx.ignored_dates[entity] = without_sentinels(frame)
+    return frame
+
+
+def _note_ignored(ctx: _Context, outcomes: Sequence[JobOutcome]) -> None:
+    """Say in each job's report how many sentinel dates it read as "no date"."""
+    sources = {"scoring": ("lead", "activity"), "duplicates": ("lead", "contact", "account")}
+    for outcome in outcomes:
+        ignored = sum(ctx.ignored_dates.get(s, 0) for s in sources.get(outcome.job, ("order",)))
+        if ignored:
+            outcome.details["dates_ignored"] = ignored
+            log.info("job %s: %d date(s) outside 1900..2200 read as no date", outcome.job, ignored)
 
 
 def _job_failed(job: str, exc: Exception) -> JobOutcome:
@@ -608,7 +628,7 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
         outcomes.append(JobOutcome(job, status="skipped", message=why, details={"incomplete_input": True}))
     chosen = [j for j in chosen if j not in blocked]
     if "scoring" in chosen:
-        leads = _frame(mirror, "lead")
+        leads = _frame(ctx, "lead")
         try:
             if not leads.empty and "status" not in leads:
                 raise JobError("the leads have no `status` field; map it in lead.toml (statecode)")
@@ -617,7 +637,7 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
             outcomes.append(
                 compute.run_scoring(
                     leads,
-                    _entity(mirror, "activity"),
+                    _entity(ctx, "activity"),
                     rules_path=directory / "scoring.toml",
                     model_dir=_model_dir(ctx),
                     now=ctx.now,
@@ -628,14 +648,14 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
         except DvsyncError as exc:
             outcomes.append(_job_failed("scoring", exc))
     if "duplicates" in chosen:
-        frames = {t: _frame(mirror, t) for t in ("lead", "contact", "account")}
+        frames = {t: _frame(ctx, t) for t in ("lead", "contact", "account")}
         try:
             outcomes.append(compute.run_duplicates(frames, config_path=directory / "duplicates.toml"))
         except DvsyncError as exc:
             outcomes.append(_job_failed("duplicates", exc))
     value_jobs = {j for j in ("rfm", "clv") if j in chosen}
     if value_jobs:
-        orders = _entity(mirror, "order")
+        orders = _entity(ctx, "order")
         try:
             outcomes.extend(
                 compute.customer_value_jobs(
@@ -649,6 +669,7 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
             outcomes.extend(_job_failed(j, exc) for j in sorted(value_jobs))
     order = {job: position for position, job in enumerate(KNOWN_JOBS)}
     outcomes.sort(key=lambda o: order.get(o.job, len(order)))
+    _note_ignored(ctx, outcomes)
     ctx.result.jobs = outcomes
     for outcome in outcomes:
         log.info("job %s: %s (%s)", outcome.job, outcome.status, outcome.message)
