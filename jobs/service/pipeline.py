@@ -47,6 +47,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from core.errors import ConfigError, DvsyncError
+from core.private import private_dir, private_file
 from jobs.errors import JobError
 from jobs.moments import without_sentinels
 from jobs.service import compute
@@ -54,6 +55,7 @@ from jobs.service.compute import JobOutcome
 from jobs.service.inputs import blocked_jobs, incomplete_tables
 from jobs.service.mapping import MappingSet, OutputColumn
 from jobs.service.mirror import Mirror, MirrorError
+from jobs.service.mirror.database import note_lock
 from jobs.service.plan import (
     COMPANION_RESULTS,
     add_companions,
@@ -125,8 +127,8 @@ class RunLock:
 
     def acquire(self, *, wait: bool = False) -> bool:
         """Take the lock; with ``wait`` block until it is free, else return False when it is held."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        private_dir(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
@@ -135,6 +137,7 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+        note_lock(self.path, held=True)
         return True
 
     def holder(self) -> int | None:
@@ -148,6 +151,7 @@ class RunLock:
     def release(self) -> None:
         """Release the lock (idempotent)."""
         if self._fd is not None:
+            note_lock(self.path, held=False)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
@@ -734,7 +738,8 @@ def _write_csv(ctx: _Context, plan: pd.DataFrame, path: str | Path | None) -> No
         base = ctx.mirror.path.parent if ctx.mirror.path is not None else Path(".dvsync")
         path = base / "plans" / f"run-{ctx.result.run_id}.csv"
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
+    private_file(path)
     plan.to_csv(path, index=False)
     ctx.result.plan_csv = path
 

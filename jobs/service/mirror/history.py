@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from jobs.service.mirror.convert import guess_dtype, plain_value, to_sql
-from jobs.service.mirror.database import pid_alive
+from jobs.service.mirror.database import no_other_holder, pid_alive
 from jobs.service.mirror.schema import MirrorError
 
 
@@ -146,11 +146,23 @@ class RunHistory:
         return run
 
     def mark_abandoned_runs(self, *, alive: Callable[[int], bool] | None = None) -> list[int]:
-        """Mark as ``interrupted`` the runs still ``running`` whose process on this host is gone."""
+        """Mark as ``interrupted`` the runs still ``running`` that no process runs any more.
+
+        Call it before starting a run. A live run holds the run lock (``<mirror>.lock``) from
+        start to end, and the OS releases it when the process dies: so when no other process
+        holds it, every ``running`` run was abandoned, whichever host or pod it ran on (a new
+        Kubernetes pod has a new hostname and often the same pid 1). Only when another process
+        holds the lock, or the mirror has no file, do pids on this host decide.
+        """
         alive = alive or pid_alive
         host = socket.gethostname()
         rows = self._query("SELECT run_id, pid, host FROM runs WHERE outcome = 'running'")
-        dead = [r["run_id"] for r in rows if r["host"] == host and not (r["pid"] and alive(int(r["pid"])))]
+        if self.path is not None and no_other_holder(self.path.with_name(self.path.name + ".lock")):
+            dead = [r["run_id"] for r in rows]
+        else:
+            dead = [
+                r["run_id"] for r in rows if r["host"] == host and not (r["pid"] and alive(int(r["pid"])))
+            ]
         for run_id in dead:
             self.finish_run(run_id, "interrupted", error="the process ended before the run finished")
         return dead
