@@ -37,10 +37,16 @@ class RunHistory:
     def finish_run(
         self, run_id: int, outcome: str, *, stats: Mapping[str, Any] | None = None, error: str | None = None
     ) -> None:
-        """Record the end of a run: ``ok``, ``failed`` or ``interrupted``, with its stats."""
+        """Record the end of a run: ``ok``, ``failed`` or ``interrupted``, with its stats (merged
+        over what :meth:`annotate_run` recorded)."""
+        if stats is not None:
+            row = self._query("SELECT stats FROM runs WHERE run_id = ?", (run_id,))
+            earlier = json.loads(row[0]["stats"]) if row and row[0]["stats"] else {}
+            stats = {**earlier, **stats}
         with self.transaction() as db:
             db.execute(
-                "UPDATE runs SET finished_at = ?, outcome = ?, stats = ?, error = ? WHERE run_id = ?",
+                "UPDATE runs SET finished_at = ?, outcome = ?, stats = coalesce(?, stats), error = ?"
+                " WHERE run_id = ?",
                 (
                     self.now(),
                     outcome,
@@ -49,6 +55,15 @@ class RunHistory:
                     run_id,
                 ),
             )
+
+    def annotate_run(self, run_id: int, **facts: Any) -> None:
+        """Merge ``facts`` into a run's stats now (e.g. what a rollback undoes, known from its start,
+        so that a rollback killed before it finished can still be found and resumed)."""
+        with self.transaction() as db:
+            row = db.execute("SELECT stats FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            stats = json.loads(row[0]) if row and row[0] else {}
+            stats.update(facts)
+            db.execute("UPDATE runs SET stats = ? WHERE run_id = ?", (json.dumps(stats, default=str), run_id))
 
     def record_run_table(self, run_id: int, table: str, **counts: Any) -> None:
         """Add to a run's per-table counters (read, upserted, deleted, pages, written, failed,
