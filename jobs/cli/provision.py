@@ -7,7 +7,7 @@ import argparse
 from jobs.cli.common import add_common_options, console, print_json, render_table, settings_from_args
 from jobs.service.connect import connect
 from jobs.service.mapping import load_mappings
-from jobs.service.provision import ProvisionReport, provision
+from jobs.service.provision import ProvisionReport, provision, unpublished_path
 
 __all__ = ["add_arguments", "run"]
 
@@ -23,7 +23,13 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     mappings = load_mappings(settings.mappings.dir, prefix=settings.writeback.publisher_prefix)
     with connect(settings) as client:
-        report = provision(client, mappings, solution=settings.writeback.solution, dry_run=args.dry_run)
+        report = provision(
+            client,
+            mappings,
+            solution=settings.writeback.solution,
+            dry_run=args.dry_run,
+            state=unpublished_path(settings.mirror.path),
+        )
     if args.json:
         print_json(report.as_dict())
     else:
@@ -44,10 +50,16 @@ def _render(report: ProvisionReport) -> None:
         out.print(
             f"Dry run: {created} column(s) would be created in solution {report.solution or '(not set)'}."
         )
+        if report.unpublished:
+            out.print(
+                f"Unpublished (created earlier) and would be published: {', '.join(report.unpublished)}."
+            )
     elif created:
         out.print(
             f"Created {created} column(s) in solution {report.solution}; "
             f"published {', '.join(report.published)}."
         )
+    elif report.published:
+        out.print(f"Published {', '.join(report.published)}: an earlier provision had created columns there.")
     else:
         out.print("Nothing to do: every output column exists.")
