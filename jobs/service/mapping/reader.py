@@ -17,6 +17,9 @@ from jobs.service.mapping.org import option_labels
 
 log = logging.getLogger(__name__)
 
+MAX_PROBLEMS = 100
+"""Unreadable values described per table and sync in the report (each is logged)."""
+
 
 @dataclass(frozen=True)
 class TableReader:
@@ -246,8 +249,10 @@ def _report_unreadable(
     for record_id, value in zip(out.loc[lost, id_column], sent[lost], strict=True):
         message = f"record {record_id}: `{fm.column}` = {str(value)[:40]!r} is not a date-time; stored empty"
         log.warning("%s", message)
-        if problems is not None:
+        if problems is not None and len(problems) < MAX_PROBLEMS:
             problems.append(message)
+        elif problems is not None and len(problems) == MAX_PROBLEMS:
+            problems.append("more values could not be read; the log lists every one")
 
 
 def _convert_output(values: pd.Series, output: OutputColumn) -> pd.Series:
