@@ -114,11 +114,23 @@ def test_a_killed_runs_stale_value_is_never_written_later(psandbox, tmp_path):  
             }
         )
         mirror.save_plan(killed, stale)
+        # Another of its writes was applied, but its answer was lost and could not be read back:
+        # reported failed, although Dynamics holds it.
+        applied = next(i for i, v in segments.items() if v[SEGMENT] and i != account)
+        mirror.save_plan(
+            killed,
+            stale.assign(record_id=[applied], old_value=[None], new_value=[segments[applied][SEGMENT]]),
+        )
+        mirror.mark_plan(killed, "account", [(applied, SEGMENT)], "failed", error="no answer")
         mirror.finish_run(killed, "interrupted", stats={}, error="killed")
 
         third = run_pipeline(client, mirror, mappings, settings, jobs=["rfm"])
         assert third.ok, third.error
         assert third.plan.empty  # nothing this run computed differs from Dynamics
         assert mirror.plan(status=["pending", "failed", "sending"]).empty  # the stale item is retired
+        # The audit now says what the server holds: the lost answer's write was applied.
+        found = mirror.audit(killed, record_id=applied)
+        assert found["outcome"].tolist() == ["written"]
+        assert found["error"].tolist() == ["found in Dynamics after its answer was lost"]
     assert read_columns(psandbox, "accounts", [SEGMENT])[account][SEGMENT] == segments[account][SEGMENT]
     assert update_counts(psandbox.data_dir, "account")[account] == before

@@ -553,8 +553,13 @@ def _current(mirror: Mirror, mappings: MappingSet, tables: Sequence[str]) -> dic
 
 
 def _settle_in_doubt(ctx: _Context) -> None:
-    """Mark written (and audit) the values a killed run sent that Dynamics now holds."""
-    doubtful = ctx.mirror.plan(status="sending")
+    """Mark written (and audit) the values a killed run sent that Dynamics now holds.
+
+    ``failed`` items are checked too: a write whose answer was lost and could not even be read
+    back is reported failed, yet may have been applied; once the sync shows the value, the audit
+    says so, so that it matches what the server holds.
+    """
+    doubtful = ctx.mirror.plan(status=["sending", "failed"])
     doubtful = doubtful[doubtful["run_id"] != ctx.result.run_id]
     if doubtful.empty:
         return
@@ -571,15 +576,17 @@ def _settle_in_doubt(ctx: _Context) -> None:
         if not landed.any():
             continue
         done = items[landed]
+        why = done["status"].map(
+            {
+                "sending": "confirmed in Dynamics after the run was interrupted",
+                "failed": "found in Dynamics after its answer was lost",
+            }
+        )
         with ctx.mirror.transaction():
             ctx.mirror.mark_plan(
                 int(run_id), table, zip(done["record_id"], done["column_name"], strict=True), "written"
             )
-            ctx.mirror.record_audit(
-                int(run_id),
-                table,
-                done.assign(outcome="written", error="confirmed in Dynamics after the run was interrupted"),
-            )
+            ctx.mirror.record_audit(int(run_id), table, done.assign(outcome="written", error=why))
         ctx.result.confirmed += len(done)
     if ctx.result.confirmed:
         log.info("%d write(s) of an interrupted run were found in Dynamics", ctx.result.confirmed)
