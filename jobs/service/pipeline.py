@@ -52,7 +52,7 @@ from jobs.errors import JobError
 from jobs.moments import without_sentinels
 from jobs.service import compute
 from jobs.service.compute import JobOutcome
-from jobs.service.inputs import blocked_jobs, incomplete_tables
+from jobs.service.inputs import JOB_ENTITIES, blocked_jobs, incomplete_tables
 from jobs.service.mapping import MappingSet, OutputColumn
 from jobs.service.mirror import Mirror, MirrorError
 from jobs.service.mirror.database import note_lock
@@ -613,9 +613,8 @@ def _entity(ctx: _Context, entity: str) -> pd.DataFrame | None:
 
 def _note_ignored(ctx: _Context, outcomes: Sequence[JobOutcome]) -> None:
     """Say in each job's report how many sentinel dates it read as "no date"."""
-    sources = {"scoring": ("lead", "activity"), "duplicates": ("lead", "contact", "account")}
     for outcome in outcomes:
-        ignored = sum(ctx.ignored_dates.get(s, 0) for s in sources.get(outcome.job, ("order",)))
+        ignored = sum(ctx.ignored_dates.get(s, 0) for s in JOB_ENTITIES.get(outcome.job, ()))
         if ignored:
             outcome.details["dates_ignored"] = ignored
             log.info("job %s: %d date(s) outside 1900..2200 read as no date", outcome.job, ignored)
