@@ -249,19 +249,22 @@ class DataverseClient:
     def update_many(
         self,
         entity_set: str,
-        updates: Iterable[tuple[str, dict[str, Any]]],
+        updates: Iterable[tuple[Any, ...]],
         batch_size: int = 1000,
         max_workers: int | None = None,
     ) -> list[UpdateResult]:
         """Update existing records via ``$batch``; one result per input, in input order.
 
-        Each update is a ``PATCH`` with ``If-Match: *`` (it never creates a record), sent with
+        Each update is a ``PATCH`` with ``If-Match`` (the etag given with it, else ``*``: it never
+        creates a record); a lost answer is settled by reading the records back, never by a blind
+        replay (:mod:`connector.writeback`), so no update is applied twice. Sent with
         ``Prefer: odata.continue-on-error``; batches run in parallel sized by ``x-ms-dop-hint``
         within ``max_workers`` (default: the client's ``max_parallel``; never above 52).
 
         Args:
             entity_set: e.g. ``leads``.
-            updates: ``(record_id, {column: value})`` pairs; the id is a GUID string (or ``uuid.UUID``).
+            updates: ``(record_id, {column: value}[, etag[, {column: expected value}]])``; the
+                id is a GUID string (or ``uuid.UUID``).
             batch_size: requests per batch, 1..1000.
             max_workers: thread cap.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -90,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser(argv)
     args = parser.parse_args(argv)
     _setup_logging(args)
+    os.umask(0o077)  # what dvsync writes holds personal data: 0600 files, 0700 folders (core.private)
     try:
         return int(args.handler(args) or 0)
     except DvsyncError as exc:

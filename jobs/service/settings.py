@@ -204,6 +204,8 @@ class ScheduleSet(SettingsSection):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:
+        from datetime import datetime
+
         from croniter import croniter
 
         value = " ".join(value.split())
@@ -212,6 +214,14 @@ class ScheduleSet(SettingsSection):
                 f"`{value}` is not a five-field cron expression",
                 "minute hour day-of-month month day-of-week, e.g. '*/30 * * * *' or '0 2 * * *'",
             )
+        try:  # valid fields can still name a day that never comes (30 February, 31 April)
+            croniter(value, datetime(2000, 1, 1)).get_next(datetime)
+        except (ValueError, KeyError, OverflowError):
+            raise invalid_setting(
+                f"`{value}` never runs: no month has the day it names",
+                "check day-of-month against month (February has at most 29 days; April, June, "
+                "September and November 30)",
+            ) from None
         return value
 
 
