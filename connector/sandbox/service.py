@@ -108,6 +108,12 @@ class Service:
             return metadata.entity_definitions(self, req, path)
         if path in ("PublishXml", "PublishAllXml"):
             return metadata.publish(self, req, path)
+        if path == "Merge" or path.startswith("RetrieveDuplicates("):
+            from connector.sandbox import messages_merge
+
+            if path == "Merge":
+                return messages_merge.merge(self, req)
+            return messages_merge.retrieve_duplicates(self, req, path)
         m = _SEGMENT.match(path)
         if not m:
             raise ApiError(404, "0x8006088a", f"Resource not found for the segment '{path}'.")
