@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from connector.metadata import ColumnSpec
 from core.errors import ConfigError
+from jobs.service.mapping.catalogue import OUTPUT_CHOICES
 from jobs.service.mapping import OUTPUT_TYPES, MappingErrors, MappingSet, OutputColumn
 
 __all__ = ["ProvisionAction", "ProvisionReport", "column_spec", "provision"]
@@ -27,6 +28,7 @@ _KINDS = {
     "boolean": "Boolean",
     "datetime": "DateTime",
     "date": "DateTime",
+    "choice": "Picklist",
 }
 
 
@@ -99,6 +101,8 @@ def column_spec(output: OutputColumn) -> ColumnSpec:
         min_value=output.min_value if numeric else None,
         max_value=output.max_value if numeric else None,
         date_only=output.type == "date",
+        # Dataverse gives the values (publisher prefix); dvsync reads the options back by label.
+        options=tuple((None, label) for label in OUTPUT_CHOICES.get(output.result, ())),
     )
 
 
