@@ -50,6 +50,7 @@ from jobs.errors import JobError
 from jobs.service import compute
 from jobs.service.compute import JobOutcome
 from jobs.service.mapping import MappingSet, OutputColumn
+from jobs.service.merge import merge_inputs, run_merge_job
 from jobs.service.mirror import Mirror, MirrorError
 from jobs.service.plan import add_companions, carry_forward, differs, empty_plan, plan_table
 from jobs.service.settings import KNOWN_JOBS, Settings
@@ -413,6 +414,10 @@ def run_pipeline(
                 _store_plan(ctx, plan, outcomes)
                 ctx.faults.hit("planned")
                 _write_back(ctx, plan)
+            if "merge" in chosen and not compute_only:
+                ctx.result.jobs.append(
+                    run_merge_job(client, mirror, mappings, settings, dry_run=dry, run_id=run_id)
+                )
         failed_tables = (
             [f"{t.table} ({t.error})" for t in result.sync.tables if not t.ok] if result.sync else []
         )
@@ -605,7 +610,12 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
     if "duplicates" in chosen:
         frames = {t: _frame(mirror, t) for t in ("lead", "contact", "account")}
         try:
-            outcomes.append(compute.run_duplicates(frames, config_path=directory / "duplicates.toml"))
+            frames, ruled = merge_inputs(
+                mirror, frames, directory / "duplicates.toml"
+            )  # merged records out, "not a duplicate" pairs
+            outcomes.append(
+                compute.run_duplicates(frames, config_path=directory / "duplicates.toml", ruled=ruled)
+            )
         except DvsyncError as exc:
             outcomes.append(_job_failed("duplicates", exc))
     value_jobs = {j for j in ("rfm", "clv") if j in chosen}

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 from connector.metadata import ColumnSpec
 from core.errors import ConfigError
-from jobs.service.mapping.catalogue import OUTPUT_CHOICES
 from jobs.service.mapping import OUTPUT_TYPES, MappingErrors, MappingSet, OutputColumn
+from jobs.service.mapping.catalogue import OUTPUT_CHOICES
 
 __all__ = ["ProvisionAction", "ProvisionReport", "column_spec", "provision"]
 

@@ -33,6 +33,7 @@ def survivorship_columns(
     id_column: str,
     orders: pd.DataFrame | None = None,
     activities: pd.DataFrame | None = None,
+    wanted: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Add ``order_count`` (accounts, contacts) and ``last_activity_on`` (leads) to ``records``.
 
@@ -42,18 +43,21 @@ def survivorship_columns(
         id_column: their id column.
         orders: canonical orders (``customer_id``); None or empty: every count is 0.
         activities: canonical activities (``lead_id``, ``occurred_on``).
+        wanted: master preferences (``["completeness", "order_count"]``); only the derived columns
+            they name are added (an extra column would count towards completeness). None: both.
 
     Returns:
         A copy of ``records`` with the derived columns.
     """
     out = records.copy()
     ids = out[id_column].astype(str).str.lower()
-    if table in ("account", "contact"):
+    names = None if wanted is None else {w.lstrip("-") for w in wanted}
+    if table in ("account", "contact") and (names is None or "order_count" in names):
         counts = pd.Series(dtype="int64")
         if orders is not None and not orders.empty and "customer_id" in orders:
             counts = orders["customer_id"].dropna().astype(str).str.lower().value_counts()
         out["order_count"] = ids.map(counts).fillna(0).astype("int64").to_numpy()
-    if table == "lead":
+    if table == "lead" and (names is None or "last_activity_on" in names):
         latest = pd.Series(dtype="datetime64[ns, UTC]")
         if activities is not None and not activities.empty and {"lead_id", "occurred_on"} <= set(activities):
             frame = activities.dropna(subset=["lead_id"])
