@@ -111,9 +111,7 @@ def _render(report: MergeReport) -> None:
             for item in stale.itertuples(index=False):
                 out.print(f"  {item.record_id}: {item.why}")
         if len(table.held_back):
-            out.print(
-                f"{table.table}: {len(table.held_back)} merge(s) held back by max_per_run (next run)"
-            )
+            out.print(f"{table.table}: {len(table.held_back)} merge(s) held back by max_per_run (next run)")
         for group in table.groups:
             if group["outcome"] in ("failed", "unknown", "skipped"):
                 out.print(f"{table.table} {group['group']}: {group['outcome']}: {group['error']}")

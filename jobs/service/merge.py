@@ -425,11 +425,10 @@ def _read_decisions(
 def _record_rulings(mirror: Mirror, table: str, evaluated: pd.DataFrame, found: pd.DataFrame) -> None:
     """Remember "not a duplicate" and "keep both" (a decision on the master covers its whole group)."""
     for item in evaluated[evaluated["action"].isin(["not_duplicate", "keep_both"])].itertuples(index=False):
-        if item.record_id == item.master_id:
-            group = found.at[item.record_id, "duplicate_group"]
-            others = [i for i in found.index[found["duplicate_group"] == group] if i != item.record_id]
-        else:
-            others = [item.master_id]
+        # The person looked at the whole group: the record is ruled against every other member of
+        # it, so a third record cannot chain it back into the same group.
+        group = found.at[item.record_id, "duplicate_group"]
+        others = [i for i in found.index[found["duplicate_group"] == group] if i != item.record_id]
         for other in others:
             merge_store.record_decision(mirror, table, item.record_id, other, item.action, source="dynamics")
 
@@ -596,7 +595,7 @@ def _merge_one_group(
         [(s, update if i == 0 else None) for i, s in enumerate(subs)],
         parenting_checks=policy.parenting_checks,
     )
-    status, error = outcome.status, outcome.message
+    status, error = outcome.status, " ".join(p for p in (outcome.code, outcome.message) if p) or None
     if status == "unknown":
         # The answer was lost: look at the records before saying anything.
         landed = [merged_into(client.get_record(entity_set, s)) == master_id for s in subs]

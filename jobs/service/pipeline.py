@@ -746,7 +746,10 @@ def _write_table(
     for record_id, column, value in zip(
         items["record_id"], items["column_name"], items["new_value"], strict=True
     ):
-        bodies.setdefault(record_id, {})[column] = value
+        # A cleared value can come back from the plan frame as NaN; Dataverse clears with null.
+        bodies.setdefault(record_id, {})[column] = (
+            None if isinstance(value, float) and math.isnan(value) else value
+        )
     total = len(records)
     done = 0
     ctx.meter.label = table
