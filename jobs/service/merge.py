@@ -458,16 +458,19 @@ def _entity_set(client: Any, mappings: MappingSet, table: str) -> str:
 # ------------------------------------------------------------------------------------ preview
 
 
-def _children(mirror: Mirror, table: str, record_id: str) -> str:
-    parts = []
+def _child_counts(mirror: Mirror, table: str) -> list[tuple[str, pd.Series]]:
+    """Per kind of child record (label), how many each parent id has: read once per table."""
+    counts = []
     for entity, column, label in _CHILDREN.get(table, ()):
         frame = _entity(mirror, entity)
         if frame is None or column not in frame:
             continue
-        count = int(frame[column].astype("string").str.lower().eq(record_id).fillna(False).sum())
-        if count:
-            parts.append(f"{count} {label}")
-    return ", ".join(parts)
+        counts.append((label, frame[column].dropna().astype(str).str.lower().value_counts()))
+    return counts
+
+
+def _children(counts: list[tuple[str, pd.Series]], record_id: str) -> str:
+    return ", ".join(f"{int(c[record_id])} {label}" for label, c in counts if record_id in c.index)
 
 
 def _preview(
@@ -484,6 +487,7 @@ def _preview(
     if taken.empty:
         return pd.DataFrame()
     by_id = records.set_index(id_column)
+    counts = _child_counts(mirror, table)
     writable = [
         f for f in fields if (m := mappings.tables[table].fields.get(f)) is not None and m.type in _WRITABLE
     ]
@@ -505,7 +509,7 @@ def _preview(
                 "master_changes": "; ".join(f"{k}: {master.get(k)!s} -> {v!s}" for k, v in changes.items())
                 if position == 0
                 else "",
-                "children_moving": _children(mirror, table, item.subordinate_id),
+                "children_moving": _children(counts, item.subordinate_id),
                 "_update_content": changes if position == 0 else {},
             }
             for name in fields:

@@ -71,6 +71,7 @@ def group_fingerprints(
     if found.empty:
         return pd.Series(dtype=object)
     values = records.assign(_id=records[id_column].astype(str).str.lower()).set_index("_id")
+    values = values[values.index.isin(found.index)]  # only grouped records need a fingerprint
     present = [f for f in fields if f in values.columns]
     text = values[present].astype("string").fillna("").agg("\x1f".join, axis=1) if present else None
     groups = found.groupby("duplicate_group")
@@ -174,6 +175,7 @@ def _same_any(
     fields = [f for f in fields if f in records.columns]
     if not fields:
         return np.ones(len(left), bool)
+    records = records[records.index.isin(set(left) | set(right))]  # normalise only the pairs' records
     for name in fields:
         column = records[name]
         if "mail" in name:
