@@ -36,18 +36,29 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import Protocol
 from urllib.parse import parse_qsl
 
+from connector.sandbox.config import SandboxConfig
 from connector.sandbox.faults import ApiError, bad_request, not_found_record
 from connector.sandbox.filters import format_datetime
 from connector.sandbox.protocol import AnnotationFilter, Request, Response, json_response
 from connector.sandbox.query import RecordWriter
 from connector.sandbox.schema import USER_ID, Table
+from connector.sandbox.storage import Store
 from connector.sandbox.writes import apply_upsert, current_row, parse_guid
 
-if TYPE_CHECKING:
-    from connector.sandbox.service import Service
+
+class Service(Protocol):
+    """What these messages need of :class:`connector.sandbox.service.Service` (named, not imported,
+    so that the service can dispatch to this module without an import cycle)."""
+
+    store: Store
+    config: SandboxConfig
+
+    def now(self) -> datetime: ...
+
 
 __all__ = ["MERGEABLE", "MERGED_STATE", "merge", "retrieve_duplicates"]
 
@@ -99,7 +110,7 @@ def _reference(body: dict, name: str, tables: dict[str, Table]) -> tuple[Table, 
 
 
 def _check_privileges(service: Service, table: Table) -> None:
-    denied = getattr(service.config, "denied_privileges", frozenset())
+    denied = service.config.denied_privileges
     for verb in ("Write", "AppendTo"):
         privilege = f"prv{verb}{_PRIVILEGE_NAMES.get(table.logical_name, table.logical_name)}"
         if privilege in denied:
@@ -157,7 +168,7 @@ def merge(service: Service, req: Request) -> Response:
             )
         values = {k: v for k, v in update_values.items() if k != table.primary_id}
     _check_privileges(service, table)
-    if sub_id in getattr(service.config, "failing_merges", frozenset()):
+    if sub_id in service.config.failing_merges:
         raise ApiError(
             400,
             "0x80040265",
@@ -199,7 +210,9 @@ def merge(service: Service, req: Request) -> Response:
     return Response(204, [("OData-Version", "4.0")])
 
 
-def _reparent(service: Service, conn: sqlite3.Connection, merged: Table, old: str, new: str, now) -> None:
+def _reparent(
+    service: Service, conn: sqlite3.Connection, merged: Table, old: str, new: str, now: datetime
+) -> None:
     """Point every lookup that names ``old`` (a ``merged`` record) at ``new``."""
     stamp = format_datetime(now)
     for table in service.store.tables.values():
