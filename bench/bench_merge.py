@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from connector.sandbox import Limits, Sandbox, SandboxConfig  # noqa: E402
+from jobs.service import merge_store  # noqa: E402
 from jobs.service.connect import connect  # noqa: E402
 from jobs.service.mapping import load_mappings  # noqa: E402
 from jobs.service.merge import run_merges  # noqa: E402
@@ -117,11 +118,23 @@ def bench(size: str, seed: int, execute: bool) -> None:
                     print(
                         f"  {result.table:8s} merges {grade['merges']:5d}  correct {grade['correct']:5d}  "
                         f"precision {grade['precision']:.3f}  recall {grade['recall']:.3f} "
-                        f"(of {grade['should']} true duplicates)"
+                        f"(of {grade['should']} true duplicates); held back {len(result.held_back)} "
+                        "(closed lead masters)"
                     )
                 if execute:
                     t0 = time.perf_counter()
                     done = run_merges(client, mirror, mappings, settings, dry_run=False)
+                    cluster = dict(zip(truth["record_id"].str.lower(), truth["cluster_id"], strict=True))
+                    audit = merge_store.audit(mirror)
+                    made = audit[audit["outcome"] == "merged"]
+                    wrong = sum(
+                        cluster.get(m) != cluster.get(s)
+                        for m, s in zip(made["master_id"], made["subordinate_id"], strict=True)
+                    )
+                    print(
+                        "  executed: precision of the merges Dataverse holds "
+                        f"{1 - wrong / max(len(made), 1):.3f}"
+                    )
                     merged = sum(t.count("merged") for t in done.tables)
                     failed = sum(t.count("failed") + t.count("unknown") for t in done.tables)
                     print(f"  executed: {merged} merged, {failed} failed in {time.perf_counter() - t0:.1f} s")

@@ -110,8 +110,8 @@ def _render(report: MergeReport) -> None:
             out.print(f"{table.table}: {len(stale)} decision(s) re-queued (the group changed since):")
             for item in stale.itertuples(index=False):
                 out.print(f"  {item.record_id}: {item.why}")
-        if len(table.held_back):
-            out.print(f"{table.table}: {len(table.held_back)} merge(s) held back by max_per_run (next run)")
+        for why, count in table.held_back.groupby("why").size().items() if len(table.held_back) else ():
+            out.print(f"{table.table}: {count} merge(s) held back: {why}")
         for group in table.groups:
             if group["outcome"] in ("failed", "unknown", "skipped"):
                 out.print(f"{table.table} {group['group']}: {group['outcome']}: {group['error']}")

@@ -74,7 +74,8 @@ class TableMerges:
     Attributes:
         table: ``lead``, ``contact`` or ``account``.
         preview: one row per merge (see :data:`PREVIEW_COLUMNS` in the CSV), made or to be made.
-        held_back: merges over the per-run cap, left for the next run.
+        held_back: merges not made this run, with ``why``: over the per-run cap (next run), or a
+            closed master.
         decisions: the decisions read from Dynamics and what was done with each.
         groups: per group: ``group``, ``master_id``, ``subordinates``, ``outcome``, ``error``.
         note: why the table was skipped, if it was.
@@ -197,7 +198,7 @@ def run_merge_job(
     parts = [
         f"{t}: {v['merged'] if not dry_run else v['planned']} {'merged' if not dry_run else 'planned'}"
         + (f", {v['failed']} failed" if v["failed"] else "")
-        + (f", {v['held_back']} held back by the cap" if v["held_back"] else "")
+        + (f", {v['held_back']} held back" if v["held_back"] else "")
         for t, v in summary["tables"].items()
     ]
     return JobOutcome(
@@ -329,7 +330,17 @@ def _merge_table(
         phone_region=config.phone_region,
         excluded=merged,
     )
-    taken, out.held_back = apply_cap(candidates, policy.max_per_run)
+    # Dataverse merges only into an active record: a closed lead cannot be the master.
+    closed = _closed(records, table, id_column)
+    blocked = candidates["master_id"].isin(closed)
+    taken, capped = apply_cap(candidates[~blocked.to_numpy()], policy.max_per_run)
+    out.held_back = pd.concat(
+        [
+            capped.assign(why=f"over max_per_run ({policy.max_per_run}); next run"),
+            candidates[blocked.to_numpy()].assign(why="the master is closed; reopen it or merge by hand"),
+        ],
+        ignore_index=True,
+    )
     out.preview = _preview(
         mirror, mappings, table, records, id_column, taken, policy.fields, list(config.fields)
     )
@@ -350,6 +361,14 @@ def _merge_table(
         for sub in rows["subordinate_id"]:
             merge_store.forget_approval(mirror, table, sub, rows["master_id"].iloc[0])
     return out
+
+
+def _closed(records: pd.DataFrame, table: str, id_column: str) -> set[str]:
+    """Records the mirror knows are closed (leads not open); others are checked before merging."""
+    if table != "lead" or "status" not in records:
+        return set()
+    status = records["status"].astype("string").str.lower()
+    return set(records.loc[status.notna().to_numpy() & status.ne("open").fillna(False).to_numpy(), id_column])
 
 
 def _approvals(memory: pd.DataFrame, found: pd.DataFrame) -> pd.DataFrame:
