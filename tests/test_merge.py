@@ -169,6 +169,8 @@ def test_dry_run_shows_the_merges_writes_a_csv_and_changes_nothing(sandbox, tmp_
         frame.columns
     )
     assert frame["children_moving"].fillna("").str.contains("orders|contacts").any()
+    truth = _truth(sandbox)  # precision 1.0 on the seed's ground truth, under the default merge band
+    assert all(truth[m] == truth[s] for m, s in zip(frame["master_id"], frame["subordinate_id"], strict=True))
     with connect(settings) as client:
         assert all(_merged(client, "accounts", s) is None for s in frame["subordinate_id"])
 

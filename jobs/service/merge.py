@@ -314,6 +314,8 @@ def _merge_table(
     evaluated = pd.concat([evaluated, approvals], ignore_index=True) if not approvals.empty else evaluated
     out.decisions = evaluated
     if not dry_run:
+        for item in approvals[approvals["action"] == "stale"].itertuples(index=False):
+            merge_store.forget_approval(mirror, table, item.record_id, item.master_id)
         merge_store.save_state(mirror, table, state)
         _record_rulings(mirror, table, evaluated, found)
         _requeue(client, mappings, table, evaluated)
