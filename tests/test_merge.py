@@ -30,7 +30,7 @@ from jobs.service.mirror import Mirror
 from jobs.service.pipeline import run_pipeline
 
 DECISION = "dvs_duplicatedecision"
-GROUP, MASTER = "dvs_duplicategroup", "dvs_suggestedmaster"
+GROUP, MASTER, STATUS = "dvs_duplicategroup", "dvs_suggestedmaster", "dvs_duplicatestatus"
 
 
 @pytest.fixture
@@ -102,9 +102,12 @@ def test_decision_merge_and_not_a_duplicate_that_stays_suppressed(sandbox, tmp_p
     with connect(settings) as client, Mirror(settings.mirror.path) as mirror:
         first = run_pipeline(client, mirror, mappings, settings, jobs=["duplicates", "merge"])
         assert first.ok and not merge_store.audit(mirror).shape[0]  # auto-merge is off by default
-        shown = read_columns(sandbox, "contacts", [GROUP, MASTER])
+        shown = read_columns(sandbox, "contacts", [GROUP, MASTER, STATUS])
         grouped = {i: v for i, v in shown.items() if v[MASTER] and v[MASTER] != i}
         merge_id, other_id = sorted(grouped)[:2]
+        # The review band is written back for a person to decide (auto-merge is off).
+        assert shown[merge_id][STATUS] == "Possible duplicate"
+        assert shown[grouped[merge_id][MASTER]][STATUS] == "Suggested master"
         assert grouped[merge_id][MASTER] != grouped[other_id][MASTER]
         patch(sandbox, "contacts", merge_id, {DECISION: _option(client, "Merge into suggested master")})
         patch(sandbox, "contacts", other_id, {DECISION: _option(client, "Not a duplicate")})

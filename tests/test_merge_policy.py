@@ -10,6 +10,7 @@ from jobs.leads.duplicates.merge_config import load_merge_config
 from jobs.leads.duplicates.merge_policy import (
     apply_cap,
     drop_pairs,
+    duplicate_status,
     evaluate_decisions,
     group_fingerprints,
     merge_candidates,
@@ -47,9 +48,21 @@ def test_policy_needs_the_band_and_a_shared_value_and_is_off_by_default(tmp_path
     # b shares a (case-folded) e-mail with a; d shares an E.164 phone with c; e shares nothing.
     assert sorted(zip(got["master_id"], got["subordinate_id"], strict=True)) == [("a", "b"), ("c", "d")]
     assert set(got["reason"]) == {"policy"}
+    status = duplicate_status(FOUND, PAIRS, RECORDS, on, id_column="contact_id")
+    assert status.to_dict() == {
+        "a": "Suggested master",
+        "b": "Will be merged",
+        "e": "Possible duplicate",
+        "c": "Suggested master",
+        "d": "Will be merged",
+    }
     path.write_text("[contact]\n")
     off = load_merge_config(path, "contact", ("email", "phone"))
     assert not off.auto_merge and merge_candidates(FOUND, PAIRS, RECORDS, off, id_column="contact_id").empty
+    assert set(duplicate_status(FOUND, PAIRS, RECORDS, off, id_column="contact_id")) == {
+        "Suggested master",
+        "Possible duplicate",
+    }
 
 
 def test_decisions_merge_and_memory_blocks(tmp_path):

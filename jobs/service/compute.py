@@ -30,7 +30,8 @@ from jobs.errors import JobError
 from jobs.leads.duplicates.clustering import cluster
 from jobs.leads.duplicates.config import DuplicateConfig, load_duplicate_config
 from jobs.leads.duplicates.detect import find_duplicates, link_records
-from jobs.leads.duplicates.merge_policy import drop_pairs
+from jobs.leads.duplicates.merge_config import load_merge_config
+from jobs.leads.duplicates.merge_policy import drop_pairs, duplicate_status
 from jobs.leads.scoring import scorer as scoring
 
 __all__ = [
@@ -426,6 +427,11 @@ def run_duplicates(
             notes.append(f"{table}: nothing written ({exc})")
             continue
         found = duplicate_groups(pairs, groups, held)
+        # Review band (a person decides) or merge band (the merge policy will merge it).
+        policy = load_merge_config(config_path, table, tuple(config.fields))
+        found["duplicate_status"] = duplicate_status(
+            found, pairs, records, policy, id_column=config.id_column, phone_region=config.phone_region
+        )
         ids = records[config.id_column].astype(str).str.lower()
         outcome.results[table] = found.reindex(pd.Index(ids, name=None))
         counts[table] = int(groups["cluster_id"].nunique()) if not groups.empty else 0

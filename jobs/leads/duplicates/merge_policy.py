@@ -33,8 +33,10 @@ from jobs.leads.duplicates.normalize import normalize_email, normalize_phone, no
 
 __all__ = [
     "DECISIONS",
+    "STATUS_LABELS",
     "apply_cap",
     "drop_pairs",
+    "duplicate_status",
     "evaluate_decisions",
     "group_fingerprints",
     "merge_candidates",
@@ -254,6 +256,39 @@ def merge_candidates(
             "score": chosen["score"],
         }
     ).reset_index(drop=True)[CANDIDATE_COLUMNS]
+
+
+STATUS_LABELS = {
+    "master": "Suggested master",
+    "review": "Possible duplicate",
+    "merge": "Will be merged",
+}
+"""What the "Duplicate Status" column says: the master of a group; a record in the review band,
+for a person to decide; a record the merge policy will merge on the next merge run."""
+
+
+def duplicate_status(
+    found: pd.DataFrame,
+    pairs: pd.DataFrame,
+    records: pd.DataFrame,
+    config: MergeConfig,
+    *,
+    id_column: str,
+    phone_region: str = "US",
+    memory: pd.DataFrame | None = None,
+) -> pd.Series:
+    """The status of each grouped record (index as ``found``): see :data:`STATUS_LABELS`."""
+    status = pd.Series(STATUS_LABELS["review"], index=found.index, dtype=object)
+    if found.empty:
+        return status
+    masters = found.index.astype(str).str.lower() == found["suggested_master"].astype(str).str.lower()
+    status[masters] = STATUS_LABELS["master"]
+    if config.auto_merge:
+        policy = merge_candidates(
+            found, pairs, records, config, id_column=id_column, memory=memory, phone_region=phone_region
+        )
+        status[status.index.isin(set(policy["subordinate_id"]))] = STATUS_LABELS["merge"]
+    return status
 
 
 def apply_cap(candidates: pd.DataFrame, cap: int) -> tuple[pd.DataFrame, pd.DataFrame]:
