@@ -321,6 +321,12 @@ def _merge_table(
         _requeue(client, mappings, table, evaluated)
         ruled = merge_store.memory(mirror, table)
         ruled = ruled[ruled["decision"] != "merge"]
+    # This run's rulings count at once (a dry run records nothing but must not plan them either).
+    fresh = evaluated[evaluated["action"].isin(["not_duplicate", "keep_both"])]
+    fresh = pd.DataFrame(
+        {"id_a": fresh["record_id"], "id_b": fresh["master_id"], "decision": fresh["action"]}
+    )
+    ruled = pd.concat([ruled[["id_a", "id_b", "decision"]], fresh], ignore_index=True)
     candidates = merge_candidates(
         found,
         pairs,
