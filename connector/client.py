@@ -20,11 +20,13 @@ from urllib.parse import urlsplit
 import requests
 
 from connector import changes as _changes
+from connector import merge as _merge
 from connector import metadata as _metadata
 from connector import records as _records
 from connector import writeback as _writeback
 from connector.changes import ChangePage, Changes
 from connector.http import DEFAULT_TIMEOUT, HttpClient, RetryPolicy, ThrottleState, sanitize_url
+from connector.merge import MergeOutcome
 from connector.metadata import ColumnSpec, TableDefinition, WhoAmI
 from connector.paging import FORMATTED_VALUES, iter_pages, prefer_header
 from connector.query import build_query, validate_name
@@ -281,6 +283,23 @@ class DataverseClient:
         )
 
     # -- metadata -----------------------------------------------------------------------------
+
+    def merge_group(
+        self,
+        table: str,
+        master_id: str,
+        subordinates: Sequence[tuple[str, dict[str, Any] | None]],
+        *,
+        parenting_checks: bool = False,
+    ) -> MergeOutcome:
+        """Merge duplicates into their master with ``Merge``, all or none (:mod:`connector.merge`)."""
+        return _merge.merge_group(
+            self.http, table, f"{table}id", master_id, subordinates, parenting_checks=parenting_checks
+        )
+
+    def get_record(self, entity_set: str, record_id: str) -> dict[str, Any] | None:
+        """Read one whole record by id, or None when it does not exist."""
+        return _merge.get_record(self.http, entity_set, record_id)
 
     def whoami(self) -> WhoAmI:
         """Return the caller's user, business unit and organization ids (the connectivity check)."""

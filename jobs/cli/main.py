@@ -25,6 +25,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("sync", "jobs.cli.sync", "pull the mapped tables into the local mirror"),
     ("run", "jobs.cli.run", "sync, compute the jobs, write the results back (one run)"),
     ("rollback", "jobs.cli.rollback", "restore the values a run overwrote"),
+    ("merge", "jobs.cli.merge", "merge approved duplicates in Dynamics (a dry run unless --no-dry-run)"),
     ("schedule", "jobs.cli.schedule", "run on the configured cron schedules, in the foreground"),
     ("status", "jobs.cli.status", "last runs, next scheduled runs, mirror freshness"),
     ("demo", "jobs.cli.demo", "start the sandbox, provision, run twice and show the results"),

@@ -54,6 +54,7 @@ from jobs.service import compute
 from jobs.service.compute import JobOutcome
 from jobs.service.inputs import JOB_ENTITIES, blocked_jobs, incomplete_tables
 from jobs.service.mapping import MappingSet, OutputColumn
+from jobs.service.merge import merge_inputs, run_merge_job
 from jobs.service.mirror import Mirror, MirrorError
 from jobs.service.mirror.database import note_lock
 from jobs.service.plan import (
@@ -428,6 +429,10 @@ def run_pipeline(
                 _store_plan(ctx, plan, outcomes)
                 ctx.faults.hit("planned")
                 _write_back(ctx, plan)
+            if "merge" in chosen and not compute_only:
+                ctx.result.jobs.append(
+                    run_merge_job(client, mirror, mappings, settings, dry_run=dry, run_id=run_id)
+                )
         failed_tables = (
             [f"{t.table} ({t.error})" for t in result.sync.tables if not t.ok] if result.sync else []
         )
@@ -660,7 +665,12 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
     if "duplicates" in chosen:
         frames = {t: _frame(ctx, t) for t in ("lead", "contact", "account")}
         try:
-            outcomes.append(compute.run_duplicates(frames, config_path=directory / "duplicates.toml"))
+            frames, ruled = merge_inputs(
+                mirror, frames, directory / "duplicates.toml"
+            )  # merged records out, "not a duplicate" pairs
+            outcomes.append(
+                compute.run_duplicates(frames, config_path=directory / "duplicates.toml", ruled=ruled)
+            )
         except DvsyncError as exc:
             outcomes.append(_job_failed("duplicates", exc))
     value_jobs = {j for j in ("rfm", "clv") if j in chosen}
@@ -805,7 +815,10 @@ def _write_table(
     for record_id, column, value, old in zip(
         items["record_id"], items["column_name"], items["new_value"], items["old_value"], strict=True
     ):
-        bodies.setdefault(record_id, {})[column] = value
+        # A cleared value can come back from the plan frame as NaN; Dataverse clears with null.
+        bodies.setdefault(record_id, {})[column] = (
+            None if isinstance(value, float) and math.isnan(value) else value
+        )
         expected.setdefault(record_id, {})[column] = old
     etags = _etags(ctx, table)
     total = len(records)

@@ -26,6 +26,7 @@ from connector.metadata import ColumnSpec
 from core.errors import ConfigError
 from core.private import private_dir, private_file
 from jobs.service.mapping import OUTPUT_TYPES, MappingErrors, MappingSet, OutputColumn
+from jobs.service.mapping.catalogue import OUTPUT_CHOICES
 
 __all__ = [
     "ProvisionAction",
@@ -78,6 +79,7 @@ _KINDS = {
     "boolean": "Boolean",
     "datetime": "DateTime",
     "date": "DateTime",
+    "choice": "Picklist",
 }
 
 
@@ -152,6 +154,8 @@ def column_spec(output: OutputColumn) -> ColumnSpec:
         min_value=output.min_value if numeric else None,
         max_value=output.max_value if numeric else None,
         date_only=output.type == "date",
+        # Dataverse gives the values (publisher prefix); dvsync reads the options back by label.
+        options=tuple((None, label) for label in OUTPUT_CHOICES.get(output.result, ())),
     )
 
 

@@ -71,7 +71,9 @@ __all__ = [
 
 CONFIG_ENV_VAR = "DVSYNC_CONFIG"
 # The analytics jobs the pipeline knows; `jobs.enabled` and schedule sets must name these.
-KNOWN_JOBS: tuple[str, ...] = ("scoring", "duplicates", "rfm", "clv")
+KNOWN_JOBS: tuple[str, ...] = ("scoring", "duplicates", "rfm", "clv", "merge")
+# Merging cannot be undone in Dynamics: the merge job runs only where it is named explicitly.
+DEFAULT_JOBS: tuple[str, ...] = tuple(j for j in KNOWN_JOBS if j != "merge")
 LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -139,7 +141,7 @@ class JobsSettings(SettingsSection):
     """Which analytics jobs run."""
 
     enabled: JobNames = Field(
-        default_factory=lambda: list(KNOWN_JOBS), description="Jobs run by `dvsync run`, in this order."
+        default_factory=lambda: list(DEFAULT_JOBS), description="Jobs run by `dvsync run`, in this order."
     )
 
 

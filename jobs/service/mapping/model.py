@@ -152,6 +152,7 @@ OUTPUT_TYPES: dict[str, frozenset[str]] = {
     "boolean": frozenset({"Boolean"}),
     "datetime": frozenset({"DateTime"}),
     "date": frozenset({"DateTime"}),
+    "choice": frozenset({"Picklist"}),
 }
 
 
@@ -208,6 +209,7 @@ class OutputColumn:
             "boolean": "bool",
             "datetime": "datetime",
             "date": "datetime",
+            "choice": "int",
         }[self.type]
 
     def to_wire(self, values: pd.Series, *, scaled: bool = False) -> list[Any]:
@@ -243,6 +245,9 @@ class OutputColumn:
             return [None if pd.isna(v) else str(v) for v in text]
         if self.type == "boolean":
             return [None if pd.isna(v) else bool(v) for v in values]
+        if self.type == "choice":
+            numbers = pd.to_numeric(values, errors="coerce")
+            return [None if pd.isna(v) else int(v) for v in numbers]
         stamps = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
         pattern = "%Y-%m-%d" if self.type == "date" else "%Y-%m-%dT%H:%M:%SZ"
         text = stamps.dt.strftime(pattern) if isinstance(stamps, pd.Series) else stamps.strftime(pattern)
