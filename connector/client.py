@@ -297,10 +297,6 @@ class DataverseClient:
             self.http, table, f"{table}id", master_id, subordinates, parenting_checks=parenting_checks
         )
 
-    def get_record(self, entity_set: str, record_id: str) -> dict[str, Any] | None:
-        """Read one whole record by id, or None when it does not exist."""
-        return _merge.get_record(self.http, entity_set, record_id)
-
     def whoami(self) -> WhoAmI:
         """Return the caller's user, business unit and organization ids (the connectivity check)."""
         return _metadata.whoami(self.http)
@@ -333,8 +329,10 @@ class DataverseClient:
 
     # -- single records (views, charts, forms, messages) --------------------------------------
 
-    def get_record(self, entity_set: str, record_id: str, select: Sequence[str]) -> dict[str, Any] | None:
-        """One record's ``select`` columns, or None when it does not exist."""
+    def get_record(
+        self, entity_set: str, record_id: str, select: Sequence[str] | None = None
+    ) -> dict[str, Any] | None:
+        """One record's ``select`` columns (every column when None), or None when it does not exist."""
         return _records.get_record(self.http, entity_set, record_id, select)
 
     def create_record(

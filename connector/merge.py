@@ -32,7 +32,7 @@ from connector.errors import AuthError, DataverseError, RetriableError
 from connector.http import HttpClient, error_from_parts, error_from_response
 from connector.writeback import encode_value
 
-__all__ = ["MERGEABLE_TABLES", "MergeOutcome", "get_record", "merge_body", "merge_group", "merged_into"]
+__all__ = ["MERGEABLE_TABLES", "MergeOutcome", "merge_body", "merge_group", "merged_into"]
 
 MERGEABLE_TABLES = ("account", "contact", "lead")
 """Tables dvsync merges (Dataverse also merges incident, which dvsync does not mirror)."""
@@ -154,17 +154,6 @@ def merge_group(
     if len(parts) < len(requests):
         return MergeOutcome("unknown", None, None, "Dataverse answered fewer merges than were sent")
     return MergeOutcome("merged", 204)
-
-
-def get_record(http: HttpClient, entity_set: str, record_id: str) -> dict[str, Any] | None:
-    """Read one whole record (every column), or None when it does not exist."""
-    if not _GUID.match(str(record_id).lower()):
-        raise ValueError(f"record id {record_id!r} is not a GUID")
-    response = http.request("GET", f"{entity_set}({record_id.lower()})", ok_statuses=(404,))
-    if response.status_code == 404:
-        return None
-    data = response.json()
-    return {k: v for k, v in data.items() if not k.startswith("@odata.context")}
 
 
 def merged_into(record: Mapping[str, Any] | None) -> str | None:
