@@ -18,6 +18,7 @@ from core.version import __version__
 
 # (command, module, one-line help). Modules are imported only when their command runs.
 COMMANDS: list[tuple[str, str, str]] = [
+    ("init", "jobs.cli.init", "write a working folder: config.toml, mappings/, .gitignore"),
     ("sandbox", "connector.sandbox.cli", "run the local Dataverse-compatible sandbox server"),
     ("check", "jobs.cli.check", "validate config and mappings against the org's metadata"),
     ("provision", "jobs.cli.provision", "create the missing output columns, then publish"),
