@@ -74,17 +74,18 @@ def test_run_json_reports_per_table_counts_and_json_logs_hold_no_token(
     capsys,
 ):
     config = write_config(tmp_path / "cli", psandbox, extra='[logging]\njson = true\nlevel = "INFO"\n')
-    config.write_text(config.read_text().replace("dry_run = false", "dry_run = true"))
+    config.write_text(config.read_text().replace("dry_run = false\n", ""))
     monkeypatch.setenv("DVSYNC__AUTH__TOKEN", psandbox.token)
-    # writeback.dry_run = true: a plain run only plans ...
+    # No dry_run key: safe by default, a plain run only plans ...
     assert main(["--config", str(config), "run", "--jobs", "rfm", "--json"]) == 0
     dry = json.loads(capsys.readouterr().out)
-    assert dry["dry_run"] and dry["plan_csv"] and dry["tables"]["account"]["written"] == 0
+    assert dry["dry_run"] and dry["mode"] == "dry-run" and dry["plan_csv"]
+    assert dry["tables"]["account"]["written"] == 0
     # ... and --no-dry-run writes.
     assert main(["-v", "--config", str(config), "run", "--jobs", "rfm", "--no-dry-run", "--json"]) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)
-    assert report["ok"] and report["outcome"] == "ok" and not report["dry_run"]
+    assert report["ok"] and report["outcome"] == "ok" and report["mode"] == "write"
     for table in ("salesorder", "account", "contact"):
         assert {"read", "written", "failed"} <= set(report["tables"][table])
     assert dry["tables"]["salesorder"]["read"] > 10000 and report["tables"]["salesorder"]["mode"] == "delta"

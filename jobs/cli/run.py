@@ -1,4 +1,7 @@
-"""``dvsync run [--jobs scoring,duplicates,rfm,clv] [--dry-run] [--json]``: one pipeline run."""
+"""``dvsync run [--jobs scoring,duplicates,rfm,clv] [--no-dry-run] [--json]``: one pipeline run.
+
+It plans and writes nothing unless told to write: ``--no-dry-run``, or ``[writeback] dry_run = false``.
+"""
 
 from __future__ import annotations
 
@@ -30,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dry-run",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="plan the writes into a CSV and print a summary, changing nothing in Dynamics "
-        "(--no-dry-run writes even when writeback.dry_run = true)",
+        help="plan the writes into a CSV, changing nothing in Dynamics: the default unless "
+        "[writeback] dry_run = false; --no-dry-run writes back",
     )
     parser.add_argument("--plan-csv", metavar="PATH", help="where a dry run writes its plan")
     parser.add_argument("--full", action="store_true", help="re-read every table in full first")

@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
             "run_id",
             "kind",
             "trigger",
+            "mode",
             "started_at",
             "finished_at",
             "outcome",

@@ -302,6 +302,7 @@ class PipelineResult:
             "outcome": self.outcome,
             "ok": self.ok,
             "dry_run": self.dry_run,
+            "mode": "dry-run" if self.dry_run else "write",
             "tables": self.tables,
             "jobs": {j.job: j.as_dict() for j in self.jobs},
             "planned": len(self.plan),
@@ -396,7 +397,8 @@ def run_pipeline(
         progress,
         clock(),
     )
-    log.info("run %d started: jobs %s%s", run_id, ", ".join(chosen) or "none", " (dry run)" if dry else "")
+    mode = "dry run: plans only, writes nothing" if dry else "write mode: writes changed values"
+    log.info("run %d started (%s): jobs %s", run_id, mode, ", ".join(chosen) or "none")
     try:
         with ctx.meter.attached(client):
             _sync(ctx, full=full)

@@ -56,6 +56,7 @@ def collect_status(
                 "trigger": stats.get("trigger"),
                 "jobs": row.jobs or [],
                 "dry_run": bool(row.dry_run),
+                "mode": "dry-run" if row.dry_run else "write",
                 "started_at": _iso(row.started_at),
                 "finished_at": _iso(row.finished_at),
                 "outcome": row.outcome,
