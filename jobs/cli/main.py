@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -43,11 +44,19 @@ def _build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         metavar="PATH",
         help="config.toml to use (default: $DVSYNC_CONFIG, else ./config.toml when present)",
     )
+    parser.add_argument(
+        "--json",
+        dest="global_json",
+        action="store_true",
+        help="machine-readable output (same as after COMMAND)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     chosen = _command_name(argv)
     for name, module_name, help_text in COMMANDS:
         sub = commands.add_parser(name, help=help_text, description=help_text)
+        # Global options work after the command too; SUPPRESS keeps an earlier value (`-v run`).
+        sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logs")
         if name == chosen:
             module = importlib.import_module(module_name)
             module.add_arguments(sub)
@@ -90,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _build_parser(argv)
     args = parser.parse_args(argv)
+    if args.global_json:
+        if not hasattr(args, "json"):
+            parser.error(f"`dvsync {args.command}` has no --json output")
+        args.json = True
     _setup_logging(args)
     try:
         return int(args.handler(args) or 0)
@@ -101,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dvsync: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `dvsync status --json | head`: the reader left; say nothing more on a closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from jobs.cli.common import add_common_options, console, print_json, render_table, settings_from_args
 from jobs.service.connect import connect
 from jobs.service.mapping import load_mappings
 from jobs.service.provision import ProvisionReport, provision
+from jobs.service.stopping import stop_on_signals
 
 __all__ = ["add_arguments", "run"]
 
@@ -22,12 +24,21 @@ def run(args: argparse.Namespace) -> int:
     """Provision the output columns and print what was (or would be) done."""
     settings = settings_from_args(args)
     mappings = load_mappings(settings.mappings.dir, prefix=settings.writeback.publisher_prefix)
-    with connect(settings) as client:
-        report = provision(client, mappings, solution=settings.writeback.solution, dry_run=args.dry_run)
+    with connect(settings) as client, stop_on_signals() as stop:
+        report = provision(
+            client, mappings, solution=settings.writeback.solution, dry_run=args.dry_run, stop=stop
+        )
     if args.json:
         print_json(report.as_dict())
     else:
         _render(report)
+    if report.stopped:
+        print(
+            f"dvsync: provision stopped by {stop.signal_name} after {len(report.created)} column(s); "
+            "those are published, and `dvsync provision` creates the rest",
+            file=sys.stderr,
+        )
+        return stop.exit_code
     return 0
 
 

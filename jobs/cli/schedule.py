@@ -7,12 +7,12 @@ import logging
 import threading
 
 from jobs.cli.common import add_common_options, settings_from_args
-from jobs.cli.run import stop_on_signals
 from jobs.service.connect import connect
 from jobs.service.mapping import load_mappings
 from jobs.service.mirror import Mirror
 from jobs.service.pipeline import RunLock, lock_path_for, run_pipeline
 from jobs.service.schedule import Scheduler, next_runs
+from jobs.service.stopping import stop_on_signals
 
 __all__ = ["add_arguments", "run"]
 

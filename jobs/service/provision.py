@@ -9,6 +9,8 @@ published with one ``PublishXml``. Running it again changes nothing.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -16,6 +18,8 @@ from typing import Any, Protocol
 from connector.metadata import ColumnSpec
 from core.errors import ConfigError
 from jobs.service.mapping import OUTPUT_TYPES, MappingErrors, MappingSet, OutputColumn
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ProvisionAction", "ProvisionReport", "column_spec", "provision"]
 
@@ -69,6 +73,8 @@ class ProvisionReport:
     solution: str | None
     actions: list[ProvisionAction] = field(default_factory=list)
     published: list[str] = field(default_factory=list)
+    stopped: bool = False
+    """A stop signal ended it between two columns (those created were published)."""
 
     @property
     def created(self) -> list[ProvisionAction]:
@@ -83,6 +89,7 @@ class ProvisionReport:
             "actions": [vars(a) for a in self.actions],
             "published": self.published,
             "created": len(self.created),
+            "stopped": self.stopped,
         }
 
 
@@ -108,6 +115,7 @@ def provision(
     *,
     solution: str | None,
     dry_run: bool = False,
+    stop: threading.Event | None = None,
 ) -> ProvisionReport:
     """Create the missing output columns of every enabled mapped table, then publish.
 
@@ -116,6 +124,8 @@ def provision(
         mappings: the validated mapping set (outputs with the publisher prefix applied).
         solution: the unmanaged solution that receives the columns (``writeback.solution``).
         dry_run: report what would be created, change nothing.
+        stop: when set (SIGINT/SIGTERM), no further column is created; those created so far are
+            published, so the next ``provision`` finds them complete and creates the rest.
 
     Raises:
         ConfigError: no solution configured while columns are missing (not in a dry run).
@@ -156,10 +166,14 @@ def provision(
         )
     created_tables: list[str] = []
     for table, output in plan:
+        if stop is not None and stop.is_set() and not dry_run:
+            report.stopped = True
+            break
         if dry_run:
             report.actions.append(_action(table, output, "would create"))
             continue
         created = client.create_column(table, column_spec(output), solution=solution)  # type: ignore[arg-type]
+        log.info("%s column %s on %s", "created" if created else "found", output.logical_name, table)
         report.actions.append(_action(table, output, "created" if created else "exists"))
         if created and table not in created_tables:
             created_tables.append(table)

@@ -48,6 +48,7 @@ from jobs.service.mapping import (
     validate_against_org,
 )
 from jobs.service.mirror import Mirror, SyncState, TableLayout, utc_text
+from jobs.service.stopping import StopNow
 
 __all__ = [
     "DEFAULT_WINDOW_OVERLAP",
@@ -218,6 +219,7 @@ def sync_tables(
             if unavailable:
                 report.error = f"not attempted: {unavailable}"
             else:
+                log.info("syncing %s", mapping.name)
                 try:
                     sync_table(
                         client,
@@ -257,7 +259,11 @@ def sync_tables(
             )
     except BaseException as exc:
         if own_run:
-            outcome = "interrupted" if isinstance(exc, KeyboardInterrupt | SystemExit) else "failed"
+            stopped = isinstance(exc, KeyboardInterrupt | SystemExit | StopNow)
+            outcome = "interrupted" if stopped else "failed"
+            if isinstance(exc, StopNow):
+                mirror.recover_after_stop()
+                exc = StopNow("stopped by a signal")
             mirror.finish_run(run_id, outcome, stats=result.as_dict(), error=str(exc) or type(exc).__name__)
         raise
     if own_run:
