@@ -46,12 +46,13 @@ def test_a_bad_config_key_is_exit_code_2_naming_the_file(tmp_path, monkeypatch, 
     assert "batch_size" in err and "config.toml" in err and "Traceback" not in err
 
 
-def test_unreachable_dataverse_fails_the_run_with_exit_code_1_and_records_it(tmp_path, monkeypatch, capsys):
+def test_unreachable_dataverse_fails_the_run_with_exit_code_2_naming_the_url(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DVSYNC__AUTH__TOKEN", SECRET)
     config = offline_config(tmp_path, "[http]\nmax_attempts = 1\nretry_budget_seconds = 1\n")
     code = main(["--config", str(config), "run", "--jobs", "rfm", "--json"])
     captured = capsys.readouterr()
-    assert code == 1 and "Traceback" not in captured.err
+    # Nothing listens on port 9: a configuration problem under [dataverse.url], not a passing fault.
+    assert code == 2 and "Traceback" not in captured.err and "[dataverse.url]" in captured.err
     assert SECRET not in captured.err + captured.out
 
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from connector.errors import AuthError, DataverseError
+from connector.errors import AuthError, DataverseError, EndpointError, RetriableError
 from core.errors import ConfigError, DvsyncError
 from jobs.service.mapping import (
     MappingErrors,
@@ -117,6 +117,10 @@ def problem_dict(problem: ConfigError) -> dict[str, Any]:
 def _as_problem(exc: DvsyncError, key: str) -> ConfigError:
     if isinstance(exc, ConfigError):
         return exc
+    if isinstance(exc, EndpointError):
+        return ConfigError(exc.message, key=exc.key, hint=exc.hint)  # the setting to fix, once
+    if isinstance(exc, RetriableError) and key == "auth":
+        key = "dataverse.url"  # no answer at all is about reaching the URL, not the sign-in
     hint = getattr(exc, "hint", None)
     return ConfigError(str(exc), key=key, hint=hint)
 

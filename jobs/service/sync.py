@@ -34,6 +34,7 @@ from connector.errors import (
     AuthError,
     ChangeTokenExpiredError,
     ChangeTrackingDisabledError,
+    EndpointError,
     FatalApiError,
     RetriableError,
 )
@@ -234,8 +235,8 @@ def sync_tables(
                         monotonic=monotonic,
                         report=report,
                     )
-                except AuthError:
-                    raise
+                except (AuthError, EndpointError):
+                    raise  # every table would fail the same way: say it once
                 except DvsyncError as exc:
                     # The pages committed before the failure stay (and count); the caller shows the
                     # report, so the log is only the debug trail.
