@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from connector.errors import AuthError, DataverseError, EndpointError, RetriableError
 from core.errors import ConfigError, DvsyncError
+from jobs.service.labels import check_labels
 from jobs.service.mapping import (
     MappingErrors,
     MappingSet,
@@ -144,23 +146,70 @@ def check(
         The report; ``report.ok`` is False when anything must be fixed.
     """
     report = CheckReport(environment=settings.dataverse.url)
+    unreadable = False
     if mappings is None:
         try:
             mappings, problems = collect_mappings(
                 settings.mappings.dir, prefix=settings.writeback.publisher_prefix
             )
             report.problems.extend(problems)
+            unreadable = _unreadable_files(problems, mappings)
         except ConfigError as exc:
             report.problems.append(exc)
+    enabled_jobs = list(settings.jobs.enabled if jobs is None else jobs)
     if mappings is not None:
-        enabled_jobs = list(settings.jobs.enabled if jobs is None else jobs)
-        report.problems.extend(validate_for_jobs(mappings, enabled_jobs))
-        report.problems.extend(check_job_files(mappings, enabled_jobs))
+        if not unreadable:
+            # A mapping file that does not load hides its table: every job check would then report
+            # the table as missing, a knock-on of the one problem already listed.
+            report.problems.extend(validate_for_jobs(mappings, enabled_jobs))
+            report.problems.extend(check_job_files(mappings, enabled_jobs))
         chosen = _chosen_tables(settings, mappings, report)
     else:
         chosen = []
+    try:
+        _check_org(report, settings, client, mappings, chosen, enabled_jobs, unreadable)
+    finally:
+        report.problems = _once(report.problems)
+    return report
+
+
+# Files in the mappings folder that configure a job rather than map a table.
+_JOB_FILES = frozenset({"outputs", "scoring", "duplicates", "customer_value", "rfm_segments"})
+
+
+def _unreadable_files(problems: Sequence[ConfigError], mappings: MappingSet) -> bool:
+    """Whether a table's mapping file did not load (so its table is unknown to every later check)."""
+    return any(
+        problem.file
+        and Path(problem.file).parent == Path(mappings.directory)
+        and Path(problem.file).stem not in _JOB_FILES
+        and Path(problem.file).stem not in mappings.tables
+        for problem in problems
+    )
+
+
+def _once(problems: Sequence[ConfigError]) -> list[ConfigError]:
+    """Each problem once, in the order found (a file read by two checks reports its error once)."""
+    seen: set[str] = set()
+    unique = []
+    for problem in problems:
+        if str(problem) not in seen:
+            seen.add(str(problem))
+            unique.append(problem)
+    return unique
+
+
+def _check_org(
+    report: CheckReport,
+    settings: Any,
+    client: _Client | None,
+    mappings: MappingSet | None,
+    chosen: Sequence[TableMapping],
+    jobs: Sequence[str],
+    unreadable: bool,
+) -> None:
     if client is None:
-        return report
+        return
     try:
         identity = client.whoami()
         report.identity = {
@@ -170,7 +219,8 @@ def check(
         }
     except (AuthError, DataverseError) as exc:
         report.problems.append(_as_problem(exc, "auth"))
-        return report  # every other call would fail the same way
+        return  # every other call would fail the same way
+    definitions: dict[str, Any] = {}
     for mapping in chosen:
         entry = TableCheck(name=mapping.name, table=mapping.table, fields=len(mapping.fields))
         report.tables.append(entry)
@@ -185,6 +235,7 @@ def check(
                 report.problems.append(_as_problem(exc, f"{mapping.name}.table"))
             entry.ok = False
             continue
+        definitions[mapping.name] = definition
         entry.entity_set = mapping.entity_set or definition.entity_set_name
         entry.change_tracking = bool(definition.change_tracking_enabled)
         outputs = mappings.outputs_for(mapping.name)
@@ -208,7 +259,8 @@ def check(
                 f"prefix is `{settings.writeback.publisher_prefix}`, then run `dvsync provision`",
             )
         )
-    return report
+    if mappings is not None and not unreadable:
+        report.problems.extend(check_labels(mappings, definitions, jobs))
 
 
 def check_job_files(mappings: MappingSet, jobs: Sequence[str]) -> list[ConfigError]:

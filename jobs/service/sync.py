@@ -39,7 +39,7 @@ from connector.errors import (
     RetriableError,
 )
 from connector.query import condition
-from core.errors import DvsyncError
+from core.errors import ConfigError, DvsyncError
 from jobs.service.mapping import (
     MappingErrors,
     MappingSet,
@@ -235,8 +235,10 @@ def sync_tables(
                         monotonic=monotonic,
                         report=report,
                     )
-                except (AuthError, EndpointError):
-                    raise  # every table would fail the same way: say it once
+                except (AuthError, EndpointError, ConfigError):
+                    # Every table would fail the same way, or a mapping must be fixed (exit code 2
+                    # from every command): say it once rather than as a failed table.
+                    raise
                 except DvsyncError as exc:
                     # The pages committed before the failure stay (and count); the caller shows the
                     # report, so the log is only the debug trail.
