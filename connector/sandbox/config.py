@@ -58,6 +58,8 @@ class SandboxConfig:
         duplicate_rules: table → columns that together make a duplicate, applied only to writes
             sent with ``MSCRM.SuppressDuplicateDetection: false`` (Dataverse's default rules match
             leads and contacts on e-mail and accounts on name).
+        denied_privileges: privileges the sandbox's user does not hold (``prvWriteLead``); every
+            other one is held. ``RetrieveUserSetOfPrivilegesByNames`` answers accordingly.
     """
 
     limits: Limits = field(default_factory=Limits)
@@ -71,6 +73,8 @@ class SandboxConfig:
     publisher_prefixes: frozenset[str] = frozenset({"new", "dvs"})
     option_value_prefix: int = 10000
     dop_hint: int = 4
+    # Privileges the sandbox's user lacks (connector/sandbox/roles.py), e.g. {"prvWriteLead"}.
+    denied_privileges: frozenset[str] = frozenset()
     duplicate_rules: dict[str, tuple[str, ...]] = field(
         default_factory=lambda: {
             "lead": ("emailaddress1",),

@@ -4,7 +4,8 @@ Checks, and reports every problem at once (never just the first):
 
 1. the mapping files are valid on their own (file, line, key, "did you mean");
 2. the settings name an environment, and a solution when output columns must be created;
-3. authentication works (``WhoAmI``);
+3. authentication works (``WhoAmI``), and the application user holds every privilege dvsync needs
+   (:mod:`jobs.service.privileges`; each missing one is named);
 4. every mapped table and column exists in the org with a type the mapping can read, with the
    closest real column names suggested for a typo; one record per table is then read with the
    sync's exact ``$select`` and converted, to catch what the metadata alone cannot;
@@ -35,6 +36,7 @@ from jobs.service.mapping import (
     validate_against_org,
     validate_for_jobs,
 )
+from jobs.service.privileges import check_privileges
 
 __all__ = ["CheckReport", "TableCheck", "check", "check_job_files", "problem_dict"]
 
@@ -261,6 +263,10 @@ def _check_org(
         )
     if mappings is not None and not unreadable:
         report.problems.extend(check_labels(mappings, definitions, jobs))
+    if mappings is not None and hasattr(client, "held_privileges"):
+        report.problems.extend(
+            check_privileges(client, identity.user_id, chosen, mappings, report.to_provision)
+        )
 
 
 def check_job_files(mappings: MappingSet, jobs: Sequence[str]) -> list[ConfigError]:
