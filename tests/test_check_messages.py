@@ -90,3 +90,13 @@ def test_a_bad_mapping_column_makes_run_exit_2_naming_file_and_line(folder, caps
     err = capsys.readouterr().err
     assert re.search(r"lead\.toml:\d+ \[fields\.source\.column\]: no column `leadsourcecod`", err), err
     assert "did you mean `leadsourcecode`" in err and "Traceback" not in err
+
+
+def test_provision_without_a_solution_previews_then_exits_2_in_both_modes(folder, monkeypatch, capsys):
+    monkeypatch.delenv("DVSYNC__WRITEBACK__SOLUTION")
+    assert main(["provision", "--dry-run"]) == 2
+    captured = capsys.readouterr()
+    assert "would be created, but no solution is configured" in captured.out  # the preview is shown
+    assert "[writeback.solution]" in captured.err and "setup-real-org.md" in captured.err
+    assert main(["provision"]) == 2
+    assert "[writeback.solution]" in capsys.readouterr().err

@@ -8,7 +8,7 @@ import sys
 from jobs.cli.common import add_common_options, console, print_json, render_table, settings_from_args
 from jobs.service.connect import connect
 from jobs.service.mapping import load_mappings
-from jobs.service.provision import ProvisionReport, provision
+from jobs.service.provision import ProvisionReport, missing_solution, provision
 from jobs.service.stopping import stop_on_signals
 
 __all__ = ["add_arguments", "run"]
@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
         print_json(report.as_dict())
     else:
         _render(report)
+    if report.dry_run and report.created and not report.solution:
+        raise missing_solution(len(report.created))  # the preview is shown; the real run would stop here
     if report.stopped:
         print(
             f"dvsync: provision stopped by {stop.signal_name} after {len(report.created)} column(s); "
@@ -51,10 +53,10 @@ def _render(report: ProvisionReport) -> None:
     if rows:
         render_table("Output columns", rows, list(rows[0]), out)
     created = len(report.created)
-    if report.dry_run:
-        out.print(
-            f"Dry run: {created} column(s) would be created in solution {report.solution or '(not set)'}."
-        )
+    if report.dry_run and report.solution:
+        out.print(f"Dry run: {created} column(s) would be created in solution {report.solution}.")
+    elif report.dry_run:
+        out.print(f"Dry run: {created} column(s) would be created, but no solution is configured.")
     elif created:
         out.print(
             f"Created {created} column(s) in solution {report.solution}; "

@@ -21,7 +21,7 @@ from jobs.service.mapping import OUTPUT_TYPES, MappingErrors, MappingSet, Output
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ProvisionAction", "ProvisionReport", "column_spec", "provision"]
+__all__ = ["ProvisionAction", "ProvisionReport", "column_spec", "missing_solution", "provision"]
 
 _KINDS = {
     "integer": "Integer",
@@ -158,12 +158,7 @@ def provision(
     if problems:
         raise MappingErrors(problems)
     if plan and not dry_run and not solution:
-        raise ConfigError(
-            f"{len(plan)} output columns need creating but no solution is configured",
-            key="writeback.solution",
-            hint="set writeback.solution to the unique name of an unmanaged solution (its publisher's prefix "
-            "must be writeback.publisher_prefix)",
-        )
+        raise missing_solution(len(plan))
     created_tables: list[str] = []
     for table, output in plan:
         if stop is not None and stop.is_set() and not dry_run:
@@ -181,6 +176,21 @@ def provision(
         client.publish(created_tables)
         report.published = created_tables
     return report
+
+
+def missing_solution(count: int) -> ConfigError:
+    """The error for columns to create without ``writeback.solution``.
+
+    dvsync never creates columns outside a named unmanaged solution (not in the default solution,
+    where they could not be moved to another environment or removed cleanly); the solution and
+    its publisher must exist first (docs/setup-real-org.md).
+    """
+    return ConfigError(
+        f"{count} output column(s) need creating but no solution is configured",
+        key="writeback.solution",
+        hint="create an unmanaged solution whose publisher's prefix is writeback.publisher_prefix "
+        "(docs/setup-real-org.md), then set writeback.solution to its unique name",
+    )
 
 
 def _action(table: str, output: OutputColumn, status: str) -> ProvisionAction:
