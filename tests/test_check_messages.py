@@ -100,3 +100,13 @@ def test_provision_without_a_solution_previews_then_exits_2_in_both_modes(folder
     assert "[writeback.solution]" in captured.err and "setup-real-org.md" in captured.err
     assert main(["provision"]) == 2
     assert "[writeback.solution]" in capsys.readouterr().err
+
+
+def test_global_options_work_after_the_command_and_json_before_it(folder, capsys):
+    assert main(["check", "--offline", "-v"]) == 0
+    capsys.readouterr()
+    assert main(["--json", "check", "--offline"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    with pytest.raises(SystemExit) as caught:
+        main(["--json", "sandbox", "--port", "0"])
+    assert caught.value.code == 2 and "has no --json output" in capsys.readouterr().err
