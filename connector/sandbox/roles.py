@@ -14,15 +14,12 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Collection
 from urllib.parse import parse_qsl
 
 from connector.sandbox.faults import ApiError
 from connector.sandbox.protocol import Request, Response, json_response
 from connector.sandbox.schema import BUSINESS_UNIT_ID, USER_ID
-
-if TYPE_CHECKING:
-    from connector.sandbox.service import Service
 
 __all__ = ["FUNCTION", "user_privileges"]
 
@@ -31,8 +28,8 @@ _PATH = re.compile(r"systemusers\((?P<id>[0-9a-fA-F-]{36})\)/" + re.escape(FUNCT
 _PRIVILEGE_NS = uuid.UUID("5b0c6f0e-8a43-4a55-9d8c-6d1f8f2f7a10")
 
 
-def user_privileges(service: Service, req: Request, path: str) -> Response:
-    """Answer ``RetrieveUserSetOfPrivilegesByNames`` for the sandbox's user."""
+def user_privileges(req: Request, path: str, denied_privileges: Collection[str]) -> Response:
+    """Answer ``RetrieveUserSetOfPrivilegesByNames`` for the sandbox's user (all but ``denied``)."""
     if req.method != "GET":
         raise ApiError(405, "0x0", f"{FUNCTION} is a function: use GET.")
     match = _PATH.match(path)
@@ -41,7 +38,7 @@ def user_privileges(service: Service, req: Request, path: str) -> Response:
     if match.group("id").lower() != USER_ID:
         raise ApiError(404, "0x80040217", f"systemuser With Id = {match.group('id')} Does Not Exist")
     names = _names(match.group("args"), req.query)
-    denied = {n.lower() for n in service.config.denied_privileges}
+    denied = {n.lower() for n in denied_privileges}
     held = [n for n in names if n.lower() not in denied and n.lower().startswith("prv")]
     return json_response(
         200,

@@ -109,7 +109,7 @@ class Service:
         if path in ("PublishXml", "PublishAllXml"):
             return metadata.publish(self, req, path)
         if path.startswith("systemusers(") and roles.FUNCTION in path:
-            return roles.user_privileges(self, req, path)
+            return roles.user_privileges(req, path, self.config.denied_privileges)
         m = _SEGMENT.match(path)
         if not m:
             raise ApiError(404, "0x8006088a", f"Resource not found for the segment '{path}'.")

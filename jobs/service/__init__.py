@@ -4,7 +4,9 @@
 ``connect`` opens the client; ``mirror/`` is the local SQLite state; ``sync`` pulls tables;
 ``compute`` runs the analytics; ``plan`` diffs results against Dynamics; ``pipeline`` is one run
 (sync → compute → plan → write back → record); ``rollback`` undoes one; ``schedule`` and ``status``
-run on cron and report; ``check`` and ``provision`` validate and prepare an org. Modules are
+run on cron and report; ``check`` (+ ``labels``, ``privileges``) and ``provision`` validate and
+prepare an org; ``stopping`` turns SIGINT/SIGTERM into a stop at the next safe point; ``workdir``
+writes the folder ``dvsync init`` sets up. Modules are
 imported by name; nothing is re-exported, to keep ``dvsync --help`` from loading pandas.
 """
 
@@ -12,15 +14,19 @@ __all__ = [
     "check",
     "compute",
     "connect",
+    "labels",
     "mapping",
     "mirror",
     "pipeline",
     "plan",
+    "privileges",
     "provision",
     "rollback",
     "schedule",
     "settings",
     "settings_load",
     "status",
+    "stopping",
     "sync",
+    "workdir",
 ]
