@@ -97,3 +97,15 @@ def test_a_privilege_held_at_user_depth_only_is_reported_too():
         "the application user holds prvReadLead at User depth only, so it can read lead only for "
         "records it owns (none)"
     ]
+
+
+def test_check_finds_the_solution_and_its_publisher_prefix(sandbox_factory, tmp_path, monkeypatch, capsys):
+    sandbox = sandbox_factory(config=SandboxConfig(solutions={"dvsync": "dvs", "crmtools": "ctl"}))
+    assert _check(sandbox, tmp_path, monkeypatch, capsys, solution="dvsync") == []
+    missing = _check(sandbox, tmp_path, monkeypatch, capsys, solution="DvSyncDisplayName")
+    assert [p["key"] for p in missing] == ["writeback.solution"]
+    assert "no solution with the unique name `DvSyncDisplayName`" in missing[0]["message"]
+    assert "setup-real-org.md" in missing[0]["hint"]
+    other = _check(sandbox, tmp_path, monkeypatch, capsys, solution="crmtools")
+    assert [p["key"] for p in other] == ["writeback.publisher_prefix"]
+    assert "prefix `ctl`" in other[0]["message"] and 'publisher_prefix = "ctl"' in other[0]["hint"]

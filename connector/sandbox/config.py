@@ -60,6 +60,7 @@ class SandboxConfig:
             leads and contacts on e-mail and accounts on name).
         denied_privileges: privileges the sandbox's user does not hold (``prvWriteLead``); every
             other one is held. ``RetrieveUserSetOfPrivilegesByNames`` answers accordingly.
+        solutions: the unmanaged solutions that exist, unique name to publisher prefix.
     """
 
     limits: Limits = field(default_factory=Limits)
@@ -75,6 +76,8 @@ class SandboxConfig:
     dop_hint: int = 4
     # Privileges the sandbox's user lacks (connector/sandbox/roles.py), e.g. {"prvWriteLead"}.
     denied_privileges: frozenset[str] = frozenset()
+    # Solutions that exist, unique name -> publisher prefix (connector/sandbox/solutions.py).
+    solutions: dict[str, str] = field(default_factory=lambda: {"dvsync": "dvs"})
     duplicate_rules: dict[str, tuple[str, ...]] = field(
         default_factory=lambda: {
             "lead": ("emailaddress1",),

@@ -13,7 +13,7 @@ from datetime import datetime
 from urllib.parse import unquote
 
 from connector.sandbox import batch as batch_module
-from connector.sandbox import metadata, roles
+from connector.sandbox import metadata, roles, solutions
 from connector.sandbox.changes import check_tracking, delta_page, format_token, initial_page, parse_token
 from connector.sandbox.config import SandboxConfig
 from connector.sandbox.faults import ApiError, bad_request, not_found_record
@@ -108,6 +108,8 @@ class Service:
             return metadata.entity_definitions(self, req, path)
         if path in ("PublishXml", "PublishAllXml"):
             return metadata.publish(self, req, path)
+        if path == "solutions":
+            return solutions.list_solutions(req, self.config.solutions)
         if path.startswith("systemusers(") and roles.FUNCTION in path:
             return roles.user_privileges(req, path, self.config.denied_privileges)
         m = _SEGMENT.match(path)

@@ -24,7 +24,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("check", "jobs.cli.check", "validate config and mappings against the org's metadata"),
     ("provision", "jobs.cli.provision", "create the missing output columns, then publish"),
     ("sync", "jobs.cli.sync", "pull the mapped tables into the local mirror"),
-    ("run", "jobs.cli.run", "sync, compute the jobs, write the results back (one run)"),
+    ("run", "jobs.cli.run", "sync, compute the jobs, plan the writes (--no-dry-run: write them back)"),
     ("rollback", "jobs.cli.rollback", "restore the values a run overwrote"),
     ("schedule", "jobs.cli.schedule", "run on the configured cron schedules, in the foreground"),
     ("status", "jobs.cli.status", "last runs, next scheduled runs, mirror freshness"),

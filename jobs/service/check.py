@@ -13,7 +13,10 @@ Checks, and reports every problem at once (never just the first):
    ``duplicates.toml``, ``customer_value.toml`` and ``rfm_segments.toml``) loads and names only
    mapped fields;
 6. every output column exists with a compatible type, or is listed as one ``dvsync provision``
-   will create.
+   will create; ``writeback.solution`` exists, is unmanaged, and its publisher's prefix is
+   ``writeback.publisher_prefix``;
+7. every label a scoring rule compares a choice field with is one of its options
+   (:mod:`jobs.service.labels`).
 """
 
 from __future__ import annotations
@@ -263,6 +266,8 @@ def _check_org(
         )
     if mappings is not None and not unreadable:
         report.problems.extend(check_labels(mappings, definitions, jobs))
+    if settings.writeback.solution and hasattr(client, "find_solution"):
+        report.problems.extend(check_solution(client, settings.writeback))
     if mappings is not None and hasattr(client, "held_privileges"):
         report.problems.extend(
             check_privileges(client, identity.user_id, chosen, mappings, report.to_provision)
@@ -373,3 +378,40 @@ def _locate_outputs(problems: list[ConfigError], mappings: MappingSet) -> list[C
         else:
             located.append(problem)
     return located
+
+
+def check_solution(client: Any, writeback: Any) -> list[ConfigError]:
+    """The configured solution exists, is unmanaged, and its publisher's prefix is ours."""
+    name = writeback.solution
+    create = "create it with its publisher first (docs/setup-real-org.md, step 4)"
+    try:
+        solution = client.find_solution(name)
+    except DataverseError as exc:
+        return [ConfigError(f"could not look up solution `{name}`: {exc.message}", key="writeback.solution")]
+    if solution is None:
+        return [
+            ConfigError(
+                f"no solution with the unique name `{name}` in the org",
+                key="writeback.solution",
+                hint=f"use the solution's Name, not its display name, or {create}",
+            )
+        ]
+    if solution.is_managed:
+        return [
+            ConfigError(
+                f"solution `{name}` is managed: columns cannot be created in it",
+                key="writeback.solution",
+                hint="use an unmanaged solution",
+            )
+        ]
+    prefix = (solution.publisher_prefix or "").lower()
+    if prefix and prefix != writeback.publisher_prefix:
+        return [
+            ConfigError(
+                f"the publisher of solution `{name}` has the prefix `{prefix}`, "
+                f"but the result columns are named with `{writeback.publisher_prefix}`",
+                key="writeback.publisher_prefix",
+                hint=f'set publisher_prefix = "{prefix}" under [writeback], or use a solution of yours',
+            )
+        ]
+    return []
