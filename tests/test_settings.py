@@ -186,7 +186,7 @@ def test_example_config_loads():
     settings = load_settings(EXAMPLE, env={})
     assert settings.auth.mode == "client_secret"
     assert settings.dataverse.url == "https://contoso.crm4.dynamics.com"
-    assert settings.writeback.dry_run is True
+    assert settings.writeback.dry_run is True  # the default: nothing is written until chosen
     assert settings.schedule.sets["nightly"].jobs == ["rfm", "clv"]
 
 

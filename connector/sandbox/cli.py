@@ -34,7 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--port", type=int, default=8765, help="port to listen on (default 8765; 0 = any free port)"
     )
     parser.add_argument(
-        "--data", default=".sandbox", help="data directory; seeded when new, reused otherwise"
+        "--data",
+        default=None,
+        help="data directory; seeded when new, reused otherwise, locked while served "
+        "(default: $XDG_STATE_HOME/dvsync/sandbox, i.e. ~/.local/state/dvsync/sandbox)",
     )
     parser.add_argument(
         "--size", choices=("small", "medium", "large"), default="small", help="seed size for a new data dir"
@@ -133,10 +136,11 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Run the sandbox until Ctrl-C or SIGTERM; return the exit code."""
+    from connector.sandbox.datalock import default_data_dir
     from connector.sandbox.server import Sandbox
 
     config = config_from_args(args)
-    data_dir = Path(args.data)
+    data_dir = Path(args.data).expanduser() if args.data else default_data_dir()
     sandbox = Sandbox(
         data_dir,
         size=args.size,

@@ -17,8 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         metavar="DIR",
-        help="where the sandbox, config and mirror go (default: a fresh temp dir)",
+        help="where the sandbox, config and mirror go, kept afterwards "
+        "(default: a temporary folder, removed at the end)",
     )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print where it is")
     parser.add_argument("--size", default="small", choices=["small", "medium", "large"], help="sandbox size")
     parser.add_argument("--seed", type=int, default=0, help="sandbox seed (default 0)")
 
@@ -28,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     if not getattr(args, "verbose", False):
         # The demo narrates itself; per-step logs would drown it (``-v`` brings them back).
         logging.getLogger().setLevel(logging.WARNING)
-    report = run_demo(data_dir=args.data_dir, size=args.size, seed=args.seed, quiet=args.json)
+    report = run_demo(data_dir=args.data_dir, size=args.size, seed=args.seed, quiet=args.json, keep=args.keep)
     if args.json:
         print_json(report)
     second = report["second"]

@@ -7,12 +7,12 @@ import logging
 import threading
 
 from jobs.cli.common import add_common_options, settings_from_args
-from jobs.cli.run import stop_on_signals
 from jobs.service.connect import connect
 from jobs.service.mapping import load_mappings
 from jobs.service.mirror import Mirror
 from jobs.service.pipeline import RunLock, lock_path_for, run_pipeline
 from jobs.service.schedule import Scheduler, next_runs
+from jobs.service.stopping import stop_on_signals
 
 __all__ = ["add_arguments", "run"]
 
@@ -22,6 +22,13 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``dvsync schedule`` options."""
     add_common_options(parser, json_help="(logs only; see logging.json for JSON-lines logs)")
+    parser.add_argument(
+        "--dry-run",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="every scheduled run only plans: the default unless [writeback] dry_run = false; "
+        "--no-dry-run makes the runs write back",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +38,14 @@ def run(args: argparse.Namespace) -> int:
     lock = RunLock(lock_path_for(settings.mirror.path))
     from datetime import UTC, datetime
 
+    dry_run = settings.writeback.dry_run if args.dry_run is None else args.dry_run
+    if dry_run:
+        log.warning(
+            "dry-run mode: scheduled runs plan and write nothing to Dynamics "
+            "(set [writeback] dry_run = false, or pass --no-dry-run, to write back)"
+        )
+    else:
+        log.info("write mode: scheduled runs write changed values back to Dynamics")
     for due in next_runs(settings.schedule, datetime.now(UTC)):
         log.info(
             "schedule %s (%s): next at %s, jobs %s", due.name, due.cron, due.at.isoformat(), list(due.jobs)
@@ -48,9 +63,17 @@ def run(args: argparse.Namespace) -> int:
                     return
             try:
                 result = run_pipeline(
-                    client, mirror, mappings, settings, jobs=jobs, trigger=trigger, stop=stop_event
+                    client,
+                    mirror,
+                    mappings,
+                    settings,
+                    jobs=jobs,
+                    trigger=trigger,
+                    stop=stop_event,
+                    dry_run=dry_run,
                 )
-                log.info("run %d (%s): %s", result.run_id, trigger, result.outcome)
+                mode = "dry run" if result.dry_run else "write mode"
+                log.info("run %d (%s, %s): %s", result.run_id, trigger, mode, result.outcome)
             finally:
                 lock.release()
 

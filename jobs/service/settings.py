@@ -151,7 +151,12 @@ class WritebackSettings(SettingsSection):
     enabled: bool = Field(
         default=True, description="Write results back at all (false: compute and mirror only)."
     )
-    dry_run: bool = Field(default=False, description="Plan and report the writes without sending them.")
+    # Safe by default: writing to a production org is an explicit choice (`--no-dry-run`, or
+    # `dry_run = false` here), never what an unconfigured `dvsync run` or `dvsync schedule` does.
+    dry_run: bool = Field(
+        default=True,
+        description="Plan and report the writes without sending them (false: write back).",
+    )
     batch_size: int = Field(
         default=1000, ge=1, le=1000, description="Updates per $batch (Dataverse max 1,000)."
     )
