@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``dvsync schedule`` options."""
     add_common_options(parser, json_help="(logs only; see logging.json for JSON-lines logs)")
+    parser.add_argument(
+        "--console", action="store_true", help="also serve the admin console ([console] host and port)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +43,13 @@ def run(args: argparse.Namespace) -> int:
         connect(settings) as client,
         stop_on_signals() as stop,
     ):
+        console = None
+        if getattr(args, "console", False):
+            from jobs.cli.console import announce
+            from jobs.console.app import start_console
+
+            console = start_console(settings, mappings=mappings, stop=stop)
+            announce(console)
 
         def one_run(jobs: list[str], trigger: str, stop_event: threading.Event) -> None:
             while not lock.acquire():
@@ -54,5 +64,9 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 lock.release()
 
-        Scheduler(settings.schedule, one_run, stop=stop).loop()
+        try:
+            Scheduler(settings.schedule, one_run, stop=stop).loop()
+        finally:
+            if console is not None:
+                console.stop()
     return 0

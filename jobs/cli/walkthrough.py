@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +219,7 @@ def run_demo(
     out: Console | None = None,
     quiet: bool = False,
     progress: bool = True,
+    then: Callable[[Settings], None] | None = None,
 ) -> dict[str, Any]:
     """Start the sandbox, provision, run twice, and report.
 
@@ -229,6 +231,8 @@ def run_demo(
         out: where to print; None prints to stdout.
         quiet: print nothing (``--json``).
         progress: show progress bars on a terminal.
+        then: called with the demo's settings after the runs, while the sandbox still serves
+            (``dvsync demo`` serves the console from it until Ctrl-C).
 
     Returns:
         ``data_dir``, ``provisioned`` (columns created), ``first`` and ``second`` (the two runs'
@@ -265,12 +269,15 @@ def run_demo(
                 f"tracking) and wrote {written}: unchanged results are never rewritten.",
                 markup=False,
             )
-        return {
+        report = {
             "data_dir": str(directory),
             "provisioned": created,
             "first": runs[0].as_dict(),
             "second": runs[1].as_dict(),
             "shown": shown,
         }
+        if then is not None:
+            then(settings)
+        return report
     finally:
         sandbox.stop()
