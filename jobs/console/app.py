@@ -106,7 +106,8 @@ def start_console(
         )
         if console.auth == "none" and not is_loopback(console.host):
             raise ConfigError(
-                f'auth = "none" on {console.host}: a console reachable from other machines must sign people in',
+                f'auth = "none" on {console.host}: a console reachable from other machines '
+                "must sign people in",
                 key="console.auth",
                 hint='use auth = "token" or "entra" in [console], or --host 127.0.0.1',
             )

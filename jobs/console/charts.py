@@ -144,7 +144,8 @@ def stacked_bars(
         for k, name in enumerate(names):
             body.append(
                 f'<rect x="{x}" y="{height - 14}" width="10" height="10" fill="{colors[k % len(colors)]}"/>'
-                f'<text x="{x + 14}" y="{height - 5}" font-size="{_FONT}" fill="#374151">{escape(name)}</text>'
+                f'<text x="{x + 14}" y="{height - 5}" font-size="{_FONT}" fill="#374151">'
+                f"{escape(name)}</text>"
             )
             x += 24 + 7 * len(name)
     return _svg(width, height, label, body)
@@ -263,6 +264,7 @@ def heatmap(
     body.append(
         f'<text x="{x0 + cell * len(columns) / 2:.1f}" y="{height - 6}" text-anchor="middle" '
         f'font-size="{_FONT}" fill="#111827">{escape(column_title)}</text>'
-        f'<text x="{x0 - 6}" y="14" text-anchor="end" font-size="{_FONT}" fill="#111827">{escape(row_title)}</text>'
+        f'<text x="{x0 - 6}" y="14" text-anchor="end" font-size="{_FONT}" fill="#111827">'
+        f"{escape(row_title)}</text>"
     )
     return _svg(width, height, label, body)

@@ -27,7 +27,7 @@ MASK = "********"
 
 
 def masked_settings(settings: Settings) -> dict[str, Any]:
-    """Every effective setting as JSON; each secret (set or not) is shown as set / not set, never its value."""
+    """Every effective setting as JSON; a secret shows as ``********`` when set, never its value."""
     data = settings.model_dump(mode="json")
     for section, values in data.items():
         if not isinstance(values, dict):

@@ -33,14 +33,15 @@ _LABELS = {
 _OUT = ["out_duplicate_group", "out_duplicate_score", "out_suggested_master"]
 
 
-def _fields(ctx: ConsoleContext, table: str) -> dict[str, str]:
-    """The compared fields and their kinds for ``table`` (from duplicates.toml)."""
+def _config(ctx: ConsoleContext, table: str) -> tuple[dict[str, str], str, str | None]:
+    """The compared fields and their kinds for ``table``, its phone region, and the problem if the
+    file cannot be read (shown on the page instead of the evidence)."""
     path = Path(ctx.settings.mappings.dir) / "duplicates.toml"
     try:
-        config = load_duplicate_config(path, table, columns={table: list(ctx.mirror.layout(table).columns)})
-    except ConfigError:
-        return {}
-    return {column: spec.kind for column, spec in config.fields.items()}
+        config = load_duplicate_config(path, table)
+    except ConfigError as exc:
+        return {}, "US", str(exc)
+    return {column: spec.kind for column, spec in config.fields.items()}, config.phone_region, None
 
 
 def _label(row: pd.Series, table: str) -> str:
@@ -106,14 +107,13 @@ def duplicate_group(ctx: ConsoleContext, table: str, code: str) -> dict[str, Any
     ids = grouped.loc[grouped["out_duplicate_group"] == code, "id"].astype(str).str.lower()
     if ids.empty:
         return None
-    kinds = _fields(ctx, table)
+    kinds, region, problem = _config(ctx, table)
     frame = read_columns(ctx, table, [*kinds, *_LABELS[table], *_OUT])
     members = frame[frame["id"].astype(str).str.lower().isin(set(ids))].reset_index(drop=True)
     held = members["out_suggested_master"].dropna().astype(str).str.lower()
     master_id = held.mode().iloc[0] if len(held) else str(members["id"].iloc[0]).lower()
     is_master = members["id"].astype(str).str.lower().eq(master_id)
     order = pd.concat([members[is_master], members[~is_master]]).reset_index(drop=True)
-    region = _phone_region(ctx, table)
     fields = []
     for column, kind in kinds.items():
         if column not in order:
@@ -156,15 +156,6 @@ def duplicate_group(ctx: ConsoleContext, table: str, code: str) -> dict[str, Any
             for _, r in order.iterrows()
         ],
         "fields": fields,
+        "evidence_problem": problem,
         "decisions": "not available yet: merge decisions arrive with the merge feature (issue 12)",
     }
-
-
-def _phone_region(ctx: ConsoleContext, table: str) -> str:
-    path = Path(ctx.settings.mappings.dir) / "duplicates.toml"
-    try:
-        return load_duplicate_config(
-            path, table, columns={table: list(ctx.mirror.layout(table).columns)}
-        ).phone_region
-    except ConfigError:
-        return "US"

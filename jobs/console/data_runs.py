@@ -94,7 +94,7 @@ def overview(ctx: ConsoleContext) -> dict[str, Any]:
                 }
             )
     throttling = [
-        {"run_id": r["run_id"], "retries": r["retries"], "throttled": r["throttled"]}
+        {k: r[k] for k in ("run_id", "read", "written", "retries", "throttled")}
         for r in reversed(status["runs"])
         if r["kind"] in ("run", "sync", "rollback")
     ]

@@ -7,15 +7,15 @@ Duplicates and Customers in :mod:`jobs.console.pages_results`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from jobs.console import charts, data_runs
+from jobs.console import charts, data_duplicates, data_results, data_runs
 from jobs.console.context import ConsoleContext
 from jobs.console.data_config import CheckRunner
 from jobs.console.data_config import configuration as config_data
-from jobs.console.html import card, esc, figure, form_button, link, page, table
+from jobs.console.html import card, esc, figure, form_button, link, table
 from jobs.console.pages_results import customers, duplicate_group, duplicates, leads
+from jobs.console.view import View
 
 __all__ = [
     "View",
@@ -36,21 +36,6 @@ __all__ = [
     "runs",
     "warm",
 ]
-
-
-@dataclass
-class View:
-    """One request as the pages see it."""
-
-    ctx: ConsoleContext
-    user: str
-    csrf: str
-    path: str
-    query: dict[str, str] = field(default_factory=dict)
-
-    def render(self, title: str, body: str, api: str | None) -> str:
-        """The full page."""
-        return page(title, self.path, body, user=self.user, csrf=self.csrf or None, api=api)
 
 
 def _run_link(run_id: Any) -> str:
@@ -122,12 +107,11 @@ def warm(ctx: ConsoleContext) -> None:
     and duplicates pages, the newest runs' details and the rollback preview of the newest run that
     wrote. The keys are the ones the pages use.
     """
-    from jobs.console import data_duplicates, data_results
-
     ctx.cached("leads", lambda: data_results.leads(ctx))
     ctx.cached("customers", lambda: data_results.customers(ctx))
     for table_name in data_duplicates.DUPLICATE_TABLES:
-        ctx.cached(f"duplicates:{table_name}:1", lambda t=table_name: data_duplicates.duplicates(ctx, t, page=1))
+        key = f"duplicates:{table_name}:1"
+        ctx.cached(key, lambda t=table_name: data_duplicates.duplicates(ctx, t, page=1))
     latest = ctx.mirror.runs(3)
     for run_id in latest["run_id"].tolist():
         ctx.cached(f"run:{run_id}", lambda r=int(run_id): data_runs.run_detail(ctx, r))
@@ -185,6 +169,17 @@ def overview(view: View) -> tuple[str, dict[str, Any]]:
                 empty="Nothing mirrored yet.",
             ),
             wide=True,
+        )
+        + card(
+            "Records read and values written per run",
+            charts.stacked_bars(
+                [f"#{t['run_id']}" for t in throttle],
+                {"read": [t["read"] for t in throttle], "written": [t["written"] for t in throttle]},
+                label="Records read and values written per run",
+                colors=[charts.PALETTE[0], charts.PALETTE[1]],
+            )
+            if throttle
+            else '<p class="muted">No runs yet.</p>',
         )
         + card(
             "Throttling seen (HTTP 429) and retries per run",
@@ -424,7 +419,8 @@ def confirm_run(view: View) -> tuple[str, dict[str, Any]]:
         )
     else:
         what = (
-            f'<div class="notice">The latest dry run ({_run_link(dry)}, finished {esc(data["latest_dry_run_finished_at"])}) '
+            f'<div class="notice">The latest dry run ({_run_link(dry)}, finished '
+            f"{esc(data['latest_dry_run_finished_at'])}) "
             f"planned {data['planned_values']:,} value(s), listed below ("
             + link(f"/runs/{dry}/plan", "every value old → new")
             + "). The run syncs and recomputes first, so what it writes is that plan updated to "
@@ -542,6 +538,7 @@ def message_page(title: str, message: str) -> str:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{esc(title)} · dvsync</title>"
         '<link rel="stylesheet" href="/static/console.css"><link rel="icon" href="data:,"></head><body>'
-        f'<div class="login"><h1>{esc(title)}</h1><p>{esc(message)}</p><p><a href="/">Back to the console</a></p></div>'
+        f'<div class="login"><h1>{esc(title)}</h1><p>{esc(message)}</p>'
+        '<p><a href="/">Back to the console</a></p></div>'
         "</body></html>"
     )

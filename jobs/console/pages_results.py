@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from jobs.console import charts, data_duplicates, data_results
 from jobs.console.html import card, esc, figure, link, table
-
-if TYPE_CHECKING:
-    from jobs.console.pages import View
+from jobs.console.view import View
 
 __all__ = ["customers", "duplicate_group", "duplicates", "leads"]
+
+
+TOP_SHOWN = 10
+"""Leads listed per table on the page (the JSON has the top 25 with every factor)."""
+
+
+def _first_lines(text: Any, count: int) -> str | None:
+    return "\n".join(text.splitlines()[:count]) if isinstance(text, str) else None
 
 
 def _money(value: float) -> str:
@@ -52,7 +58,8 @@ def _model_card(model: dict[str, Any] | None) -> str:
             y_label="true positive rate",
         )
         if roc
-        else '<p class="muted">This model was trained before ROC points were kept; the next retrain adds them.</p>'
+        else '<p class="muted">This model was trained before ROC points were kept; '
+        "the next retrain adds them.</p>"
     )
     validation = model.get("validation") or {}
     figures = (
@@ -114,7 +121,7 @@ def leads(view: View) -> tuple[str, dict[str, Any]]:
             "already account": r.get("out_existing_account"),
             "account match": r.get("out_existing_account_score"),
         }
-        for r in existing["examples"]
+        for r in existing["examples"][:TOP_SHOWN]
     ]
     body = (
         '<div class="cards">'
@@ -263,8 +270,13 @@ def duplicate_group(view: View, table_name: str, code: str) -> tuple[str, dict[s
     grid = f'<div class="side side-{columns}">' + "".join(cells) + "</div>"
     body = (
         f"<p>{link('/duplicates', '← all groups', table=table_name)}</p>"
-        + '<p class="muted">Each field of each record compared with the suggested master, with the comparison '
-        "kinds of mappings/duplicates.toml: exact, high, medium, low (disagree) or missing.</p>"
+        + '<p class="muted">Each field of each record compared with the suggested master, with the '
+        "comparison kinds of mappings/duplicates.toml: exact, high, medium, low (disagree) or missing.</p>"
+        + (
+            f'<p class="failed">No evidence: {esc(data["evidence_problem"])}</p>'
+            if data["evidence_problem"]
+            else ""
+        )
         + card(f"{len(records)} {table_name} records", grid, wide=True)
         + '<p class="muted">Approve merge / not a duplicate: not available yet (they arrive with the merge '
         "feature as the Duplicate decision column).</p>"

@@ -8,7 +8,9 @@ It is not meant to face the internet directly: behind a TLS-terminating proxy, s
 ``console.public_url`` to the https URL.
 
 Every response carries a Content-Security-Policy that allows no script at all (the pages have
-none: charts are SVG drawn on the server), ``frame-ancestors 'none'``, ``nosniff``, ``no-referrer``
+none: charts are SVG drawn on the server), ``frame-ancestors 'none'``, ``nosniff``,
+``Referrer-Policy: same-origin`` (``no-referrer`` would make browsers send ``Origin: null`` on
+our own forms)
 and ``no-store``. Every state change is a POST that must come with the session's CSRF token, from
 this console's own origin (``Origin``/``Sec-Fetch-Site``), and the session cookie is
 ``SameSite=Strict``. The ``Host`` header must name the console, which stops DNS-rebinding pages
@@ -171,7 +173,7 @@ class ConsoleApp:
             "Content-Security-Policy": CSP,
             "X-Content-Type-Options": "nosniff",
             "X-Frame-Options": "DENY",
-            "Referrer-Policy": "no-referrer",
+            "Referrer-Policy": "same-origin",
             "Cross-Origin-Opener-Policy": "same-origin",
             "Cross-Origin-Resource-Policy": "same-origin",
             "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
@@ -254,9 +256,9 @@ class ConsoleApp:
             return session, None
         if self.auth == "token":
             bearer = request.headers.get("authorization", "")
-            if request.path.startswith("/api/") and request.method == "GET" and bearer.startswith("Bearer "):
-                if same_secret(bearer[7:].strip(), self.token):
-                    return Session(user="api (admin token)", created=0, last_seen=0, csrf=""), None
+            api_get = request.path.startswith("/api/") and request.method == "GET"
+            if api_get and bearer.startswith("Bearer ") and same_secret(bearer[7:].strip(), self.token):
+                return Session(user="api (admin token)", created=0, last_seen=0, csrf=""), None
         if self.auth == "none" and request.method == "GET":
             sid, session = self.sessions.create("local admin")
             return session, sid

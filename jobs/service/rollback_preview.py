@@ -19,7 +19,9 @@ from jobs.service.plan import differs
 __all__ = ["preview_rollback"]
 
 
-def preview_rollback(mirror: Mirror, mappings: MappingSet, run_id: int, *, limit: int = 1000) -> dict[str, Any]:
+def preview_rollback(
+    mirror: Mirror, mappings: MappingSet, run_id: int, *, limit: int = 1000
+) -> dict[str, Any]:
     """The values a rollback of ``run_id`` would restore, and those it would refuse.
 
     Args:
