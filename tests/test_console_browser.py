@@ -11,6 +11,7 @@ run history and audit and in the console's own action log.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,17 +39,29 @@ from jobs.service.pipeline import run_pipeline
 CHROMIUM = Path("/usr/bin/chromium")
 ARTEFACTS = Path(__file__).resolve().parents[1] / "test-artefacts" / "console"
 SCORE = "dvs_leadscore"
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "console"
+# (path, title, charts at least, name of the screenshot)
 PAGES = [
-    ("/", "Overview", 2),
-    ("/runs", "Runs", 0),
-    ("/runs/1", "Run #1", 0),
-    ("/runs/1/plan", "Plan of run #1", 0),
-    ("/runs/1/rollback", "Roll back run #1?", 0),
-    ("/leads", "Leads", 6),
-    ("/duplicates", "Duplicates", 1),
-    ("/customers", "Customers", 6),
-    ("/config", "Configuration", 0),
+    ("/", "Overview", 2, "overview"),
+    ("/runs", "Runs", 0, "runs"),
+    ("/runs/1", "Run #1", 0, "run"),
+    ("/runs/1/plan", "Plan of run #1", 0, "plan"),
+    ("/runs/1/rollback", "Roll back run #1?", 0, "rollback"),
+    ("/leads", "Leads", 6, "leads"),
+    ("/duplicates", "Duplicates", 1, "duplicates"),
+    ("/customers", "Customers", 6, "customers"),
+    ("/config", "Configuration", 0, "config"),
 ]
+
+
+def _shoot(page: Any, name: str) -> None:
+    """A full-page screenshot into the test artefacts; with DVSYNC_DOCS_SCREENSHOTS=1 also the
+    first screenful into docs/console/ (how the pictures in docs/console.md are made)."""
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTEFACTS / f"{name}.png"), full_page=True)
+    if os.environ.get("DVSYNC_DOCS_SCREENSHOTS") == "1":
+        DOCS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(DOCS / f"{name}.png"))
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +124,7 @@ class Admin:
 
     def __init__(self, browser: Any, console: RunningConsole) -> None:
         self.console = console
-        self.context = browser.new_context(viewport={"width": 1360, "height": 900})
+        self.context = browser.new_context(viewport={"width": 1280, "height": 860})
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on(
@@ -145,8 +158,7 @@ def admin(browser: Any, console_site: dict[str, Any]) -> Iterator[Admin]:
 
 
 def test_every_page_renders_with_its_charts_and_no_browser_errors(admin, console_site):
-    ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    for path, title, charts in PAGES:
+    for path, title, charts, name in PAGES:
         response = admin.open(path)
         headers = response.headers
         assert (
@@ -162,8 +174,7 @@ def test_every_page_renders_with_its_charts_and_no_browser_errors(admin, console
             assert box and box["width"] > 50 and box["height"] > 50, f"{path}: chart {i} not drawn"
         if charts:
             assert admin.page.locator("svg.chart .mark").count() > 0, f"{path}: charts without marks"
-        name = path.strip("/").replace("/", "-") or "overview"
-        admin.page.screenshot(path=str(ARTEFACTS / f"{name}.png"), full_page=True)
+        _shoot(admin.page, name)
     # A duplicate group, opened from the list: its records side by side with per-field evidence.
     admin.open("/duplicates")
     admin.page.locator("table a[href^='/duplicates/lead/']").first.click()
@@ -171,7 +182,7 @@ def test_every_page_renders_with_its_charts_and_no_browser_errors(admin, console
     assert admin.page.locator("h1").inner_text().startswith("Duplicate group DUP-")
     assert admin.page.locator(".side .master").count() == 1
     assert admin.page.locator(".side .badge").count() > 0
-    admin.page.screenshot(path=str(ARTEFACTS / "duplicate-group.png"), full_page=True)
+    _shoot(admin.page, "duplicate-group")
     assert admin.errors == []
 
 
@@ -223,11 +234,8 @@ def test_dry_run_run_and_rollback_are_clicked_through_and_audited(admin, console
     assert all(read_columns(sandbox, "leads", [SCORE])[rid][SCORE] == 1 for rid in edited)
 
     admin.open("/runs/confirm")
-    assert (
-        f"run #{dry['run_id']}" in admin.page.locator("main").inner_text().lower()
-        or admin.page.locator(f"a[href='/runs/{dry['run_id']}']").count()
-    )
-    assert admin.page.locator("td", has_text=SCORE).count() == 1
+    assert admin.page.locator(f".notice a[href='/runs/{dry['run_id']}']").count() == 1
+    assert admin.page.locator("td").all_inner_texts().count(SCORE) == 1  # the planned score column
     admin.page.click("text=Run now and write to Dynamics")
     wrote = _finish(console)
     assert wrote["state"] == "ok" and wrote["action"] == "run" and wrote["written"] >= 3
@@ -239,7 +247,7 @@ def test_dry_run_run_and_rollback_are_clicked_through_and_audited(admin, console
 
     admin.open(f"/runs/{wrote['run_id']}/rollback")
     restore_heading = admin.page.locator("h2", has_text="Will be restored").inner_text()
-    admin.page.screenshot(path=str(ARTEFACTS / "confirm-rollback.png"), full_page=True)
+    _shoot(admin.page, "confirm-rollback")
     admin.page.locator("button", has_text=f"Roll back run #{wrote['run_id']}").click()
     undone = _finish(console)
     assert (

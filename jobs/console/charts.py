@@ -113,7 +113,12 @@ def stacked_bars(
     """Bars per category, each stacked from the series (in order); a legend when several."""
     names = list(series)
     legend_h = 18 if len(names) > 1 else 0
-    x0, y0 = 48, height - 34 - legend_h
+    longest = max((len(str(c)[:16]) for c in categories), default=0)
+    # Labels wider than their slot are drawn slanted, with room for them below the axis.
+    slanted = longest * 6.5 > (width - 56) / max(len(categories), 1)
+    label_h = int(longest * 4.6) + 16 if slanted else 20
+    height += label_h - 20
+    x0, y0 = 48, height - 14 - label_h - legend_h
     plot_w, plot_h = width - x0 - 8, y0 - 10
     totals = [sum(float(series[n][i] or 0) for n in names) for i in range(len(categories))]
     top = _nice_max(max(totals, default=0))
@@ -134,7 +139,13 @@ def stacked_bars(
                     f"{' · ' + escape(name) if len(names) > 1 else ''}: {escape(fmt(value))}</title></rect>"
                 )
             base -= h
-        if i % every == 0:
+        if slanted:
+            cx = x + bar_w / 2
+            body.append(
+                f'<text x="{cx:.1f}" y="{y0 + 12}" text-anchor="end" font-size="{_FONT}" fill="#374151" '
+                f'transform="rotate(-40 {cx:.1f} {y0 + 12})">{escape(str(category)[:16])}</text>'
+            )
+        elif i % every == 0:
             body.append(
                 f'<text x="{x + bar_w / 2:.1f}" y="{y0 + 14}" text-anchor="middle" font-size="{_FONT}" '
                 f'fill="#374151">{escape(str(category)[:14])}</text>'

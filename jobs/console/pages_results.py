@@ -402,7 +402,7 @@ def customers(view: View) -> tuple[str, dict[str, Any]]:
                     "out_rfm_segment": "segment",
                     "out_clv_historical": "historical",
                     "out_clv_predicted": "predicted",
-                    "out_p_alive": "P(alive)",
+                    "out_p_alive": "P(alive) %",
                 },
                 empty="No high-value customer is at risk.",
             ),
