@@ -8,6 +8,10 @@ test_console_browser.py.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -312,3 +316,28 @@ def test_entra_sign_in_lets_in_allowed_users_and_groups_only(tmp_path, claims, a
             assert page.status == 200 and claims["preferred_username"].lower().encode() in page.body
         else:
             assert done.status == 403 and b"not allowed" in done.body
+
+
+def test_dvsync_console_prints_url_and_token_serves_and_stops_on_sigterm(tmp_path):
+    _settings(tmp_path, "port = 0")
+    env = {**os.environ, "DVSYNC__AUTH__TOKEN": SECRET}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jobs.cli.main", "--config", str(tmp_path / "config.toml"), "console"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        url = process.stdout.readline().strip().removeprefix("Console: ")
+        token = process.stdout.readline().strip().rsplit(": ", 1)[1]
+        assert url.startswith("http://127.0.0.1:") and len(token) >= 40
+        assert requests.get(url + "/login", timeout=10).status_code == 200
+        browser = requests.Session()
+        browser.post(url + "/login", data={"token": token}, headers={"Origin": url}, timeout=10)
+        assert browser.get(url + "/api/runs", timeout=10).json()["runs"] == []
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert SECRET not in out + err

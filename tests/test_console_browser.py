@@ -54,14 +54,16 @@ PAGES = [
 ]
 
 
-def _shoot(page: Any, name: str) -> None:
-    """A full-page screenshot into the test artefacts; with DVSYNC_DOCS_SCREENSHOTS=1 also the
-    first screenful into docs/console/ (how the pictures in docs/console.md are made)."""
+def _shoot(page: Any, name: str, *, docs: bool = True) -> None:
+    """A full-page screenshot into the test artefacts; with DVSYNC_DOCS_SCREENSHOTS=1 also the top
+    of the page into docs/console/ (how the pictures in docs/console.md are made)."""
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTEFACTS / f"{name}.png"), full_page=True)
-    if os.environ.get("DVSYNC_DOCS_SCREENSHOTS") == "1":
+    if docs and os.environ.get("DVSYNC_DOCS_SCREENSHOTS") == "1":
         DOCS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(DOCS / f"{name}.png"))
+        height = min(int(page.evaluate("document.documentElement.scrollHeight")), 1400)
+        clip = {"x": 0, "y": 0, "width": 1280, "height": height}
+        page.screenshot(path=str(DOCS / f"{name}.png"), full_page=True, clip=clip)
 
 
 @pytest.fixture(scope="session")
@@ -247,7 +249,7 @@ def test_dry_run_run_and_rollback_are_clicked_through_and_audited(admin, console
 
     admin.open(f"/runs/{wrote['run_id']}/rollback")
     restore_heading = admin.page.locator("h2", has_text="Will be restored").inner_text()
-    _shoot(admin.page, "confirm-rollback")
+    _shoot(admin.page, "confirm-rollback", docs=False)
     admin.page.locator("button", has_text=f"Roll back run #{wrote['run_id']}").click()
     undone = _finish(console)
     assert (

@@ -17,7 +17,6 @@ import pandas as pd
 
 from jobs.console.actions import read_action_log
 from jobs.console.context import ConsoleContext
-from jobs.service.mirror import MirrorError
 from jobs.service.pipeline import OPEN_STATUSES, RunLock, lock_path_for
 from jobs.service.rollback_preview import preview_rollback
 from jobs.service.status import collect_status
@@ -297,12 +296,3 @@ def run_preview(ctx: ConsoleContext) -> dict[str, Any]:
         "planned_values": sum(s["values"] for s in summary),
         "open_writes": len(open_items),
     }
-
-
-def known_run(ctx: ConsoleContext, run_id: int) -> bool:
-    """True when the mirror has this run."""
-    try:
-        ctx.mirror.run(run_id)
-    except MirrorError:
-        return False
-    return True

@@ -108,8 +108,8 @@ def leads(view: View) -> tuple[str, dict[str, Any]]:
         else '<p class="muted">No run has scored leads yet.</p>'
     )
     top = [
-        {**r, "lead": r.get("name") or r["id"], "factors": r.get("out_factors")}
-        for r in data.get("top_leads", [])
+        {**r, "lead": r.get("name") or r["id"], "factors": _first_lines(r.get("out_factors"), 3)}
+        for r in data.get("top_leads", [])[:TOP_SHOWN]
     ]
     existing = data.get("already_customers", {"contact": 0, "account": 0, "examples": []})
     examples = [
