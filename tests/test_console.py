@@ -318,11 +318,12 @@ def test_entra_sign_in_lets_in_allowed_users_and_groups_only(tmp_path, claims, a
             assert done.status == 403 and b"not allowed" in done.body
 
 
-def test_dvsync_console_prints_url_and_token_serves_and_stops_on_sigterm(tmp_path):
+@pytest.mark.parametrize("command", [["console"], ["schedule", "--console"]])
+def test_dvsync_console_prints_url_and_token_serves_and_stops_on_sigterm(tmp_path, command):
     _settings(tmp_path, "port = 0")
     env = {**os.environ, "DVSYNC__AUTH__TOKEN": SECRET}
     process = subprocess.Popen(
-        [sys.executable, "-m", "jobs.cli.main", "--config", str(tmp_path / "config.toml"), "console"],
+        [sys.executable, "-m", "jobs.cli.main", "--config", str(tmp_path / "config.toml"), *command],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -17,7 +17,17 @@ import pandas as pd
 
 from jobs.console.actions import read_action_log
 from jobs.console.context import ConsoleContext
+from jobs.service.mirror.summaries import (
+    PLAN_FIELDS,
+    PlanFilter,
+    audit_counts,
+    audit_problems,
+    plan_choices,
+    plan_page,
+    plan_rows,
+)
 from jobs.service.pipeline import OPEN_STATUSES, RunLock, lock_path_for
+from jobs.service.plan import PLAN_COLUMNS
 from jobs.service.rollback_preview import preview_rollback
 from jobs.service.status import collect_status
 
@@ -131,22 +141,23 @@ def run_detail(ctx: ConsoleContext, run_id: int) -> dict[str, Any]:
                 "reason": failure.get("message"),
             }
         )
-    audit = ctx.mirror.audit(run_id)
-    bad = audit[audit["outcome"].isin(["failed", "refused"])]
     seen = {(e["table"], e["record_id"]) for e in errors}
-    for row in bad.itertuples():
-        if (row.table_name, row.record_id) in seen and row.outcome == "failed":
-            continue
+    for row in audit_problems(ctx.mirror, run_id):
+        if (row["table_name"], row["record_id"]) in seen and row["outcome"] == "failed":
+            continue  # already listed with the message of the write that failed
         errors.append(
             {
-                "table": row.table_name,
-                "record_id": row.record_id,
-                "column": row.column_name,
-                "reason": f"{row.outcome}: {row.error}" if row.error else row.outcome,
+                "table": row["table_name"],
+                "record_id": row["record_id"],
+                "column": row["column_name"],
+                "reason": f"{row['outcome']}: {row['error']}" if row["error"] else row["outcome"],
             }
         )
-    outcomes = audit["outcome"].value_counts().to_dict() if len(audit) else {}
-    plan_count = len(_plan_frame(ctx, run_id, run))
+    outcomes = audit_counts(ctx.mirror, run_id)
+    if run.get("dry_run"):
+        plan_count = len(_csv_plan(ctx, run_id, run))
+    else:
+        plan_count = plan_page(ctx.mirror, run_id, PlanFilter(), offset=0, limit=0)[1]
     return {
         "run_id": run_id,
         "kind": run["kind"],
@@ -161,7 +172,7 @@ def run_detail(ctx: ConsoleContext, run_id: int) -> dict[str, Any]:
         "tables": tables,
         "job_reports": stats.get("jobs") or {},
         "http": {k: v for k, v in (stats.get("http") or {}).items() if k != "paths"},
-        "audit": {str(k): int(v) for k, v in outcomes.items()},
+        "audit": dict(outcomes),
         "planned": plan_count,
         "plan_source": "csv" if run.get("dry_run") else "mirror",
         "rolled_back_run": stats.get("rolled_back_run"),
@@ -170,42 +181,60 @@ def run_detail(ctx: ConsoleContext, run_id: int) -> dict[str, Any]:
     }
 
 
-def _plan_frame(ctx: ConsoleContext, run_id: int, run: dict[str, Any] | None = None) -> pd.DataFrame:
-    """A run's plan: from the mirror for a run that wrote, from its CSV for a dry run."""
+def _csv_plan(ctx: ConsoleContext, run_id: int, run: dict[str, Any] | None = None) -> pd.DataFrame:
+    """A dry run's plan, read from the CSV it wrote (cached until the next run)."""
     run = run or ctx.mirror.run(run_id)
 
     def build() -> pd.DataFrame:
-        stats = run.get("stats") or {}
-        if run.get("dry_run"):
-            path = stats.get("plan_csv")
-            if path and Path(path).is_file():
-                frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-                frame["status"] = "planned (dry run)"
-                return frame
-            return pd.DataFrame(
-                columns=["table_name", "record_id", "column_name", "result", "old_value", "new_value"]
-            )
-        return ctx.mirror.plan(run_id)
+        path = (run.get("stats") or {}).get("plan_csv")
+        if path and Path(path).is_file():
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+            frame.insert(0, "run_id", str(run_id))
+            frame["status"] = "planned (dry run)"
+            return frame
+        return pd.DataFrame(columns=["run_id", *PLAN_COLUMNS, "status"])
 
     return ctx.cached(f"plan:{run_id}", build)
 
 
-def plan_items(
-    ctx: ConsoleContext,
-    run_id: int,
-    *,
-    table: str | None = None,
-    column: str | None = None,
-    record: str | None = None,
-    status: str | None = None,
-    page: int = 1,
-) -> dict[str, Any]:
-    """One page of a run's plan (old → new values), filtered."""
-    frame = _filtered(ctx, run_id, table=table, column=column, record=record, status=status)
-    full = _plan_frame(ctx, run_id)
-    pages = max(1, math.ceil(len(frame) / PLAN_PAGE_SIZE))
+def _filter_frame(frame: pd.DataFrame, where: PlanFilter) -> pd.DataFrame:
+    if where.table:
+        frame = frame[frame["table_name"] == where.table]
+    if where.column:
+        frame = frame[frame["column_name"] == where.column]
+    if where.status:
+        frame = frame[frame["status"] == where.status]
+    if where.record:
+        frame = frame[frame["record_id"].astype(str).str.contains(where.record.strip().lower(), regex=False)]
+    return frame
+
+
+def plan_items(ctx: ConsoleContext, run_id: int, where: PlanFilter, *, page: int = 1) -> dict[str, Any]:
+    """One page of a run's plan (old → new values), filtered: from SQL, or a dry run's CSV."""
+    run = ctx.mirror.run(run_id)
+    if run.get("dry_run"):
+        full = _csv_plan(ctx, run_id, run)
+        frame = _filter_frame(full, where)
+        matching, total = len(frame), len(full)
+        choices = ctx.cached(
+            f"plan-choices:{run_id}",
+            lambda: {
+                "table": sorted(full["table_name"].dropna().unique().tolist()),
+                "column": sorted(full["column_name"].dropna().unique().tolist()),
+                "status": sorted(full["status"].dropna().unique().tolist()),
+            },
+        )
+    else:
+        _, total = plan_page(ctx.mirror, run_id, PlanFilter(), offset=0, limit=0)
+        _, matching = plan_page(ctx.mirror, run_id, where, offset=0, limit=0)
+        choices = ctx.cached(f"plan-choices:{run_id}", lambda: plan_choices(ctx.mirror, run_id))
+    pages = max(1, math.ceil(matching / PLAN_PAGE_SIZE))
     page = min(max(page, 1), pages)
-    shown = frame.iloc[(page - 1) * PLAN_PAGE_SIZE : page * PLAN_PAGE_SIZE]
+    offset = (page - 1) * PLAN_PAGE_SIZE
+    if run.get("dry_run"):
+        rows = frame.iloc[offset : offset + PLAN_PAGE_SIZE].to_dict(orient="records")
+    else:
+        rows, _ = plan_page(ctx.mirror, run_id, where, offset=offset, limit=PLAN_PAGE_SIZE)
     columns = [
         "table_name",
         "record_id",
@@ -216,47 +245,35 @@ def plan_items(
         "status",
         "error",
     ]
-    items = [
-        {c: plain(row.get(c)) for c in columns if c in shown.columns}
-        for row in shown.to_dict(orient="records")
-    ]
     return {
         "run_id": run_id,
-        "total": len(full),
-        "matching": len(frame),
+        "dry_run": bool(run.get("dry_run")),
+        "total": total,
+        "matching": matching,
         "page": page,
         "pages": pages,
-        "filters": {"table": table, "column": column, "record": record, "status": status},
-        "choices": {
-            "table": sorted(full["table_name"].dropna().unique().tolist()) if len(full) else [],
-            "column": sorted(full["column_name"].dropna().unique().tolist()) if len(full) else [],
-            "status": sorted(full["status"].dropna().unique().tolist())
-            if "status" in full and len(full)
-            else [],
+        "filters": {
+            "table": where.table,
+            "column": where.column,
+            "record": where.record,
+            "status": where.status,
         },
-        "items": items,
+        "choices": choices,
+        "items": [{c: plain(row.get(c)) for c in columns if c in row} for row in rows],
     }
 
 
-def _filtered(ctx: ConsoleContext, run_id: int, **filters: str | None) -> pd.DataFrame:
-    frame = _plan_frame(ctx, run_id)
-    if filters.get("table"):
-        frame = frame[frame["table_name"] == filters["table"]]
-    if filters.get("column"):
-        frame = frame[frame["column_name"] == filters["column"]]
-    if filters.get("status") and "status" in frame:
-        frame = frame[frame["status"] == filters["status"]]
-    if filters.get("record"):
-        needle = str(filters["record"]).strip().lower()
-        frame = frame[frame["record_id"].astype(str).str.contains(needle, regex=False)]
-    return frame
-
-
-def plan_csv(ctx: ConsoleContext, run_id: int, **filters: str | None) -> str:
+def plan_csv(ctx: ConsoleContext, run_id: int, where: PlanFilter) -> str:
     """The (filtered) plan as CSV text, every row."""
-    frame = _filtered(ctx, run_id, **filters)
+    run = ctx.mirror.run(run_id)
     out = io.StringIO()
-    frame.to_csv(out, index=False, quoting=csv.QUOTE_MINIMAL)
+    if run.get("dry_run"):
+        _filter_frame(_csv_plan(ctx, run_id, run), where).to_csv(out, index=False)
+        return out.getvalue()
+    writer = csv.DictWriter(out, fieldnames=PLAN_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for rows in plan_rows(ctx.mirror, run_id, where):
+        writer.writerows(rows)
     return out.getvalue()
 
 
@@ -278,7 +295,7 @@ def run_preview(ctx: ConsoleContext) -> dict[str, Any]:
     summary: list[dict[str, Any]] = []
     age = None
     if dry is not None:
-        frame = _plan_frame(ctx, dry)
+        frame = _csv_plan(ctx, dry)
         if len(frame):
             counts = frame.groupby(["table_name", "column_name"]).size().reset_index(name="values")
             summary = [

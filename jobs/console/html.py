@@ -92,7 +92,9 @@ def card(title: str, body: str, *, wide: bool = False, note: str | None = None) 
 
 def figure(label: str, value: Any, note: str | None = None) -> str:
     """One headline figure."""
-    return card(label, f'<div class="figure">{esc(value)}</div>', note=note)
+    extra = f'<p class="muted">{esc(note)}</p>' if note else ""
+    body = f'<h2>{esc(label)}</h2><div class="figure">{esc(value)}</div>{extra}'
+    return f'<section class="card fig">{body}</section>'
 
 
 def form_button(

@@ -16,6 +16,7 @@ from jobs.console.data_config import configuration as config_data
 from jobs.console.html import card, esc, figure, form_button, link, table
 from jobs.console.pages_results import customers, duplicate_group, duplicates, leads
 from jobs.console.view import View
+from jobs.service.mirror.summaries import PlanFilter
 
 __all__ = [
     "View",
@@ -297,7 +298,7 @@ def run_plan(view: View, run_id: int) -> tuple[str, dict[str, Any]]:
     """A run's plan, filterable and paged, with a CSV link for the same filter."""
     filters = _filters(view)
     page_no = int(view.query.get("page", "1")) if view.query.get("page", "1").isdigit() else 1
-    data = data_runs.plan_items(view.ctx, run_id, page=page_no, **filters)
+    data = data_runs.plan_items(view.ctx, run_id, PlanFilter(**filters), page=page_no)
 
     def select(name: str) -> str:
         options = ['<option value="">any</option>'] + [
@@ -352,7 +353,7 @@ def run_plan(view: View, run_id: int) -> tuple[str, dict[str, Any]]:
 
 def plan_csv(view: View, run_id: int) -> tuple[str, str]:
     """The filtered plan as CSV and a file name."""
-    return data_runs.plan_csv(view.ctx, run_id, **_filters(view)), f"dvsync-run-{run_id}-plan.csv"
+    return data_runs.plan_csv(view.ctx, run_id, PlanFilter(**_filters(view))), f"dvsync-run-{run_id}-plan.csv"
 
 
 def confirm_rollback(view: View, run_id: int) -> tuple[str, dict[str, Any]]:

@@ -144,7 +144,7 @@ def leads(view: View) -> tuple[str, dict[str, Any]]:
             if data["grades"]
             else '<p class="muted">No grades yet.</p>',
         )
-        + card("Grade mix over time (per scoring run)", grade_chart, wide=True)
+        + card("Grade mix over time (per scoring run)", grade_chart)
         + "</div>"
         + _model_card(data["model"])
         + '<div class="cards">'
