@@ -30,8 +30,21 @@ from jobs.console.app import start_console
 from jobs.service.mirror import Mirror
 from jobs.service.settings_load import load_settings
 
-PAGES = ["/", "/runs", "/runs/{run}", "/runs/{run}/plan", "/runs/{run}/rollback", "/runs/confirm", "/leads",
-         "/duplicates", "/duplicates?table=account", "/customers", "/config", "/api/leads", "/api/customers"]
+PAGES = [
+    "/",
+    "/runs",
+    "/runs/{run}",
+    "/runs/{run}/plan",
+    "/runs/{run}/rollback",
+    "/runs/confirm",
+    "/leads",
+    "/duplicates",
+    "/duplicates?table=account",
+    "/customers",
+    "/config",
+    "/api/leads",
+    "/api/customers",
+]
 
 
 def main() -> None:

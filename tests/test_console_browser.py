@@ -61,7 +61,9 @@ def _shoot(page: Any, name: str, *, docs: bool = True) -> None:
     page.screenshot(path=str(ARTEFACTS / f"{name}.png"), full_page=True)
     if docs and os.environ.get("DVSYNC_DOCS_SCREENSHOTS") == "1":
         DOCS.mkdir(parents=True, exist_ok=True)
-        height = min(int(page.evaluate("document.documentElement.scrollHeight")), 1100)
+        # Long tables of ids compress badly: their pictures show the first screen only (< 200 KB).
+        tallest = 640 if name in ("plan", "rollback") else 1100
+        height = min(int(page.evaluate("document.documentElement.scrollHeight")), tallest)
         clip = {"x": 0, "y": 0, "width": 1280, "height": height}
         page.screenshot(path=str(DOCS / f"{name}.png"), full_page=True, clip=clip)
 

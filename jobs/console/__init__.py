@@ -4,3 +4,20 @@ It sits beside :mod:`jobs.cli` (both are front ends of :mod:`jobs.service`): it 
 service and the analytics, never the other way round. :func:`jobs.console.app.start_console` is
 the entry point; ``dvsync console`` and ``dvsync schedule --console`` call it.
 """
+
+__all__ = [
+    "actions",
+    "app",
+    "auth",
+    "charts",
+    "context",
+    "data_config",
+    "data_duplicates",
+    "data_results",
+    "data_runs",
+    "html",
+    "pages",
+    "pages_results",
+    "server",
+    "view",
+]

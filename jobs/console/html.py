@@ -34,6 +34,10 @@ def esc(value: Any) -> str:
         return f"{value:,}"
     if isinstance(value, float):
         return f"{value:,.2f}"
+    if isinstance(value, list | tuple):
+        return ", ".join(esc(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{esc(k)}: {esc(v)}" for k, v in value.items())
     return escape(str(value))
 
 

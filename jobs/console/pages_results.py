@@ -228,7 +228,7 @@ def duplicates(view: View) -> tuple[str, dict[str, Any]]:
                 rows,
                 ["open", "records", "score", "suggested_master", "members"],
                 raw=["open"],
-                headers={"open": "group"},
+                headers={"open": "group", "score": "match %"},
                 empty="No duplicate groups in this table.",
             )
             + "<p>"
