@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs.cli.common import add_common_options, settings_from_args
+from jobs.cli.common import settings_from_args
 from jobs.cli.run import stop_on_signals
 from jobs.console.app import RunningConsole, start_console
 
@@ -14,7 +14,12 @@ __all__ = ["add_arguments", "announce", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``dvsync console`` options."""
-    add_common_options(parser, json_help="(no effect; every page's data is served as JSON under /api/)")
+    parser.add_argument(
+        "--config",
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help="config.toml to use (default: $DVSYNC_CONFIG, else ./config.toml when present)",
+    )
     parser.add_argument("--host", help="address to listen on (default: console.host, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="TCP port (default: console.port, 8766; 0 picks a free one)")
 

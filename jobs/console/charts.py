@@ -265,7 +265,7 @@ def heatmap(
                 body.append(
                     f'<text x="{x + cell / 2 - 1:.1f}" y="{y + cell / 2 + 12:.1f}" text-anchor="middle" '
                     f'font-size="{_FONT - 2}" fill="{"#ffffff" if dark else "#374151"}">'
-                    f"{escape(note[:12])}</text>"
+                    f"{escape(note[: max(8, cell // 6)])}</text>"
                 )
     for c, column in enumerate(columns):
         body.append(

@@ -313,6 +313,7 @@ def customers(view: View) -> tuple[str, dict[str, Any]]:
                 label="Customers by recency and frequency score",
                 row_title="recency",
                 column_title="frequency score",
+                cell=90,
             ),
         ) + card(
             "RFM grid: historical value per cell",
@@ -324,6 +325,7 @@ def customers(view: View) -> tuple[str, dict[str, Any]]:
                 label="Historical value by recency and frequency score",
                 row_title="recency",
                 column_title="frequency score",
+                cell=90,
             ),
         )
     segments = data["segments"]
