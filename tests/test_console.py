@@ -22,7 +22,7 @@ from core.errors import ConfigError
 from jobs.cli.walkthrough import MAPPINGS_DIR
 from jobs.console.actions import ActionRunner, read_action_log
 from jobs.console.app import start_console
-from jobs.console.auth import SESSION_COOKIE, EntraSignIn
+from jobs.console.auth import FLOW_COOKIE, SESSION_COOKIE, EntraSignIn
 from jobs.console.context import ConsoleContext
 from jobs.console.data_config import CheckRunner
 from jobs.console.server import CSP, ConsoleApp, Request, Response
@@ -301,14 +301,19 @@ def test_entra_sign_in_lets_in_allowed_users_and_groups_only(tmp_path, claims, a
         host = {"host": "dvsync.contoso.com"}
         start = app.handle(_request("GET", "/auth/start", headers=host))
         assert start.status == 302 and start.headers["Location"].startswith("https://login.example/authorize")
+        flow = {FLOW_COOKIE: start.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]}
+        # The callback in another browser (a login-CSRF link) is refused even with a valid state.
+        elsewhere = _request("GET", "/auth/callback", query={"state": "s1", "code": "c"}, headers=host)
+        assert app.handle(elsewhere).status == 403
         assert (
             app.handle(
                 _request("GET", "/auth/callback", query={"state": "forged", "code": "c"}, headers=host)
             ).status
             == 403
         )
-        app.entra.start()
-        done = app.handle(_request("GET", "/auth/callback", query={"state": "s1", "code": "c"}, headers=host))
+        done = app.handle(
+            _request("GET", "/auth/callback", query={"state": "s1", "code": "c"}, headers=host, cookies=flow)
+        )
         if allowed:
             assert done.status == 303 and "Secure" in done.headers["Set-Cookie"]
             assert "Strict-Transport-Security" in done.headers

@@ -26,9 +26,12 @@ from typing import Any
 
 from jobs.service.settings import Settings
 
-__all__ = ["SESSION_COOKIE", "EntraSignIn", "Session", "SessionStore", "SignInRefused"]
+__all__ = ["FLOW_COOKIE", "SESSION_COOKIE", "EntraSignIn", "Session", "SessionStore", "SignInRefused"]
 
 SESSION_COOKIE = "dvsync_session"
+FLOW_COOKIE = "dvsync_signin"
+"""Holds the state of an Entra sign-in started by this browser (SameSite=Lax: the callback is a
+top-level navigation coming back from Microsoft)."""
 _FLOW_TTL = 600.0
 """An Entra sign-in started and not finished within 10 minutes is forgotten."""
 
@@ -148,17 +151,25 @@ class EntraSignIn:
             )
         self.app = app
 
-    def start(self) -> str:
-        """Begin a sign-in; returns the Microsoft URL to send the browser to."""
+    def start(self) -> tuple[str, str]:
+        """Begin a sign-in; returns the Microsoft URL to send the browser to, and the flow's state
+        (kept in a cookie of the browser that started it, so no other browser can finish it)."""
         flow = self.app.initiate_auth_code_flow(scopes=[], redirect_uri=self.redirect_uri)
         now = time.monotonic()
         with self._lock:
             self._flows = {k: v for k, v in self._flows.items() if now - v[0] < _FLOW_TTL}
             self._flows[flow["state"]] = (now, flow)
-        return str(flow["auth_uri"])
+        return str(flow["auth_uri"]), str(flow["state"])
 
-    def finish(self, params: dict[str, str]) -> str:
-        """Complete the sign-in with the callback's query; returns the user, or raises SignInRefused."""
+    def finish(self, params: dict[str, str], started_here: str | None) -> str:
+        """Complete the sign-in with the callback's query; returns the user, or raises SignInRefused.
+
+        Args:
+            params: the callback's query (code, state, or error).
+            started_here: the state this browser's cookie holds from :meth:`start`.
+        """
+        if not same_secret(params.get("state"), started_here):
+            raise SignInRefused("this sign-in was not started in this browser; sign in again")
         with self._lock:
             started = self._flows.pop(params.get("state", ""), None)
         if started is None:

@@ -38,7 +38,15 @@ from urllib.parse import parse_qs, urlsplit
 from core.errors import DvsyncError
 from jobs.console import pages
 from jobs.console.actions import ActionRunner
-from jobs.console.auth import SESSION_COOKIE, EntraSignIn, Session, SessionStore, SignInRefused, same_secret
+from jobs.console.auth import (
+    FLOW_COOKIE,
+    SESSION_COOKIE,
+    EntraSignIn,
+    Session,
+    SessionStore,
+    SignInRefused,
+    same_secret,
+)
 from jobs.console.context import ConsoleContext
 from jobs.console.data_config import CheckRunner
 from jobs.service.mirror import MirrorError
@@ -279,10 +287,16 @@ class ConsoleApp:
                 return _html(pages.login_page(self.auth, error="That is not this console's token."), 401)
             return self._signed_in("admin (token)")
         if request.path == "/auth/start" and self.entra is not None:
-            return _redirect(self.entra.start(), 302)
+            uri, state = self.entra.start()
+            response = _redirect(uri, 302)
+            secure = "; Secure" if self.secure else ""
+            response.headers["Set-Cookie"] = (
+                f"{FLOW_COOKIE}={state}; Path=/auth; HttpOnly; SameSite=Lax; Max-Age=600{secure}"
+            )
+            return response
         if request.path == "/auth/callback" and self.entra is not None:
             try:
-                user = self.entra.finish(request.query)
+                user = self.entra.finish(request.query, request.cookies.get(FLOW_COOKIE))
             except SignInRefused as exc:
                 log.warning("console: Entra sign-in refused: %s", exc)
                 return _html(pages.login_page(self.auth, error=str(exc)), 403)
