@@ -394,6 +394,9 @@ def confirm_rollback(view: View, run_id: int) -> tuple[str, dict[str, Any]]:
                 data["restore"][:500], ["table", "record_id", "column", "now", "restore_to"], empty="None."
             ),
             wide=True,
+            note="The first 500 are listed; the rollback restores every one."
+            if counts["restore"] > 500
+            else None,
         )
         + card(
             f"Will be refused ({counts['refuse']:,})",
