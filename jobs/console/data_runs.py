@@ -111,7 +111,7 @@ def overview(ctx: ConsoleContext) -> dict[str, Any]:
         **status,
         "attention": attention,
         "throttling": throttling,
-        "open_writes": status.pop("pending_writes", 0),
+        "open_writes": status["pending_writes"],
         "actions": read_action_log(ctx.state_dir, limit=10),
     }
 
