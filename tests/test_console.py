@@ -347,3 +347,27 @@ def test_dvsync_console_prints_url_and_token_serves_and_stops_on_sigterm(tmp_pat
         out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert SECRET not in out + err
+
+
+def test_the_demo_serves_the_console_until_sigterm(tmp_path, monkeypatch, capsys):
+    """``dvsync demo`` ends by serving the console over its mirror; SIGTERM (or Ctrl-C) stops it."""
+    from jobs.cli import console as console_cli
+    from jobs.cli import demo
+
+    settings = _settings(tmp_path)
+    seen: dict[str, Any] = {}
+    announce = console_cli.announce
+
+    def announce_then_stop(console: Any, out: Any = None) -> None:
+        announce(console, out)
+        seen["url"] = console.url
+        seen["login"] = requests.get(console.url + "/login", timeout=10).status_code
+        os.kill(os.getpid(), signal.SIGTERM)  # handled by the demo's stop_on_signals: a clean stop
+
+    monkeypatch.setattr(console_cli, "announce", announce_then_stop)
+    demo._serve_console(settings)
+    printed = capsys.readouterr().out
+    assert seen["login"] == 200
+    assert f"Console: {seen['url']}" in printed and "Admin token" in printed and "Ctrl-C" in printed
+    with pytest.raises(requests.ConnectionError):
+        requests.get(seen["url"] + "/login", timeout=5)
