@@ -247,11 +247,7 @@ class ConsoleApp:
         session, new_sid = self._session(request)
         if session is None:
             if path.startswith("/api/") or request.method != "GET":
-                return (
-                    _json({"error": "sign in first"}, 401)
-                    if path.startswith("/api/")
-                    else self._error(request, 401, "sign in first")
-                )
+                return self._error(request, 401, "sign in first")
             return _redirect("/login")
         response = self._post(request, session) if request.method == "POST" else self._get(request, session)
         if new_sid:
