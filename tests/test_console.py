@@ -12,6 +12,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -371,3 +373,37 @@ def test_the_demo_serves_the_console_until_sigterm(tmp_path, monkeypatch, capsys
     assert f"Console: {seen['url']}" in printed and "Admin token" in printed and "Ctrl-C" in printed
     with pytest.raises(requests.ConnectionError):
         requests.get(seen["url"] + "/login", timeout=5)
+
+
+def test_a_slow_rollback_comparison_answers_at_once_and_shows_when_ready(site, monkeypatch):
+    from jobs.console import data_runs, pages
+
+    mirror = site.ctx.mirror
+    run_id = mirror.start_run("run", jobs=["scoring"])
+    entry = {"record_id": "ID-1", "column_name": "dvs_leadscore", "old_value": 3, "new_value": 70}
+    mirror.record_audit(run_id, "lead", [{**entry, "outcome": "written"}])
+    mirror.finish_run(run_id, "ok")
+    release = threading.Event()
+    real = data_runs.rollback_preview
+
+    def slow(ctx: Any, rid: int) -> dict[str, Any]:
+        release.wait(30)
+        return real(ctx, rid)
+
+    monkeypatch.setattr(data_runs, "rollback_preview", slow)
+    monkeypatch.setattr(pages, "PREVIEW_WAIT", 0.05)
+    sid, _ = _sign_in(site)
+    cookies = {SESSION_COOKIE: sid}
+    pending = site.handle(_request("GET", f"/runs/{run_id}/rollback", cookies=cookies))
+    assert pending.status == 200 and b"wrote 1 value(s)" in pending.body and b"reload" in pending.body
+    assert b"/actions/rollback" not in pending.body
+    release.set()
+    for _ in range(100):
+        ready = site.handle(_request("GET", f"/api/runs/{run_id}/rollback", cookies=cookies))
+        if "counts" in json.loads(ready.body):
+            break
+        time.sleep(0.05)
+    # The record is not in the mirror (no lead table), so the comparison refuses to restore it.
+    assert json.loads(ready.body)["counts"] == {"restore": 0, "refuse": 1}
+    page = site.handle(_request("GET", f"/runs/{run_id}/rollback", cookies=cookies))
+    assert b"Will be refused (1)" in page.body

@@ -249,7 +249,11 @@ def test_dry_run_run_and_rollback_are_clicked_through_and_audited(admin, console
         audit = mirror.audit(wrote["run_id"])
         assert set(edited) <= set(audit.loc[audit["outcome"] == "written", "record_id"])
 
-    admin.open(f"/runs/{wrote['run_id']}/rollback")
+    for _ in range(60):  # the comparison may still be running right after the run: reload
+        admin.open(f"/runs/{wrote['run_id']}/rollback")
+        if admin.page.locator("h2", has_text="Will be restored").count():
+            break
+        admin.page.wait_for_timeout(1000)
     restore_heading = admin.page.locator("h2", has_text="Will be restored").inner_text()
     _shoot(admin.page, "confirm-rollback", docs=False)
     admin.page.locator("button", has_text=f"Roll back run #{wrote['run_id']}").click()

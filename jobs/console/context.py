@@ -76,3 +76,12 @@ class ConsoleContext:
                 if self._version == version:
                     self._cache[key] = (version, value)
         return value
+
+    def within(self, key: str, build: Callable[[], Any], seconds: float) -> Any | None:
+        """``cached(key, build)`` if it is ready within ``seconds``, else None (it goes on building in
+        the background, so a reload a little later finds it)."""
+        box: list[Any] = []
+        worker = threading.Thread(target=lambda: box.append(self.cached(key, build)), daemon=True)
+        worker.start()
+        worker.join(seconds)
+        return box[0] if box else None

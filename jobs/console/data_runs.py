@@ -40,6 +40,7 @@ __all__ = [
     "run_detail",
     "run_preview",
     "runs_list",
+    "written_count",
 ]
 
 PLAN_PAGE_SIZE = 200
@@ -275,6 +276,12 @@ def plan_csv(ctx: ConsoleContext, run_id: int, where: PlanFilter) -> str:
     for rows in plan_rows(ctx.mirror, run_id, where):
         writer.writerows(rows)
     return out.getvalue()
+
+
+def written_count(ctx: ConsoleContext, run_id: int) -> int:
+    """How many values a run wrote (or restored), from the audit."""
+    counts = audit_counts(ctx.mirror, run_id)
+    return int(counts.get("written", 0) + counts.get("restored", 0))
 
 
 def rollback_preview(ctx: ConsoleContext, run_id: int) -> dict[str, Any]:

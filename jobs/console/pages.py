@@ -101,6 +101,10 @@ def _buttons(view: View) -> str:
     )
 
 
+PREVIEW_WAIT = 0.7
+"""Seconds the rollback confirmation waits for its comparison before answering "reload shortly"."""
+
+
 def warm(ctx: ConsoleContext) -> None:
     """Compute the slow pages' data for the mirror as it is now, so the next view is instant.
 
@@ -357,8 +361,24 @@ def plan_csv(view: View, run_id: int) -> tuple[str, str]:
 
 
 def confirm_rollback(view: View, run_id: int) -> tuple[str, dict[str, Any]]:
-    """What rolling back would restore and refuse, and the button that does it."""
-    data = view.ctx.cached(f"rollback:{run_id}", lambda: data_runs.rollback_preview(view.ctx, run_id))
+    """What rolling back would restore and refuse, and the button that does it.
+
+    Comparing a big run's values with the mirror takes seconds (a medium first run wrote 290,000);
+    the page answers at once with how many values the run wrote and asks for a reload while the
+    comparison finishes in the background (the warmer usually did it right after the run).
+    """
+    data = view.ctx.within(
+        f"rollback:{run_id}", lambda: data_runs.rollback_preview(view.ctx, run_id), PREVIEW_WAIT
+    )
+    if data is None:
+        written = data_runs.written_count(view.ctx, run_id)
+        data = {"run_id": run_id, "pending": True, "written": written}
+        body = (
+            f'<div class="notice">Run #{run_id} wrote {written:,} value(s). Comparing each with what '
+            "Dynamics holds now (per the mirror) to show which would be restored and which refused; "
+            f"reload this page in a few seconds. {link(f'/runs/{run_id}', 'cancel')}</div>"
+        )
+        return view.render(f"Roll back run #{run_id}?", body, f"/api/runs/{run_id}/rollback"), data
     counts = data["counts"]
     button = ""
     if counts["restore"] or counts["refuse"]:
