@@ -80,6 +80,14 @@ class ConsoleContext:
     def within(self, key: str, build: Callable[[], Any], seconds: float) -> Any | None:
         """``cached(key, build)`` if it is ready within ``seconds``, else None (it goes on building in
         the background, so a reload a little later finds it)."""
+        version = self.version()
+        with self._lock:
+            hit = self._cache.get(key)
+            building = self._building.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        if building is not None and building.locked():
+            return None  # being built (by the warmer): answer now rather than queue behind it
         box: list[Any] = []
         worker = threading.Thread(target=lambda: box.append(self.cached(key, build)), daemon=True)
         worker.start()
