@@ -12,6 +12,7 @@ import secrets
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +240,7 @@ def run_demo(
     quiet: bool = False,
     progress: bool = True,
     keep: bool = False,
+    then: Callable[[Settings], None] | None = None,
 ) -> dict[str, Any]:
     """Start the sandbox, provision, run twice, and report.
 
@@ -251,6 +253,8 @@ def run_demo(
         out: where to print; None prints to stdout.
         quiet: print nothing (``--json``).
         progress: show progress bars on a terminal.
+        then: called with the demo's settings after the runs, while the sandbox still serves
+            (``dvsync demo`` serves the console from it until Ctrl-C).
 
     Returns:
         ``data_dir``, ``provisioned`` (columns created), ``first`` and ``second`` (the two runs'
@@ -312,7 +316,7 @@ def _demo(
                 markup=False,
             )
             seen = _what_sales_see(client, views, out)
-        return {
+        report = {
             "data_dir": str(directory),
             "provisioned": created,
             "first": runs[0].as_dict(),
@@ -320,5 +324,8 @@ def _demo(
             "shown": shown,
             "views": seen,
         }
+        if then is not None:
+            then(settings)
+        return report
     finally:
         sandbox.stop()
