@@ -265,7 +265,7 @@ def run_demo(
     directory = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="dvsync-demo-"))
     directory.mkdir(parents=True, exist_ok=True)
     try:
-        return _demo(directory, size=size, seed=seed, out=out, quiet=quiet, progress=progress)
+        return _demo(directory, size=size, seed=seed, out=out, quiet=quiet, progress=progress, then=then)
     finally:
         if temporary and not keep:
             # The sandbox and mirror take ~100 MB; a demo leaves nothing behind unless asked to.
@@ -275,7 +275,14 @@ def run_demo(
 
 
 def _demo(
-    directory: Path, *, size: str, seed: int, out: Console, quiet: bool, progress: bool
+    directory: Path,
+    *,
+    size: str,
+    seed: int,
+    out: Console,
+    quiet: bool,
+    progress: bool,
+    then: Callable[[Settings], None] | None,
 ) -> dict[str, Any]:
     token = secrets.token_urlsafe(24)
     out.print(f"Starting the sandbox ({size}, seed {seed}) in {directory} ...", markup=False)
