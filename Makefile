@@ -17,10 +17,13 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 venv: $(STAMP)
 
+# On a terminal the demo ends by serving the console until Ctrl-C; without one (CI, a pipe) it ends.
 demo: $(STAMP)
-	$(BIN)/dvsync demo
+	if [ -t 0 ]; then $(BIN)/dvsync demo; else $(BIN)/dvsync demo --no-console; fi
 
+# The console's browser tests drive Debian's chromium (Playwright never downloads a browser here).
 test: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q

@@ -29,6 +29,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("merge", "jobs.cli.merge", "merge approved duplicates in Dynamics (a dry run unless --no-dry-run)"),
     ("schedule", "jobs.cli.schedule", "run on the configured cron schedules, in the foreground"),
     ("status", "jobs.cli.status", "last runs, next scheduled runs, mirror freshness"),
+    ("console", "jobs.cli.console", "serve the admin console (web pages over the mirror) until Ctrl-C"),
     ("demo", "jobs.cli.demo", "start the sandbox, provision, run twice and show the results"),
 ]
 

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="every scheduled run only plans: the default unless [writeback] dry_run = false; "
         "--no-dry-run makes the runs write back",
     )
+    parser.add_argument(
+        "--console", action="store_true", help="also serve the admin console ([console] host and port)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,6 +58,13 @@ def run(args: argparse.Namespace) -> int:
         connect(settings) as client,
         stop_on_signals() as stop,
     ):
+        console = None
+        if getattr(args, "console", False):
+            from jobs.cli.console import announce
+            from jobs.console.app import start_console
+
+            console = start_console(settings, mappings=mappings, stop=stop)
+            announce(console)
 
         def one_run(jobs: list[str], trigger: str, stop_event: threading.Event) -> None:
             while not lock.acquire():
@@ -77,5 +87,9 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 lock.release()
 
-        Scheduler(settings.schedule, one_run, stop=stop).loop()
+        try:
+            Scheduler(settings.schedule, one_run, stop=stop).loop()
+        finally:
+            if console is not None:
+                console.stop()
     return 0

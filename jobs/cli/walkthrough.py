@@ -12,6 +12,7 @@ import secrets
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +240,7 @@ def run_demo(
     quiet: bool = False,
     progress: bool = True,
     keep: bool = False,
+    then: Callable[[Settings], None] | None = None,
 ) -> dict[str, Any]:
     """Start the sandbox, provision, run twice, and report.
 
@@ -251,6 +253,8 @@ def run_demo(
         out: where to print; None prints to stdout.
         quiet: print nothing (``--json``).
         progress: show progress bars on a terminal.
+        then: called with the demo's settings after the runs, while the sandbox still serves
+            (``dvsync demo`` serves the console from it until Ctrl-C).
 
     Returns:
         ``data_dir``, ``provisioned`` (columns created), ``first`` and ``second`` (the two runs'
@@ -261,7 +265,7 @@ def run_demo(
     directory = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="dvsync-demo-"))
     directory.mkdir(parents=True, exist_ok=True)
     try:
-        return _demo(directory, size=size, seed=seed, out=out, quiet=quiet, progress=progress)
+        return _demo(directory, size=size, seed=seed, out=out, quiet=quiet, progress=progress, then=then)
     finally:
         if temporary and not keep:
             # The sandbox and mirror take ~100 MB; a demo leaves nothing behind unless asked to.
@@ -271,7 +275,14 @@ def run_demo(
 
 
 def _demo(
-    directory: Path, *, size: str, seed: int, out: Console, quiet: bool, progress: bool
+    directory: Path,
+    *,
+    size: str,
+    seed: int,
+    out: Console,
+    quiet: bool,
+    progress: bool,
+    then: Callable[[Settings], None] | None,
 ) -> dict[str, Any]:
     token = secrets.token_urlsafe(24)
     out.print(f"Starting the sandbox ({size}, seed {seed}) in {directory} ...", markup=False)
@@ -312,7 +323,7 @@ def _demo(
                 markup=False,
             )
             seen = _what_sales_see(client, views, out)
-        return {
+        report = {
             "data_dir": str(directory),
             "provisioned": created,
             "first": runs[0].as_dict(),
@@ -320,5 +331,8 @@ def _demo(
             "shown": shown,
             "views": seen,
         }
+        if then is not None:
+            then(settings)
+        return report
     finally:
         sandbox.stop()

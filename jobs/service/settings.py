@@ -52,6 +52,7 @@ from connector.settings import (
     split_list,
 )
 from core.tomlfile import closest
+from jobs.service.settings_console import ConsoleSettings
 from jobs.service.settings_sources import LOAD_CONTEXT, MappingEnvSource, TomlSource
 
 __all__ = [
@@ -327,6 +328,7 @@ class Settings(BaseSettings):
     writeback: WritebackSettings = Field(default_factory=WritebackSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @classmethod
     def settings_customise_sources(
