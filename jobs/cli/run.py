@@ -35,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--plan-csv", metavar="PATH", help="where a dry run writes its plan")
     parser.add_argument("--full", action="store_true", help="re-read every table in full first")
+    parser.add_argument(
+        "--engine",
+        choices=("pandas", "spark"),
+        help="where the jobs run (default: [engine] kind; docs/scale.md)",
+    )
 
 
 @contextmanager
@@ -63,6 +68,8 @@ def stop_on_signals() -> Iterator[threading.Event]:
 def run(args: argparse.Namespace) -> int:
     """Run once; 0 when everything went through, 1 when a table, a job or a write failed."""
     settings = settings_from_args(args)
+    if getattr(args, "engine", None):
+        settings.engine.kind = args.engine
     mappings = load_mappings(settings.mappings.dir, prefix=settings.writeback.publisher_prefix)
     jobs = [j for j in args.jobs.split(",")] if args.jobs else None
     with (

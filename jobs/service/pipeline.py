@@ -49,6 +49,7 @@ from core.errors import ConfigError, DvsyncError
 from jobs.errors import JobError
 from jobs.service import compute
 from jobs.service.compute import JobOutcome
+from jobs.service.engine_run import compute_on_engine
 from jobs.service.mapping import MappingSet, OutputColumn
 from jobs.service.mirror import Mirror, MirrorError
 from jobs.service.plan import add_companions, carry_forward, differs, empty_plan, plan_table
@@ -579,6 +580,11 @@ def _job_failed(job: str, exc: Exception) -> JobOutcome:
 
 
 def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
+    if ctx.settings.engine.kind != "pandas":  # the same jobs on Spark (jobs/engines, docs/scale.md)
+        ctx.result.jobs = compute_on_engine(
+            ctx.client, ctx.mirror, ctx.mappings, ctx.settings, chosen, model_dir=_model_dir(ctx), now=ctx.now
+        )
+        return ctx.result.jobs
     directory = Path(ctx.settings.mappings.dir)
     mirror = ctx.mirror
     outcomes: list[JobOutcome] = []

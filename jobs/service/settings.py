@@ -52,6 +52,7 @@ from connector.settings import (
     split_list,
 )
 from core.tomlfile import closest
+from jobs.service.engine_settings import EngineSettings
 from jobs.service.settings_sources import LOAD_CONTEXT, MappingEnvSource, TomlSource
 
 __all__ = [
@@ -310,6 +311,7 @@ class Settings(BaseSettings):
     writeback: WritebackSettings = Field(default_factory=WritebackSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
 
     @classmethod
     def settings_customise_sources(
