@@ -255,7 +255,10 @@ def _reasons(frame: Any, day: pd.Timestamp, predicted: bool) -> Any:
             text = compute._value_reason(SimpleNamespace(historical=hist, predicted=pred), day)  # type: ignore[arg-type]
             yield batch.assign(value_reason=text.to_numpy(dtype=object))
 
-    schema = frame.schema.add("value_reason", "string")
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    # A new schema: StructType.add would change the frame's own (cached) schema in place.
+    schema = StructType([*frame.schema.fields, StructField("value_reason", StringType())])
     return frame.mapInPandas(run, schema)
 
 
