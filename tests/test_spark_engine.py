@@ -73,7 +73,7 @@ def _outcome(result, job):
     return next(o for o in result.jobs if o.job == job)
 
 
-def test_both_engines_plan_the_same_writes_from_the_mirror_and_from_lake_exports(spark, psandbox, tmp_path):
+def test_both_engines_plan_the_same_writes_from_the_mirror_and_from_lake_exports(spark, psandbox, tmp_path):  # noqa: F811
     config = write_config(tmp_path / "cfg", psandbox, tables=None)
     settings = settings_for(config, psandbox)
     mappings = load_mappings(settings.mappings.dir, prefix="dvs")
