@@ -51,6 +51,12 @@ _CDM_TYPES = {
 }
 
 
+def _companions(db: sqlite3.Connection, entity: str, columns: list[Column]) -> dict[str, str]:
+    """Polymorphic lookup -> the stored column naming its target table (``customeridtype``)."""
+    stored = {row[1] for row in db.execute(f'PRAGMA table_info("{entity}")')}
+    return {c.logical_name: c.type_column for c in columns if c.type_column and c.type_column in stored}
+
+
 def _columns(db: sqlite3.Connection, entity: str, base: tuple[Column, ...]) -> list[Column]:
     columns = list(base)
     known = {c.logical_name for c in columns}
@@ -62,8 +68,11 @@ def _columns(db: sqlite3.Connection, entity: str, base: tuple[Column, ...]) -> l
     return [c for c in columns if c.logical_name in stored and not c.internal]
 
 
-def _typed(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
-    """The stored text/number values in the export's types (numbers stay numbers, flags booleans)."""
+def _typed(frame: pd.DataFrame, columns: list[Column], companions: dict[str, str]) -> pd.DataFrame:
+    """The stored text/number values in the export's types (numbers stay numbers, flags booleans).
+
+    A polymorphic lookup's table goes in ``<lookup>_entitytype``, as the lake export carries it.
+    """
     out = pd.DataFrame(index=frame.index)
     for column in columns:
         values = frame[column.logical_name]
@@ -76,6 +85,8 @@ def _typed(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
             out[column.logical_name] = pd.to_numeric(values).astype(float)
         else:
             out[column.logical_name] = values.astype("string")
+    for lookup, companion in companions.items():
+        out[f"{lookup}_entitytype"] = frame[companion].astype("string")
     out["IsDelete"] = pd.array([False] * len(out), dtype="boolean")
     return out
 
@@ -164,9 +175,11 @@ def export_lake(
     try:
         for table in TABLES:
             columns = _columns(db, table.logical_name, table.columns)
-            names = ", ".join(f'"{c.logical_name}"' for c in columns)
+            companions = _companions(db, table.logical_name, columns)
+            selected = dict.fromkeys([*(c.logical_name for c in columns), *companions.values()])
+            names = ", ".join(f'"{c}"' for c in selected)
             raw = pd.read_sql_query(f'SELECT {names} FROM "{table.logical_name}"', db)
-            frame = _typed(raw, columns)
+            frame = _typed(raw, columns, companions)
             folder = root / table.logical_name
             if layout == "delta":
                 _write_delta(frame, columns, folder)
@@ -176,6 +189,7 @@ def export_lake(
                 {"name": c.logical_name, "dataType": _CDM_TYPES.get(c.attribute_type, "string")}
                 for c in columns
             ]
+            attributes += [{"name": f"{lookup}_entitytype", "dataType": "string"} for lookup in companions]
             attributes.append({"name": "IsDelete", "dataType": "boolean"})
             entities.append(
                 {
