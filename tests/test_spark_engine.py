@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 6, 1, 9, 30, tzinfo=UTC)
 SPARK_CONF = {
     "spark.ui.enabled": "false",
-    "spark.sql.shuffle.partitions": "4",
+    "spark.sql.shuffle.partitions": "2",
     "spark.default.parallelism": "2",
     "spark.driver.memory": "1g",
     "spark.ui.showConsoleProgress": "false",
@@ -142,3 +142,21 @@ def test_the_pandas_engine_never_imports_spark():
         "assert not any(m.startswith(('pyspark', 'py4j')) for m in sys.modules), 'pyspark imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_a_csv_lake_export_reads_as_the_delta_one(spark, provisioned_template, tmp_path):  # noqa: F811
+    from jobs.service.engine_inputs import read_lake_table
+
+    delta = export_lake(provisioned_template, tmp_path / "delta", layout="delta")
+    csv = export_lake(provisioned_template, tmp_path / "csv", layout="csv")
+    assert read_lake_table(csv, "nosuchtable", spark) is None
+    for table, key in (("salesorder", "salesorderid"), ("email", "activityid")):
+        frames = []
+        for root in (delta, csv):
+            frame = read_lake_table(root, table, spark).toPandas().sort_values(key, ignore_index=True)
+            frames.append(frame.astype(object).where(frame.notna(), None))
+        assert len(frames[0]) > 100 and list(frames[0].columns) == list(frames[1].columns)
+        assert "IsDelete" in frames[0].columns
+        entity_type = "customerid_entitytype" if table == "salesorder" else "regardingobjectid_entitytype"
+        assert frames[0][entity_type].notna().any()
+        assert frames[0].to_dict("records") == frames[1].to_dict("records"), table

@@ -24,7 +24,6 @@ import pandas as pd
 
 from core.errors import ConfigError
 from jobs.engines.frames import SparkTable, spark_type
-from jobs.service.mapping import MappingSet
 from jobs.service.mapping.catalogue import LOOKUP_ANNOTATION
 from jobs.service.mapping.reader import TableReader
 from jobs.service.mirror import Mirror
@@ -214,14 +213,11 @@ def _canonical(frame: Any, reader: TableReader) -> SparkTable:
     return SparkTable(frame.mapInPandas(convert, schema), dtypes, reader.mapping.id_column)
 
 
-def lake_tables(
-    root: Path, mappings: MappingSet, readers: Mapping[str, TableReader], spark: Any
-) -> dict[str, SparkTable]:
+def lake_tables(root: Path, readers: Mapping[str, TableReader], spark: Any) -> dict[str, SparkTable]:
     """Open the mapped tables of a lake export folder as canonical tables (entities combined).
 
     Args:
         root: the export folder.
-        mappings: the mapping set.
         readers: per mirror table, its mapping bound to the org (choice labels, outputs).
         spark: the session.
 
@@ -255,5 +251,4 @@ def lake_tables(
             combined = combined.unionByName(part.frame, allowMissingColumns=True)
             dtypes.update(part.dtypes)
         out[entity] = SparkTable(combined, dtypes, parts[0].id_column)
-    del mappings  # the readers carry the mappings; kept in the signature for the caller's clarity
     return out

@@ -57,7 +57,7 @@ def compute_on_engine(
                 readers[name] = TableReader.bind(
                     mapping, client.get_table(mapping.table), mappings.outputs_for(name)
                 )
-        tables = lake_tables(Path(spark_settings.lake_path), mappings, readers, engine.spark)
+        tables = lake_tables(Path(spark_settings.lake_path), readers, engine.spark)
     else:
         if mirror.path is None:
             raise ConfigError("the Spark engine reads the mirror from a file; an in-memory mirror has none")
