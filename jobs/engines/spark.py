@@ -11,6 +11,7 @@ from all results, and a run over ten million customers brings a few thousand row
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,8 @@ from jobs.service.mapping import OutputColumn
 from jobs.service.plan import COMPANION_RESULTS, differs
 
 __all__ = ["SparkEngine", "changed_rows"]
+
+log = logging.getLogger(__name__)
 
 
 def changed_rows(results: pd.DataFrame, held: pd.DataFrame, outputs: Sequence[OutputColumn]) -> pd.Series:
@@ -48,6 +51,20 @@ def changed_rows(results: pd.DataFrame, held: pd.DataFrame, outputs: Sequence[Ou
         old = output.to_wire(held[output.mirror_column], scaled=True)
         changed |= differs(new, old).to_numpy()
     return changed
+
+
+def _failure(exc: Exception) -> str:
+    """What to tell about a failed job: dvsync's own message, or the last line of Spark's."""
+    if isinstance(exc, DvsyncError):
+        return str(exc)
+    log.debug("spark job failed", exc_info=exc)
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    # A Python error on an executor arrives as a worker traceback; its last line names the error.
+    last = next(
+        (line for line in reversed(lines) if "Error" in line or "Exception" in line),
+        lines[-1] if lines else "",
+    )
+    return f"the Spark job failed: {last or type(exc).__name__} (run with --verbose for Spark's report)"
 
 
 class SparkEngine:
@@ -92,8 +109,9 @@ class SparkEngine:
                 outcomes.extend(self._value(tables, value_jobs, directory, now, outputs))
             except ConfigError:
                 raise
-            except DvsyncError as exc:
-                outcomes.extend(JobOutcome(j, status="failed", message=str(exc)) for j in sorted(value_jobs))
+            except Exception as exc:
+                message = _failure(exc)
+                outcomes.extend(JobOutcome(j, status="failed", message=message) for j in sorted(value_jobs))
         return outcomes
 
     @staticmethod
@@ -102,8 +120,8 @@ class SparkEngine:
             return run()
         except ConfigError:
             raise  # a configuration file to fix: the run stops, as on the pandas engine
-        except DvsyncError as exc:
-            return JobOutcome(job, status="failed", message=str(exc))
+        except Exception as exc:
+            return JobOutcome(job, status="failed", message=_failure(exc))
 
     # ------------------------------------------------------------------ jobs
 

@@ -286,6 +286,9 @@ def customer_value_jobs(
         needed.append("customer_type")
     source = orders.frame.select(*[c for c in dict.fromkeys(needed) if c in orders.frame.columns])
     dtypes = {c: orders.dtypes.get(c, "text") for c in source.columns}
+    # The order rules' checks (missing columns, amounts that are not numbers) on a sample, here,
+    # so a bad mapping fails with dvsync's message rather than an executor's traceback.
+    prepare_orders(restore(orders.frame.limit(1000).toPandas(), orders.dtypes), rules)
     per = (
         source.repartition(F.col(rules.customer_col))
         .mapInPandas(_per_customer(config, day, dtypes), _PER_CUSTOMER_SCHEMA)
