@@ -12,7 +12,9 @@ $(BIN)/python:
 
 # Reinstall whenever pyproject.toml changes, so a pulled dependency is never missing.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# The Spark parity tests need Java (pyspark 3.5+/4.x run on Java 17, Debian 12's default JRE).
+	command -v java >/dev/null || (apt-get update && apt-get install -y default-jre-headless)
+	$(BIN)/python -m pip install --quiet -e ".[test,spark]"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -78,8 +78,9 @@ def test_the_graph_is_read_from_the_real_tree():
     [
         ("core", ("connector", "jobs")),
         ("connector", ("jobs",)),
-        ("jobs.leads", ("jobs.service", "jobs.cli", "jobs.console", "connector")),
-        ("jobs.customers", ("jobs.service", "jobs.cli", "jobs.console", "connector")),
+        ("jobs.leads", ("jobs.service", "jobs.cli", "jobs.console", "jobs.engines", "connector")),
+        ("jobs.customers", ("jobs.service", "jobs.cli", "jobs.console", "jobs.engines", "connector")),
+        ("jobs.engines", ("jobs.cli", "jobs.console", "connector")),
         ("jobs.errors", ("jobs.service", "jobs.cli", "jobs.leads", "jobs.customers", "connector")),
         ("jobs.moments", ("jobs.service", "jobs.cli", "jobs.leads", "jobs.customers", "connector")),
         ("jobs.service", ("jobs.cli", "jobs.console")),

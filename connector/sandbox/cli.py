@@ -75,6 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--token-retention-days", type=float, default=7.0, help="delta token lifetime in days (default 7)"
     )
+    lake = parser.add_argument_group("lake export (docs/scale.md)")
+    lake.add_argument(
+        "--export-lake", metavar="DIR", help="write the data as a Synapse/Fabric Link export and exit"
+    )
+    lake.add_argument(
+        "--lake-format", choices=("delta", "csv"), default="delta", help="Delta tables or CSV + model.json"
+    )
     faults = parser.add_argument_group("fault injection (shares between 0 and 1, deterministic for --seed)")
     faults.add_argument("--fault-429", type=_share, default=0.0, help="share of requests answered 429")
     faults.add_argument("--fault-503", type=_share, default=0.0, help="share of requests answered 503")
@@ -158,6 +165,14 @@ def run(args: argparse.Namespace) -> int:
             f"Reusing the sandbox data in {data_dir} (--size and --seed apply to new data dirs only).",
             flush=True,
         )
+    if args.export_lake:
+        from connector.sandbox.lake_export import export_lake
+
+        sandbox.start()  # seeds a new data dir
+        sandbox.stop()
+        folder = export_lake(data_dir, args.export_lake, layout=args.lake_format)
+        print(f"lake export ({args.lake_format}) written to {folder.resolve()}")
+        return 0
     stop = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:

@@ -36,6 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--plan-csv", metavar="PATH", help="where a dry run writes its plan")
     parser.add_argument("--full", action="store_true", help="re-read every table in full first")
+    parser.add_argument(
+        "--engine",
+        choices=("pandas", "spark"),
+        help="where the jobs run (default: [engine] kind; docs/scale.md)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     Stopped by a signal: 130 (SIGINT) or 143 (SIGTERM), after recording what was done.
     """
     settings = settings_from_args(args)
+    if getattr(args, "engine", None):
+        settings.engine.kind = args.engine
     mappings = load_mappings(settings.mappings.dir, prefix=settings.writeback.publisher_prefix)
     jobs = [j for j in args.jobs.split(",")] if args.jobs else None
     with (

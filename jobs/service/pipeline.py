@@ -52,6 +52,7 @@ from jobs.errors import JobError
 from jobs.moments import without_sentinels
 from jobs.service import compute
 from jobs.service.compute import JobOutcome
+from jobs.service.engine_run import compute_on_engine
 from jobs.service.inputs import JOB_ENTITIES, blocked_jobs, incomplete_tables
 from jobs.service.mapping import MappingSet, OutputColumn
 from jobs.service.merge import merge_inputs, run_merge_job
@@ -667,12 +668,19 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
     directory = Path(ctx.settings.mappings.dir)
     mirror = ctx.mirror
     outcomes: list[JobOutcome] = []
+    # A job whose input table did not sync completely is skipped on every engine.
     failed = {t.table: str(t.error) for t in ctx.result.sync.tables if not t.ok} if ctx.result.sync else {}
     blocked = blocked_jobs(chosen, ctx.mappings, incomplete_tables(mirror, ctx.mappings, failed))
     for job, why in blocked.items():
         log.warning("job %s %s", job, why)
         outcomes.append(JobOutcome(job, status="skipped", message=why, details={"incomplete_input": True}))
     chosen = [j for j in chosen if j not in blocked]
+    if ctx.settings.engine.kind != "pandas":  # the same jobs on Spark (jobs/engines, docs/scale.md)
+        outcomes += compute_on_engine(
+            ctx.client, ctx.mirror, ctx.mappings, ctx.settings, chosen, model_dir=_model_dir(ctx), now=ctx.now
+        )
+        ctx.result.jobs = outcomes
+        return outcomes
     if "scoring" in chosen:
         leads = _frame(ctx, "lead")
         try:

@@ -52,6 +52,7 @@ from connector.settings import (
     split_list,
 )
 from core.tomlfile import closest
+from jobs.service.engine_settings import EngineSettings
 from jobs.service.settings_console import ConsoleSettings
 from jobs.service.settings_sources import LOAD_CONTEXT, MappingEnvSource, TomlSource
 
@@ -329,6 +330,7 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
 
     @classmethod
     def settings_customise_sources(
