@@ -18,9 +18,9 @@ from pipeline_support import (  # noqa: F401 - fixtures
     write_config,
 )
 
+from connector.errors import ServiceUnavailableError
 from connector.sandbox import Sandbox
 from connector.sandbox.update_log import update_counts
-from jobs.cli.walkthrough import MAPPINGS_DIR
 from jobs.service.connect import connect
 from jobs.service.mapping import load_mappings
 from jobs.service.mirror import Mirror
@@ -58,17 +58,20 @@ def test_a_failed_activity_sync_skips_scoring_and_later_runs_converge_to_clean_v
 
     sandbox = _start(provisioned_template, tmp_path / "partial")
     try:
-        broken = tmp_path / "mappings"
-        shutil.copytree(MAPPINGS_DIR, broken)
-        email = broken / "email.toml"
-        email.write_text(email.read_text().replace('"directioncode"', '"directioncodee"'), encoding="utf-8")
-        config = write_config(tmp_path / "run", sandbox, tables=LEAD_TABLES)
-        config.write_text(config.read_text().replace(MAPPINGS_DIR.as_posix(), broken.as_posix()))
-        settings = settings_for(config, sandbox)
+        settings = settings_for(write_config(tmp_path / "run", sandbox, tables=LEAD_TABLES), sandbox)
+        mappings = load_mappings(settings.mappings.dir, prefix="dvs")
         with connect(settings) as client, Mirror(settings.mirror.path) as mirror:
-            first = run_pipeline(
-                client, mirror, load_mappings(broken, prefix="dvs"), settings, jobs=["scoring"]
-            )
+            # The email table's reads fail as after an exhausted retry budget (the 503s outlasted
+            # it); every other table syncs over real HTTP as usual.
+            reads = client.iter_change_pages
+
+            def failing_email_reads(entity_set, *args, **kwargs):
+                if entity_set == "emails":
+                    raise ServiceUnavailableError("503 Service Unavailable (retry budget spent)", status=503)
+                return reads(entity_set, *args, **kwargs)
+
+            client.iter_change_pages = failing_email_reads
+            first = run_pipeline(client, mirror, mappings, settings, jobs=["scoring"])
             assert first.outcome == "failed"
             (scoring,) = first.jobs
             assert scoring.status == "skipped" and "email" in scoring.message
@@ -79,12 +82,9 @@ def test_a_failed_activity_sync_skips_scoring_and_later_runs_converge_to_clean_v
                 (Path(settings.mirror.path).parent / "models").rglob("*.*")
             )
 
-            # The admin fixes the mapping; the next runs are clean and end where a clean run ends.
-            email.write_text(
-                email.read_text().replace('"directioncodee"', '"directioncode"'), encoding="utf-8"
-            )
-            fixed = load_mappings(broken, prefix="dvs")
-            assert run_pipeline(client, mirror, fixed, settings, jobs=["scoring"]).ok
+            # The service recovers; the next runs are clean and end where a clean run ends.
+            client.iter_change_pages = reads
+            assert run_pipeline(client, mirror, mappings, settings, jobs=["scoring"]).ok
         assert _scores(sandbox) == expected
     finally:
         sandbox.stop()

@@ -26,7 +26,8 @@ from typing import Literal
 
 import pandas as pd
 
-from connector.sandbox.schema import TABLES, Column
+from connector.sandbox.catalog import TABLES
+from connector.sandbox.schema import Column
 from connector.sandbox.storage import column_from_json
 
 __all__ = ["LAKE_FORMATS", "export_lake"]

@@ -239,7 +239,9 @@ class OutputColumn:
             return [float(v) if ok else None for v, ok in zip(numbers.to_numpy(), finite, strict=True)]
         if self.type in ("string", "memo"):
             limit = self.max_length or DEFAULT_MAX_LENGTH[self.type]
-            text = values.astype("string").str.replace(UNSAFE_TEXT, "", regex=True)
+            # Python strings, not pyarrow's: UNSAFE_TEXT matches lone surrogates, which a pyarrow
+            # regex (UTF-8 only) cannot even be given, and pyarrow is installed with the Spark extra.
+            text = values.astype(pd.StringDtype("python")).str.replace(UNSAFE_TEXT, "", regex=True)
             long = text.str.len() > limit
             text = text.where(~long.fillna(False), text.str.slice(0, limit - 1) + "…")
             return [None if pd.isna(v) else str(v) for v in text]
