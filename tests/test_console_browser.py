@@ -370,7 +370,7 @@ def test_merge_decisions_are_confirmed_recorded_kept_across_syncs_and_planned(ad
     headers = admin.page.locator("main table th").all_inner_texts()
     assert headers == ["field", "merged away", "master (survives)", "master after the merge", "changed"]
     assert admin.page.locator("main table tbody tr").count() >= 3  # the compared fields
-    _shoot(admin.page, "confirm-merge", docs=False)
+    _shoot(admin.page, "confirm-merge")
     admin.page.locator("button", has_text="Record: Approve merge").click()
     admin.page.wait_for_url(f"{console.url}/duplicates/contact/{merge_group}?decided={merged}")
     notice = admin.page.locator(".notice.good").inner_text()
@@ -418,7 +418,8 @@ def test_merge_decisions_are_confirmed_recorded_kept_across_syncs_and_planned(ad
         assert all(groups[ruled] != groups[o] or groups[ruled] is None for o in ruled_members - {ruled})
         assert memory() == before
         # The merge run's dry run (what `dvsync merge --dry-run` prints) plans the approved pair only.
-        plan = run_merges(client, mirror, console.app.ctx.mappings, settings, tables=["contact"], dry_run=True)
+        mappings = console.app.ctx.mappings
+        plan = run_merges(client, mirror, mappings, settings, tables=["contact"], dry_run=True)
     preview = plan.tables[0].preview
     pairs = set(zip(preview["subordinate_id"], preview["master_id"], strict=True))
     assert (merged, master) in pairs
