@@ -385,6 +385,9 @@ def test_merge_decisions_are_confirmed_recorded_kept_across_syncs_and_planned(ad
     decided = {r["id"].lower(): r["decision"] for r in api["records"]}
     assert decided[merged]["decision"] == "merge" and decided[merged]["source"] == user
     assert decided[merged]["other"] == master and "pending" in decided[merged]["pending"]
+    ruled_api = admin.context.request.get(f"{console.url}/api/duplicates/contact/{ruled_group}").json()
+    decided = {r["id"].lower(): r["decision"] for r in ruled_api["records"] if r["decision"]}
+    assert list(decided) == [ruled] and decided[ruled]["decision"] == "not_duplicate"
     admin.open("/duplicates?table=contact")
     row = admin.page.locator("tr", has=admin.page.locator(f"a[href='/duplicates/contact/{merge_group}']"))
     assert row.locator("td").last.inner_text() == "1"

@@ -187,8 +187,10 @@ def _per_record(memory: pd.DataFrame, master_id: str, member_ids: list[str]) -> 
                 continue
             if item.decision == "merge" and record != item.id_a:
                 continue  # "merge" is directed: id_a goes into id_b
-            if item.decision != "merge" and other not in members:
-                continue  # a ruling against a record of another group
+            if item.decision != "merge" and other != master_id:
+                # A ruling covers the record against every member (the master included): the pair
+                # with the master says which record it was made on, not the other subordinates.
+                continue
             out[record] = {
                 "decision": item.decision,
                 "label": DECISION_LABELS[item.decision],

@@ -55,6 +55,7 @@ def decision_cells(data: dict[str, Any]) -> list[str]:
             _confirm_href(data["table"], data["group"], record["id"], d)
             for d in DECISION_LABELS
             if not decided or decided["decision"] != d or decided["other"] != data["suggested_master"]
+            # (the decision already recorded on this record, against this master, has no button)
         )
         cells.append(f'<div class="decide">{status}<span class="choices">{buttons}</span></div>')
     return cells
