@@ -28,7 +28,9 @@ from jobs.console.auth import FLOW_COOKIE, SESSION_COOKIE, EntraSignIn
 from jobs.console.context import ConsoleContext
 from jobs.console.data_config import CheckRunner
 from jobs.console.server import CSP, ConsoleApp, Request, Response
+from jobs.service import merge_store
 from jobs.service.mapping import load_mappings
+from jobs.service.merge_decide import decide
 from jobs.service.mirror import Mirror
 from jobs.service.settings_load import load_settings
 
@@ -407,3 +409,57 @@ def test_a_slow_rollback_comparison_answers_at_once_and_shows_when_ready(site, m
     assert json.loads(ready.body)["counts"] == {"restore": 0, "refuse": 1}
     page = site.handle(_request("GET", f"/runs/{run_id}/rollback", cookies=cookies))
     assert b"Will be refused (1)" in page.body
+
+
+def test_a_duplicate_decision_needs_csrf_confirmation_and_a_real_group(site):
+    sid, csrf = _sign_in(site)
+    cookies = {SESSION_COOKIE: sid}
+    form = {"table": "contact", "group": "DUP-1", "record": "a", "decision": "merge", "confirm": "yes"}
+    own = {"origin": URL, "sec-fetch-site": "same-origin"}
+    path = "/actions/duplicate-decision"
+    assert site.handle(_request("POST", path, cookies=cookies, form=form, headers=own)).status == 403
+    cross = {"origin": "https://evil.example"}
+    assert (
+        site.handle(
+            _request("POST", path, cookies=cookies, form={**form, "csrf": csrf}, headers=cross)
+        ).status
+        == 403
+    )
+    unconfirmed = {**form, "csrf": csrf, "confirm": ""}
+    response = site.handle(_request("POST", path, cookies=cookies, form=unconfirmed, headers=own))
+    assert response.status == 400 and b"confirm first" in response.body
+    response = site.handle(_request("POST", path, cookies=cookies, form={**form, "csrf": csrf}, headers=own))
+    assert response.status == 400 and b"no duplicate group" in response.body
+    query = {"record": "a", "decision": "merge"}
+    response = site.handle(
+        _request("GET", "/api/duplicates/contact/DUP-1/decide", query=query, cookies=cookies)
+    )
+    assert response.status == 404 and b"no duplicate group DUP-1" in response.body
+    assert read_action_log(site.actions.state_dir) == []
+
+
+def test_decide_rules_a_record_against_its_whole_group_and_refuses_the_master(tmp_path):
+    with Mirror(tmp_path / "m.sqlite") as mirror:
+        members = ["m", "a", "b"]
+        assert decide(mirror, "lead", "A", "M", members, "not_duplicate", source="console:x") == [
+            ("a", "m"),
+            ("a", "b"),
+        ]
+        assert decide(mirror, "lead", "b", "m", members, "merge", source="console:x") == [("b", "m")]
+        memory = merge_store.memory(mirror, "lead")
+        assert set(zip(memory["id_a"], memory["id_b"], memory["decision"], strict=True)) == {
+            ("a", "m", "not_duplicate"),
+            ("a", "b", "not_duplicate"),
+            ("b", "m", "merge"),
+        }
+        assert set(merge_store.decisions_about(mirror, "lead", ["b"])["decision"]) == {
+            "merge",
+            "not_duplicate",
+        }
+        with pytest.raises(ConfigError, match="master"):
+            decide(mirror, "lead", "m", "m", members, "merge", source="console:x")
+        with pytest.raises(ConfigError, match="not in this duplicate group"):
+            decide(mirror, "lead", "z", "m", members, "keep_both", source="console:x")
+        with pytest.raises(ConfigError, match="unknown duplicate decision"):
+            decide(mirror, "lead", "a", "m", members, "delete", source="console:x")
+        assert len(merge_store.memory(mirror, "lead")) == 3

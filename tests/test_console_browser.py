@@ -5,7 +5,9 @@ the whole file costs one run. Each page is opened as an admin would: signed in w
 token, every chart drawn, no error in the browser's console (a CSP violation is one), and a
 screenshot saved under ``test-artefacts/console/`` (not committed). The actions are clicked
 through: a dry run, a run that writes, and the rollback of that run, each checked in the mirror's
-run history and audit and in the console's own action log.
+run history and audit and in the console's own action log; so are the duplicate decisions
+(approve a merge, not a duplicate), checked in the mirror's merge memory across a sync and in the
+merge run's plan.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from playwright import sync_api as playwright_sync
 from connector.sandbox import Sandbox
 from jobs.console.actions import read_action_log
 from jobs.console.app import RunningConsole, start_console
+from jobs.service import merge_store
 from jobs.service.connect import connect
 from jobs.service.mapping import load_mappings
+from jobs.service.merge import run_merges
 from jobs.service.mirror import Mirror
 from jobs.service.pipeline import run_pipeline
 
@@ -315,5 +319,141 @@ def test_a_cross_site_form_post_is_refused(browser, console_site):
             tab.page.click("button")
         assert "cross-site request refused" in tab.page.content() or "sign in first" in tab.page.content()
         assert len(read_action_log(console.actions.state_dir, limit=1000)) == before
+    finally:
+        tab.close()
+
+
+def _groups_with_subordinates(mirror: Mirror, table: str, count: int) -> list[tuple[str, str, list[str]]]:
+    """``count`` duplicate groups of ``table`` as the mirror holds them: (code, master, subordinates)."""
+    frame = mirror.read_frame(table, ["out_duplicate_group", "out_suggested_master"])
+    frame = frame.dropna(subset=["out_duplicate_group"])
+    id_column = mirror.layout(table).id_column
+    out = []
+    for code, members in frame.groupby("out_duplicate_group"):
+        master = str(members["out_suggested_master"].mode().iloc[0]).lower()
+        subs = sorted(i for i in members[id_column].astype(str).str.lower() if i != master)
+        if subs:
+            out.append((str(code), master, subs))
+    assert len(out) >= count, f"the seed has {len(out)} {table} groups, the test needs {count}"
+    return out[:count]
+
+
+def _decide(admin: Admin, table: str, code: str, record: str, label: str, button: str) -> None:
+    """Open the group, click the record's decision, check the confirmation, confirm."""
+    admin.open(f"/duplicates/{table}/{code}")
+    admin.page.locator(f".decide a[href*='record={record}']", has_text=label).click()
+    admin.page.wait_for_load_state()
+    assert admin.page.locator("h1").inner_text().startswith(label)
+    admin.page.locator("button", has_text=button).click()
+    admin.page.wait_for_url(f"{admin.console.url}/duplicates/{table}/{code}?decided={record}")
+
+
+def test_merge_decisions_are_confirmed_recorded_kept_across_syncs_and_planned(admin, console_site):
+    """Approve a merge and rule a pair out in the browser; the merge run plans the one, not the other.
+
+    Runs last in this file: it reruns the duplicates job, which regroups the mirror's records.
+    """
+    console: RunningConsole = console_site["console"]
+    settings = console_site["settings"]
+    user = "console:admin (token)"
+    with Mirror(settings.mirror.path) as mirror:
+        (merge_group, master, (merged, *_)), (ruled_group, ruled_master, (ruled, *_)) = (
+            _groups_with_subordinates(mirror, "contact", 2)
+        )
+        ruled_members = {*_groups_with_subordinates(mirror, "contact", 2)[1][2], ruled_master}
+
+    # Approve: the confirmation shows both records side by side and the master after the merge.
+    admin.open(f"/duplicates/contact/{merge_group}")
+    admin.page.locator(f".decide a[href*='record={merged}']", has_text="Approve merge").click()
+    admin.page.wait_for_load_state()
+    assert "will be merged into the suggested master" in admin.page.locator(".notice").inner_text()
+    headers = admin.page.locator("main table th").all_inner_texts()
+    assert headers == ["field", "merged away", "master (survives)", "master after the merge", "changed"]
+    assert admin.page.locator("main table tbody tr").count() >= 3  # the compared fields
+    _shoot(admin.page, "confirm-merge")
+    admin.page.locator("button", has_text="Record: Approve merge").click()
+    admin.page.wait_for_url(f"{console.url}/duplicates/contact/{merge_group}?decided={merged}")
+    notice = admin.page.locator(".notice.good").inner_text()
+    assert "Approve merge into the suggested master" in notice and "next merge run" in notice
+    # A change of mind on the other group: first approved, then ruled "not a duplicate".
+    _decide(admin, "contact", ruled_group, ruled, "Approve merge", "Record: Approve merge")
+    _decide(admin, "contact", ruled_group, ruled, "Not a duplicate", "Record: Not a duplicate")
+    assert "never suggested again" in admin.page.locator(".notice.good").inner_text()
+    _shoot(admin.page, "duplicate-group-decided")
+
+    api = admin.context.request.get(f"{console.url}/api/duplicates/contact/{merge_group}").json()
+    decided = {r["id"].lower(): r["decision"] for r in api["records"]}
+    assert decided[merged]["decision"] == "merge" and decided[merged]["source"] == user
+    assert decided[merged]["other"] == master and "pending" in decided[merged]["pending"]
+    ruled_api = admin.context.request.get(f"{console.url}/api/duplicates/contact/{ruled_group}").json()
+    decided = {r["id"].lower(): r["decision"] for r in ruled_api["records"] if r["decision"]}
+    assert list(decided) == [ruled] and decided[ruled]["decision"] == "not_duplicate"
+    admin.open("/duplicates?table=contact")
+    row = admin.page.locator("tr", has=admin.page.locator(f"a[href='/duplicates/contact/{merge_group}']"))
+    assert row.locator("td").last.inner_text() == "1"
+
+    logged = [e for e in read_action_log(console.actions.state_dir) if e["action"] == "duplicate-decision"]
+    assert [(e["record"], e["decision"], e["user"]) for e in logged[:3]] == [
+        (ruled, "not_duplicate", "admin (token)"),
+        (ruled, "merge", "admin (token)"),
+        (merged, "merge", "admin (token)"),
+    ]
+
+    def memory() -> dict[frozenset[str], tuple[str, str]]:
+        with Mirror(settings.mirror.path) as mirror:
+            rows = merge_store.memory(mirror, "contact")
+        return {frozenset((r.id_a, r.id_b)): (r.decision, r.source) for r in rows.itertuples()}
+
+    before = memory()
+    assert before[frozenset((merged, master))] == ("merge", user)
+    assert {before[frozenset((ruled, other))] for other in ruled_members - {ruled}} == {
+        ("not_duplicate", user)
+    }
+    # The next run syncs and regroups: the decisions survive it, and the ruled record leaves its group.
+    with connect(settings) as client, Mirror(settings.mirror.path) as mirror:
+        regrouped = run_pipeline(client, mirror, console.app.ctx.mappings, settings, jobs=["duplicates"])
+        assert regrouped.ok, regrouped.error
+        groups = mirror.read_frame("contact", ["out_duplicate_group"]).set_index(
+            mirror.layout("contact").id_column
+        )["out_duplicate_group"]
+        groups.index = groups.index.astype(str).str.lower()
+        assert groups[merged] == groups[master]
+        assert all(groups[ruled] != groups[o] or groups[ruled] is None for o in ruled_members - {ruled})
+        assert memory() == before
+        # The merge run's dry run (what `dvsync merge --dry-run` prints) plans the approved pair only.
+        mappings = console.app.ctx.mappings
+        plan = run_merges(client, mirror, mappings, settings, tables=["contact"], dry_run=True)
+    preview = plan.tables[0].preview
+    pairs = set(zip(preview["subordinate_id"], preview["master_id"], strict=True))
+    assert (merged, master) in pairs
+    assert preview.loc[preview["subordinate_id"] == merged, "reason"].tolist() == ["decision"]
+    assert not any(ruled in pair for pair in pairs)
+    assert memory() == before  # a dry run forgets nothing
+    assert admin.errors == []
+
+
+def test_a_cross_site_post_of_a_duplicate_decision_is_refused(browser, console_site):
+    console: RunningConsole = console_site["console"]
+    settings = console_site["settings"]
+    with Mirror(settings.mirror.path) as mirror:
+        code, _, (record, *_) = _groups_with_subordinates(mirror, "lead", 1)[0]
+        before = merge_store.memory(mirror, "lead")
+    tab = Admin(browser, console).sign_in()
+    try:
+        evil = (
+            f'<form method="post" action="{console.url}/actions/duplicate-decision">'
+            f'<input name="table" value="lead"><input name="group" value="{code}">'
+            f'<input name="record" value="{record}"><input name="decision" value="not_duplicate">'
+            '<input name="confirm" value="yes"><input name="csrf" value="guess"><button>win</button></form>'
+        )
+        tab.page.route(
+            "http://attacker.test/", lambda route: route.fulfill(body=evil, content_type="text/html")
+        )
+        tab.page.goto("http://attacker.test/")
+        with tab.page.expect_navigation():
+            tab.page.click("button")
+        assert "cross-site request refused" in tab.page.content() or "sign in first" in tab.page.content()
+        with Mirror(settings.mirror.path) as mirror:
+            assert merge_store.memory(mirror, "lead").equals(before)
     finally:
         tab.close()

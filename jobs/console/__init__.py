@@ -17,6 +17,7 @@ __all__ = [
     "data_runs",
     "html",
     "pages",
+    "pages_decisions",
     "pages_results",
     "server",
     "view",

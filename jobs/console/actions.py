@@ -1,4 +1,4 @@
-"""What an admin can start from the console: a dry run, a run, a rollback.
+"""What an admin can start from the console: a dry run, a run, a rollback; and the action log.
 
 Each action calls the service function the CLI calls (:func:`run_pipeline`, :func:`rollback`),
 under the same :class:`RunLock` (so it never overlaps ``dvsync run`` or the scheduler, in this
@@ -6,7 +6,8 @@ process or another), with its own mirror connection and Dataverse client, in a b
 (a run takes minutes; the page shows it as running). What the service records is unchanged: the
 run, its plan and every write are in the mirror's ``runs``/``writeback_plan``/``audit`` tables.
 On top of that, who asked for what and when is appended to ``console-actions.jsonl`` beside the
-mirror (the run's own stats carry ``trigger = "console:<user>"`` too).
+mirror (the run's own stats carry ``trigger = "console:<user>"`` too). Actions that finish at
+once (a duplicate decision) are appended as one finished entry by :meth:`ActionRunner.record`.
 """
 
 from __future__ import annotations
@@ -118,6 +119,24 @@ class ActionRunner:
         )
         self._threads.append(thread)
         thread.start()
+        return action_id
+
+    def record(self, action: str, *, user: str, state: str, **details: Any) -> str:
+        """Append an action that finished at once (a duplicate decision) to the log; returns its id."""
+        action_id = uuid.uuid4().hex[:12]
+        at = _now()
+        self._append(
+            {
+                "id": action_id,
+                "at": at,
+                "user": user,
+                "action": action,
+                "state": state,
+                **details,
+                "finished_at": at,
+            }
+        )
+        log.info("console: %s by %s: %s", action, user, details.get("target", state))
         return action_id
 
     def wait(self, timeout: float | None = None) -> None:

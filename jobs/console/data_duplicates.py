@@ -5,6 +5,9 @@ Groups are read from the mirror's ``out_duplicate_group`` / ``out_duplicate_scor
 when the group is opened, with the same normalisation and comparison kinds the job uses
 (``mappings/duplicates.toml``): each field of each member against the suggested master, as the
 comparison level (exact, high, medium, low; missing when either side is empty) and the similarity.
+Per record, the decision a person recorded on it (``merge_memory``, see
+:mod:`jobs.service.merge_decide`) is read fresh on every view: deciding does not start a run, so
+it must not wait for the per-run cache.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from jobs.console.context import ConsoleContext
 from jobs.console.data_results import read_columns
 from jobs.leads.duplicates.comparisons import KINDS, compare_values, prepare
 from jobs.leads.duplicates.config import load_duplicate_config
+from jobs.service import merge_store
+from jobs.service.merge_decide import DECISION_LABELS
 
-__all__ = ["DUPLICATE_TABLES", "GROUPS_PAGE_SIZE", "duplicate_group", "duplicates"]
+__all__ = ["DUPLICATE_TABLES", "GROUPS_PAGE_SIZE", "decided_records", "duplicate_group", "duplicates"]
 
 DUPLICATE_TABLES = ("lead", "contact", "account")
 GROUPS_PAGE_SIZE = 50
@@ -81,6 +86,8 @@ def duplicates(ctx: ConsoleContext, table: str, *, page: int = 1) -> dict[str, A
                     ),
                     "suggested_master": master["label"].iloc[0] if len(master) else None,
                     "members": " · ".join(members["label"].head(4)),
+                    "member_ids": members["id"].astype(str).str.lower().tolist(),
+                    "master_id": master_id.iloc[0] if len(master_id) else None,
                 }
             )
     groups.sort(key=lambda g: (-g["score"], g["group"]))
@@ -140,6 +147,8 @@ def duplicate_group(ctx: ConsoleContext, table: str, code: str) -> dict[str, Any
                 "evidence": evidence,
             }
         )
+    member_ids = [str(i).lower() for i in order["id"]]
+    decided = _decisions(ctx, table, master_id, member_ids)
     return {
         "table": table,
         "group": code,
@@ -152,10 +161,67 @@ def duplicate_group(ctx: ConsoleContext, table: str, code: str) -> dict[str, Any
                 "score": None
                 if pd.isna(r["out_duplicate_score"])
                 else round(float(r["out_duplicate_score"]), 3),
+                "decision": decided.get(str(r["id"]).lower()),
             }
             for _, r in order.iterrows()
         ],
         "fields": fields,
         "evidence_problem": problem,
-        "decisions": "not available yet: merge decisions arrive with the merge feature (issue 12)",
+        "decision_choices": DECISION_LABELS,
     }
+
+
+def _decisions(
+    ctx: ConsoleContext, table: str, master_id: str, member_ids: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Per subordinate record of the group, the decision recorded on it and what happens next."""
+    return _per_record(merge_store.decisions_about(ctx.mirror, table, member_ids), master_id, member_ids)
+
+
+def _per_record(memory: pd.DataFrame, master_id: str, member_ids: list[str]) -> dict[str, dict[str, Any]]:
+    members = set(member_ids)
+    out: dict[str, dict[str, Any]] = {}
+    for item in memory.itertuples(index=False):  # newest first: the first one per record counts
+        for record, other in ((item.id_a, item.id_b), (item.id_b, item.id_a)):
+            if record == master_id or record not in members or record in out:
+                continue
+            if item.decision == "merge" and record != item.id_a:
+                continue  # "merge" is directed: id_a goes into id_b
+            if item.decision != "merge" and other != master_id:
+                # A ruling covers the record against every member (the master included): the pair
+                # with the master says which record it was made on, not the other subordinates.
+                continue
+            out[record] = {
+                "decision": item.decision,
+                "label": DECISION_LABELS[item.decision],
+                "other": other,
+                "source": item.source,
+                "decided_at": item.decided_at,
+                "pending": _pending(item.decision, other, master_id),
+            }
+    return out
+
+
+def _pending(decision: str, other: str, master_id: str) -> str:
+    if decision == "merge" and other == master_id:
+        return (
+            "pending: the next merge run (the merge job, or `dvsync merge --no-dry-run`) merges it into "
+            "the suggested master, unless the group changes first"
+        )
+    if decision == "merge":
+        return (
+            f"approved into {other}, which is no longer the suggested master: the next merge run drops "
+            "the approval; decide again"
+        )
+    if decision == "not_duplicate":
+        return (
+            "remembered: the next duplicates run takes it out of this group, and the pair is never "
+            "suggested again (also after the model retrains)"
+        )
+    return "remembered: it stays in the group but is never merged with it"
+
+
+def decided_records(ctx: ConsoleContext, table: str, groups: list[dict[str, Any]]) -> dict[str, int]:
+    """Per group code (of :func:`duplicates`' groups), how many of its records were decided on."""
+    memory = merge_store.decisions_about(ctx.mirror, table, [i for g in groups for i in g["member_ids"]])
+    return {g["group"]: len(_per_record(memory, g["master_id"] or "", g["member_ids"])) for g in groups}

@@ -14,14 +14,17 @@ from jobs.console.context import ConsoleContext
 from jobs.console.data_config import CheckRunner
 from jobs.console.data_config import configuration as config_data
 from jobs.console.html import card, esc, figure, form_button, link, table
+from jobs.console.pages_decisions import DECIDE_ACTION, confirm_decision, post_decision
 from jobs.console.pages_results import customers, duplicate_group, duplicates, leads
 from jobs.console.view import View
 from jobs.service.mirror.summaries import PlanFilter
 
 __all__ = [
+    "DECIDE_ACTION",
     "View",
     "action_log",
     "configuration",
+    "confirm_decision",
     "confirm_rollback",
     "confirm_run",
     "customers",
@@ -32,6 +35,7 @@ __all__ = [
     "message_page",
     "overview",
     "plan_csv",
+    "post_decision",
     "run_detail",
     "run_plan",
     "runs",
@@ -85,7 +89,7 @@ def _actions_table(rows: list[dict[str, Any]]) -> str:
     shown = [{**r, "run": _run_link(r["run_id"]) if r.get("run_id") else ""} for r in rows]
     return table(
         shown,
-        ["at", "user", "action", "target_run", "state", "run", "finished_at", "error"],
+        ["at", "user", "action", "target_run", "target", "state", "run", "finished_at", "error"],
         raw=["run"],
         classes={"state": "outcome"},
         empty="Nothing started from the console yet.",

@@ -8,6 +8,7 @@ import numpy as np
 
 from jobs.console import charts, data_duplicates, data_results
 from jobs.console.html import card, esc, figure, link, table
+from jobs.console.pages_decisions import decision_cells
 from jobs.console.view import View
 
 __all__ = ["customers", "duplicate_group", "duplicates", "leads"]
@@ -202,7 +203,12 @@ def duplicates(view: View) -> tuple[str, dict[str, Any]]:
         )
         for t in data_duplicates.DUPLICATE_TABLES
     )
-    rows = [{**g, "open": link(f"/duplicates/{chosen}/{g['group']}", g["group"])} for g in data["groups"]]
+    decided = data_duplicates.decided_records(view.ctx, chosen, data["groups"])
+    rows = [
+        {**g, "open": link(f"/duplicates/{chosen}/{g['group']}", g["group"]), "decided": decided[g["group"]]}
+        for g in data["groups"]
+    ]
+    data = {**data, "groups": [{**g, "decided": decided[g["group"]]} for g in data["groups"]]}
     nav = []
     if data["page"] > 1:
         nav.append(link("/duplicates", "← previous", table=chosen, page=data["page"] - 1))
@@ -211,9 +217,9 @@ def duplicates(view: View) -> tuple[str, dict[str, Any]]:
     sizes = data["sizes"]
     body = (
         f"<p>{tabs}</p>"
-        + '<p class="muted">Approve merge / not a duplicate: these decisions arrive with the merge feature '
-        '(a "Duplicate decision" column in Dynamics); until then, open a group to see its evidence and '
-        "merge in Dynamics.</p>"
+        + '<p class="muted">Open a group to see its evidence and decide per record: approve the merge into '
+        "the suggested master, not a duplicate, or keep both (the same decisions as the Duplicate "
+        "decision column in Dynamics; the next merge run carries them out).</p>"
         + '<div class="cards">'
         + card(
             "Group sizes",
@@ -226,9 +232,9 @@ def duplicates(view: View) -> tuple[str, dict[str, Any]]:
             f"Groups, strongest match first (page {data['page']} of {data['pages']})",
             table(
                 rows,
-                ["open", "records", "score", "suggested_master", "members"],
+                ["open", "records", "score", "suggested_master", "members", "decided"],
                 raw=["open"],
-                headers={"open": "group", "score": "match %"},
+                headers={"open": "group", "score": "match %", "decided": "records decided"},
                 empty="No duplicate groups in this table.",
             )
             + "<p>"
@@ -267,9 +273,20 @@ def duplicate_group(view: View, table_name: str, code: str) -> tuple[str, dict[s
                 note += f" {evidence['similarity']:.2f}"
             note += "</span>" if level != "master" else ""
             cells.append(f'<div class="{css}">{esc(value)}{note}</div>')
+    cells += decision_cells(data)
     grid = f'<div class="side side-{columns}">' + "".join(cells) + "</div>"
+    decided = next(
+        (r for r in records if r["id"].lower() == view.query.get("decided", "-").lower() and r["decision"]),
+        None,
+    )
     body = (
-        f"<p>{link('/duplicates', '← all groups', table=table_name)}</p>"
+        (
+            f'<div class="notice good">Recorded for {esc(decided["label"])}: '
+            f"{esc(decided['decision']['label'])}; {esc(decided['decision']['pending'])}.</div>"
+            if decided
+            else ""
+        )
+        + f"<p>{link('/duplicates', '← all groups', table=table_name)}</p>"
         + '<p class="muted">Each field of each record compared with the suggested master, with the '
         "comparison kinds of mappings/duplicates.toml: exact, high, medium, low (disagree) or missing.</p>"
         + (
@@ -278,8 +295,6 @@ def duplicate_group(view: View, table_name: str, code: str) -> tuple[str, dict[s
             else ""
         )
         + card(f"{len(records)} {table_name} records", grid, wide=True)
-        + '<p class="muted">Approve merge / not a duplicate: not available yet (they arrive with the merge '
-        "feature as the Duplicate decision column).</p>"
     )
     return view.render(f"Duplicate group {code}", body, f"/api/duplicates/{table_name}/{code}"), data
 

@@ -1,7 +1,7 @@
 """The console's HTTP side: routing, sign-in, CSRF, security headers, and the server thread.
 
 Why the standard library's ``http.server`` and not a web framework: the console is a dozen GET
-pages and four POST actions for one or two admins, served from the process that already runs
+pages and a few POST actions for one or two admins, served from the process that already runs
 dvsync; ``ThreadingHTTPServer`` does that without a new dependency to keep patched, and the parts
 a framework would add (sessions, CSRF, headers) are a few dozen lines here that the tests check.
 It is not meant to face the internet directly: behind a TLS-terminating proxy, set
@@ -63,7 +63,7 @@ CSP = (
 )
 MAX_BODY = 64 * 1024
 _RUN = re.compile(r"^/(api/)?runs/(\d+)(/plan|/plan\.csv|/rollback)?$")
-_GROUP = re.compile(r"^/(api/)?duplicates/(lead|contact|account)/([A-Za-z0-9_-]{1,64})$")
+_GROUP = re.compile(r"^/(api/)?duplicates/(lead|contact|account)/([A-Za-z0-9_-]{1,64})(/decide)?$")
 
 
 @dataclass
@@ -348,7 +348,8 @@ class ConsoleApp:
             return _json(data) if match.group(1) else _html(html)
         match = _GROUP.match(path)
         if match:
-            html, data = pages.duplicate_group(view, match.group(2), match.group(3))
+            render = pages.confirm_decision if match.group(4) else pages.duplicate_group
+            html, data = render(view, match.group(2), match.group(3))
             if data is None:
                 return self._error(request, 404, f"no duplicate group {match.group(3)} in {match.group(2)}")
             return _json(data) if match.group(1) else _html(html)
@@ -373,6 +374,8 @@ class ConsoleApp:
                 return self._error(request, 404, "the check is not available here")
             self.checker.run()
             return _redirect("/config")
+        if request.path == pages.DECIDE_ACTION:
+            return _redirect(pages.post_decision(self.ctx, self.actions, request.form, session.user))
         action = {"/actions/dry-run": "dry-run", "/actions/run": "run", "/actions/rollback": "rollback"}.get(
             request.path
         )

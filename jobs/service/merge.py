@@ -44,12 +44,13 @@ from jobs.leads.duplicates.merge_policy import (
     merge_candidates,
     refresh_state,
 )
-from jobs.leads.duplicates.survivorship import survivorship_columns, update_content
+from jobs.leads.duplicates.survivorship import survivorship_columns
 from jobs.service import merge_store
 from jobs.service.compute import JobOutcome, duplicate_groups
 from jobs.service.mapping import MappingSet
 from jobs.service.mapping.catalogue import OUTPUT_CHOICES
-from jobs.service.mirror import Mirror, MirrorError
+from jobs.service.merge_preview import entity_frame, merge_rows
+from jobs.service.mirror import Mirror
 from jobs.service.settings import Settings
 
 __all__ = ["MERGE_TABLES", "MergeReport", "TableMerges", "merge_inputs", "run_merge_job", "run_merges"]
@@ -58,13 +59,6 @@ log = logging.getLogger(__name__)
 
 MERGE_TABLES = ("lead", "contact", "account")
 _DECISION_CODES = ("merge", "not_duplicate", "keep_both")  # in the order of OUTPUT_CHOICES
-_WRITABLE = frozenset({"string", "integer", "float", "money"})  # mapped fields UpdateContent may carry
-_CHILDREN = {
-    # table -> (child entity, its column naming the parent, label)
-    "account": (("contact", "account_id", "contacts"), ("order", "customer_id", "orders")),
-    "contact": (("order", "customer_id", "orders"),),
-    "lead": (("activity", "lead_id", "activities"),),
-}
 
 
 @dataclass
@@ -252,8 +246,8 @@ def _prepared(
     derived = {"order_count", "last_activity_on"} & {m.lstrip("-") for m in master_by}
     if not derived:
         return frame
-    orders = _entity(mirror, "order") if "order_count" in derived else None
-    activities = _entity(mirror, "activity") if "last_activity_on" in derived else None
+    orders = entity_frame(mirror, "order") if "order_count" in derived else None
+    activities = entity_frame(mirror, "activity") if "last_activity_on" in derived else None
     return survivorship_columns(
         table, frame, id_column=id_column, orders=orders, activities=activities, wanted=list(derived)
     )
@@ -263,13 +257,6 @@ def _configured(config_path: Path, table: str) -> bool:
     from core.tomlfile import load_toml
 
     return isinstance(load_toml(config_path).data.get(table), dict)
-
-
-def _entity(mirror: Mirror, entity: str) -> pd.DataFrame | None:
-    try:
-        return mirror.read_entity(entity)
-    except MirrorError:
-        return None
 
 
 def _merge_table(
@@ -349,7 +336,7 @@ def _merge_table(
         ],
         ignore_index=True,
     )
-    out.preview = _preview(
+    out.preview = merge_rows(
         mirror, mappings, table, records, id_column, taken, policy.fields, list(config.fields)
     )
     if dry_run or taken.empty:
@@ -480,84 +467,6 @@ def _requeue(client: Any, mappings: MappingSet, table: str, evaluated: pd.DataFr
 def _entity_set(client: Any, mappings: MappingSet, table: str) -> str:
     mapping = mappings.tables[table]
     return mapping.entity_set or client.get_table(mapping.table).entity_set_name
-
-
-# ------------------------------------------------------------------------------------ preview
-
-
-def _child_counts(mirror: Mirror, table: str) -> list[tuple[str, pd.Series]]:
-    """Per kind of child record (label), how many each parent id has: read once per table."""
-    counts = []
-    for entity, column, label in _CHILDREN.get(table, ()):
-        frame = _entity(mirror, entity)
-        if frame is None or column not in frame:
-            continue
-        counts.append((label, frame[column].dropna().astype(str).str.lower().value_counts()))
-    return counts
-
-
-def _children(counts: list[tuple[str, pd.Series]], record_id: str) -> str:
-    return ", ".join(f"{int(c[record_id])} {label}" for label, c in counts if record_id in c.index)
-
-
-def _preview(
-    mirror: Mirror,
-    mappings: MappingSet,
-    table: str,
-    records: pd.DataFrame,
-    id_column: str,
-    taken: pd.DataFrame,
-    rules: dict[str, str],
-    fields: list[str],
-) -> pd.DataFrame:
-    """One row per merge: both records side by side, the master's changes, the children that move."""
-    if taken.empty:
-        return pd.DataFrame()
-    by_id = records.set_index(id_column)
-    counts = _child_counts(mirror, table)
-    writable = [
-        f for f in fields if (m := mappings.tables[table].fields.get(f)) is not None and m.type in _WRITABLE
-    ]
-    rows = []
-    for group, members in taken.groupby("group", sort=False):
-        master_id = members["master_id"].iloc[0]
-        master = _as_record(by_id, master_id)
-        subs = [_as_record(by_id, s) for s in members["subordinate_id"]]
-        changes = update_content(master, subs, writable, rules, modified_column="_modifiedon")
-        for position, item in enumerate(members.itertuples(index=False)):
-            sub = subs[position]
-            row = {
-                "table": table,
-                "group": group,
-                "master_id": master_id,
-                "subordinate_id": item.subordinate_id,
-                "reason": item.reason,
-                "score": None if pd.isna(item.score) else round(float(item.score), 4),
-                "master_changes": "; ".join(f"{k}: {master.get(k)!s} -> {v!s}" for k, v in changes.items())
-                if position == 0
-                else "",
-                "children_moving": _children(counts, item.subordinate_id),
-                "_update_content": changes if position == 0 else {},
-            }
-            for name in fields:
-                row[f"master.{name}"] = master.get(name)
-                row[f"subordinate.{name}"] = sub.get(name)
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _as_record(by_id: pd.DataFrame, record_id: str) -> dict[str, Any]:
-    if record_id not in by_id.index:
-        return {}
-    row = by_id.loc[record_id]
-    return {k: (None if _missing(v) else v) for k, v in row.items()}
-
-
-def _missing(value: Any) -> bool:
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def _write_csv(report: MergeReport, settings: Settings, path: str | Path | None) -> Path:

@@ -20,6 +20,7 @@ Dynamics (the admin console calls it).
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -31,6 +32,7 @@ from jobs.service.mirror import Mirror
 __all__ = [
     "DECISIONS",
     "audit",
+    "decisions_about",
     "finish_audit",
     "load_state",
     "memory",
@@ -151,6 +153,31 @@ def memory(mirror: Mirror, table: str) -> pd.DataFrame:
         mirror, "SELECT id_a, id_b, decision, source FROM merge_memory WHERE table_name = ?", (table,)
     )
     return pd.DataFrame(rows, columns=["id_a", "id_b", "decision", "source"])
+
+
+def decisions_about(mirror: Mirror, table: str, ids: Iterable[str]) -> pd.DataFrame:
+    """The decisions on pairs that involve any of ``ids``: ``id_a``, ``id_b``, ``decision``,
+    ``source``, ``decided_at`` (newest first).
+
+    A plain read, without the write lock the other functions take to create the tables: the
+    console calls it per page view and must not wait behind a run's transaction.
+    """
+    wanted = sorted({str(i).lower() for i in ids})
+    columns = ["id_a", "id_b", "decision", "source", "decided_at"]
+    if not wanted:
+        return pd.DataFrame(columns=columns)
+    marks = ", ".join("?" for _ in wanted)
+    try:
+        rows = mirror._query(  # a read on the shared connection (as jobs.service.mirror.summaries)
+            f"SELECT {', '.join(columns)} FROM merge_memory WHERE table_name = ? "
+            f"AND (id_a IN ({marks}) OR id_b IN ({marks})) ORDER BY decided_at DESC",
+            [table, *wanted, *wanted],
+        )
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return pd.DataFrame(columns=columns)  # no decision recorded in this mirror yet
+        raise
+    return pd.DataFrame(rows, columns=columns)
 
 
 def merged_ids(mirror: Mirror, table: str) -> set[str]:
