@@ -729,6 +729,70 @@ def _appointment() -> list[Column]:
     )
 
 
+# --- the people who own records: users, teams (with members) and queues (issue 18: routing) ----
+
+
+def _org_system_columns() -> list[Column]:
+    """Audit and version columns of the organisation-owned tables (systemuser, team, queue)."""
+    return [
+        _dt("createdon", create=False, update=False),
+        _dt("modifiedon", create=False, update=False),
+        Column("versionnumber", "BigInt", create=False, update=False),
+        _lookup("businessunitid", "businessunit"),
+    ]
+
+
+def _systemuser() -> list[Column]:
+    return [
+        Column("systemuserid", "Uniqueidentifier", update=False),
+        _s("fullname", 200, create=False, update=False),
+        _s("firstname", 64),
+        _s("lastname", 64, required_level="SystemRequired"),
+        _s("internalemailaddress", 100, format_name="Email"),
+        _s("domainname", 1024),
+        _bool("isdisabled", "Disabled", "Enabled", create=False, update=False),
+        # Access Mode: 4 Non-interactive is how application (integration) users are created.
+        _pick(
+            "accessmode",
+            {0: "Read-Write", 1: "Administrative", 2: "Read", 3: "Support User", 4: "Non-interactive",
+             5: "Delegated Admin"},
+        ),
+        Column("applicationid", "Uniqueidentifier"),
+        *_org_system_columns(),
+    ]
+
+
+def _team() -> list[Column]:
+    return [
+        Column("teamid", "Uniqueidentifier", update=False),
+        _s("name", 160, required_level="SystemRequired"),
+        _pick("teamtype", {0: "Owner", 1: "Access", 2: "Security Group", 3: "Office Group"}),
+        _lookup("queueid", "queue"),
+        _lookup("administratorid", "systemuser"),
+        *_org_system_columns(),
+    ]
+
+
+def _teammembership() -> list[Column]:
+    # The intersect table of the teammembership_association relationship: read-only ids.
+    return [
+        Column("teammembershipid", "Uniqueidentifier", create=False, update=False),
+        Column("systemuserid", "Uniqueidentifier", create=False, update=False),
+        Column("teamid", "Uniqueidentifier", create=False, update=False),
+        Column("versionnumber", "BigInt", create=False, update=False),
+    ]
+
+
+def _queue() -> list[Column]:
+    return [
+        Column("queueid", "Uniqueidentifier", update=False),
+        _s("name", 400, required_level="SystemRequired"),
+        _s("emailaddress", 100, format_name="Email"),
+        _pick("queueviewtype", {0: "Public", 1: "Private"}),
+        *_system_columns()[:-2],
+    ]
+
+
 def _label(name: str) -> str:
     return name.replace("_", " ").title()
 
@@ -805,6 +869,19 @@ TABLES: tuple[Table, ...] = (
         "Appointments",
         True,
     ),
+    _table("systemuser", "systemusers", "systemuserid", "fullname", 8, _systemuser(), "User", "Users"),
+    _table("team", "teams", "teamid", "name", 9, _team(), "Team", "Teams"),
+    _table(
+        "teammembership",
+        "teammemberships",
+        "teammembershipid",
+        "teammembershipid",
+        23,
+        _teammembership(),
+        "Team Membership",
+        "Team Memberships",
+    ),
+    _table("queue", "queues", "queueid", "name", 2020, _queue(), "Queue", "Queues"),
 )
 
 _BY_NAME = {t.logical_name: t for t in TABLES}

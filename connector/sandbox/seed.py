@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from connector.sandbox import seed_activities, seed_leads, seed_orders
+from connector.sandbox import seed_activities, seed_leads, seed_orders, seed_org
 from connector.sandbox.schema import CURRENCY_ID, PRICE_LEVEL_ID
 from connector.sandbox.seed_common import SECONDS_PER_DAY, epoch_seconds, stream, to_timestamps
 from connector.sandbox.seed_crm import accounts, companies, contacts
@@ -286,6 +286,7 @@ def generate(
         "opportunity": opportunity,
         **activity,
     }
+    seed_org.add_organisation(seed, tables, ground_truth, pd.Timestamp(now_dt))
     parameters = _parameters(
         size,
         seed,

@@ -27,6 +27,7 @@ _KINDS = {
     "boolean": "Boolean",
     "datetime": "DateTime",
     "date": "DateTime",
+    "choice": "Picklist",
 }
 
 
@@ -99,6 +100,7 @@ def column_spec(output: OutputColumn) -> ColumnSpec:
         min_value=output.min_value if numeric else None,
         max_value=output.max_value if numeric else None,
         date_only=output.type == "date",
+        options=output.options,
     )
 
 

@@ -403,6 +403,7 @@ def _parse_output(
         problems.add(doc.error((*key, "precision"), "precision must be between 0 and 10"))
     if numbers["min"] is not None and numbers["max"] is not None and numbers["min"] > numbers["max"]:
         problems.add(doc.error((*key, "min"), "`min` is greater than `max`"))
+    options = _output_options(doc, key, kind, spec.get("options"), problems)
     if len(problems.items) > count:
         return None
     return OutputColumn(
@@ -418,6 +419,7 @@ def _parse_output(
         max_value=numbers["max"],
         scale=float(numbers["scale"]) if numbers["scale"] is not None else 1.0,
         enabled=bool(enabled),
+        options=options,
     )
 
 
@@ -544,3 +546,35 @@ def validate_for_jobs(mappings: MappingSet, jobs: Iterable[str]) -> list[ConfigE
                         )
                     )
     return problems
+
+
+def _output_options(
+    doc: TomlFile, key: tuple[str, str], kind: Any, raw: Any, problems: Problems
+) -> tuple[tuple[int, str], ...]:
+    """A choice output's ``options = { 100000000 = "Cold", ... }``: whole-number values, unique labels."""
+    if kind != "choice":
+        if raw is not None:
+            problems.add(doc.error((*key, "options"), "`options` is only for type = \"choice\""))
+        return ()
+    if not isinstance(raw, dict) or not raw:
+        problems.add(
+            doc.error(
+                (*key, "options"),
+                "a choice output needs `options`: option value -> label",
+                'e.g. options = { 100000000 = "Cold", 100000001 = "Warm", 100000002 = "Hot" }',
+            )
+        )
+        return ()
+    pairs: list[tuple[int, str]] = []
+    for value, label in raw.items():
+        text = str(value).strip()
+        if not text.lstrip("-").isdigit() or not isinstance(label, str) or not label.strip():
+            problems.add(
+                doc.error((*key, "options", value), "each option is a whole-number value = a label")
+            )
+            continue
+        pairs.append((int(text), label.strip()))
+    labels = [label.casefold() for _, label in pairs]
+    if len(set(labels)) != len(labels):
+        problems.add(doc.error((*key, "options"), "two options have the same label"))
+    return tuple(pairs)

@@ -152,6 +152,7 @@ OUTPUT_TYPES: dict[str, frozenset[str]] = {
     "boolean": frozenset({"Boolean"}),
     "datetime": frozenset({"DateTime"}),
     "date": frozenset({"DateTime"}),
+    "choice": frozenset({"Picklist"}),
 }
 
 
@@ -172,6 +173,8 @@ class OutputColumn:
         max_value: the largest value the column accepts (numbers).
         scale: the result is multiplied by this before it is written (0..1 as a percentage: 100).
         enabled: False means the result is computed but never written.
+        options: for choice columns, the (value, label) pairs; a result is written as the value
+            of its label.
     """
 
     table: str
@@ -186,6 +189,7 @@ class OutputColumn:
     max_value: float | None = None
     scale: float = 1.0
     enabled: bool = True
+    options: tuple[tuple[int, str], ...] = ()
 
     @property
     def logical_name(self) -> str:
@@ -208,6 +212,7 @@ class OutputColumn:
             "boolean": "bool",
             "datetime": "datetime",
             "date": "datetime",
+            "choice": "int",
         }[self.type]
 
     def to_wire(self, values: pd.Series, *, scaled: bool = False) -> list[Any]:
@@ -242,10 +247,29 @@ class OutputColumn:
             return [None if pd.isna(v) else str(v) for v in text]
         if self.type == "boolean":
             return [None if pd.isna(v) else bool(v) for v in values]
+        if self.type == "choice":
+            return self._choice_values(values)
         stamps = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
         pattern = "%Y-%m-%d" if self.type == "date" else "%Y-%m-%dT%H:%M:%SZ"
         text = stamps.dt.strftime(pattern) if isinstance(stamps, pd.Series) else stamps.strftime(pattern)
         return [None if pd.isna(v) else str(v) for v in text]
+
+
+    def _choice_values(self, values: pd.Series) -> list[Any]:
+        """Labels (any case) or option values to option values; anything else is a bug upstream."""
+        by_label = {label.casefold(): value for value, label in self.options}
+        known = {value for value, _ in self.options}
+        out: list[Any] = []
+        for v in values:
+            if v is None or (not isinstance(v, str) and pd.isna(v)):
+                out.append(None)
+            elif isinstance(v, str) and v.casefold() in by_label:
+                out.append(by_label[v.casefold()])
+            elif not isinstance(v, str) and int(v) in known:
+                out.append(int(v))
+            else:
+                raise ValueError(f"{v!r} is not an option of {self.schema_name} ({', '.join(by_label)})")
+        return out
 
 
 @dataclass(frozen=True)
