@@ -754,8 +754,14 @@ def _systemuser() -> list[Column]:
         # Access Mode: 4 Non-interactive is how application (integration) users are created.
         _pick(
             "accessmode",
-            {0: "Read-Write", 1: "Administrative", 2: "Read", 3: "Support User", 4: "Non-interactive",
-             5: "Delegated Admin"},
+            {
+                0: "Read-Write",
+                1: "Administrative",
+                2: "Read",
+                3: "Support User",
+                4: "Non-interactive",
+                5: "Delegated Admin",
+            },
         ),
         Column("applicationid", "Uniqueidentifier"),
         *_org_system_columns(),

@@ -90,7 +90,13 @@ INTAKE_QUEUE_ID = str(uuid.uuid5(_NS, "queue:Inbound Leads"))
 
 def _users(now: pd.Timestamp) -> pd.DataFrame:
     rows = [
-        {"systemuserid": USER_ID, "firstname": "Sandbox", "lastname": "User", "accessmode": 0, "isdisabled": 0}
+        {
+            "systemuserid": USER_ID,
+            "firstname": "Sandbox",
+            "lastname": "User",
+            "accessmode": 0,
+            "isdisabled": 0,
+        }
     ]
     for first, last, _ in (*_REPS, _FORMER):
         rows.append(
@@ -165,7 +171,9 @@ def _owners(rng: np.random.Generator, leads: pd.DataFrame) -> pd.DataFrame:
     n = len(leads)
     open_lead = leads["statecode"].to_numpy() == 0
     unassigned = open_lead & (rng.random(n) < UNASSIGNED_SHARE)
-    rep = np.where(open_lead, active[rng.integers(0, len(active), n)], everyone[rng.integers(0, len(everyone), n)])
+    rep = np.where(
+        open_lead, active[rng.integers(0, len(active), n)], everyone[rng.integers(0, len(everyone), n)]
+    )
     return pd.DataFrame(
         {
             "leadid": leads["leadid"].astype(str).to_numpy(),
@@ -195,12 +203,14 @@ def _activity_owners(
     return owner.astype(object), np.full(len(frame), "systemuser", dtype=object)
 
 
-def _first_response(
-    tables: dict[str, pd.DataFrame], leads: pd.DataFrame, persons: set[str]
-) -> pd.DataFrame:
+def _first_response(tables: dict[str, pd.DataFrame], leads: pd.DataFrame, persons: set[str]) -> pd.DataFrame:
     """The ground truth of speed-to-lead: each lead's first outgoing activity by a person."""
     parts = []
-    for table, time_column in (("email", "actualend"), ("phonecall", "actualend"), ("appointment", "scheduledstart")):
+    for table, time_column in (
+        ("email", "actualend"),
+        ("phonecall", "actualend"),
+        ("appointment", "scheduledstart"),
+    ):
         frame = tables[table]
         done = frame["statecode"].to_numpy() == 1
         if table != "appointment":
@@ -246,7 +256,9 @@ def add_organisation(
     teams, members, queue = _teams(now)
     leads = tables["lead"]
     owners = _owners(rng, leads)
-    tables["lead"] = leads.assign(ownerid=owners["ownerid"].to_numpy(), owneridtype=owners["owneridtype"].to_numpy())
+    tables["lead"] = leads.assign(
+        ownerid=owners["ownerid"].to_numpy(), owneridtype=owners["owneridtype"].to_numpy()
+    )
     for table in ("email", "phonecall", "appointment"):
         frame = tables[table]
         owner, kind = _activity_owners(rng, frame, table, owners)
