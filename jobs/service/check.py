@@ -33,6 +33,7 @@ from jobs.service.mapping import (
     validate_against_org,
     validate_for_jobs,
 )
+from jobs.service.routing import check_routing
 
 __all__ = ["CheckReport", "TableCheck", "check", "check_job_files", "problem_dict"]
 
@@ -194,6 +195,9 @@ def check(
                 entry.ok = False
                 report.problems.append(probe)
         report.to_provision.extend(missing)
+    if mappings is not None and "scoring" in (settings.jobs.enabled if jobs is None else jobs):
+        # Routing rules name users, teams and a queue: they must exist in this org (issue 18).
+        report.problems.extend(check_routing(mappings.directory, client, enabled=settings.routing.enabled))
     if report.to_provision and settings.writeback.enabled and not settings.writeback.solution:
         report.problems.append(
             ConfigError(
@@ -221,9 +225,12 @@ def check_job_files(mappings: MappingSet, jobs: Sequence[str]) -> list[ConfigErr
     }
     loaders: list[tuple[str, Any]] = []
     if "scoring" in jobs:
+        from jobs.leads.engagement import load_routing, load_stage_settings
         from jobs.leads.scoring.rules import load_rules
 
         loaders.append(("scoring", lambda: load_rules(directory / "scoring.toml", columns=columns["lead"])))
+        loaders.append(("stages", lambda: load_stage_settings(directory / "scoring.toml")))
+        loaders.append(("routing", lambda: load_routing(directory / "routing.toml")))
     if "duplicates" in jobs:
         from jobs.leads.duplicates.config import CANONICAL_COLUMNS, load_duplicate_config
 

@@ -47,7 +47,7 @@ import pandas as pd
 
 from core.errors import ConfigError, DvsyncError
 from jobs.errors import JobError
-from jobs.service import compute
+from jobs.service import compute, lead_handling
 from jobs.service.compute import JobOutcome
 from jobs.service.mapping import MappingSet, OutputColumn
 from jobs.service.mirror import Mirror, MirrorError
@@ -602,6 +602,8 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
             )
         except DvsyncError as exc:
             outcomes.append(_job_failed("scoring", exc))
+        # Speed-to-lead, stages, re-engagement and routing ride with scoring (issue 18).
+        outcomes.append(lead_handling.compute_for_run(ctx.client, mirror, ctx.settings, outcomes, ctx.now))
     if "duplicates" in chosen:
         frames = {t: _frame(mirror, t) for t in ("lead", "contact", "account")}
         try:
@@ -666,6 +668,7 @@ def _plan(ctx: _Context, outcomes: Sequence[JobOutcome]) -> pd.DataFrame:
     earlier = ctx.mirror.plan(status=list(OPEN_STATUSES))
     earlier = earlier[(earlier["run_id"] != ctx.result.run_id) & earlier["table_name"].isin(list(current))]
     plan = carry_forward(plan, earlier, current, ctx.mappings.outputs)
+    plan = lead_handling.add_assignments(plan, outcomes, current)  # lead routing: ownerid writes
     ctx._earlier = earlier  # type: ignore[attr-defined]
     for table, items in plan.groupby("table_name"):
         ctx.result.table(str(table))["planned"] = int(items["record_id"].nunique())

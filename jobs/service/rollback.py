@@ -20,6 +20,7 @@ from core.errors import DvsyncError
 from jobs.service.mapping import MappingSet
 from jobs.service.mirror import Mirror
 from jobs.service.plan import differs
+from jobs.service.routing import OWNER_COLUMN, restore_owners
 from jobs.service.settings import Settings
 from jobs.service.sync import sync_tables
 
@@ -157,6 +158,12 @@ def _roll_back_table(
     restore_parts: list[pd.DataFrame] = []
     refused_parts: list[pd.DataFrame] = []
     for column, items in entries.groupby("column_name"):
+        if column == OWNER_COLUMN:
+            # Lead routing wrote the owner (a lookup, not an output column): its own restore rule.
+            owners_back, owners_refused = restore_owners(items, rows, force)
+            restore_parts.append(owners_back)
+            refused_parts.append(owners_refused)
+            continue
         output = outputs.get(str(column))
         if output is None or output.mirror_column not in rows.columns:
             refused_parts.append(items.assign(now=None, reason=f"column {column} is no longer mapped"))

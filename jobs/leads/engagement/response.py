@@ -164,7 +164,9 @@ def _figures(group: pd.DataFrame) -> dict[str, object]:
         "leads": len(group),
         "answered": len(answered),
         "median_minutes": float(answered.median()) if len(answered) else None,
-        "p90_minutes": float(answered.quantile(0.9, interpolation="linear")) if len(answered) else None,
+        "p90_minutes": round(float(answered.quantile(0.9, interpolation="linear")), 1)
+        if len(answered)
+        else None,
         "breaches": int(group["response_sla_met"].eq(False).fillna(False).sum()),
         "within_sla": int(group["response_sla_met"].eq(True).fillna(False).sum()),
     }

@@ -554,7 +554,7 @@ def _output_options(
     """A choice output's ``options = { 100000000 = "Cold", ... }``: whole-number values, unique labels."""
     if kind != "choice":
         if raw is not None:
-            problems.add(doc.error((*key, "options"), "`options` is only for type = \"choice\""))
+            problems.add(doc.error((*key, "options"), '`options` is only for type = "choice"'))
         return ()
     if not isinstance(raw, dict) or not raw:
         problems.add(
@@ -569,9 +569,7 @@ def _output_options(
     for value, label in raw.items():
         text = str(value).strip()
         if not text.lstrip("-").isdigit() or not isinstance(label, str) or not label.strip():
-            problems.add(
-                doc.error((*key, "options", value), "each option is a whole-number value = a label")
-            )
+            problems.add(doc.error((*key, "options", value), "each option is a whole-number value = a label"))
             continue
         pairs.append((int(text), label.strip()))
     labels = [label.casefold() for _, label in pairs]

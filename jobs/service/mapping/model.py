@@ -254,7 +254,6 @@ class OutputColumn:
         text = stamps.dt.strftime(pattern) if isinstance(stamps, pd.Series) else stamps.strftime(pattern)
         return [None if pd.isna(v) else str(v) for v in text]
 
-
     def _choice_values(self, values: pd.Series) -> list[Any]:
         """Labels (any case) or option values to option values; anything else is a bug upstream."""
         by_label = {label.casefold(): value for value, label in self.options}
