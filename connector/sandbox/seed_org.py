@@ -21,8 +21,8 @@ to the generated tables (after :func:`connector.sandbox.seed.generate` built the
 Ground truth (never served): ``lead_owners`` (each lead's owner and whether a person holds it) and
 ``lead_response`` (per lead: ``createdon``, ``first_response_on`` and ``first_response_by``, the
 first completed outgoing e-mail or phone call, or completed appointment, owned by an interactive
-user; the activity's time is the one the shipped mappings read: ``actualend`` for e-mails and
-calls, ``scheduledstart`` for appointments). Tests turn these into business minutes with the
+user, at or after the lead's creation; the activity's time is the one the shipped mappings read:
+``actualend`` for e-mails and calls, ``scheduledstart`` for appointments). Tests turn these into business minutes with the
 calendar they configure.
 """
 
@@ -225,7 +225,11 @@ def _first_response(tables: dict[str, pd.DataFrame], leads: pd.DataFrame, person
                 }
             )
         )
-    acts = pd.concat(parts, ignore_index=True).sort_values(["leadid", "at", "by"], kind="stable")
+    acts = pd.concat(parts, ignore_index=True)
+    # A meeting that started before the lead was entered is not a response to it.
+    created_at = pd.Series(leads["createdon"].to_numpy(), index=leads["leadid"].astype(str).to_numpy())
+    acts = acts[acts["at"].to_numpy() >= created_at.reindex(acts["leadid"]).to_numpy()]
+    acts = acts.sort_values(["leadid", "at", "by"], kind="stable")
     first = acts.drop_duplicates("leadid").set_index("leadid")
     ids = leads["leadid"].astype(str)
     return pd.DataFrame(

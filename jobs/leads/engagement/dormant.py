@@ -92,7 +92,7 @@ def dormant_leads(
     return pd.DataFrame(
         {
             "reengage": flagged,
-            "reengage_reason": reason.where(flagged, None).astype(object).to_numpy(),
+            "reengage_reason": np.where(flagged, reason.to_numpy(dtype=object), None),
             "quiet_days": quiet.to_numpy(),
         },
         index=pd.Index(ids.to_numpy(), name="lead_id"),
