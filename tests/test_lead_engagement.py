@@ -328,7 +328,8 @@ def test_dormant_leads_are_flagged_with_the_reason_and_clear_when_activity_resum
     got = dormant_leads(leads, fit, acts, DormantSettings(days=60, min_fit=25), now=now)
     assert got["reengage"].tolist() == [True, False, False, True]  # b is recent, c is a poor fit
     assert got.loc["a", "reengage_reason"] == (
-        "No activity for 91 days (last: phone call on 2026-03-01); fit 30 points: Source = Partner: +15; Title: +10"
+        "No activity for 91 days (last: phone call on 2026-03-01); "
+        "fit 30 points: Source = Partner: +15; Title: +10"
     )
     assert got.loc["d", "reengage_reason"].startswith("No activity since it was created 516 days ago")
     assert pd.isna(got.loc["b", "reengage_reason"])

@@ -22,8 +22,8 @@ Ground truth (never served): ``lead_owners`` (each lead's owner and whether a pe
 ``lead_response`` (per lead: ``createdon``, ``first_response_on`` and ``first_response_by``, the
 first completed outgoing e-mail or phone call, or completed appointment, owned by an interactive
 user, at or after the lead's creation; the activity's time is the one the shipped mappings read:
-``actualend`` for e-mails and calls, ``scheduledstart`` for appointments). Tests turn these into business minutes with the
-calendar they configure.
+``actualend`` for e-mails and calls, ``scheduledstart`` for appointments). Tests turn these into
+business minutes with the calendar they configure.
 """
 
 from __future__ import annotations
