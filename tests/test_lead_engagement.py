@@ -365,3 +365,20 @@ def test_a_choice_output_is_written_as_its_option_value():
     assert temperature.to_wire(pd.Series([100000002, 100000000]), scaled=True) == [100000002, 100000000]
     with pytest.raises(ValueError, match="not an option"):
         temperature.to_wire(pd.Series(["Lukewarm"]))
+
+
+def test_the_rules_in_docs_routing_md_are_valid():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "routing.md").read_text(encoding="utf-8")
+    blocks = [
+        b for b in re.findall(r"```toml\n(.*?)```", text, re.S) if "[unassigned]" in b or "[response]" in b
+    ]
+    assert len(blocks) >= 4
+    for block in blocks:
+        if "[[rule]]" in block and "name =" in block and "[unassigned]" in block:
+            config = parse_routing(parse_toml(block, "docs/routing.md"))
+            assert config.rules and config.unassigned is not None
+        elif block.lstrip().startswith("[response]"):
+            parse_routing(parse_toml(block, "docs/routing.md"))
