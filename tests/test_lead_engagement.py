@@ -373,7 +373,9 @@ def test_the_rules_in_docs_routing_md_are_valid():
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "routing.md").read_text(encoding="utf-8")
     blocks = [
-        b for b in re.findall(r"```toml\n(.*?)```", text, re.S) if "[unassigned]" in b or "[response]" in b
+        b
+        for b in re.findall(r"```toml\n(.*?)```", text, re.S)
+        if ("[unassigned]" in b or "[response]" in b) and '"..."' not in b  # the reference has placeholders
     ]
     assert len(blocks) >= 4
     for block in blocks:
