@@ -23,6 +23,7 @@ from pipeline_support import (  # noqa: F401 - fixtures
 from test_lead_engagement import slow_business_minutes
 
 from connector.sandbox.seed_org import TEAMS, team_id, user_id
+from jobs.cli.main import main
 from jobs.leads.engagement import load_routing, load_stage_settings
 from jobs.leads.scoring import load_rules, score_with_rules
 from jobs.service.connect import connect
@@ -74,7 +75,7 @@ def members(sandbox, team: str) -> set[str]:
     return {r["systemuserid"] for r in rows if r["teamid"] == team_id(team)} & enabled
 
 
-def test_routing_speed_to_lead_stages_and_rollback_against_the_seed(psandbox, tmp_path):  # noqa: F811
+def test_routing_speed_to_lead_stages_and_rollback_against_the_seed(psandbox, tmp_path, capsys):  # noqa: F811
     config = write_config(
         tmp_path / "routing", psandbox, tables=LEAD_TABLES, extra="[routing]\nenabled = true\n"
     )
@@ -179,6 +180,8 @@ def test_routing_speed_to_lead_stages_and_rollback_against_the_seed(psandbox, tm
         assert summary["overall"]["breaches"] > 0 and summary["overall"]["median_minutes"] > 0
         assert set(summary["by_team"]) >= {"Enterprise Sales", "Inside Sales", "Partner Sales"}
         assert "Karl Former" in summary["by_owner"] and "Web" in summary["by_source"]
+        assert main(["--config", str(config), "status"]) == 0
+        assert "Speed to lead, business minutes" in capsys.readouterr().out
 
         # A person takes one routed lead; rollback restores every other owner and refuses that one.
         taken = sorted(moved)[0]

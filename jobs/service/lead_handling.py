@@ -247,11 +247,7 @@ def add_assignments(
     )
     if routed is None or "lead" not in current:
         return plan
-    known = routed.assignments[routed.assignments.index.isin(current["lead"].index)]
-    owners = known[["previous_owner_id", "previous_owner_type"]].rename(
-        columns={"previous_owner_id": "owner_id", "previous_owner_type": "owner_type"}
-    )
-    items = assignment_plan(known, owners)
+    items = assignment_plan(routed.assignments[routed.assignments.index.isin(current["lead"].index)])
     return pd.concat([plan, items], ignore_index=True) if len(items) else plan
 
 

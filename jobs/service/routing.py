@@ -191,7 +191,7 @@ def resolve_rules(
         ``((owner_type, owner_id) of the unassigned holder, resolved rules)``.
 
     Raises:
-        MappingErrors-like ConfigError: the first problem (``check_routing`` lists them all).
+        ConfigError: the first problem (``check_routing`` lists them all), naming the file line.
     """
     problems = _resolve(config, directory)
     if problems[0]:
@@ -348,22 +348,17 @@ def assign(
     return assignments, summary
 
 
-def assignment_plan(assignments: pd.DataFrame, current_owner: pd.DataFrame) -> pd.DataFrame:
-    """Plan items (``jobs.service.plan`` schema) for the assignments whose lead still has its old owner.
+def assignment_plan(assignments: pd.DataFrame) -> pd.DataFrame:
+    """Plan items (``jobs.service.plan`` schema) for assignments: old and new owner as bind paths.
 
     Args:
-        assignments: :func:`assign` output.
-        current_owner: index = lead id; ``owner_id``, ``owner_type`` as the mirror has them now.
+        assignments: :func:`assign` output (computed from the mirror this run just synced).
     """
-    if assignments.empty:
+    items = assignments
+    if items.empty:
         return pd.DataFrame(
             columns=["table_name", "record_id", "column_name", "result", "old_value", "new_value"]
         )
-    now = current_owner.reindex(assignments.index)
-    same = (
-        now["owner_id"].astype("string").str.lower().eq(assignments["previous_owner_id"]).fillna(False)
-    ).to_numpy()
-    items = assignments[same]
     return pd.DataFrame(
         {
             "table_name": "lead",
