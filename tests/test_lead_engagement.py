@@ -384,3 +384,25 @@ def test_the_rules_in_docs_routing_md_are_valid():
             assert config.rules and config.unassigned is not None
         elif block.lstrip().startswith("[response]"):
             parse_routing(parse_toml(block, "docs/routing.md"))
+
+
+def test_the_run_report_shows_speed_to_lead_per_team():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from jobs.cli.render import render_run
+    from jobs.service.compute import JobOutcome
+    from jobs.service.pipeline import PipelineResult
+
+    figures = {"leads": 4, "answered": 3, "median_minutes": 42.0, "p90_minutes": 97.5, "breaches": 2}
+    job = JobOutcome(
+        "lead_handling",
+        message="4 open leads",
+        details={"speed_to_lead": {"sla_minutes": 60, "by_team": {"Inside Sales": figures}}},
+    )
+    buffer = StringIO()
+    render_run(PipelineResult(run_id=7, outcome="ok", jobs=[job]), Console(file=buffer, width=160))
+    text = buffer.getvalue()
+    assert "Speed to lead, business minutes (target 60)" in text
+    assert "Inside Sales" in text and "97.5" in text
