@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from jobs.leads.engagement.config import DormantSettings
+from jobs.leads.engagement.response import lower_text
 
 __all__ = ["dormant_leads", "last_activity"]
 
@@ -25,17 +26,21 @@ def last_activity(activities: pd.DataFrame | None) -> pd.DataFrame:
     """Each lead's last completed activity: index = lead id (lower case); ``at`` and ``kind``."""
     if activities is None or activities.empty:
         return pd.DataFrame({"at": pd.Series(dtype="datetime64[ns, UTC]"), "kind": pd.Series(dtype=object)})
-    status = activities["status"].astype("string").str.lower() if "status" in activities else None
-    done = activities if status is None else activities[status.eq("completed").fillna(False).to_numpy()]
-    frame = pd.DataFrame(
-        {
-            "lead_id": done["lead_id"].astype("string").str.lower(),
-            "at": pd.to_datetime(done["occurred_on"], utc=True, errors="coerce"),
-            "kind": done["activity_type"].astype("string").str.lower(),
-        }
-    ).dropna(subset=["lead_id", "at"])
-    frame = frame.sort_values(["lead_id", "at"], kind="stable").drop_duplicates("lead_id", keep="last")
-    return frame.set_index("lead_id")[["at", "kind"]]
+    status = lower_text(activities["status"]) if "status" in activities else None
+    done = activities if status is None else activities[status.eq("completed").to_numpy()]
+    frame = (
+        pd.DataFrame(
+            {
+                "lead_id": lower_text(done["lead_id"]),
+                "at": pd.to_datetime(done["occurred_on"], utc=True, errors="coerce"),
+                "kind": lower_text(done["activity_type"]),
+            }
+        )
+        .dropna(subset=["lead_id", "at"])
+        .reset_index(drop=True)
+    )  # unique labels for idxmax
+    latest = frame.groupby("lead_id", sort=False)["at"].idxmax()
+    return frame.loc[latest.to_numpy()].set_index("lead_id")[["at", "kind"]]
 
 
 def dormant_leads(

@@ -25,7 +25,7 @@ import pandas as pd
 
 from jobs.leads.engagement.config import BusinessCalendar, ResponseSettings
 
-__all__ = ["business_minutes", "first_responses", "response_summary"]
+__all__ = ["business_minutes", "first_responses", "lower_text", "response_summary"]
 
 _ORIGIN = np.datetime64("1970-01-01", "D")
 
@@ -64,32 +64,46 @@ def business_minutes(start: pd.Series, end: pd.Series, calendar: BusinessCalenda
     return pd.Series(pd.array(np.where(np.isnan(whole), None, whole), dtype="Int64"), index=start.index)
 
 
+def lower_text(values: pd.Series) -> pd.Series:
+    """Values as stripped lower-case text (None where missing), converting each distinct value once.
+
+    Activity tables repeat a few labels and ids many times; lower-casing the distinct values and
+    spreading them by code is several times faster than a string operation per row.
+    """
+    codes, uniques = pd.factorize(values)
+    low = np.array([str(u).strip().lower() for u in np.asarray(uniques, dtype=object)] + [None], dtype=object)
+    return pd.Series(low[np.where(codes >= 0, codes, len(uniques))], index=values.index, dtype=object)
+
+
+def utc_ns(values: pd.Series) -> np.ndarray:
+    """Instants as naive UTC ``datetime64[ns]`` (NaT where missing), for fast comparisons."""
+    stamps = pd.to_datetime(values, utc=True, errors="coerce")
+    return stamps.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+
 def _responses(activities: pd.DataFrame, persons: Iterable[str] | None) -> pd.DataFrame:
     acts = activities
-    kind = acts["activity_type"].astype("string").str.lower()
-    direction = (
-        acts["direction"].astype("string").str.lower()
-        if "direction" in acts
-        else pd.Series(pd.NA, index=acts.index, dtype="string")
-    )
-    status = (
-        acts["status"].astype("string").str.lower()
-        if "status" in acts
-        else pd.Series("completed", index=acts.index)
-    )
-    outgoing = direction.eq("outgoing").fillna(False) | kind.eq("appointment").fillna(False)
-    counts = outgoing & status.eq("completed").fillna(False)
+    kind = lower_text(acts["activity_type"])
+    status = lower_text(acts["status"]) if "status" in acts else pd.Series("completed", index=acts.index)
+    outgoing = kind.eq("appointment")
+    if "direction" in acts:
+        outgoing |= lower_text(acts["direction"]).eq("outgoing")
+    counts = outgoing & status.eq("completed")
     if persons is not None and "owner_id" in acts:
         people = {str(p).lower() for p in persons}
-        counts &= acts["owner_id"].astype("string").str.lower().isin(people).fillna(False)
+        counts &= lower_text(acts["owner_id"]).isin(people)
     picked = acts[counts.to_numpy()]
-    return pd.DataFrame(
-        {
-            "lead_id": picked["lead_id"].astype("string").str.lower(),
-            "at": pd.to_datetime(picked["occurred_on"], utc=True, errors="coerce"),
-            "by": picked["owner_id"].astype("string").str.lower() if "owner_id" in picked else pd.NA,
-        }
-    ).dropna(subset=["lead_id", "at"])
+    return (
+        pd.DataFrame(
+            {
+                "lead_id": lower_text(picked["lead_id"]),
+                "at": pd.to_datetime(picked["occurred_on"], utc=True, errors="coerce"),
+                "by": lower_text(picked["owner_id"]) if "owner_id" in picked else None,
+            }
+        )
+        .dropna(subset=["lead_id", "at"])
+        .reset_index(drop=True)
+    )  # unique labels for idxmin
 
 
 def first_responses(
@@ -127,13 +141,12 @@ def first_responses(
         )
     else:
         picked = _responses(activities, persons)
-    picked = picked[picked["lead_id"].isin(ids)]
-    picked = picked[picked["at"].to_numpy() >= created.reindex(picked["lead_id"]).to_numpy()]
-    first = (
-        picked.sort_values(["lead_id", "at", "by"], kind="stable")
-        .drop_duplicates("lead_id")
-        .set_index("lead_id")
-    )
+    picked = picked[picked["lead_id"].isin(ids).to_numpy()]
+    born = utc_ns(created.reindex(picked["lead_id"].to_numpy()))
+    picked = picked[utc_ns(picked["at"]) >= born]
+    # The earliest per lead (ties: the first listed); idxmin keeps this linear, no sort by id.
+    earliest = picked.groupby("lead_id", sort=False)["at"].idxmin()
+    first = picked.loc[earliest.to_numpy()].set_index("lead_id")
     at = first["at"].reindex(ids)
     by = first["by"].reindex(ids)
     minutes = business_minutes(created, at, settings.calendar)
@@ -148,7 +161,7 @@ def first_responses(
     met[overdue] = False
     return pd.DataFrame(
         {
-            "first_response_on": at.to_numpy(),
+            "first_response_on": at.array,
             "first_response_by": by.astype("string").to_numpy(),
             "first_response_minutes": minutes.to_numpy(),
             "waiting_minutes": waiting.to_numpy(),
