@@ -406,3 +406,12 @@ def test_the_run_report_shows_speed_to_lead_per_team():
     text = buffer.getvalue()
     assert "Speed to lead, business minutes (target 60)" in text
     assert "Inside Sales" in text and "97.5" in text
+
+
+def test_check_says_routing_needs_the_owner_mapped(tmp_path):
+    from jobs.service.routing import check_routing
+
+    (tmp_path / "routing.toml").write_text('[unassigned]\nteam = "Lead Intake"\n', encoding="utf-8")
+    (problem,) = check_routing(tmp_path, None, enabled=True, lead_fields=["email", "status"])
+    assert problem.key == "routing.enabled" and 'owner_id = { column = "ownerid"' in str(problem)
+    assert check_routing(tmp_path, None, enabled=False, lead_fields=["email"]) == []

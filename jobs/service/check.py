@@ -197,7 +197,12 @@ def check(
         report.to_provision.extend(missing)
     if mappings is not None and "scoring" in (settings.jobs.enabled if jobs is None else jobs):
         # Routing rules name users, teams and a queue: they must exist in this org (issue 18).
-        report.problems.extend(check_routing(mappings.directory, client, enabled=settings.routing.enabled))
+        lead_fields = [f for t in mappings.by_entity("lead") for f in t.fields]
+        report.problems.extend(
+            check_routing(
+                mappings.directory, client, enabled=settings.routing.enabled, lead_fields=lead_fields
+            )
+        )
     if report.to_provision and settings.writeback.enabled and not settings.writeback.solution:
         report.problems.append(
             ConfigError(

@@ -180,6 +180,12 @@ def run_lead_handling(
         elif routing.unassigned is None or not routing.rules:
             outcome.status = "partial"
             notes.append("routing is enabled but mappings/routing.toml has no [unassigned] owner or no rules")
+        elif "owner_id" not in leads:
+            outcome.status = "partial"
+            notes.append(
+                "routing skipped: map the owner in lead.toml: "
+                'owner_id = { column = "ownerid", type = "lookup" }'
+            )
         else:
             frame = leads.copy()
             frame["lead_id"] = frame["lead_id"].astype(str).str.lower()

@@ -256,7 +256,9 @@ def _resolve(
     return errors, holder, resolved
 
 
-def check_routing(directory_dir: Any, client: Any | None, *, enabled: bool) -> list[ConfigError]:
+def check_routing(
+    directory_dir: Any, client: Any | None, *, enabled: bool, lead_fields: Sequence[str] | None = None
+) -> list[ConfigError]:
     """``dvsync check``: routing.toml loads, and (with a client) names only real users, teams and queues.
 
     Args:
@@ -264,11 +266,21 @@ def check_routing(directory_dir: Any, client: Any | None, *, enabled: bool) -> l
         client: a DataverseClient, or None for the offline part only.
         enabled: ``[routing] enabled``; the org part runs whenever there are rules, so a consultant
             can validate rules before an admin turns routing on.
+        lead_fields: the canonical lead fields the mapping fills; routing needs ``owner_id``.
     """
     try:
         config = load_routing(Path(directory_dir) / "routing.toml")
     except ConfigError as exc:
         return [exc]
+    if enabled and lead_fields is not None and "owner_id" not in lead_fields:
+        return [
+            ConfigError(
+                "routing is enabled but lead.toml does not map the lead's owner",
+                key="routing.enabled",
+                hint='add owner_id = { column = "ownerid", type = "lookup" } and '
+                'owner_type = { column = "ownerid", type = "lookup_type" } to [fields] in lead.toml',
+            )
+        ]
     if client is None or (not config.rules and config.unassigned is None):
         return []
     try:
