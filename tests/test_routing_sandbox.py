@@ -153,13 +153,20 @@ def test_routing_speed_to_lead_stages_and_rollback_against_the_seed(psandbox, tm
         stage, dormant = load_stage_settings(mappings.directory / "scoring.toml")
         points = score_with_rules(frame, rules, as_of=SEED_NOW, activities=acts)
         points.index = points.index.astype(str).str.lower()
-        shown = read_columns(psandbox, "leads", [OUT["temperature"], OUT["stage"]])
+        shown = read_columns(psandbox, "leads", [OUT["temperature"], OUT["stage"], "dvs_leadscore"])
         labels = {100000000: "Cold", 100000001: "Warm", 100000002: "Hot"}
         hot = points["engagement_points"] >= stage.hot_engagement
         warm = points["engagement_points"] >= stage.warm_engagement
         want = np.where(hot, "Hot", np.where(warm, "Warm", "Cold"))
         assert [labels[shown[k][OUT["temperature"]]] for k in points.index] == list(want)
-        assert {shown[k][OUT["stage"]] for k in points.index} == {100000000, 100000001, 100000002}
+        stages = {100000000: "Lead", 100000001: "MQL", 100000002: "SQL"}
+        sql_score = stage.sql_score if stage.sql_score is not None else rules.sales_ready
+        score = pd.Series({k: shown[k]["dvs_leadscore"] for k in points.index})
+        lifecycle = np.where(
+            score >= sql_score, "SQL", np.where(warm & (points["fit_points"] >= stage.mql_fit), "MQL", "Lead")
+        )
+        assert [stages[shown[k][OUT["stage"]]] for k in points.index] == list(lifecycle)
+        assert set(lifecycle) == {"Lead", "MQL", "SQL"}
         done = acts[acts["status"] == "completed"]
         last = pd.to_datetime(done.groupby(done["lead_id"].str.lower())["occurred_on"].max(), utc=True)
         since = last.reindex(points.index).fillna(
