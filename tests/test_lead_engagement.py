@@ -415,3 +415,27 @@ def test_check_says_routing_needs_the_owner_mapped(tmp_path):
     (problem,) = check_routing(tmp_path, None, enabled=True, lead_fields=["email", "status"])
     assert problem.key == "routing.enabled" and 'owner_id = { column = "ownerid"' in str(problem)
     assert check_routing(tmp_path, None, enabled=False, lead_fields=["email"]) == []
+
+
+def test_check_refuses_a_choice_output_whose_options_the_column_lacks():
+    from connector.metadata import ColumnDefinition, TableDefinition
+    from jobs.service.mapping import load_mappings, validate_against_org
+
+    mappings = load_mappings("mappings", prefix="dvs")
+    lead = mappings.tables["lead"]
+    temperature = next(o for o in mappings.outputs if o.result == "temperature")
+    existing = {100000000: "Cold", 100000001: "Warm"}  # someone made the column without Hot
+    columns = {c: ColumnDefinition(c, "String") for f in lead.fields.values() for c in [f.column] if c}
+    columns["statecode"] = ColumnDefinition(
+        "statecode", "State", options={0: "Open", 1: "Qualified", 2: "Disqualified"}
+    )
+    columns[temperature.logical_name] = ColumnDefinition(
+        temperature.logical_name, "Picklist", options=existing
+    )
+    definition = TableDefinition("lead", "leads", "leadid", "fullname", True, columns)
+    problems, _ = validate_against_org(lead, definition, [temperature])
+    texts = [str(p) for p in problems if "options" in (p.key or "")]
+    assert texts == [
+        "[lead.temperature.options]: choice column `dvs_leadtemperature` on lead has no option 100000002 "
+        "(use the column's option values: 100000000 = 'Cold', 100000001 = 'Warm')"
+    ]
