@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -21,6 +21,7 @@ import requests
 
 from connector import changes as _changes
 from connector import metadata as _metadata
+from connector import records as _records
 from connector import writeback as _writeback
 from connector.changes import ChangePage, Changes
 from connector.http import DEFAULT_TIMEOUT, HttpClient, RetryPolicy, ThrottleState, sanitize_url
@@ -307,3 +308,33 @@ class DataverseClient:
     def publish(self, table_logical_names: Iterable[str]) -> None:
         """Publish the tables' customizations (``PublishXml``)."""
         _metadata.publish(self.http, table_logical_names)
+
+    # -- single records (views, charts, forms, messages) --------------------------------------
+
+    def get_record(self, entity_set: str, record_id: str, select: Sequence[str]) -> dict[str, Any] | None:
+        """One record's ``select`` columns, or None when it does not exist."""
+        return _records.get_record(self.http, entity_set, record_id, select)
+
+    def create_record(
+        self,
+        entity_set: str,
+        primary_id: str,
+        record_id: str,
+        body: Mapping[str, Any],
+        *,
+        solution: str | None = None,
+    ) -> bool:
+        """Create a record with the given id (into ``solution``); False when it already exists."""
+        return _records.create_record(self.http, entity_set, primary_id, record_id, body, solution=solution)
+
+    def update_record(self, entity_set: str, record_id: str, body: Mapping[str, Any]) -> None:
+        """Update an existing record (``If-Match: *``)."""
+        _records.update_record(self.http, entity_set, record_id, body)
+
+    def call_action(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Call an unbound action (``POST <name>``) and return its answer."""
+        return _records.call_action(self.http, name, body)
+
+    def run_saved_query(self, entity_set: str, query_id: str, *, top: int = 10) -> list[dict[str, Any]]:
+        """The first ``top`` records of a system view, with formatted values (``?savedQuery=``)."""
+        return _records.run_saved_query(self.http, entity_set, query_id, top=top)

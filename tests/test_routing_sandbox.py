@@ -22,7 +22,7 @@ from pipeline_support import (  # noqa: F401 - fixtures
 )
 from test_lead_engagement import slow_business_minutes
 
-from connector.sandbox.seed_org import TEAMS, team_id, user_id
+from connector.sandbox.seed.org import TEAMS, team_id, user_id
 from jobs.cli.main import main
 from jobs.leads.engagement import load_routing, load_stage_settings
 from jobs.leads.scoring import load_rules, score_with_rules

@@ -94,7 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
     """Build a :class:`SandboxConfig` from parsed options."""
-    from connector.sandbox.schema import TABLES
+    from connector.sandbox.catalog import TABLES
 
     tracking_off = frozenset(t.strip() for t in args.tracking_off.split(",") if t.strip())
     unknown = tracking_off - {t.logical_name for t in TABLES}

@@ -27,6 +27,7 @@ from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
 from connector.sandbox.config import SandboxConfig
+from connector.sandbox.customizations import default_forms
 from connector.sandbox.faults import ApiError, FaultInjector
 from connector.sandbox.limits import RateLimiter
 from connector.sandbox.protocol import API_PREFIX, Headers, Request, Response, error_response
@@ -359,7 +360,10 @@ class Sandbox:
             )
         try:
             data = seed_module.generate(self.size, self.seed, now=self.config.clock())
-            self.store.create(data.tables, {"size": self.size, "seed": str(self.seed)})
+            self.store.create(
+                {**default_forms(self.store.tables), **data.tables},
+                {"size": self.size, "seed": str(self.seed)},
+            )
         except SeedError as exc:
             raise ConfigError(f"the seed data does not fit the sandbox's tables: {exc}") from exc
         except OSError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from jobs.service.pipeline import PipelineResult, run_pipeline
 from jobs.service.provision import provision
 from jobs.service.settings import Settings
 from jobs.service.settings_load import load_settings
+from jobs.service.views import ViewsConfig, load_views, provision_customizations, read_view
 
 __all__ = ["MAPPINGS_DIR", "demo_settings", "run_demo", "showcase"]
 
@@ -210,6 +212,22 @@ def _print_showcase(shown: dict[str, Any], out: Console) -> None:
         render_table("Top customers by predicted value (next 12 months)", rows, list(rows[0]), out)
 
 
+# The views a salesperson opens first, shown at the end of the demo as Dynamics returns them.
+_SALES_VIEWS = ("hottest_open_leads", "accounts_by_value")
+
+
+def _what_sales_see(client: Any, views: ViewsConfig, out: Console) -> dict[str, list[dict[str, str]]]:
+    out.rule("What sales now see in Dynamics")
+    seen: dict[str, list[dict[str, str]]] = {}
+    for view in views.views:
+        if view.key in _SALES_VIEWS:
+            rows = [{k: _first_lines(v, 1) for k, v in row.items()} for row in read_view(client, view, top=5)]
+            seen[view.name] = rows
+            if rows:
+                render_table(f'View "{view.name}" on {view.table}', rows, list(rows[0]), out)
+    return seen
+
+
 def run_demo(
     *,
     data_dir: str | Path | None = None,
@@ -246,7 +264,14 @@ def run_demo(
         with connect(settings) as client, Mirror(settings.mirror.path) as mirror:
             report = provision(client, mappings, solution=settings.writeback.solution)
             created = report.as_dict().get("created", 0)
-            out.print(f"Provisioned {created} output column(s) in solution dvsync.", markup=False)
+            views = load_views(Path(settings.mappings.dir) / "views.toml", mappings)
+            made = provision_customizations(client, views, solution=settings.writeback.solution, forms=True)
+            kinds = Counter(a.kind for a in made.actions if a.status in ("created", "added"))
+            out.print(
+                f"Provisioned {created} output column(s), {kinds['view']} view(s), {kinds['chart']} "
+                f"chart(s) and the dvsync section on {kinds['form']} form(s) in solution dvsync.",
+                markup=False,
+            )
             runs: list[PipelineResult] = []
             for label in ("First run: full sync, all jobs, write-back", "Second run: nothing changed"):
                 out.rule(label)
@@ -265,12 +290,14 @@ def run_demo(
                 f"tracking) and wrote {written}: unchanged results are never rewritten.",
                 markup=False,
             )
+            seen = _what_sales_see(client, views, out)
         return {
             "data_dir": str(directory),
             "provisioned": created,
             "first": runs[0].as_dict(),
             "second": runs[1].as_dict(),
             "shown": shown,
+            "views": seen,
         }
     finally:
         sandbox.stop()

@@ -17,8 +17,9 @@ Checks, and reports every problem at once (never just the first):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from connector.errors import AuthError, DataverseError
@@ -34,6 +35,7 @@ from jobs.service.mapping import (
     validate_for_jobs,
 )
 from jobs.service.routing import check_routing
+from jobs.service.views import ViewsConfig, load_views, validate_views_against_org
 
 __all__ = ["CheckReport", "TableCheck", "check", "check_job_files", "problem_dict"]
 
@@ -154,8 +156,9 @@ def check(
         report.problems.extend(validate_for_jobs(mappings, enabled_jobs))
         report.problems.extend(check_job_files(mappings, enabled_jobs))
         chosen = _chosen_tables(settings, mappings, report)
+        views = _load_views(settings, mappings, report)
     else:
-        chosen = []
+        chosen, views = [], None
     if client is None:
         return report
     try:
@@ -203,6 +206,10 @@ def check(
                 mappings.directory, client, enabled=settings.routing.enabled, lead_fields=lead_fields
             )
         )
+    if views is not None:
+        report.problems.extend(
+            validate_views_against_org(views, lambda table: client.get_table(table).attributes)
+        )
     if report.to_provision and settings.writeback.enabled and not settings.writeback.solution:
         report.problems.append(
             ConfigError(
@@ -214,6 +221,27 @@ def check(
             )
         )
     return report
+
+
+def _columns_of(client: _Client) -> Callable[[str], Mapping[str, Any]]:
+    def columns(table: str) -> Mapping[str, Any]:
+        return client.get_table(table).attributes
+
+    return columns
+
+
+def _load_views(settings: Any, mappings: MappingSet, report: CheckReport) -> ViewsConfig | None:
+    """views.toml, validated against the mapping files (problems go in the report); None without it."""
+    path = Path(settings.mappings.dir) / "views.toml"
+    if not path.exists():
+        return None
+    try:
+        return load_views(path, mappings)
+    except MappingErrors as exc:
+        report.problems.extend(exc.problems)
+    except ConfigError as exc:
+        report.problems.append(exc)
+    return None
 
 
 def check_job_files(mappings: MappingSet, jobs: Sequence[str]) -> list[ConfigError]:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from connector.sandbox.seed_common import SECONDS_PER_DAY, format_phones, guids, phone_parts, pick
-from connector.sandbox.seed_crm import business_emails, job_titles, people, personal_emails
-from connector.sandbox.seed_duplicates import vary_people
-from connector.sandbox.seed_vocab import LEAD_TOPICS
+from connector.sandbox.seed.common import SECONDS_PER_DAY, format_phones, guids, phone_parts, pick
+from connector.sandbox.seed.crm import business_emails, job_titles, people, personal_emails
+from connector.sandbox.seed.duplicates import vary_people
+from connector.sandbox.seed.vocab import LEAD_TOPICS
 
 LEAD_SOURCE_WEIGHTS = {
     8: 0.30,
@@ -204,7 +204,7 @@ def leads_from_contacts(
 
     The lead gets its own source, budget and timeframe, but the person is the contact: same names,
     email, phone and company (the account's name), half of them entered with one to three of the
-    documented variations (``seed_duplicates.PERSON_VARIATIONS``), listed in ``_variations``.
+    documented variations (``duplicates.PERSON_VARIATIONS``), listed in ``_variations``.
     """
     base = leads(rng, n, accts, firms, now_s, entity_offset=0)
     business = np.flatnonzero(conts["_account_row"].to_numpy() >= 0)

@@ -3,7 +3,7 @@
 Lead routing and speed-to-lead need an org where leads have owners: a sales team to route to, a
 default owner that holds new leads until someone takes them, and activities done by people (or by
 an automation) so that "the first outgoing activity by a person" means something. This module adds
-to the generated tables (after :func:`connector.sandbox.seed.generate` built them):
+to the generated tables (after :func:`connector.sandbox.seed.generator.generate` built them):
 
 - ``systemuser``: the sandbox's own user (``USER_ID``, the one ``WhoAmI`` returns), ten sales reps,
   one disabled former rep, and "Marketing Automation", an application user (Access Mode
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from connector.sandbox.schema import BUSINESS_UNIT_ID, USER_ID
-from connector.sandbox.seed_common import stream
+from connector.sandbox.seed.common import stream
 
 __all__ = [
     "AUTOMATED_EMAIL_SHARE",

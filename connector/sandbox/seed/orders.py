@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import hyp2f1
 
-from connector.sandbox.seed_common import (
+from connector.sandbox.seed.common import (
     SECONDS_PER_DAY,
     SECONDS_PER_WEEK,
     business_time,
@@ -30,7 +30,7 @@ from connector.sandbox.seed_common import (
     to_dates,
     to_timestamps,
 )
-from connector.sandbox.seed_vocab import PRODUCTS
+from connector.sandbox.seed.vocab import PRODUCTS
 
 # CDNOW-like shape (Fader, Hardie & Lee 2005 fit r=0.24, alpha=4.41, a=0.79, b=2.43), with a higher
 # purchase rate as befits business customers over several years.

@@ -430,7 +430,7 @@ STREET_TYPES_EN = ["Street", "Avenue", "Road", "Lane", "Drive", "Way", "Boulevar
 
 # --- Jobs -----------------------------------------------------------------------------------------
 
-# Job titles by seniority band; the band drives qualification odds (see seed_leads.py).
+# Job titles by seniority band; the band drives qualification odds (see leads.py).
 JOB_TITLES = {
     "c_level": [
         "CEO", "Chief Executive Officer", "CFO", "Chief Financial Officer", "CTO", "CIO",

@@ -5,7 +5,7 @@ over the lead's working window is ``base * exp(k*u - k^2/2) * (1 - exp(-W/decay)
 the time from creation to closing (or to ``now`` for open leads): reps and prospects are busiest
 right after a lead arrives, and activity fades with the lead's age. Inbound emails and meetings load
 on interest far more than the emails and calls reps send to everyone, which is what makes them
-predictive. The completed counts feed the qualification model in ``seed_leads``.
+predictive. The completed counts feed the qualification model in ``leads``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from connector.sandbox.seed_common import SECONDS_PER_DAY, business_time, guids, pick, to_timestamps
-from connector.sandbox.seed_vocab import (
+from connector.sandbox.seed.common import SECONDS_PER_DAY, business_time, guids, pick, to_timestamps
+from connector.sandbox.seed.vocab import (
     APPOINTMENT_SUBJECTS,
     CALL_SUBJECTS,
     EMAIL_SUBJECTS_IN,

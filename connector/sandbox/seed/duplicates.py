@@ -32,7 +32,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from connector.sandbox.seed_common import (
+from connector.sandbox.seed.common import (
     PHONE_STYLES,
     SECONDS_PER_DAY,
     fold_ascii,
@@ -44,7 +44,7 @@ from connector.sandbox.seed_common import (
     pick_by_group,
     slug,
 )
-from connector.sandbox.seed_vocab import NICKNAMES, PERSONAL_EMAIL_DOMAINS, SUFFIX_VARIANTS
+from connector.sandbox.seed.vocab import NICKNAMES, PERSONAL_EMAIL_DOMAINS, SUFFIX_VARIANTS
 
 PERSON_VARIATIONS: dict[str, tuple[str, float]] = {  # kind -> (group, weight)
     "typo_firstname": ("name", 1.0),

@@ -13,7 +13,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from connector.sandbox.seed_vocab import COUNTRIES, MOBILE_PLANS, NAME_LOCALE, STREET_NAMES, STREET_TYPES_EN
+from connector.sandbox.seed.vocab import COUNTRIES, MOBILE_PLANS, NAME_LOCALE, STREET_NAMES, STREET_TYPES_EN
 
 SECONDS_PER_DAY = 86_400
 SECONDS_PER_WEEK = 7 * SECONDS_PER_DAY

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from connector.sandbox.seed_common import (
+from connector.sandbox.seed.common import (
     CITY_TABLE,
     SECONDS_PER_DAY,
     format_phones,
@@ -23,7 +23,7 @@ from connector.sandbox.seed_common import (
     places,
     slug,
 )
-from connector.sandbox.seed_vocab import (
+from connector.sandbox.seed.vocab import (
     COMPANY_ADJECTIVES,
     COMPANY_NOUNS,
     COMPANY_SECTORS,
