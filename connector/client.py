@@ -20,11 +20,13 @@ from urllib.parse import urlsplit
 import requests
 
 from connector import changes as _changes
+from connector import merge as _merge
 from connector import metadata as _metadata
 from connector import records as _records
 from connector import writeback as _writeback
 from connector.changes import ChangePage, Changes
 from connector.http import DEFAULT_TIMEOUT, HttpClient, RetryPolicy, ThrottleState, sanitize_url
+from connector.merge import MergeOutcome
 from connector.metadata import ColumnSpec, TableDefinition, WhoAmI
 from connector.paging import FORMATTED_VALUES, iter_pages, prefer_header
 from connector.query import build_query, validate_name
@@ -249,19 +251,22 @@ class DataverseClient:
     def update_many(
         self,
         entity_set: str,
-        updates: Iterable[tuple[str, dict[str, Any]]],
+        updates: Iterable[tuple[Any, ...]],
         batch_size: int = 1000,
         max_workers: int | None = None,
     ) -> list[UpdateResult]:
         """Update existing records via ``$batch``; one result per input, in input order.
 
-        Each update is a ``PATCH`` with ``If-Match: *`` (it never creates a record), sent with
+        Each update is a ``PATCH`` with ``If-Match`` (the etag given with it, else ``*``: it never
+        creates a record); a lost answer is settled by reading the records back, never by a blind
+        replay (:mod:`connector.writeback`), so no update is applied twice. Sent with
         ``Prefer: odata.continue-on-error``; batches run in parallel sized by ``x-ms-dop-hint``
         within ``max_workers`` (default: the client's ``max_parallel``; never above 52).
 
         Args:
             entity_set: e.g. ``leads``.
-            updates: ``(record_id, {column: value})`` pairs; the id is a GUID string (or ``uuid.UUID``).
+            updates: ``(record_id, {column: value}[, etag[, {column: expected value}]])``; the
+                id is a GUID string (or ``uuid.UUID``).
             batch_size: requests per batch, 1..1000.
             max_workers: thread cap.
 
@@ -278,6 +283,19 @@ class DataverseClient:
         )
 
     # -- metadata -----------------------------------------------------------------------------
+
+    def merge_group(
+        self,
+        table: str,
+        master_id: str,
+        subordinates: Sequence[tuple[str, dict[str, Any] | None]],
+        *,
+        parenting_checks: bool = False,
+    ) -> MergeOutcome:
+        """Merge duplicates into their master with ``Merge``, all or none (:mod:`connector.merge`)."""
+        return _merge.merge_group(
+            self.http, table, f"{table}id", master_id, subordinates, parenting_checks=parenting_checks
+        )
 
     def whoami(self) -> WhoAmI:
         """Return the caller's user, business unit and organization ids (the connectivity check)."""
@@ -311,8 +329,10 @@ class DataverseClient:
 
     # -- single records (views, charts, forms, messages) --------------------------------------
 
-    def get_record(self, entity_set: str, record_id: str, select: Sequence[str]) -> dict[str, Any] | None:
-        """One record's ``select`` columns, or None when it does not exist."""
+    def get_record(
+        self, entity_set: str, record_id: str, select: Sequence[str] | None = None
+    ) -> dict[str, Any] | None:
+        """One record's ``select`` columns (every column when None), or None when it does not exist."""
         return _records.get_record(self.http, entity_set, record_id, select)
 
     def create_record(

@@ -12,7 +12,8 @@ Retry policy (declared once, in :func:`HttpClient._retrying`, with tenacity):
   thread using this client waits, as Microsoft asks ("reduce concurrency" after a 429,
   https://learn.microsoft.com/power-apps/developer/data-platform/api-limits).
 - **502 / 503 / 504**, connection errors and read timeouts: capped exponential backoff with jitter.
-- A **total time budget** and a maximum number of attempts; when either runs out the last typed
+- A **total time budget** and a maximum number of failed attempts (429s do not count: under
+  sustained throttling the budget, not the count, decides); when either runs out the last typed
   error is raised, saying how many attempts were made.
 - **401**: the token provider's ``force_refresh()`` is called once and the request resent once.
 
@@ -267,7 +268,7 @@ class RetryPolicy:
     """The retry settings; sleep, clock and randomness are injectable so tests never wait.
 
     Attributes:
-        max_attempts: attempts per request, the first included.
+        max_attempts: attempts per request, the first included, not counting 429s (bounded by the budget).
         budget_seconds: total time one request may spend including waits; past it, give up.
         backoff_initial: first backoff in seconds for 5xx and transport errors.
         backoff_max: cap of one backoff (also caps a 429 without Retry-After).
@@ -701,10 +702,17 @@ class HttpClient:
                 method, url, send_headers, body, ok_statuses, may_retry_unsent_only, refreshed
             )
 
+        failures = 0  # attempts that failed other than by a 429
+
         def stop(state: tenacity.RetryCallState) -> bool:
+            nonlocal failures
             elapsed = self.retry.clock() - start
+            # A 429 is the server asking us to wait, not a failure: only the time budget bounds
+            # those, so sustained throttling never exhausts an attempt count before the budget.
+            if not isinstance(state.outcome.exception() if state.outcome else None, ThrottledError):
+                failures += 1
             return (
-                state.attempt_number >= self.retry.max_attempts
+                failures >= self.retry.max_attempts
                 or elapsed + (state.upcoming_sleep or 0.0) > self.retry.budget_seconds
             )
 

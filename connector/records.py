@@ -26,15 +26,14 @@ def _record_path(entity_set: str, record_id: str) -> str:
 
 
 def get_record(
-    http: HttpClient, entity_set: str, record_id: str, select: Sequence[str]
+    http: HttpClient, entity_set: str, record_id: str, select: Sequence[str] | None = None
 ) -> dict[str, Any] | None:
-    """Return one record's ``select`` columns, or None when it does not exist (404)."""
-    response = http.request(
-        "GET", _record_path(entity_set, record_id), params=build_query(select=select), ok_statuses=(404,)
-    )
+    """Return one record's ``select`` columns (every column when None), or None when it does not exist."""
+    params = build_query(select=select) if select else None
+    response = http.request("GET", _record_path(entity_set, record_id), params=params, ok_statuses=(404,))
     if response.status_code == 404:
         return None
-    return decode_json(response)
+    return {k: v for k, v in decode_json(response).items() if not k.startswith("@odata.context")}
 
 
 def create_record(

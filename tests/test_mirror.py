@@ -63,7 +63,7 @@ def test_round_trip_restores_types_and_orders_by_id(tmp_path):
     assert str(frame["employees"].dtype) == "Int64" and frame["employees"].tolist()[1:] == [10, 3]
     assert frame["revenue"].dtype == float and pd.isna(frame["revenue"][0])
     assert str(frame["sales_ready"].dtype) == "boolean" and frame["sales_ready"].tolist()[1:] == [True, False]
-    assert str(frame["created_on"].dtype) == "datetime64[ns, UTC]"
+    assert str(frame["created_on"].dtype) == "datetime64[us, UTC]"
     assert frame["created_on"][0] == pd.Timestamp("2025-02-01T00:00:00.123456Z")
     assert pd.isna(frame["created_on"][2])
     assert frame["_etag"].tolist() == ['W/"2"', 'W/"1"', 'W/"3"']

@@ -335,6 +335,10 @@ def test_timeouts_and_the_retry_budget_must_be_finite(key, value):
 def test_cron_and_jobs_and_limits_are_checked(tmp_path):
     err = error_of(tmp_path, '[schedule.sets.nightly]\ncron = "0 2 * *"\n')
     assert err.key == "schedule.sets.nightly.cron" and "five-field" in str(err)
+    # Valid fields, impossible day: a configuration error (exit 2), not a traceback in `status`.
+    err = error_of(tmp_path, '[schedule.sets.nightly]\ncron = "0 0 30 2 *"\n')
+    assert err.key == "schedule.sets.nightly.cron" and err.line == 2 and "never runs" in str(err)
+    assert err.exit_code == 2
     err = error_of(tmp_path, '[jobs]\nenabled = ["rfm", "clvv"]\n')
     assert "did you mean `clv`?" in str(err)
     err = error_of(tmp_path, "[writeback]\nbatch_size = 5000\n")

@@ -460,7 +460,7 @@ def test_sandbox_full_then_delta_with_creates_updates_and_deletes(sandbox, mirro
         orders = mirror.read_frame("salesorder")
         assert set(orders["customer_type"].dropna()) == {"account", "contact"}
         assert {"fulfilled", "cancelled"} <= set(orders["status"])
-        assert str(orders["order_date"].dtype) == "datetime64[ns, UTC]" and orders["amount"].dtype == float
+        assert str(orders["order_date"].dtype) == "datetime64[us, UTC]" and orders["amount"].dtype == float
 
         with dataverse_session(sandbox) as session:
             changed, gone = _lead_ids(session, sandbox, 2)

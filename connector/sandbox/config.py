@@ -58,6 +58,9 @@ class SandboxConfig:
         duplicate_rules: table → columns that together make a duplicate, applied only to writes
             sent with ``MSCRM.SuppressDuplicateDetection: false`` (Dataverse's default rules match
             leads and contacts on e-mail and accounts on name).
+        denied_privileges: privileges the sandbox user lacks (``prvWriteAccount``...); a Merge that
+            needs one answers 403 ``0x80040220``.
+        failing_merges: subordinate ids whose Merge fails like a plug-in exception (fault injection).
     """
 
     limits: Limits = field(default_factory=Limits)
@@ -78,3 +81,5 @@ class SandboxConfig:
             "account": ("name",),
         }
     )
+    denied_privileges: frozenset[str] = frozenset()
+    failing_merges: frozenset[str] = frozenset()

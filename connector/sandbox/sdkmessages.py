@@ -37,6 +37,9 @@ UNBOUND_MESSAGES = (
     "RetrieveAvailableLanguages",
     "PublishXml",
     "PublishAllXml",
+    "AddSolutionComponent",
+    "Merge",
+    "RetrieveDuplicates",
 )
 _READ_MESSAGES = ("Retrieve", "RetrieveMultiple")
 _NS = uuid.UUID("3c7f0d52-8f7e-4b0e-9d55-1f6b2a9c4e01")

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
+from connector.sandbox import update_log
 from connector.sandbox.config import SandboxConfig
 from connector.sandbox.customizations import default_forms
 from connector.sandbox.faults import ApiError, FaultInjector
@@ -377,6 +378,9 @@ class Sandbox:
     def start(self) -> Sandbox:
         """Prepare the data, bind the port and start serving in a background thread."""
         self.prepare()
+        update_log.install(
+            self.store.conn(), {t.logical_name: t.primary_id for t in self.store.tables.values()}
+        )
         try:
             server = _Server((self.host, self.port), self)
         except OSError as exc:

@@ -115,6 +115,12 @@ class Service:
             return metadata.entity_definitions(self.store, self.config, req, path)
         if path.startswith("RelationshipDefinitions"):
             return metadata.relationship_definitions(self.store, req, path)
+        if path == "Merge" or path.startswith("RetrieveDuplicates("):
+            from connector.sandbox import messages_merge
+
+            if path == "Merge":
+                return messages_merge.merge(self, req)
+            return messages_merge.retrieve_duplicates(self, req, path)
         message = serve_message(self.store, self.config, req, path)
         if message is not None:
             return message

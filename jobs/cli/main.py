@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -24,6 +25,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("sync", "jobs.cli.sync", "pull the mapped tables into the local mirror"),
     ("run", "jobs.cli.run", "sync, compute the jobs, write the results back (one run)"),
     ("rollback", "jobs.cli.rollback", "restore the values a run overwrote"),
+    ("merge", "jobs.cli.merge", "merge approved duplicates in Dynamics (a dry run unless --no-dry-run)"),
     ("schedule", "jobs.cli.schedule", "run on the configured cron schedules, in the foreground"),
     ("status", "jobs.cli.status", "last runs, next scheduled runs, mirror freshness"),
     ("demo", "jobs.cli.demo", "start the sandbox, provision, run twice and show the results"),
@@ -90,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser(argv)
     args = parser.parse_args(argv)
     _setup_logging(args)
+    os.umask(0o077)  # what dvsync writes holds personal data: 0600 files, 0700 folders (core.private)
     try:
         return int(args.handler(args) or 0)
     except DvsyncError as exc:

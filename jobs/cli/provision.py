@@ -8,7 +8,7 @@ from pathlib import Path
 from jobs.cli.common import add_common_options, console, print_json, render_table, settings_from_args
 from jobs.service.connect import connect
 from jobs.service.mapping import load_mappings
-from jobs.service.provision import ProvisionReport, provision
+from jobs.service.provision import ProvisionReport, provision, unpublished_path
 from jobs.service.views import CustomizationReport, load_views, provision_customizations
 
 __all__ = ["add_arguments", "run"]
@@ -43,7 +43,13 @@ def run(args: argparse.Namespace) -> int:
     views_path = Path(settings.mappings.dir) / VIEWS_FILE
     views = load_views(views_path, mappings) if views_path.exists() else None
     with connect(settings) as client:
-        report = provision(client, mappings, solution=settings.writeback.solution, dry_run=args.dry_run)
+        report = provision(
+            client,
+            mappings,
+            solution=settings.writeback.solution,
+            dry_run=args.dry_run,
+            state=unpublished_path(settings.mirror.path),
+        )
         customizations = None
         if views is not None:
             customizations = provision_customizations(
@@ -78,11 +84,17 @@ def _render(report: ProvisionReport) -> None:
         out.print(
             f"Dry run: {created} column(s) would be created in solution {report.solution or '(not set)'}."
         )
+        if report.unpublished:
+            out.print(
+                f"Unpublished (created earlier) and would be published: {', '.join(report.unpublished)}."
+            )
     elif created:
         out.print(
             f"Created {created} column(s) in solution {report.solution}; "
             f"published {', '.join(report.published)}."
         )
+    elif report.published:
+        out.print(f"Published {', '.join(report.published)}: an earlier provision had created columns there.")
     else:
         out.print("Nothing to do: every output column exists.")
 

@@ -3,7 +3,8 @@
 ``settings`` (+ ``settings_sources``, ``settings_load``) and ``mapping/`` read the configuration;
 ``connect`` opens the client; ``mirror/`` is the local SQLite state; ``sync`` pulls tables;
 ``compute`` runs the analytics; ``plan`` diffs results against Dynamics; ``pipeline`` is one run
-(sync → compute → plan → write back → record); ``rollback`` undoes one; ``schedule`` and ``status``
+(sync → compute → plan → write back → record); ``rollback`` undoes one; ``merge`` (+ ``merge_store``)
+merges duplicates in Dynamics; ``schedule`` and ``status``
 run on cron and report; ``check`` and ``provision`` validate and prepare an org. Modules are
 imported by name; nothing is re-exported, to keep ``dvsync --help`` from loading pandas.
 """
@@ -13,6 +14,8 @@ __all__ = [
     "compute",
     "connect",
     "mapping",
+    "merge",
+    "merge_store",
     "mirror",
     "pipeline",
     "plan",

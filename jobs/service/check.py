@@ -34,6 +34,7 @@ from jobs.service.mapping import (
     validate_against_org,
     validate_for_jobs,
 )
+from jobs.service.provision import read_unpublished, unpublished_path
 from jobs.service.routing import check_routing
 from jobs.service.views import ViewsConfig, load_views, validate_views_against_org
 
@@ -77,6 +78,7 @@ class CheckReport:
         tables: one entry per enabled mapped table.
         problems: every problem, each naming file, line and key where it can.
         to_provision: output columns that do not exist yet (``dvsync provision`` creates them).
+        unpublished: ``table.column`` created by a provision that did not get to publish them.
     """
 
     environment: str | None = None
@@ -84,6 +86,7 @@ class CheckReport:
     tables: list[TableCheck] = field(default_factory=list)
     problems: list[ConfigError] = field(default_factory=list)
     to_provision: list[OutputColumn] = field(default_factory=list)
+    unpublished: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -102,6 +105,7 @@ class CheckReport:
                 {"table": o.table, "result": o.result, "column": o.logical_name, "type": o.type}
                 for o in self.to_provision
             ],
+            "unpublished": self.unpublished,
         }
 
 
@@ -207,8 +211,19 @@ def check(
             )
         )
     if views is not None:
-        report.problems.extend(
-            validate_views_against_org(views, lambda table: client.get_table(table).attributes)
+        report.problems.extend(validate_views_against_org(views, _columns_of(client)))
+    unpublished = read_unpublished(unpublished_path(settings.mirror.path))
+    if unpublished:
+        names = [f"{t}.{c}" for t, cols in sorted(unpublished.items()) for c in cols]
+        report.unpublished = names
+        report.problems.append(
+            ConfigError(
+                f"{len(names)} column(s) created by an earlier `dvsync provision` are not published: "
+                + ", ".join(names[:8])
+                + (f" and {len(names) - 8} more" if len(names) > 8 else ""),
+                key="provision",
+                hint="run `dvsync provision` again: it publishes them",
+            )
         )
     if report.to_provision and settings.writeback.enabled and not settings.writeback.solution:
         report.problems.append(
@@ -320,7 +335,10 @@ def _probe(
         )
         record = next(iter(records), None)
         if record is not None:
-            reader.frame([record])
+            problems: list[str] = []
+            reader.frame([record], problems)
+            if problems:
+                return mapping.error("fields", problems[0], "check the column's type in Dynamics")
     except ConfigError as exc:
         return exc
     except DataverseError as exc:

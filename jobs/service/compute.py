@@ -30,6 +30,8 @@ from jobs.errors import JobError
 from jobs.leads.duplicates.clustering import cluster
 from jobs.leads.duplicates.config import DuplicateConfig, load_duplicate_config
 from jobs.leads.duplicates.detect import find_duplicates, link_records
+from jobs.leads.duplicates.merge_config import load_merge_config
+from jobs.leads.duplicates.merge_policy import drop_pairs, duplicate_status
 from jobs.leads.scoring import scorer as scoring
 
 __all__ = [
@@ -381,7 +383,12 @@ def _without_outputs(records: pd.DataFrame) -> pd.DataFrame:
     return records.drop(columns=[c for c in records.columns if c.startswith("out_")])
 
 
-def run_duplicates(frames: Mapping[str, pd.DataFrame], *, config_path: Path) -> JobOutcome:
+def run_duplicates(
+    frames: Mapping[str, pd.DataFrame],
+    *,
+    config_path: Path,
+    ruled: Mapping[str, pd.DataFrame] | None = None,
+) -> JobOutcome:
     """Find duplicate groups in each table of ``frames`` that ``duplicates.toml`` configures, and
     the contact and account each open lead already is.
 
@@ -390,6 +397,8 @@ def run_duplicates(frames: Mapping[str, pd.DataFrame], *, config_path: Path) -> 
     contact / account results when ``[lead.link.contact]`` / ``[lead.link.account]`` are configured
     and that table has records: the best match of an open lead, empty for a lead with no match and
     for a lead that is no longer open (nobody works it; a qualified lead is a contact by design).
+    ``ruled``: per table, the pairs a person marked "not a duplicate" (``merge_store.memory``);
+    they are never grouped again, whatever the model scores them.
     """
     outcome = JobOutcome("duplicates")
     notes: list[str] = []
@@ -411,13 +420,18 @@ def run_duplicates(frames: Mapping[str, pd.DataFrame], *, config_path: Path) -> 
             held = records.set_index(config.id_column)["out_suggested_master"]
         records = _without_outputs(records)
         try:
-            pairs = find_duplicates(records, **config.find_kwargs())
+            pairs = drop_pairs(find_duplicates(records, **config.find_kwargs()), (ruled or {}).get(table))
             groups = cluster(pairs, records=records, **config.cluster_kwargs())
         except JobError as exc:
             outcome.status = "partial"
             notes.append(f"{table}: nothing written ({exc})")
             continue
         found = duplicate_groups(pairs, groups, held)
+        # Review band (a person decides) or merge band (the merge policy will merge it).
+        policy = load_merge_config(config_path, table, tuple(config.fields))
+        found["duplicate_status"] = duplicate_status(
+            found, pairs, records, policy, id_column=config.id_column, phone_region=config.phone_region
+        )
         ids = records[config.id_column].astype(str).str.lower()
         outcome.results[table] = found.reindex(pd.Index(ids, name=None))
         counts[table] = int(groups["cluster_id"].nunique()) if not groups.empty else 0

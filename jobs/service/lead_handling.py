@@ -15,6 +15,7 @@ person, who is in which team) and glues the pieces to the pipeline.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,11 +33,19 @@ from jobs.leads.engagement import (
     response_summary,
 )
 from jobs.leads.scoring import load_rules, score_with_rules
+from jobs.moments import without_sentinels
 from jobs.service.compute import JobOutcome
 from jobs.service.mirror import Mirror, MirrorError
-from jobs.service.routing import OrgDirectory, assign, assignment_plan, read_directory
+from jobs.service.routing import OWNER_RESULT, OrgDirectory, assign, assignment_plan, read_directory
 
-__all__ = ["JOB", "LeadHandlingOutcome", "add_assignments", "latest_speed_to_lead", "run_lead_handling"]
+__all__ = [
+    "JOB",
+    "LeadHandlingOutcome",
+    "add_assignments",
+    "latest_speed_to_lead",
+    "replanned_results",
+    "run_lead_handling",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +57,7 @@ class LeadHandlingOutcome(JobOutcome):
     """A :class:`JobOutcome` that also carries the routing assignments (planned as owner writes)."""
 
     assignments: pd.DataFrame = field(default_factory=pd.DataFrame)
+    routed: bool = False  # routing ran on this run's owners (earlier unwritten owner items are stale)
 
 
 def _open(leads: pd.DataFrame) -> pd.DataFrame:
@@ -198,6 +208,7 @@ def run_lead_handling(
                 frame, routing, directory, audit=audit if audit is not None else empty
             )
             outcome.assignments = assignments
+            outcome.routed = True
             outcome.details["routing"] = routed
             notes.append(f"{routed['assigned']} unassigned lead(s) routed")
     outcome.message = "; ".join(notes)
@@ -218,6 +229,9 @@ def compute_for_run(
             activities = mirror.read_entity("activity")
         except MirrorError:
             activities = None
+        # Dates as the other jobs read them: sentinels (0001-01-01, 9999-12-31) are "no date", in ns.
+        leads = without_sentinels(leads)[0]
+        activities = without_sentinels(activities)[0] if activities is not None else None
         directory, problem = None, None
         try:
             directory = read_directory(client)
@@ -255,6 +269,16 @@ def add_assignments(
         return plan
     items = assignment_plan(routed.assignments[routed.assignments.index.isin(current["lead"].index)])
     return pd.concat([plan, items], ignore_index=True) if len(items) else plan
+
+
+def replanned_results(outcomes: Sequence[JobOutcome]) -> set[tuple[str, str]]:
+    """``(table, result)`` of the owner writes when routing re-planned them from this run's owners.
+
+    The pipeline retires earlier unwritten items of results a run recomputed; routing's owner
+    writes are not an output column, so they are named here.
+    """
+    routed = any(isinstance(o, LeadHandlingOutcome) and o.routed for o in outcomes)
+    return {("lead", OWNER_RESULT)} if routed else set()
 
 
 def latest_speed_to_lead(runs: pd.DataFrame) -> dict[str, Any] | None:

@@ -9,7 +9,8 @@
    earlier runs could not write; the plan is stored before anything is sent. ``dry_run`` writes it
    to a CSV instead and changes nothing in Dynamics.
 5. **Write back** with :meth:`DataverseClient.update_many` (``$batch``, continue-on-error,
-   ``If-Match: *``, parallel within the cap) in chunks: each chunk's items are marked ``sending``
+   ``If-Match`` on the etag the sync read, lost answers settled by reading back, never replayed
+   blind; parallel within the cap) in chunks: each chunk's items are marked ``sending``
    before the request, then, in one transaction, marked ``written``/``failed``, audited, and the
    mirror's ``out_`` columns updated. A failed record stays in the plan and is retried next run.
 
@@ -46,12 +47,24 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from core.errors import ConfigError, DvsyncError
+from core.private import private_dir, private_file
 from jobs.errors import JobError
+from jobs.moments import without_sentinels
 from jobs.service import compute, lead_handling
 from jobs.service.compute import JobOutcome
+from jobs.service.inputs import JOB_ENTITIES, blocked_jobs, incomplete_tables
 from jobs.service.mapping import MappingSet, OutputColumn
+from jobs.service.merge import merge_inputs, run_merge_job
 from jobs.service.mirror import Mirror, MirrorError
-from jobs.service.plan import add_companions, carry_forward, differs, empty_plan, plan_table
+from jobs.service.mirror.database import note_lock
+from jobs.service.plan import (
+    COMPANION_RESULTS,
+    add_companions,
+    carry_forward,
+    differs,
+    empty_plan,
+    plan_table,
+)
 from jobs.service.settings import KNOWN_JOBS, Settings
 from jobs.service.sync import SyncResult, sync_tables
 
@@ -115,8 +128,8 @@ class RunLock:
 
     def acquire(self, *, wait: bool = False) -> bool:
         """Take the lock; with ``wait`` block until it is free, else return False when it is held."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        private_dir(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
@@ -125,6 +138,7 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+        note_lock(self.path, held=True)
         return True
 
     def holder(self) -> int | None:
@@ -138,6 +152,7 @@ class RunLock:
     def release(self) -> None:
         """Release the lock (idempotent)."""
         if self._fd is not None:
+            note_lock(self.path, held=False)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
@@ -330,6 +345,7 @@ class _Context:
     stop: threading.Event
     progress: PipelineProgress | None
     now: datetime
+    ignored_dates: Counter[str] = field(default_factory=Counter)
 
 
 def run_pipeline(
@@ -413,15 +429,29 @@ def run_pipeline(
                 _store_plan(ctx, plan, outcomes)
                 ctx.faults.hit("planned")
                 _write_back(ctx, plan)
+            if "merge" in chosen and not compute_only:
+                ctx.result.jobs.append(
+                    run_merge_job(client, mirror, mappings, settings, dry_run=dry, run_id=run_id)
+                )
         failed_tables = (
             [f"{t.table} ({t.error})" for t in result.sync.tables if not t.ok] if result.sync else []
         )
         failed_jobs = [j.job for j in result.jobs if j.status == "failed"]
+        starved = [j.job for j in result.jobs if j.details.get("incomplete_input")]
         problems = []
         if failed_tables:
             problems.append(f"sync failed for {'; '.join(failed_tables)}")
         if failed_jobs:
             problems.append(f"job(s) failed: {', '.join(failed_jobs)}")
+        if starved:
+            problems.append(f"job(s) skipped because their input is incomplete: {', '.join(starved)}")
+        if result.not_provisioned and not compute_only:
+            missing = result.not_provisioned
+            problems.append(
+                f"{len(missing)} output column(s) do not exist in Dynamics, their results were not "
+                f"written ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); "
+                "run `dvsync provision`, then run again"
+            )
         if result.failures:
             problems.append(f"{len(result.failures)} record(s) could not be written (retried next run)")
         result.outcome = "failed" if problems else "ok"
@@ -499,6 +529,9 @@ def _sync(ctx: _Context, *, full: bool) -> None:
         )
         if report.error:
             counters["error"] = report.error
+        if report.problems:
+            counters["unreadable_values"] = len(report.problems)
+            counters["unreadable_examples"] = report.problems[:5]
 
 
 # ------------------------------------------------------------------------------------ 2. settle
@@ -525,8 +558,13 @@ def _current(mirror: Mirror, mappings: MappingSet, tables: Sequence[str]) -> dic
 
 
 def _settle_in_doubt(ctx: _Context) -> None:
-    """Mark written (and audit) the values a killed run sent that Dynamics now holds."""
-    doubtful = ctx.mirror.plan(status="sending")
+    """Mark written (and audit) the values a killed run sent that Dynamics now holds.
+
+    ``failed`` items are checked too: a write whose answer was lost and could not even be read
+    back is reported failed, yet may have been applied; once the sync shows the value, the audit
+    says so, so that it matches what the server holds.
+    """
+    doubtful = ctx.mirror.plan(status=["sending", "failed"])
     doubtful = doubtful[doubtful["run_id"] != ctx.result.run_id]
     if doubtful.empty:
         return
@@ -543,15 +581,17 @@ def _settle_in_doubt(ctx: _Context) -> None:
         if not landed.any():
             continue
         done = items[landed]
+        why = done["status"].map(
+            {
+                "sending": "confirmed in Dynamics after the run was interrupted",
+                "failed": "found in Dynamics after its answer was lost",
+            }
+        )
         with ctx.mirror.transaction():
             ctx.mirror.mark_plan(
                 int(run_id), table, zip(done["record_id"], done["column_name"], strict=True), "written"
             )
-            ctx.mirror.record_audit(
-                int(run_id),
-                table,
-                done.assign(outcome="written", error="confirmed in Dynamics after the run was interrupted"),
-            )
+            ctx.mirror.record_audit(int(run_id), table, done.assign(outcome="written", error=why))
         ctx.result.confirmed += len(done)
     if ctx.result.confirmed:
         log.info("%d write(s) of an interrupted run were found in Dynamics", ctx.result.confirmed)
@@ -560,15 +600,29 @@ def _settle_in_doubt(ctx: _Context) -> None:
 # ------------------------------------------------------------------------------------ 3. compute
 
 
-def _frame(mirror: Mirror, name: str) -> pd.DataFrame:
-    return mirror.read_frame(name) if name in mirror.layouts() else pd.DataFrame()
+def _frame(ctx: _Context, name: str) -> pd.DataFrame:
+    mirror = ctx.mirror
+    frame = mirror.read_frame(name) if name in mirror.layouts() else pd.DataFrame()
+    frame, ctx.ignored_dates[name] = without_sentinels(frame)
+    return frame
 
 
-def _entity(mirror: Mirror, entity: str) -> pd.DataFrame | None:
+def _entity(ctx: _Context, entity: str) -> pd.DataFrame | None:
     try:
-        return mirror.read_entity(entity)
+        frame = ctx.mirror.read_entity(entity)
     except MirrorError:
         return None
+    frame, ctx.ignored_dates[entity] = without_sentinels(frame)
+    return frame
+
+
+def _note_ignored(ctx: _Context, outcomes: Sequence[JobOutcome]) -> None:
+    """Say in each job's report how many sentinel dates it read as "no date"."""
+    for outcome in outcomes:
+        ignored = sum(ctx.ignored_dates.get(s, 0) for s in JOB_ENTITIES.get(outcome.job, ()))
+        if ignored:
+            outcome.details["dates_ignored"] = ignored
+            log.info("job %s: %d date(s) outside 1900..2200 read as no date", outcome.job, ignored)
 
 
 def _job_failed(job: str, exc: Exception) -> JobOutcome:
@@ -582,8 +636,14 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
     directory = Path(ctx.settings.mappings.dir)
     mirror = ctx.mirror
     outcomes: list[JobOutcome] = []
+    failed = {t.table: str(t.error) for t in ctx.result.sync.tables if not t.ok} if ctx.result.sync else {}
+    blocked = blocked_jobs(chosen, ctx.mappings, incomplete_tables(mirror, ctx.mappings, failed))
+    for job, why in blocked.items():
+        log.warning("job %s %s", job, why)
+        outcomes.append(JobOutcome(job, status="skipped", message=why, details={"incomplete_input": True}))
+    chosen = [j for j in chosen if j not in blocked]
     if "scoring" in chosen:
-        leads = _frame(mirror, "lead")
+        leads = _frame(ctx, "lead")
         try:
             if not leads.empty and "status" not in leads:
                 raise JobError("the leads have no `status` field; map it in lead.toml (statecode)")
@@ -592,7 +652,7 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
             outcomes.append(
                 compute.run_scoring(
                     leads,
-                    _entity(mirror, "activity"),
+                    _entity(ctx, "activity"),
                     rules_path=directory / "scoring.toml",
                     model_dir=_model_dir(ctx),
                     now=ctx.now,
@@ -605,14 +665,19 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
         # Speed-to-lead, stages, re-engagement and routing ride with scoring (issue 18).
         outcomes.append(lead_handling.compute_for_run(ctx.client, mirror, ctx.settings, outcomes, ctx.now))
     if "duplicates" in chosen:
-        frames = {t: _frame(mirror, t) for t in ("lead", "contact", "account")}
+        frames = {t: _frame(ctx, t) for t in ("lead", "contact", "account")}
         try:
-            outcomes.append(compute.run_duplicates(frames, config_path=directory / "duplicates.toml"))
+            frames, ruled = merge_inputs(
+                mirror, frames, directory / "duplicates.toml"
+            )  # merged records out, "not a duplicate" pairs
+            outcomes.append(
+                compute.run_duplicates(frames, config_path=directory / "duplicates.toml", ruled=ruled)
+            )
         except DvsyncError as exc:
             outcomes.append(_job_failed("duplicates", exc))
     value_jobs = {j for j in ("rfm", "clv") if j in chosen}
     if value_jobs:
-        orders = _entity(mirror, "order")
+        orders = _entity(ctx, "order")
         try:
             outcomes.extend(
                 compute.customer_value_jobs(
@@ -624,6 +689,9 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
             )
         except DvsyncError as exc:
             outcomes.extend(_job_failed(j, exc) for j in sorted(value_jobs))
+    order = {job: position for position, job in enumerate(KNOWN_JOBS)}
+    outcomes.sort(key=lambda o: order.get(o.job, len(order)))
+    _note_ignored(ctx, outcomes)
     ctx.result.jobs = outcomes
     for outcome in outcomes:
         log.info("job %s: %s (%s)", outcome.job, outcome.status, outcome.message)
@@ -667,9 +735,16 @@ def _plan(ctx: _Context, outcomes: Sequence[JobOutcome]) -> pd.DataFrame:
     plan = add_companions(plan, current, ctx.mappings.outputs, ctx.now)
     earlier = ctx.mirror.plan(status=list(OPEN_STATUSES))
     earlier = earlier[(earlier["run_id"] != ctx.result.run_id) & earlier["table_name"].isin(list(current))]
-    plan = carry_forward(plan, earlier, current, ctx.mappings.outputs)
     plan = lead_handling.add_assignments(plan, outcomes, current)  # lead routing: ownerid writes
-    ctx._earlier = earlier  # type: ignore[attr-defined]
+    # Only this run's values are written: earlier unwritten items of results it computed are
+    # retired (re-planned above from current results); the others wait for a run that computes them.
+    computed = {
+        (table, str(result))
+        for outcome in outcomes
+        for table, frame in outcome.results.items()
+        for result in [*frame.columns, *(COMPANION_RESULTS if not frame.empty else ())]
+    } | lead_handling.replanned_results(outcomes)
+    ctx._earlier = carry_forward(earlier, computed)  # type: ignore[attr-defined]
     for table, items in plan.groupby("table_name"):
         ctx.result.table(str(table))["planned"] = int(items["record_id"].nunique())
     ctx.result.plan = plan
@@ -682,7 +757,8 @@ def _write_csv(ctx: _Context, plan: pd.DataFrame, path: str | Path | None) -> No
         base = ctx.mirror.path.parent if ctx.mirror.path is not None else Path(".dvsync")
         path = base / "plans" / f"run-{ctx.result.run_id}.csv"
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
+    private_file(path)
     plan.to_csv(path, index=False)
     ctx.result.plan_csv = path
 
@@ -734,12 +810,20 @@ def _write_table(
     entity_set = _entity_set(ctx, table)
     counters = ctx.result.table(table)
     records = items["record_id"].drop_duplicates().tolist()
-    # One PATCH body per record with all its planned columns.
+    # One PATCH body per record with all its planned columns, sent under If-Match on the etag the
+    # sync read (what the plan was made from), with the values the plan expected: a replay after a
+    # lost answer is then a no-op, and a record changed since is read back, never overwritten blind.
     bodies: dict[str, dict[str, Any]] = {}
-    for record_id, column, value in zip(
-        items["record_id"], items["column_name"], items["new_value"], strict=True
+    expected: dict[str, dict[str, Any]] = {}
+    for record_id, column, value, old in zip(
+        items["record_id"], items["column_name"], items["new_value"], items["old_value"], strict=True
     ):
-        bodies.setdefault(record_id, {})[column] = value
+        # A cleared value can come back from the plan frame as NaN; Dataverse clears with null.
+        bodies.setdefault(record_id, {})[column] = (
+            None if isinstance(value, float) and math.isnan(value) else value
+        )
+        expected.setdefault(record_id, {})[column] = old
+    etags = _etags(ctx, table)
     total = len(records)
     done = 0
     ctx.meter.label = table
@@ -751,7 +835,7 @@ def _write_table(
             chunk = items[items["record_id"].isin(chunk_ids)]
             keys = list(zip(chunk["record_id"], chunk["column_name"], strict=True))
             ctx.mirror.mark_plan(ctx.result.run_id, table, keys, "sending")
-            updates = [(rid, bodies[rid]) for rid in chunk_ids]
+            updates = [(rid, bodies[rid], etags.get(str(rid).lower()), expected[rid]) for rid in chunk_ids]
             outcomes = ctx.client.update_many(
                 entity_set, updates, batch_size=batch_size, max_workers=max_parallel
             )
@@ -766,6 +850,14 @@ def _write_table(
                 raise RunStopped
     finally:
         ctx.meter.label = None
+
+
+def _etags(ctx: _Context, table: str) -> dict[str, str]:
+    """Record id -> the etag the sync read (None-free), for the write's ``If-Match``."""
+    layout = ctx.mirror.layout(table)
+    frame = ctx.mirror.read_frame(table, [], include_system=True)
+    ids = frame[layout.id_column].astype(str).str.lower()
+    return {i: str(e) for i, e in zip(ids, frame["_etag"], strict=True) if isinstance(e, str) and e}
 
 
 def _record_chunk(ctx: _Context, table: str, chunk: pd.DataFrame, outcomes: Sequence[Any]) -> None:

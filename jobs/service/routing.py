@@ -388,7 +388,9 @@ def assignment_plan(assignments: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def restore_owners(items: pd.DataFrame, rows: pd.DataFrame, force: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+def restore_owners(
+    items: pd.DataFrame, rows: pd.DataFrame, force: bool
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The rollback's hook for ``ownerid@odata.bind`` items: restore the previous owner where unchanged.
 
     Args:
@@ -399,16 +401,17 @@ def restore_owners(items: pd.DataFrame, rows: pd.DataFrame, force: bool) -> tupl
         force: restore even where the owner changed since.
 
     Returns:
-        ``(restore, refused)``: ``restore`` has ``now``, ``restore`` (the bind path to write) and
-        ``result``; ``refused`` has ``now`` and ``reason``.
+        ``(restore, refused, confirmed)``: ``restore`` has ``now``, ``restore`` (the bind path to
+        write) and ``result``; ``refused`` has ``now`` and ``reason``; ``confirmed`` are the leads
+        already back with their previous owner (an interrupted rollback sent them): not sent again.
     """
     present = items["record_id"].isin(rows.index).to_numpy()
     gone = items[~present].assign(now=None, reason="the record no longer exists")
     items = items[present]
     if "owner_id" not in rows.columns:
-        return items.iloc[0:0].assign(now=None, restore=None, result=OWNER_RESULT), pd.concat(
-            [gone, items.assign(now=None, reason="the lead's owner is not mapped (owner_id in lead.toml)")]
-        )
+        none = items.iloc[0:0].assign(now=None, restore=None, result=OWNER_RESULT)
+        unmapped = items.assign(now=None, reason="the lead's owner is not mapped (owner_id in lead.toml)")
+        return none, pd.concat([gone, unmapped]), none
     held = rows.loc[items["record_id"]]
     types = held["owner_type"] if "owner_type" in held else pd.Series("systemuser", index=held.index)
     now = [
@@ -417,7 +420,11 @@ def restore_owners(items: pd.DataFrame, rows: pd.DataFrame, force: bool) -> tupl
     ]
     frame = items.assign(now=now, restore=list(items["old_value"]), result=OWNER_RESULT)
     changed = np.array([n != w for n, w in zip(now, items["new_value"], strict=True)], dtype=bool)
+    at_old = np.array([n == o for n, o in zip(now, items["old_value"], strict=True)], dtype=bool)
+    confirmed = frame[at_old]
     if force:
-        return frame, gone
-    refused = frame[changed].assign(reason="the lead's owner changed in Dynamics since the run assigned it")
-    return frame[~changed], pd.concat([gone, refused], ignore_index=True)
+        return frame[~at_old], gone, confirmed
+    refused = frame[changed & ~at_old].assign(
+        reason="the lead's owner changed in Dynamics since the run assigned it"
+    )
+    return frame[~changed & ~at_old], pd.concat([gone, refused], ignore_index=True), confirmed

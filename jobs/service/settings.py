@@ -72,7 +72,9 @@ __all__ = [
 
 CONFIG_ENV_VAR = "DVSYNC_CONFIG"
 # The analytics jobs the pipeline knows; `jobs.enabled` and schedule sets must name these.
-KNOWN_JOBS: tuple[str, ...] = ("scoring", "duplicates", "rfm", "clv")
+KNOWN_JOBS: tuple[str, ...] = ("scoring", "duplicates", "rfm", "clv", "merge")
+# Merging cannot be undone in Dynamics: the merge job runs only where it is named explicitly.
+DEFAULT_JOBS: tuple[str, ...] = tuple(j for j in KNOWN_JOBS if j != "merge")
 LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -140,7 +142,7 @@ class JobsSettings(SettingsSection):
     """Which analytics jobs run."""
 
     enabled: JobNames = Field(
-        default_factory=lambda: list(KNOWN_JOBS), description="Jobs run by `dvsync run`, in this order."
+        default_factory=lambda: list(DEFAULT_JOBS), description="Jobs run by `dvsync run`, in this order."
     )
 
 
@@ -214,6 +216,8 @@ class ScheduleSet(SettingsSection):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:
+        from datetime import datetime
+
         from croniter import croniter
 
         value = " ".join(value.split())
@@ -222,6 +226,14 @@ class ScheduleSet(SettingsSection):
                 f"`{value}` is not a five-field cron expression",
                 "minute hour day-of-month month day-of-week, e.g. '*/30 * * * *' or '0 2 * * *'",
             )
+        try:  # valid fields can still name a day that never comes (30 February, 31 April)
+            croniter(value, datetime(2000, 1, 1)).get_next(datetime)
+        except (ValueError, KeyError, OverflowError):
+            raise invalid_setting(
+                f"`{value}` never runs: no month has the day it names",
+                "check day-of-month against month (February has at most 29 days; April, June, "
+                "September and November 30)",
+            ) from None
         return value
 
 

@@ -46,6 +46,15 @@ def collect_status(
         (the latest run's response-time summary: median, p90, breaches per owner, team, source).
     """
     now = now or datetime.now(UTC)
+    running = None
+    if lock is not None and not lock.acquire():
+        running = {"pid": lock.holder()}
+    elif lock is not None:
+        try:
+            # Nobody runs: a run still recorded as running was killed (maybe in another pod).
+            mirror.mark_abandoned_runs()
+        finally:
+            lock.release()
     runs = mirror.runs(limit)
     listed = []
     for row in runs.itertuples():
@@ -85,11 +94,6 @@ def collect_status(
             }
         )
     pending = mirror.plan(status=list(OPEN_STATUSES))
-    running = None
-    if lock is not None and not lock.acquire():
-        running = {"pid": lock.holder()}
-    elif lock is not None:
-        lock.release()
     return {
         "now": now.isoformat(),
         "running": running,

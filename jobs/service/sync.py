@@ -114,6 +114,7 @@ class SyncReport:
         resumed: the sync continued an interrupted read.
         reason: why a full read happened (first sync, --full, mapping changed, token expired...).
         error: the failure's message, when the table failed; the other tables still ran.
+        problems: values that could not be read (stored empty), each with its record id.
     """
 
     table: str
@@ -126,6 +127,7 @@ class SyncReport:
     resumed: bool = False
     reason: str | None = None
     error: str | None = None
+    problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -412,7 +414,7 @@ class _TableSync:
     def _commit(
         self, records: list[dict[str, Any]], deleted_ids: Sequence[str], update_state: Callable[[], int]
     ) -> None:
-        frame = self.reader.frame(records)
+        frame = self.reader.frame(records, self.report.problems)
         with self.mirror.transaction():
             upserted = self.mirror.upsert(self.name, frame, generation=self.state.generation)
             deleted = self.mirror.delete(self.name, deleted_ids)

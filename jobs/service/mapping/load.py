@@ -19,6 +19,7 @@ from jobs.service.mapping.catalogue import (
     FIELD_TYPES,
     JOB_REQUIREMENTS,
     LOGICAL_NAME_PATTERN,
+    OUTPUT_CHOICES,
     OUTPUT_KEYS,
     OUTPUT_RESULTS,
     PREFIX_PATTERN,
@@ -551,10 +552,24 @@ def validate_for_jobs(mappings: MappingSet, jobs: Iterable[str]) -> list[ConfigE
 def _output_options(
     doc: TomlFile, key: tuple[str, str], kind: Any, raw: Any, problems: Problems
 ) -> tuple[tuple[int, str], ...]:
-    """A choice output's ``options = { 100000000 = "Cold", ... }``: whole-number values, unique labels."""
+    """A choice output's ``options = { 100000000 = "Cold", ... }``: whole-number values, unique labels.
+
+    A choice whose options dvsync defines (``OUTPUT_CHOICES``, e.g. duplicate_decision) takes none:
+    Dataverse numbers them and dvsync reads them back by label.
+    """
     if kind != "choice":
         if raw is not None:
             problems.add(doc.error((*key, "options"), '`options` is only for type = "choice"'))
+        return ()
+    if key[1] in OUTPUT_CHOICES:
+        if raw is not None:
+            problems.add(
+                doc.error(
+                    (*key, "options"),
+                    f"the options of {key[1]} are dvsync's ({', '.join(OUTPUT_CHOICES[key[1]])})",
+                    "remove `options`",
+                )
+            )
         return ()
     if not isinstance(raw, dict) or not raw:
         problems.add(
