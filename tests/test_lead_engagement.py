@@ -439,3 +439,31 @@ def test_check_refuses_a_choice_output_whose_options_the_column_lacks():
         "[lead.temperature.options]: choice column `dvs_leadtemperature` on lead has no option 100000002 "
         "(use the column's option values: 100000000 = 'Cold', 100000001 = 'Warm')"
     ]
+
+
+def test_choice_outputs_with_options_and_dvsync_defined_choices_live_together(tmp_path):
+    from jobs.service.mapping import MappingErrors, load_outputs
+    from jobs.service.provision import column_spec
+
+    entry = '[lead.{result}]\ncolumn = "{column}"\ntype = "choice"\ndisplay_name = "x"\ndescription = "x"\n'
+    stage = (
+        entry.format(result="lifecycle_stage", column="Stage")
+        + 'options = { 100000000 = "Lead", 100000001 = "MQL" }\n'
+    )
+    decision = entry.format(result="duplicate_decision", column="Decision")
+    (tmp_path / "outputs.toml").write_text(stage + decision, encoding="utf-8")
+    by_result = {o.result: o for o in load_outputs(tmp_path / "outputs.toml", "dvs")}
+    assert by_result["lifecycle_stage"].to_wire(pd.Series(["mql", None])) == [100000001, None]
+    assert by_result["duplicate_decision"].to_wire(pd.Series([123450001.0, None])) == [123450001, None]
+    assert column_spec(by_result["lifecycle_stage"]).options == ((100000000, "Lead"), (100000001, "MQL"))
+    decided = column_spec(by_result["duplicate_decision"]).options
+    assert decided == ((None, "Merge into suggested master"), (None, "Not a duplicate"), (None, "Keep both"))
+    # Options are asked for where the job defines labels, refused where dvsync defines them.
+    (tmp_path / "outputs.toml").write_text(
+        entry.format(result="temperature", column="T") + decision + 'options = { 1 = "Merge" }\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(MappingErrors) as caught:
+        load_outputs(tmp_path / "outputs.toml", "dvs")
+    keys = {p.key for p in caught.value.problems}
+    assert keys == {"lead.temperature.options", "lead.duplicate_decision.options"}
