@@ -301,6 +301,18 @@ class DataverseClient:
         """Return the caller's user, business unit and organization ids (the connectivity check)."""
         return _metadata.whoami(self.http)
 
+    def find_solution(self, unique_name: str) -> Any:
+        """The solution with this unique name and its publisher's prefix, or None."""
+        from connector.solutions import find_solution
+
+        return find_solution(self.http, unique_name)
+
+    def held_privileges(self, user_id: str, names: Iterable[str]) -> dict[str, str]:
+        """Which of ``names`` the user holds, with the depth (:mod:`connector.privileges`)."""
+        from connector.privileges import held_privileges
+
+        return held_privileges(self.http, user_id, names)
+
     def get_table(self, logical_name: str) -> TableDefinition:
         """Read a table's definition and columns with ``Consistency: Strong``.
 

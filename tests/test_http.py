@@ -18,6 +18,7 @@ from connector.errors import (
     ChangeTokenExpiredError,
     ChangeTrackingDisabledError,
     DuplicateRecordError,
+    EndpointError,
     FatalApiError,
     InvalidRequestError,
     PermissionDeniedError,
@@ -558,7 +559,7 @@ def test_json_that_is_not_an_object_is_a_protocol_error(clock):
 @responses.activate
 def test_an_untrusted_certificate_is_not_retried(clock):
     responses.get(BASE + "WhoAmI", body=requests.exceptions.SSLError("certificate verify failed"))
-    with pytest.raises(TransportError, match=r"dataverse\.ca_bundle"):
+    with pytest.raises(EndpointError, match=r"^\[dataverse\.ca_bundle\]: the certificate .* is not trusted"):
         make_client(clock).get_json("WhoAmI")
     assert len(responses.calls) == 1 and clock.sleeps == []
 

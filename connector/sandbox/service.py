@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from urllib.parse import parse_qsl, unquote
 
-from connector.sandbox import metadata
+from connector.sandbox import metadata, roles, solutions
 from connector.sandbox.batch import handle_batch
 from connector.sandbox.changes import check_tracking, delta_page, format_token, initial_page, parse_token
 from connector.sandbox.config import SandboxConfig
@@ -121,6 +121,10 @@ class Service:
             if path == "Merge":
                 return messages_merge.merge(self, req)
             return messages_merge.retrieve_duplicates(self, req, path)
+        if path == "solutions":
+            return solutions.list_solutions(req, self.config.solutions)
+        if path.startswith("systemusers(") and roles.FUNCTION in path:
+            return roles.user_privileges(req, path, self.config.denied_privileges)
         message = serve_message(self.store, self.config, req, path)
         if message is not None:
             return message

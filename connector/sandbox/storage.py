@@ -91,8 +91,16 @@ class Store:
         return conn
 
     def close(self) -> None:
-        """Close every connection this store opened."""
+        """Close every connection this store opened, leaving the data in the one database file.
+
+        The WAL is checkpointed first, so a stopped sandbox's folder can be copied or backed up as
+        its ``sandbox.sqlite`` alone (a connection kept open elsewhere would otherwise leave recent
+        writes, schema changes included, only in ``sandbox.sqlite-wal``).
+        """
         with self._connections_lock:
+            if self._connections:
+                with contextlib.suppress(sqlite3.Error):
+                    self._connections[0].execute("PRAGMA wal_checkpoint(TRUNCATE)")
             for conn in self._connections:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from jobs.cli.common import add_common_options, console, print_json, render_table, settings_from_args
 from jobs.service.connect import connect
 from jobs.service.mapping import load_mappings
-from jobs.service.provision import ProvisionReport, provision, unpublished_path
+from jobs.service.provision import ProvisionReport, missing_solution, provision, unpublished_path
+from jobs.service.stopping import stop_on_signals
 from jobs.service.views import CustomizationReport, load_views, provision_customizations
 
 __all__ = ["add_arguments", "run"]
@@ -42,16 +44,17 @@ def run(args: argparse.Namespace) -> int:
     mappings = load_mappings(settings.mappings.dir, prefix=settings.writeback.publisher_prefix)
     views_path = Path(settings.mappings.dir) / VIEWS_FILE
     views = load_views(views_path, mappings) if views_path.exists() else None
-    with connect(settings) as client:
+    with connect(settings) as client, stop_on_signals() as stop:
         report = provision(
             client,
             mappings,
             solution=settings.writeback.solution,
             dry_run=args.dry_run,
             state=unpublished_path(settings.mirror.path),
+            stop=stop,
         )
         customizations = None
-        if views is not None:
+        if views is not None and not report.stopped:
             customizations = provision_customizations(
                 client,
                 views,
@@ -67,7 +70,17 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         _render(report)
-        _render_customizations(customizations, views_path)
+        if not report.stopped:
+            _render_customizations(customizations, views_path)
+    if report.dry_run and report.created and not report.solution:
+        raise missing_solution(len(report.created))  # the preview is shown; the real run would stop here
+    if report.stopped:
+        print(
+            f"dvsync: provision stopped by {stop.signal_name} after {len(report.created)} column(s); "
+            "those are published, and `dvsync provision` creates the rest",
+            file=sys.stderr,
+        )
+        return stop.exit_code
     return 0
 
 
@@ -80,14 +93,12 @@ def _render(report: ProvisionReport) -> None:
     if rows:
         render_table("Output columns", rows, list(rows[0]), out)
     created = len(report.created)
-    if report.dry_run:
-        out.print(
-            f"Dry run: {created} column(s) would be created in solution {report.solution or '(not set)'}."
-        )
-        if report.unpublished:
-            out.print(
-                f"Unpublished (created earlier) and would be published: {', '.join(report.unpublished)}."
-            )
+    if report.dry_run and report.solution:
+        out.print(f"Dry run: {created} column(s) would be created in solution {report.solution}.")
+    elif report.dry_run:
+        out.print(f"Dry run: {created} column(s) would be created, but no solution is configured.")
+    if report.dry_run and report.unpublished:
+        out.print(f"Unpublished (created earlier) and would be published: {', '.join(report.unpublished)}.")
     elif created:
         out.print(
             f"Created {created} column(s) in solution {report.solution}; "

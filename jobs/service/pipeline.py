@@ -52,6 +52,7 @@ from jobs.errors import JobError
 from jobs.moments import without_sentinels
 from jobs.service import compute, lead_handling
 from jobs.service.compute import JobOutcome
+from jobs.service.engine_run import compute_on_engine
 from jobs.service.inputs import JOB_ENTITIES, blocked_jobs, incomplete_tables
 from jobs.service.mapping import MappingSet, OutputColumn
 from jobs.service.merge import merge_inputs, run_merge_job
@@ -66,6 +67,7 @@ from jobs.service.plan import (
     plan_table,
 )
 from jobs.service.settings import KNOWN_JOBS, Settings
+from jobs.service.stopping import StopNow, StopRequest
 from jobs.service.sync import SyncResult, sync_tables
 
 __all__ = [
@@ -317,6 +319,7 @@ class PipelineResult:
             "outcome": self.outcome,
             "ok": self.ok,
             "dry_run": self.dry_run,
+            "mode": "dry-run" if self.dry_run else "write",
             "tables": self.tables,
             "jobs": {j.job: j.as_dict() for j in self.jobs},
             "planned": len(self.plan),
@@ -346,6 +349,7 @@ class _Context:
     progress: PipelineProgress | None
     now: datetime
     ignored_dates: Counter[str] = field(default_factory=Counter)
+    phase: str = "sync"
 
 
 def run_pipeline(
@@ -412,14 +416,24 @@ def run_pipeline(
         progress,
         clock(),
     )
-    log.info("run %d started: jobs %s%s", run_id, ", ".join(chosen) or "none", " (dry run)" if dry else "")
+    mode = "dry run: plans only, writes nothing" if dry else "write mode: writes changed values"
+    log.info("run %d started (%s): jobs %s", run_id, mode, ", ".join(chosen) or "none")
+    log.info("run %d: sync", run_id)
     try:
         with ctx.meter.attached(client):
-            _sync(ctx, full=full)
-            _settle_in_doubt(ctx)
-            outcomes = _compute(ctx, chosen)
+            # Sync, compute and plan commit nothing half-done (a sync page and its state commit
+            # together), so a stop signal may end them at once rather than at the next check.
+            with _step(ctx, "sync", abortable=True):
+                _sync(ctx, full=full)
+            with _step(ctx, "sync"):
+                _settle_in_doubt(ctx)
+            with _step(ctx, "compute", abortable=True):
+                outcomes = _compute(ctx, chosen)
             ctx.faults.hit("computed")
-            plan = _plan(ctx, outcomes)
+            with _step(ctx, "plan", abortable=True):
+                plan = _plan(ctx, outcomes)
+            with _step(ctx, "write"):
+                pass  # names the phase, and stops here if a signal came at the end of the plan
             if compute_only:
                 _save_results(ctx, outcomes)
                 log.info("writeback.enabled is false: results kept in the mirror, nothing written")
@@ -456,10 +470,13 @@ def run_pipeline(
             problems.append(f"{len(result.failures)} record(s) could not be written (retried next run)")
         result.outcome = "failed" if problems else "ok"
         result.error = "; ".join(problems) or None
-    except RunStopped:
-        result.outcome, result.error = (
-            "interrupted",
-            "stopped on request (SIGTERM); the rest is retried next run",
+    except (RunStopped, StopNow):
+        mirror.recover_after_stop()
+        name = ctx.stop.signal_name if isinstance(ctx.stop, StopRequest) else "a stop request"
+        result.outcome = "interrupted"
+        result.error = (
+            f"stopped by {name} during {ctx.phase}; everything committed is kept and the next run "
+            "finishes the job"
         )
     except BaseException as exc:
         result.outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -468,6 +485,21 @@ def run_pipeline(
         raise
     _finish(ctx, started, monotonic, trigger)
     return result
+
+
+@contextlib.contextmanager
+def _step(ctx: _Context, phase: str, *, abortable: bool = False) -> Iterator[None]:
+    """Name the phase (for the stop message); an abortable one may be ended by a signal at once."""
+    if ctx.phase != phase:
+        log.info("run %d: %s", ctx.result.run_id, phase)
+    ctx.phase = phase
+    if ctx.stop.is_set():
+        raise RunStopped
+    if abortable and isinstance(ctx.stop, StopRequest):
+        with ctx.stop.abortable():
+            yield
+    else:
+        yield
 
 
 def _finish(ctx: _Context, started: float, monotonic: Callable[[], float], trigger: str) -> None:
@@ -636,12 +668,19 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
     directory = Path(ctx.settings.mappings.dir)
     mirror = ctx.mirror
     outcomes: list[JobOutcome] = []
+    # A job whose input table did not sync completely is skipped on every engine.
     failed = {t.table: str(t.error) for t in ctx.result.sync.tables if not t.ok} if ctx.result.sync else {}
     blocked = blocked_jobs(chosen, ctx.mappings, incomplete_tables(mirror, ctx.mappings, failed))
     for job, why in blocked.items():
         log.warning("job %s %s", job, why)
         outcomes.append(JobOutcome(job, status="skipped", message=why, details={"incomplete_input": True}))
     chosen = [j for j in chosen if j not in blocked]
+    if ctx.settings.engine.kind != "pandas":  # the same jobs on Spark (jobs/engines, docs/scale.md)
+        outcomes += compute_on_engine(
+            ctx.client, ctx.mirror, ctx.mappings, ctx.settings, chosen, model_dir=_model_dir(ctx), now=ctx.now
+        )
+        ctx.result.jobs = outcomes
+        return outcomes
     if "scoring" in chosen:
         leads = _frame(ctx, "lead")
         try:
@@ -801,6 +840,8 @@ def _entity_set(ctx: _Context, table: str) -> str:
 def _write_back(ctx: _Context, plan: pd.DataFrame) -> None:
     writeback = ctx.settings.writeback
     for table, items in plan.groupby("table_name", sort=True):
+        if ctx.stop.is_set():
+            raise RunStopped  # between tables: the next run writes what is left
         _write_table(ctx, str(table), items, writeback.batch_size, writeback.max_parallel)
 
 
@@ -843,6 +884,7 @@ def _write_table(
             _record_chunk(ctx, table, chunk, outcomes)
             counters["write_requests"] += math.ceil(len(chunk_ids) / batch_size)
             done += len(chunk_ids)
+            log.debug("%s: %d of %d record(s) written back", table, done, total)
             ctx.faults.hit("write-recorded")
             if ctx.progress is not None:
                 ctx.progress.write(table, done=done, total=total)

@@ -16,7 +16,9 @@ lists the columns as unpublished until then.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,7 @@ __all__ = [
     "ProvisionAction",
     "ProvisionReport",
     "column_spec",
+    "missing_solution",
     "provision",
     "read_unpublished",
     "unpublished_path",
@@ -70,6 +73,8 @@ def _write_unpublished(path: Path | None, pending: dict[str, list[str]]) -> None
     tmp.write_text(json.dumps(pending, indent=2, sort_keys=True), encoding="utf-8")
     os.replace(tmp, path)
 
+
+log = logging.getLogger(__name__)
 
 _KINDS = {
     "integer": "Integer",
@@ -123,6 +128,8 @@ class ProvisionReport:
     actions: list[ProvisionAction] = field(default_factory=list)
     published: list[str] = field(default_factory=list)
     unpublished: dict[str, list[str]] = field(default_factory=dict)
+    stopped: bool = False
+    """A stop signal ended it between two columns (those created were published)."""
 
     @property
     def created(self) -> list[ProvisionAction]:
@@ -138,6 +145,7 @@ class ProvisionReport:
             "published": self.published,
             "unpublished": self.unpublished,
             "created": len(self.created),
+            "stopped": self.stopped,
         }
 
 
@@ -167,6 +175,7 @@ def provision(
     solution: str | None,
     dry_run: bool = False,
     state: str | Path | None = None,
+    stop: threading.Event | None = None,
 ) -> ProvisionReport:
     """Create the missing output columns of every enabled mapped table, then publish.
 
@@ -176,6 +185,8 @@ def provision(
         solution: the unmanaged solution that receives the columns (``writeback.solution``).
         dry_run: report what would be created, change nothing.
         state: the note of created, unpublished columns (:func:`unpublished_path`); None keeps none.
+        stop: when set (SIGINT/SIGTERM), no further column is created; those created so far are
+            published, so the next ``provision`` finds them complete and creates the rest.
 
     Raises:
         ConfigError: no solution configured while columns are missing (not in a dry run).
@@ -208,12 +219,7 @@ def provision(
     if problems:
         raise MappingErrors(problems)
     if plan and not dry_run and not solution:
-        raise ConfigError(
-            f"{len(plan)} output columns need creating but no solution is configured",
-            key="writeback.solution",
-            hint="set writeback.solution to the unique name of an unmanaged solution (its publisher's prefix "
-            "must be writeback.publisher_prefix)",
-        )
+        raise missing_solution(len(plan))
     note = Path(state) if state is not None else None
     pending = read_unpublished(note)
     pending.pop("?", None)
@@ -222,12 +228,16 @@ def provision(
         report.actions.extend(_action(table, output, "would create") for table, output in plan)
         return report
     for table, output in plan:
+        if stop is not None and stop.is_set():
+            report.stopped = True
+            break
         # Noted before the create: a provision killed right after it still publishes it next time.
         columns = pending.setdefault(table, [])
         if output.logical_name not in columns:
             columns.append(output.logical_name)
             _write_unpublished(note, pending)
         created = client.create_column(table, column_spec(output), solution=solution)  # type: ignore[arg-type]
+        log.info("%s column %s on %s", "created" if created else "found", output.logical_name, table)
         report.actions.append(_action(table, output, "created" if created else "exists"))
     if pending:
         tables = sorted(pending)
@@ -236,6 +246,21 @@ def provision(
         _write_unpublished(note, {})
     report.unpublished = {}
     return report
+
+
+def missing_solution(count: int) -> ConfigError:
+    """The error for columns to create without ``writeback.solution``.
+
+    dvsync never creates columns outside a named unmanaged solution (not in the default solution,
+    where they could not be moved to another environment or removed cleanly); the solution and
+    its publisher must exist first (docs/setup-real-org.md).
+    """
+    return ConfigError(
+        f"{count} output column(s) need creating but no solution is configured",
+        key="writeback.solution",
+        hint="create an unmanaged solution whose publisher's prefix is writeback.publisher_prefix "
+        "(docs/setup-real-org.md), then set writeback.solution to its unique name",
+    )
 
 
 def _action(table: str, output: OutputColumn, status: str) -> ProvisionAction:

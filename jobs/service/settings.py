@@ -52,6 +52,8 @@ from connector.settings import (
     split_list,
 )
 from core.tomlfile import closest
+from jobs.service.engine_settings import EngineSettings
+from jobs.service.settings_console import ConsoleSettings
 from jobs.service.settings_sources import LOAD_CONTEXT, MappingEnvSource, TomlSource
 
 __all__ = [
@@ -152,7 +154,12 @@ class WritebackSettings(SettingsSection):
     enabled: bool = Field(
         default=True, description="Write results back at all (false: compute and mirror only)."
     )
-    dry_run: bool = Field(default=False, description="Plan and report the writes without sending them.")
+    # Safe by default: writing to a production org is an explicit choice (`--no-dry-run`, or
+    # `dry_run = false` here), never what an unconfigured `dvsync run` or `dvsync schedule` does.
+    dry_run: bool = Field(
+        default=True,
+        description="Plan and report the writes without sending them (false: write back).",
+    )
     batch_size: int = Field(
         default=1000, ge=1, le=1000, description="Updates per $batch (Dataverse max 1,000)."
     )
@@ -333,6 +340,8 @@ class Settings(BaseSettings):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -13,7 +13,7 @@ from jobs.service.pipeline import OPEN_STATUSES, RunLock
 from jobs.service.schedule import next_runs
 from jobs.service.settings import ScheduleSettings
 
-__all__ = ["collect_status"]
+__all__ = ["collect_status", "status_without_mirror"]
 
 
 def _iso(value: Any) -> str | None:
@@ -67,6 +67,7 @@ def collect_status(
                 "trigger": stats.get("trigger"),
                 "jobs": row.jobs or [],
                 "dry_run": bool(row.dry_run),
+                "mode": "dry-run" if row.dry_run else "write",
                 "started_at": _iso(row.started_at),
                 "finished_at": _iso(row.finished_at),
                 "outcome": row.outcome,
@@ -105,4 +106,20 @@ def collect_status(
         "tables": tables,
         "pending_writes": len(pending),
         "speed_to_lead": latest_speed_to_lead(mirror.runs(50, kind="run")),
+    }
+
+
+def status_without_mirror(schedule: ScheduleSettings, *, now: datetime | None = None) -> dict[str, Any]:
+    """The status before the first sync: no runs or tables, only the next scheduled runs."""
+    now = now or datetime.now(UTC)
+    return {
+        "now": now.isoformat(),
+        "running": None,
+        "runs": [],
+        "next_runs": [
+            {"set": r.name, "at": r.at.isoformat(), "jobs": list(r.jobs), "cron": r.cron}
+            for r in next_runs(schedule, now)
+        ],
+        "tables": [],
+        "pending_writes": 0,
     }

@@ -148,6 +148,17 @@ class MirrorDatabase:
             finally:
                 self._depth = 0
 
+    def recover_after_stop(self) -> None:
+        """Roll back a transaction a stop signal left open between ``BEGIN`` and its ``try``.
+
+        A signal handler may raise (``jobs.service.stopping.StopNow``) at any bytecode of an
+        abortable step, so the next write must not find a half-begun transaction.
+        """
+        with self._lock:
+            if self._db is not None and self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            self._depth = 0
+
     def _query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             cursor = self._db.execute(sql, params)
