@@ -242,7 +242,9 @@ class OutputColumn:
             return [float(v) if ok else None for v, ok in zip(numbers.to_numpy(), finite, strict=True)]
         if self.type in ("string", "memo"):
             limit = self.max_length or DEFAULT_MAX_LENGTH[self.type]
-            text = values.astype("string").str.replace(UNSAFE_TEXT, "", regex=True)
+            # Python storage: with pyarrow installed (the spark extra) pandas 3's "string" is Arrow,
+            # whose regex engine cannot take the lone-surrogate range of UNSAFE_TEXT.
+            text = values.astype("string[python]").str.replace(UNSAFE_TEXT, "", regex=True)
             long = text.str.len() > limit
             text = text.where(~long.fillna(False), text.str.slice(0, limit - 1) + "…")
             return [None if pd.isna(v) else str(v) for v in text]
