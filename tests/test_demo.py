@@ -20,6 +20,7 @@ def test_demo_computes_writes_and_then_writes_nothing(tmp_path):
         "duplicates": "ok",
         "rfm": "ok",
         "clv": "ok",
+        "lead_handling": "ok",  # speed-to-lead, stages, re-engagement ride with scoring
     }
     assert second["ok"] and second["planned"] == 0
     assert all(t["written"] == 0 for t in second["tables"].values())

@@ -83,6 +83,11 @@ def test_has_activities_filter_tells_activities_from_their_parents(sandbox_sessi
         "systemform",
         "sdkmessage",
         "sdkmessagefilter",
+        # Users, teams and queues own and work records; activities are not regarding them.
+        "systemuser",
+        "team",
+        "teammembership",
+        "queue",
     }
 
 
@@ -250,6 +255,19 @@ def test_sdk_messages_are_read_only(sandbox_session, sandbox):
         response.json()["error"]["message"]
         == "The 'Create' method does not support entities of type 'sdkmessage'."
     )
+
+
+def test_team_memberships_are_read_and_never_written(sandbox_session, sandbox):
+    # Membership changes through teammembership_association; the intersect table only answers reads.
+    response = sandbox_session.post(sandbox.api_url + "teammemberships", json={})
+    assert response.status_code == 400
+    assert (
+        response.json()["error"]["message"]
+        == "The 'Create' method does not support entities of type 'teammembership'."
+    )
+    params = {"$expand": "sdkmessageid($select=name)", "$filter": "primaryobjecttypecode eq 'teammembership'"}
+    value = sandbox_session.get(sandbox.api_url + "sdkmessagefilters", params=params).json()["value"]
+    assert sorted(row["sdkmessageid"]["name"] for row in value) == ["Retrieve", "RetrieveMultiple"]
 
 
 def test_navigation_path_filter_on_a_lookup(sandbox_session, sandbox):

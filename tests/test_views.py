@@ -84,6 +84,13 @@ def test_hottest_open_leads_returns_the_open_leads_by_score_after_a_run(setup, p
     assert scores == [r["dvs_leadscore"] for r in expected]
     rows = read_view(client, view, top=3)
     assert list(rows[0]) == list(view.labels) and rows[0]["Lead Score"] == str(scores[0])
+    # The same run flags dormant leads; "Leads to re-engage" shows exactly the open flagged ones.
+    quiet = client.run_saved_query("leads", record_id_for("view", "lead", "leads_to_reengage"), top=5000)
+    with dataverse_session(psandbox) as s:
+        flagged = s.get(
+            psandbox.api_url + "leads?$select=leadid&$filter=statecode eq 0 and dvs_reengage eq true"
+        ).json()["value"]
+    assert flagged and {r["leadid"] for r in quiet} == {r["leadid"] for r in flagged}
 
 
 def test_the_form_section_appears_once_and_is_removed_cleanly(setup, psandbox):  # noqa: F811

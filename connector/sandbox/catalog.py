@@ -4,7 +4,8 @@ Source: ``../shared/dataverse-webapi.md`` §8 (Dynamics 365 CE entity reference,
 account, contact, opportunity, salesorder and salesorderdetail; the activity tables (email,
 phonecall, appointment) follow the standard ``activitypointer`` shape: primary key ``activityid``,
 ``subject``, a polymorphic ``regardingobjectid`` whose navigation properties are named
-``regardingobjectid_<target>_<activity>``.
+``regardingobjectid_<target>_<activity>``. Users, teams and queues are defined in
+:mod:`org_tables`, system views, charts and forms in :mod:`customization_tables`; both are listed here.
 
 Close to 600 lines on purpose: it is data, one function per table with its columns, lengths,
 ranges and choice labels as the reference lists them; splitting it would scatter one table's
@@ -16,6 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from connector.sandbox.customization_tables import CUSTOMIZATION_COLUMNS
+from connector.sandbox.org_tables import ORG_COLUMNS, READ_ONLY
 from connector.sandbox.schema import Column, Table
 
 __all__ = ["TABLES", "table_by_entity_set", "table_by_name"]
@@ -602,6 +604,8 @@ TABLES: tuple[Table, ...] = (
         "Appointments",
         True,
     ),
+    # Users, teams, team memberships and queues (connector.sandbox.org_tables).
+    *(replace(_table(*spec), writable=spec[0] not in READ_ONLY) for spec in ORG_COLUMNS),
     # Views, charts and forms (connector.sandbox.customization_tables).
     *(_table(*spec) for spec in CUSTOMIZATION_COLUMNS),
 )

@@ -34,10 +34,9 @@ CURRENCY_ID = str(uuid.uuid5(_NS, "transactioncurrency:USD"))
 PRICE_LEVEL_ID = str(uuid.uuid5(_NS, "pricelevel:default"))
 
 # Names shown as the FormattedValue of lookups to tables the sandbox does not serve: the
-# environment has one user, one business unit, one currency and one price list (§8.7).
+# environment has one business unit, one currency and one price list (§8.7). Users and teams are
+# served tables (catalog), so their names come from their rows.
 UNSERVED_NAMES: dict[str, str] = {
-    "systemuser": "Sandbox User",
-    "team": "Sandbox Team",
     "businessunit": "sandbox",
     "transactioncurrency": "US Dollar",
     "pricelevel": "Default Price List",

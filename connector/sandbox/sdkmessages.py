@@ -11,6 +11,7 @@ system tables: readable like any other, never written through the Web API.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import replace
 
 from connector.sandbox.schema import Column, Table
@@ -40,6 +41,7 @@ UNBOUND_MESSAGES = (
     "Merge",
     "RetrieveDuplicates",
 )
+_READ_MESSAGES = ("Retrieve", "RetrieveMultiple")
 _NS = uuid.UUID("3c7f0d52-8f7e-4b0e-9d55-1f6b2a9c4e01")
 
 
@@ -116,8 +118,13 @@ def _message_id(name: str) -> str:
     return str(uuid.uuid5(_NS, f"sdkmessage:{name}"))
 
 
-def system_rows(business_tables: list[str], created_on: str) -> dict[str, list[dict[str, object]]]:
-    """The rows of both tables: one message per name, one filter per (bound message, table)."""
+def system_rows(
+    business_tables: list[str], created_on: str, read_only: Collection[str] = ()
+) -> dict[str, list[dict[str, object]]]:
+    """The rows of both tables: one message per name, one filter per (bound message, table).
+
+    A table in ``read_only`` (``teammembership``) gets the read messages only.
+    """
     messages = [
         {
             "sdkmessageid": _message_id(name),
@@ -140,6 +147,7 @@ def system_rows(business_tables: list[str], created_on: str) -> dict[str, list[d
         }
         for name in BOUND_MESSAGES
         for table in business_tables
+        if table not in read_only or name in _READ_MESSAGES
     ]
     for row in (*messages, *filters):
         row["createdon"] = row["modifiedon"] = created_on

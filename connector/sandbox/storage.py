@@ -292,7 +292,11 @@ class Store:
     def _install_system_tables(self, conn: sqlite3.Connection, version: int) -> int:
         """Create the system tables if missing and fill them if empty; return the last version used."""
         existing = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        rows = system_rows([t.logical_name for t in TABLES], format_datetime(self.clock()))
+        rows = system_rows(
+            [t.logical_name for t in TABLES],
+            format_datetime(self.clock()),
+            read_only={t.logical_name for t in TABLES if not t.writable},
+        )
         for table in SYSTEM_TABLES:
             name = table.logical_name
             if name not in existing:

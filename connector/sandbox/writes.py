@@ -40,8 +40,6 @@ _SILENTLY_IGNORED = {
 }
 # Entity sets of lookup targets the sandbox does not serve (ids are accepted as given).
 _UNSERVED_SETS = {
-    "systemuser": "systemusers",
-    "team": "teams",
     "transactioncurrency": "transactioncurrencies",
     "pricelevel": "pricelevels",
     "product": "products",
@@ -177,6 +175,11 @@ def _check_range(column: Column, value: float, entity: str) -> None:
         )
 
 
+def _set_of(store: Store, table: str) -> str:
+    served = store.tables.get(table)
+    return served.entity_set if served else _UNSERVED_SETS.get(table, table + "s")
+
+
 def _bind_lookups(table: Table) -> dict[str, tuple[Column, str]]:
     """Navigation property name → (lookup column, target table) for ``@odata.bind``."""
     out: dict[str, tuple[Column, str]] = {}
@@ -230,6 +233,9 @@ def prepare_values(
             if not isinstance(value, str):
                 raise bad_request(f"The value of '{key}' must be a record URL such as '/accounts(<id>)'.")
             entity_set, ref_id = parse_record_ref(value, content_ids)
+            if column.attribute_type == "Owner":
+                # ownerid binds to a principal: a user (/systemusers) or a team (/teams).
+                target = next((t for t in column.targets if _set_of(store, t) == entity_set), target)
             target_table = store.tables.get(target)
             expected_set = (
                 target_table.entity_set if target_table else _UNSERVED_SETS.get(target, target + "s")

@@ -186,6 +186,11 @@ def render_run(result: PipelineResult, out: Console | None = None) -> None:
     for job in result.jobs:
         style = {"ok": "green", "partial": "yellow", "skipped": "yellow", "failed": "red"}.get(job.status, "")
         out.print(f"{job.job:<11} {job.status:<8} {job.message}", style=style, markup=False)
+    speed = next((j.details["speed_to_lead"] for j in result.jobs if "speed_to_lead" in j.details), None)
+    if speed and speed.get("by_team"):
+        rows = [{"team": name, **figures} for name, figures in speed["by_team"].items()]
+        columns = ["team", "leads", "answered", "median_minutes", "p90_minutes", "breaches"]
+        render_table(f"Speed to lead, business minutes (target {speed['sla_minutes']})", rows, columns, out)
     if result.confirmed:
         out.print(
             f"{result.confirmed} write(s) of an interrupted run were confirmed in Dynamics", markup=False

@@ -77,6 +77,17 @@ def run(args: argparse.Namespace) -> int:
                 ["table", "rows", "mode", "last_success", "age_minutes", "last_error"],
                 out,
             )
+        speed = report.get("speed_to_lead")
+        if speed and speed.get("by_team"):
+            rows = [{"team": "all leads", **speed["overall"]}] + [
+                {"team": name, **figures} for name, figures in speed["by_team"].items()
+            ]
+            render_table(
+                f"Speed to lead, business minutes (run {speed['run_id']}, target {speed['sla_minutes']})",
+                rows,
+                ["team", "leads", "answered", "median_minutes", "p90_minutes", "breaches"],
+                out,
+            )
         out.print(f"{report['pending_writes']} value(s) waiting to be written", markup=False)
     last = report["runs"][0]["outcome"] if report["runs"] else "ok"
     return 1 if last == "failed" else 0

@@ -41,6 +41,7 @@ from jobs.service.mapping import (
 )
 from jobs.service.privileges import check_privileges
 from jobs.service.provision import read_unpublished, unpublished_path
+from jobs.service.routing import check_routing
 from jobs.service.views import ViewsConfig, load_views, validate_views_against_org
 
 __all__ = ["CheckReport", "TableCheck", "check", "check_job_files", "problem_dict"]
@@ -261,6 +262,14 @@ def _check_org(
                 entry.ok = False
                 report.problems.append(probe)
         report.to_provision.extend(missing)
+    if mappings is not None and "scoring" in (settings.jobs.enabled if jobs is None else jobs):
+        # Routing rules name users, teams and a queue: they must exist in this org (issue 18).
+        lead_fields = [f for t in mappings.by_entity("lead") for f in t.fields]
+        report.problems.extend(
+            check_routing(
+                mappings.directory, client, enabled=settings.routing.enabled, lead_fields=lead_fields
+            )
+        )
     if views is not None:
         report.problems.extend(validate_views_against_org(views, _columns_of(client)))
     unpublished = read_unpublished(unpublished_path(settings.mirror.path))
@@ -331,9 +340,12 @@ def check_job_files(mappings: MappingSet, jobs: Sequence[str]) -> list[ConfigErr
     }
     loaders: list[tuple[str, Any]] = []
     if "scoring" in jobs:
+        from jobs.leads.engagement import load_routing, load_stage_settings
         from jobs.leads.scoring.rules import load_rules
 
         loaders.append(("scoring", lambda: load_rules(directory / "scoring.toml", columns=columns["lead"])))
+        loaders.append(("stages", lambda: load_stage_settings(directory / "scoring.toml")))
+        loaders.append(("routing", lambda: load_routing(directory / "routing.toml")))
     if "duplicates" in jobs:
         from jobs.leads.duplicates.config import CANONICAL_COLUMNS, load_duplicate_config
 

@@ -50,7 +50,7 @@ from core.errors import ConfigError, DvsyncError
 from core.private import private_dir, private_file
 from jobs.errors import JobError
 from jobs.moments import without_sentinels
-from jobs.service import compute
+from jobs.service import compute, lead_handling
 from jobs.service.compute import JobOutcome
 from jobs.service.engine_run import compute_on_engine
 from jobs.service.inputs import JOB_ENTITIES, blocked_jobs, incomplete_tables
@@ -701,6 +701,8 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
             )
         except DvsyncError as exc:
             outcomes.append(_job_failed("scoring", exc))
+        # Speed-to-lead, stages, re-engagement and routing ride with scoring (issue 18).
+        outcomes.append(lead_handling.compute_for_run(ctx.client, mirror, ctx.settings, outcomes, ctx.now))
     if "duplicates" in chosen:
         frames = {t: _frame(ctx, t) for t in ("lead", "contact", "account")}
         try:
@@ -772,6 +774,7 @@ def _plan(ctx: _Context, outcomes: Sequence[JobOutcome]) -> pd.DataFrame:
     plan = add_companions(plan, current, ctx.mappings.outputs, ctx.now)
     earlier = ctx.mirror.plan(status=list(OPEN_STATUSES))
     earlier = earlier[(earlier["run_id"] != ctx.result.run_id) & earlier["table_name"].isin(list(current))]
+    plan = lead_handling.add_assignments(plan, outcomes, current)  # lead routing: ownerid writes
     # Only this run's values are written: earlier unwritten items of results it computed are
     # retired (re-planned above from current results); the others wait for a run that computes them.
     computed = {
@@ -779,7 +782,7 @@ def _plan(ctx: _Context, outcomes: Sequence[JobOutcome]) -> pd.DataFrame:
         for outcome in outcomes
         for table, frame in outcome.results.items()
         for result in [*frame.columns, *(COMPANION_RESULTS if not frame.empty else ())]
-    }
+    } | lead_handling.replanned_results(outcomes)
     ctx._earlier = carry_forward(earlier, computed)  # type: ignore[attr-defined]
     for table, items in plan.groupby("table_name"):
         ctx.result.table(str(table))["planned"] = int(items["record_id"].nunique())

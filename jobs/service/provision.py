@@ -162,8 +162,9 @@ def column_spec(output: OutputColumn) -> ColumnSpec:
         min_value=output.min_value if numeric else None,
         max_value=output.max_value if numeric else None,
         date_only=output.type == "date",
-        # Dataverse gives the values (publisher prefix); dvsync reads the options back by label.
-        options=tuple((None, label) for label in OUTPUT_CHOICES.get(output.result, ())),
+        # Options set in outputs.toml keep their values; for dvsync's own choices (OUTPUT_CHOICES)
+        # Dataverse gives the values (publisher prefix) and dvsync reads the options back by label.
+        options=output.options or tuple((None, label) for label in OUTPUT_CHOICES.get(output.result, ())),
     )
 
 

@@ -43,6 +43,7 @@ from jobs.service.mirror import Mirror
 from jobs.service.pipeline import FAULT_ENV
 from jobs.service.pipeline import _Faults as Faults
 from jobs.service.plan import differs
+from jobs.service.routing import OWNER_COLUMN, restore_owners
 from jobs.service.settings import Settings
 from jobs.service.sync import sync_tables
 
@@ -271,6 +272,15 @@ def _roll_back_table(ctx: _Context, table: str, written: pd.DataFrame) -> None:
     refused_parts: list[pd.DataFrame] = []
     confirmed_parts: list[pd.DataFrame] = []
     for column, items in entries.groupby("column_name"):
+        if column == OWNER_COLUMN:
+            # Lead routing wrote the owner (a lookup, not an output column): its own restore rule.
+            owners_back, owners_refused, owners_confirmed = restore_owners(items, rows, ctx.force)
+            # Sent with the etag the sync read, like the output columns (If-Match: exactly once).
+            owners_back = owners_back.assign(etag=rows.loc[owners_back["record_id"], "_etag"].to_numpy())
+            restore_parts.append(owners_back)
+            refused_parts.append(owners_refused)
+            confirmed_parts.append(owners_confirmed)
+            continue
         output = outputs.get(str(column))
         if output is None or output.mirror_column not in rows.columns:
             refused_parts.append(items.assign(now=None, reason=f"column {column} is no longer mapped"))

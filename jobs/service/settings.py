@@ -64,6 +64,7 @@ __all__ = [
     "LoggingSettings",
     "MappingsSettings",
     "MirrorSettings",
+    "RoutingSettings",
     "ScheduleSet",
     "ScheduleSettings",
     "Settings",
@@ -204,6 +205,15 @@ class WritebackSettings(SettingsSection):
         return value
 
 
+class RoutingSettings(SettingsSection):
+    """Lead routing (rules in ``mappings/routing.toml``): off until an admin turns it on."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Assign unassigned open leads by mappings/routing.toml (writes the lead's owner).",
+    )
+
+
 class ScheduleSet(SettingsSection):
     """One scheduled run: a cron expression and the jobs it runs (after a sync)."""
 
@@ -327,6 +337,7 @@ class Settings(BaseSettings):
     sync: SyncSettings = Field(default_factory=SyncSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     writeback: WritebackSettings = Field(default_factory=WritebackSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from jobs.service.lead_handling import latest_speed_to_lead
 from jobs.service.mirror import Mirror
 from jobs.service.pipeline import OPEN_STATUSES, RunLock
 from jobs.service.schedule import next_runs
@@ -41,7 +42,8 @@ def collect_status(
     Returns:
         ``runs`` (newest first: id, kind, trigger, start, end, outcome, read, written, failed,
         retries, throttled, error), ``next_runs`` (set, time, jobs), ``tables`` (rows, mode, last
-        success, age in minutes, last error), ``pending_writes`` and ``running``.
+        success, age in minutes, last error), ``pending_writes``, ``running`` and ``speed_to_lead``
+        (the latest run's response-time summary: median, p90, breaches per owner, team, source).
     """
     now = now or datetime.now(UTC)
     running = None
@@ -103,6 +105,7 @@ def collect_status(
         ],
         "tables": tables,
         "pending_writes": len(pending),
+        "speed_to_lead": latest_speed_to_lead(mirror.runs(50, kind="run")),
     }
 
 

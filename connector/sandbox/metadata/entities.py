@@ -193,7 +193,7 @@ def _one_to_many(table: Table, column: Column, target: str, nav: str, referenced
     }
 
 
-_PRIMARY_IDS = {"systemuser": "systemuserid", "team": "teamid", "businessunit": "businessunitid"}
+_PRIMARY_IDS = {"businessunit": "businessunitid"}  # of lookup targets the sandbox does not serve
 
 
 def relationships(tables: dict[str, Table]) -> list[dict]:

@@ -9,7 +9,8 @@ generating parameters. The same ``size``, ``seed``, ``scale`` and ``now`` always
 What is planted and why is described in ``docs/sandbox-data.md``. The pieces live beside this module:
 ``crm`` (companies and people), ``leads`` (leads and their qualification model), ``activities``
 (engagement), ``duplicates`` (duplicates and look-alikes), ``orders`` (BG/NBD orders, lines,
-opportunities), ``labels`` (choice labels), ``vocab`` and ``common`` (vocabularies, helpers).
+opportunities), ``org`` (users, teams, the queue and who owns each lead and activity), ``labels``
+(choice labels), ``vocab`` and ``common`` (vocabularies, helpers).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from connector.sandbox.schema import CURRENCY_ID, PRICE_LEVEL_ID
 from connector.sandbox.seed import activities as seed_activities
 from connector.sandbox.seed import leads as seed_leads
 from connector.sandbox.seed import orders as seed_orders
+from connector.sandbox.seed import org as seed_org
 from connector.sandbox.seed.common import SECONDS_PER_DAY, epoch_seconds, stream, to_timestamps
 from connector.sandbox.seed.crm import accounts, companies, contacts
 from connector.sandbox.seed.duplicates import (
@@ -176,6 +178,7 @@ def generate(
         "opportunity": opportunity,
         **activity,
     }
+    seed_org.add_organisation(seed, tables, ground_truth, pd.Timestamp(now_dt))
     parameters = _parameters(
         size,
         seed,

@@ -238,7 +238,8 @@ def _choice(doc: TomlFile, key: tuple[str | int, ...], value: Any, allowed: Sequ
 
 def _from_doc(doc: TomlFile, columns: Iterable[str] | None) -> ScoringRules:
     data = doc.data
-    known_tables = {"score", "grades", "decay", "email", "rule"}
+    # [stage] and [dormant] are read by jobs.leads.engagement.config (lead stages, re-engagement).
+    known_tables = {"score", "grades", "decay", "email", "rule", "stage", "dormant"}
     for name in data:
         if name not in known_tables:
             near = closest(name, known_tables)
@@ -491,7 +492,9 @@ def score_with_rules(
         A frame indexed by ``lead_id`` with ``score`` (int 0..100), ``grade``, ``sales_ready``
         (bool), ``raw_points`` (the sum before normalising), ``factors`` (list of sentences, the
         ``top_factors`` rules with the largest absolute points, largest first),
-        ``positive_factors`` and ``negative_factors`` (the same split by sign).
+        ``positive_factors`` and ``negative_factors`` (the same split by sign), ``fit_points`` and
+        ``engagement_points`` (the fit rules' points, and the activity and engagement rules'),
+        ``fit_factors`` (the positive fit sentences, strongest first).
 
     Raises:
         ConfigError: a rule on a column that is not in ``leads``, a numeric rule on a text column,
@@ -540,6 +543,12 @@ def score_with_rules(
     result["factors"], result["positive_factors"], result["negative_factors"] = _top_sentences(
         points, codes, labels, rules.top_factors
     )
+    # Fit (who the lead is) and engagement (what they did) apart, for stages and re-engagement.
+    fit = np.array([isinstance(r, FitRule) for r in rules.rules], dtype=bool)
+    result["fit_points"] = np.round(points[:, fit].sum(axis=1), 4)
+    result["engagement_points"] = np.round(points[:, ~fit].sum(axis=1), 4)
+    fit_labels = [label for label, is_fit in zip(labels, fit, strict=True) if is_fit]
+    result["fit_factors"] = _top_sentences(points[:, fit], codes[:, fit], fit_labels, rules.top_factors)[1]
     return result
 
 

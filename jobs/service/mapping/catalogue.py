@@ -35,6 +35,8 @@ CANONICAL_FIELDS: dict[str, dict[str, str]] = {
         "status_reason": "text",
         "created_on": "datetime",
         "modified_on": "datetime",
+        "owner_id": "id",
+        "owner_type": "text",
     },
     "account": {
         "account_id": "id",
@@ -85,6 +87,7 @@ CANONICAL_FIELDS: dict[str, dict[str, str]] = {
         "occurred_on": "datetime",
         "direction": "text",
         "status": "text",
+        "owner_id": "id",
     },
 }
 ENTITY_IDS: dict[str, str] = {entity: f"{entity}_id" for entity in CANONICAL_FIELDS}
@@ -166,6 +169,13 @@ OUTPUT_RESULTS: dict[str, dict[str, frozenset[str]]] = {
         "existing_account_score": frozenset({"integer", "decimal"}),
         "scored_on": frozenset({"datetime", "date"}),
         "duplicate_decision": frozenset({"choice"}),
+        # Lead handling (jobs.leads.engagement): speed-to-lead, stages, re-engagement.
+        "first_response_minutes": frozenset({"integer", "decimal"}),
+        "response_sla_met": frozenset({"boolean"}),
+        "temperature": frozenset({"choice", "string"}),
+        "lifecycle_stage": frozenset({"choice", "string"}),
+        "reengage": frozenset({"boolean"}),
+        "reengage_reason": frozenset({"string", "memo"}),
     },
 }
 _CUSTOMER_RESULTS: dict[str, frozenset[str]] = {
@@ -208,6 +218,7 @@ OUTPUT_KEYS = (
     "max",
     "scale",
     "enabled",
+    "options",
 )
 DEFAULT_MAX_LENGTH = {"string": 100, "memo": 2000}
 SCHEMA_SUFFIX_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")

@@ -19,6 +19,7 @@ from jobs.service.mapping.catalogue import (
     FIELD_TYPES,
     JOB_REQUIREMENTS,
     LOGICAL_NAME_PATTERN,
+    OUTPUT_CHOICES,
     OUTPUT_KEYS,
     OUTPUT_RESULTS,
     PREFIX_PATTERN,
@@ -403,6 +404,7 @@ def _parse_output(
         problems.add(doc.error((*key, "precision"), "precision must be between 0 and 10"))
     if numbers["min"] is not None and numbers["max"] is not None and numbers["min"] > numbers["max"]:
         problems.add(doc.error((*key, "min"), "`min` is greater than `max`"))
+    options = _output_options(doc, key, kind, spec.get("options"), problems)
     if len(problems.items) > count:
         return None
     return OutputColumn(
@@ -418,6 +420,7 @@ def _parse_output(
         max_value=numbers["max"],
         scale=float(numbers["scale"]) if numbers["scale"] is not None else 1.0,
         enabled=bool(enabled),
+        options=options,
     )
 
 
@@ -546,3 +549,47 @@ def validate_for_jobs(mappings: MappingSet, jobs: Iterable[str]) -> list[ConfigE
                         )
                     )
     return problems
+
+
+def _output_options(
+    doc: TomlFile, key: tuple[str, str], kind: Any, raw: Any, problems: Problems
+) -> tuple[tuple[int, str], ...]:
+    """A choice output's ``options = { 100000000 = "Cold", ... }``: whole-number values, unique labels.
+
+    A choice whose options dvsync defines (``OUTPUT_CHOICES``, e.g. duplicate_decision) takes none:
+    Dataverse numbers them and dvsync reads them back by label.
+    """
+    if kind != "choice":
+        if raw is not None:
+            problems.add(doc.error((*key, "options"), '`options` is only for type = "choice"'))
+        return ()
+    if key[1] in OUTPUT_CHOICES:
+        if raw is not None:
+            problems.add(
+                doc.error(
+                    (*key, "options"),
+                    f"the options of {key[1]} are dvsync's ({', '.join(OUTPUT_CHOICES[key[1]])})",
+                    "remove `options`",
+                )
+            )
+        return ()
+    if not isinstance(raw, dict) or not raw:
+        problems.add(
+            doc.error(
+                (*key, "options"),
+                "a choice output needs `options`: option value -> label",
+                'e.g. options = { 100000000 = "Cold", 100000001 = "Warm", 100000002 = "Hot" }',
+            )
+        )
+        return ()
+    pairs: list[tuple[int, str]] = []
+    for value, label in raw.items():
+        text = str(value).strip()
+        if not text.lstrip("-").isdigit() or not isinstance(label, str) or not label.strip():
+            problems.add(doc.error((*key, "options", value), "each option is a whole-number value = a label"))
+            continue
+        pairs.append((int(text), label.strip()))
+    labels = [label.casefold() for _, label in pairs]
+    if len(set(labels)) != len(labels):
+        problems.add(doc.error((*key, "options"), "two options have the same label"))
+    return tuple(pairs)

@@ -173,6 +173,8 @@ class OutputColumn:
         max_value: the largest value the column accepts (numbers).
         scale: the result is multiplied by this before it is written (0..1 as a percentage: 100).
         enabled: False means the result is computed but never written.
+        options: for choice columns, the (value, label) pairs; a result is written as the value
+            of its label.
     """
 
     table: str
@@ -187,6 +189,7 @@ class OutputColumn:
     max_value: float | None = None
     scale: float = 1.0
     enabled: bool = True
+    options: tuple[tuple[int, str], ...] = ()
 
     @property
     def logical_name(self) -> str:
@@ -248,12 +251,31 @@ class OutputColumn:
         if self.type == "boolean":
             return [None if pd.isna(v) else bool(v) for v in values]
         if self.type == "choice":
+            if self.options:  # options from outputs.toml: the job's labels become their values
+                return self._choice_values(values)
+            # dvsync's own choices (OUTPUT_CHOICES): the org assigned the values, already numbers.
             numbers = pd.to_numeric(values, errors="coerce")
             return [None if pd.isna(v) else int(v) for v in numbers]
         stamps = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
         pattern = "%Y-%m-%d" if self.type == "date" else "%Y-%m-%dT%H:%M:%SZ"
         text = stamps.dt.strftime(pattern) if isinstance(stamps, pd.Series) else stamps.strftime(pattern)
         return [None if pd.isna(v) else str(v) for v in text]
+
+    def _choice_values(self, values: pd.Series) -> list[Any]:
+        """Labels (any case) or option values to option values; anything else is a bug upstream."""
+        by_label = {label.casefold(): value for value, label in self.options}
+        known = {value for value, _ in self.options}
+        out: list[Any] = []
+        for v in values:
+            if v is None or (not isinstance(v, str) and pd.isna(v)):
+                out.append(None)
+            elif isinstance(v, str) and v.casefold() in by_label:
+                out.append(by_label[v.casefold()])
+            elif not isinstance(v, str) and int(v) in known:
+                out.append(int(v))
+            else:
+                raise ValueError(f"{v!r} is not an option of {self.schema_name} ({', '.join(by_label)})")
+        return out
 
 
 UNSAFE_TEXT = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"

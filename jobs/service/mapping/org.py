@@ -124,6 +124,20 @@ def validate_against_org(
                     hint=f"set max_length = {length}, or widen the column in Dynamics",
                 )
             )
+        options = getattr(definition, "options", None)
+        unknown = (
+            [v for v, _ in output.options if options and v not in options] if output.type == "choice" else []
+        )
+        if unknown:
+            problems.append(
+                ConfigError(
+                    f"choice column `{output.logical_name}` on {mapping.table} has no option "
+                    + ", ".join(str(v) for v in unknown),
+                    key=f"{output.table}.{output.result}.options",
+                    hint="use the column's option values: "
+                    + ", ".join(f"{k} = {v!r}" for k, v in sorted(options.items())),
+                )
+            )
     return problems, missing
 
 
