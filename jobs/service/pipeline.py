@@ -29,6 +29,7 @@ starts, and how a killed run is resumed) is one protocol read top to bottom.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import math
@@ -664,6 +665,22 @@ def _job_failed(job: str, exc: Exception) -> JobOutcome:
     return JobOutcome(job, status="failed", message=str(exc))
 
 
+def _with_held_scores(leads: pd.DataFrame, outcomes: list[JobOutcome]) -> list[JobOutcome]:
+    """The outcomes with the scoring results completed by the scores Dynamics holds (``out_*``)."""
+    scoring = next((o for o in outcomes if o.job == "scoring" and "lead" in o.results), None)
+    if scoring is None or leads.empty:
+        return outcomes
+    held = pd.DataFrame(index=leads["lead_id"].astype(str).str.lower())
+    for column in ("score", "grade", "sales_ready"):
+        if f"out_{column}" in leads:
+            held[column] = leads[f"out_{column}"].to_numpy()
+    changed = scoring.results["lead"]
+    changed = changed.set_axis(changed.index.astype(str).str.lower())
+    full = changed.combine_first(held[[c for c in held.columns if c in changed.columns]])
+    completed = dataclasses.replace(scoring, results={**scoring.results, "lead": full})
+    return [completed if o is scoring else o for o in outcomes]
+
+
 def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
     directory = Path(ctx.settings.mappings.dir)
     mirror = ctx.mirror
@@ -679,6 +696,11 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
         outcomes += compute_on_engine(
             ctx.client, ctx.mirror, ctx.mappings, ctx.settings, chosen, model_dir=_model_dir(ctx), now=ctx.now
         )
+        if "scoring" in chosen:
+            # Lead handling runs on the driver, as on pandas; it needs every open lead's score, and
+            # the engine returns only the scores that changed: the rest are what Dynamics holds.
+            scored = _with_held_scores(_frame(ctx, "lead"), outcomes)
+            outcomes.append(lead_handling.compute_for_run(ctx.client, mirror, ctx.settings, scored, ctx.now))
         ctx.result.jobs = outcomes
         return outcomes
     if "scoring" in chosen:
