@@ -30,6 +30,7 @@ from jobs.errors import JobError
 from jobs.leads.duplicates.clustering import cluster
 from jobs.leads.duplicates.config import DuplicateConfig, load_duplicate_config
 from jobs.leads.duplicates.detect import find_duplicates, link_records
+from jobs.leads.duplicates.incremental import MatchCache, NormalisedValues
 from jobs.leads.scoring import scorer as scoring
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "existing_records",
     "run_duplicates",
     "run_scoring",
+    "score_trend",
 ]
 
 log = logging.getLogger(__name__)
@@ -160,28 +162,23 @@ def run_scoring(
     if open_leads.empty:
         outcome.status, outcome.message = "skipped", "no open leads to score"
         return outcome
-    scored = scoring.score(open_leads, rules=rules, as_of=now, model=model, activities=activities)
+    # Scores describe the end of the UTC day, so every run of one day gives the same score for the
+    # same lead and a run that changed nothing can reuse them (activities of the day all count).
+    end_of_day = pd.Timestamp(now).tz_convert("UTC").normalize() + pd.Timedelta(days=1)
+    scored = scoring.score(open_leads, rules=rules, as_of=end_of_day, model=model, activities=activities)
     ids = scored.index.astype(str).str.lower()
     scored = scored.set_axis(ids)
-    held = (held_scores if held_scores is not None else pd.Series(dtype=float)).copy()
-    held.index = held.index.astype(str).str.lower()
-    held = pd.to_numeric(held.reindex(ids), errors="coerce")
-    shown = (held_trends if held_trends is not None else pd.Series(dtype=object)).copy()
-    shown.index = shown.index.astype(str).str.lower()
-    shown = shown.reindex(ids)
-    moved = scoring.trend(scored["score"], held)
-    steady_kept = moved.eq("Steady") & shown.notna()
-    trend = moved.where(~steady_kept, shown)
     results = pd.DataFrame(
         {
             "score": scored["score"].astype(int),
             "grade": scored["grade"].astype(object),
             "factors": ["\n".join(f) for f in scored["factors"]],
-            "trend": trend.astype(object),
+            "trend": pd.Series(None, index=ids, dtype=object),
             "sales_ready": scored["sales_ready"].astype(bool),
         },
         index=ids,
     )
+    results["trend"] = score_trend(results["score"], held_scores, held_trends)
     outcome.results["lead"] = results
     outcome.message = f"{len(results)} open leads scored; {reason}"
     outcome.details = {
@@ -190,6 +187,24 @@ def run_scoring(
         "sales_ready": int(results["sales_ready"].sum()),
     }
     return outcome
+
+
+def score_trend(scores: pd.Series, held_scores: pd.Series | None, held_trends: pd.Series | None) -> pd.Series:
+    """The trend of each score (index: lower-case lead id) against what Dynamics holds.
+
+    The direction of a move of at least ``TREND_STEADY_BAND`` points; a smaller move keeps the
+    trend shown (so an unchanged lead is never rewritten); a lead never scored is "Not enough info".
+    """
+    ids = scores.index
+    held = (held_scores if held_scores is not None else pd.Series(dtype=float)).copy()
+    held.index = held.index.astype(str).str.lower()
+    held = pd.to_numeric(held.reindex(ids), errors="coerce")
+    shown = (held_trends if held_trends is not None else pd.Series(dtype=object)).copy()
+    shown.index = shown.index.astype(str).str.lower()
+    shown = shown.reindex(ids)
+    moved = scoring.trend(scores, held)
+    steady_kept = moved.eq("Steady") & shown.notna()
+    return moved.where(~steady_kept, shown).astype(object)
 
 
 # ------------------------------------------------------------------------------------ duplicates
@@ -294,6 +309,7 @@ def existing_records(
     leads: pd.DataFrame,
     existing: Mapping[str, pd.DataFrame],
     config: DuplicateConfig,
+    caches: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Find, for each lead, the contact and the account it already is (the best match of each).
 
@@ -306,6 +322,7 @@ def existing_records(
         existing: ``contact`` / ``account`` -> their canonical records; a table that is missing,
             empty or has no link in ``config`` is not checked and gets no result columns.
         config: the lead's duplicate settings (``load_duplicate_config(path, "lead")``).
+        caches: the duplicate job's caches (see :func:`run_duplicates`), or None.
 
     Returns:
         ``(results, details)``. ``results``: index = lead id (lower case), every lead of ``leads``;
@@ -327,7 +344,7 @@ def existing_records(
         if table not in config.links or records is None or records.empty or leads.empty:
             continue
         kwargs = config.link_kwargs(table)
-        run = link_records(leads, records, report=True, **kwargs)
+        run = link_records(leads, records, report=True, **kwargs, **_cache_kwargs(caches, f"link:{table}"))
         pairs = run.pairs.assign(
             id_left=run.pairs["id_left"].astype(str).str.lower(),
             id_right=run.pairs["id_right"].astype(str).str.lower(),
@@ -381,7 +398,13 @@ def _without_outputs(records: pd.DataFrame) -> pd.DataFrame:
     return records.drop(columns=[c for c in records.columns if c.startswith("out_")])
 
 
-def run_duplicates(frames: Mapping[str, pd.DataFrame], *, config_path: Path) -> JobOutcome:
+def run_duplicates(
+    frames: Mapping[str, pd.DataFrame],
+    *,
+    config_path: Path,
+    caches: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> JobOutcome:
     """Find duplicate groups in each table of ``frames`` that ``duplicates.toml`` configures, and
     the contact and account each open lead already is.
 
@@ -390,8 +413,15 @@ def run_duplicates(frames: Mapping[str, pd.DataFrame], *, config_path: Path) -> 
     contact / account results when ``[lead.link.contact]`` / ``[lead.link.account]`` are configured
     and that table has records: the best match of an open lead, empty for a lead with no match and
     for a lead that is no longer open (nobody works it; a qualified lead is a contact by design).
+
+    ``caches`` (kept by the pipeline between runs, updated in place) holds what the last run
+    normalised, compared and fitted, so that only pairs involving a changed record are compared
+    again (see :mod:`jobs.leads.duplicates.incremental`); ``now`` dates the models fitted, which
+    are refitted after :data:`MODEL_MAX_AGE` (or sooner when the data drifted).
     """
     outcome = JobOutcome("duplicates")
+    if caches is not None:
+        caches["now"] = now
     notes: list[str] = []
     counts: dict[str, int] = {}
     lead_config: DuplicateConfig | None = None
@@ -411,7 +441,7 @@ def run_duplicates(frames: Mapping[str, pd.DataFrame], *, config_path: Path) -> 
             held = records.set_index(config.id_column)["out_suggested_master"]
         records = _without_outputs(records)
         try:
-            pairs = find_duplicates(records, **config.find_kwargs())
+            pairs = find_duplicates(records, **config.find_kwargs(), **_cache_kwargs(caches, table))
             groups = cluster(pairs, records=records, **config.cluster_kwargs())
         except JobError as exc:
             outcome.status = "partial"
@@ -424,15 +454,58 @@ def run_duplicates(frames: Mapping[str, pd.DataFrame], *, config_path: Path) -> 
         notes.append(f"{table}: {counts[table]} groups, {len(found)} records")
     outcome.details = {"groups": counts}
     if lead_config is not None and lead_config.links:
-        _link_leads(outcome, frames, lead_config, notes)
+        _link_leads(outcome, frames, lead_config, notes, caches)
+    if caches is not None:
+        outcome.details["incremental"] = _cache_report(caches, now)
     outcome.message = "; ".join(notes) or "no table to scan"
     if not outcome.results and outcome.status == "ok":
         outcome.status = "skipped"
     return outcome
 
 
+def _cache_kwargs(caches: dict[str, Any] | None, key: str) -> dict[str, Any]:
+    """The ``cache`` and ``normalised`` options of one table's or link's call (none without caches)."""
+    if caches is None:
+        return {}
+    normalised = caches.get("normalised")
+    if not isinstance(normalised, NormalisedValues):
+        normalised = caches["normalised"] = NormalisedValues()
+    cache = caches.get(key)
+    if not isinstance(cache, MatchCache):
+        cache = caches[key] = MatchCache()
+    fitted_on = caches.setdefault("fitted_on", {}).get(key)
+    now = caches.get("now")
+    if (
+        fitted_on is not None
+        and now is not None
+        and pd.Timestamp(now) - pd.Timestamp(fitted_on) > MODEL_MAX_AGE
+    ):
+        cache.model = None  # refit weekly, like the lead-scoring model
+    return {"cache": cache, "normalised": normalised}
+
+
+def _cache_report(caches: dict[str, Any], now: datetime | None) -> dict[str, Any]:
+    """Stamp the models fitted this run and say how much was compared anew."""
+    report: dict[str, Any] = {}
+    for key, cache in caches.items():
+        if not isinstance(cache, MatchCache):
+            continue
+        if cache.model_fitted and now is not None:
+            caches["fitted_on"][key] = pd.Timestamp(now).isoformat()
+        report[key] = {"compared": cache.compared, "pairs": len(cache.first_ids), "refit": cache.model_fitted}
+    normalised = caches.get("normalised")
+    if isinstance(normalised, NormalisedValues):
+        report["values_normalised"] = normalised.normalised
+        normalised.normalised = 0
+    return report
+
+
 def _link_leads(
-    outcome: JobOutcome, frames: Mapping[str, pd.DataFrame], config: DuplicateConfig, notes: list[str]
+    outcome: JobOutcome,
+    frames: Mapping[str, pd.DataFrame],
+    config: DuplicateConfig,
+    notes: list[str],
+    caches: dict[str, Any] | None = None,
 ) -> None:
     """Add the existing contact / account of each lead to ``outcome`` (see :func:`run_duplicates`)."""
     leads = _without_outputs(frames["lead"])
@@ -440,7 +513,7 @@ def _link_leads(
         t: _without_outputs(frames[t]) for t in EXISTING_TABLES if t in frames and not frames[t].empty
     }
     try:
-        linked, details = existing_records(_open(leads), existing, config)
+        linked, details = existing_records(_open(leads), existing, config, caches)
     except JobError as exc:
         outcome.status = "partial"
         notes.append(f"existing contacts/accounts: nothing written ({exc})")

@@ -36,7 +36,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,8 +48,10 @@ import pandas as pd
 from core.errors import ConfigError, DvsyncError
 from jobs.errors import JobError
 from jobs.service import compute
-from jobs.service.compute import JobOutcome
+from jobs.service.compute import JOB_ORDER, JobOutcome, score_trend
+from jobs.service.incremental import JobMemory, content_digest, job_fingerprint
 from jobs.service.mapping import MappingSet, OutputColumn
+from jobs.service.metadata_cache import CachedMetadataClient, needed_columns
 from jobs.service.mirror import Mirror, MirrorError
 from jobs.service.plan import add_companions, carry_forward, differs, empty_plan, plan_table
 from jobs.service.settings import KNOWN_JOBS, Settings
@@ -330,6 +332,7 @@ class _Context:
     stop: threading.Event
     progress: PipelineProgress | None
     now: datetime
+    memory: JobMemory
 
 
 def run_pipeline(
@@ -342,6 +345,7 @@ def run_pipeline(
     dry_run: bool | None = None,
     plan_csv: str | Path | None = None,
     full: bool = False,
+    refresh_metadata: bool = False,
     trigger: str = "manual",
     progress: PipelineProgress | None = None,
     stop: threading.Event | None = None,
@@ -360,7 +364,9 @@ def run_pipeline(
             With ``writeback.enabled = false`` (and no explicit dry run) the results are only kept
             in the mirror.
         plan_csv: where a dry run writes its plan (default ``<mirror dir>/plans/run-<id>.csv``).
-        full: re-read every table in full.
+        full: re-read every table in full (and recompute every job in full).
+        refresh_metadata: read the table definitions from Dataverse instead of the mirror's cache
+            (:mod:`jobs.service.metadata_cache`; ``--full`` implies it).
         trigger: who started the run (``manual``, ``schedule:<set>``), kept in the run's stats.
         progress: receives sync pages and write chunks.
         stop: when set (SIGTERM), the run ends after the current page or chunk as ``interrupted``.
@@ -382,6 +388,9 @@ def run_pipeline(
     compute_only = not settings.writeback.enabled and not dry_run
     dry = dry or compute_only
     mirror.mark_abandoned_runs()
+    client = CachedMetadataClient(
+        client, mirror, needed=needed_columns(mappings), refresh=refresh_metadata or full, clock=clock
+    )
     run_id = mirror.start_run("run", jobs=chosen, dry_run=dry)
     result = PipelineResult(run_id=run_id, dry_run=dry)
     ctx = _Context(
@@ -395,6 +404,7 @@ def run_pipeline(
         stop or threading.Event(),
         progress,
         clock(),
+        JobMemory(mirror, run_id, enabled=not full),
     )
     log.info("run %d started: jobs %s%s", run_id, ", ".join(chosen) or "none", " (dry run)" if dry else "")
     try:
@@ -499,6 +509,9 @@ def _sync(ctx: _Context, *, full: bool) -> None:
         )
         if report.error:
             counters["error"] = report.error
+    failed = [ctx.mappings.tables[t.table].table for t in ctx.result.sync.tables if not t.ok]
+    if isinstance(ctx.client, CachedMetadataClient):
+        ctx.client.forget(failed)  # a column it needs may be gone: read its definition afresh
 
 
 # ------------------------------------------------------------------------------------ 2. settle
@@ -579,53 +592,135 @@ def _job_failed(job: str, exc: Exception) -> JobOutcome:
 
 
 def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
-    directory = Path(ctx.settings.mappings.dir)
-    mirror = ctx.mirror
+    """Run the chosen jobs, reusing what did not change (:mod:`jobs.service.incremental`)."""
     outcomes: list[JobOutcome] = []
+    fingerprints = {job: _fingerprint(ctx, job) for job in chosen}
+    reused = {job: ctx.memory.reuse(job, fingerprints[job]) for job in chosen}
     if "scoring" in chosen:
-        leads = _frame(mirror, "lead")
-        try:
-            if not leads.empty and "status" not in leads:
-                raise JobError("the leads have no `status` field; map it in lead.toml (statecode)")
-            held_scores = leads.set_index("lead_id")["out_score"] if "out_score" in leads else None
-            held_trends = leads.set_index("lead_id")["out_trend"] if "out_trend" in leads else None
-            outcomes.append(
-                compute.run_scoring(
-                    leads,
-                    _entity(mirror, "activity"),
-                    rules_path=directory / "scoring.toml",
-                    model_dir=_model_dir(ctx),
-                    now=ctx.now,
-                    held_scores=held_scores,
-                    held_trends=held_trends,
-                )
-            )
-        except DvsyncError as exc:
-            outcomes.append(_job_failed("scoring", exc))
+        outcomes.append(reused["scoring"] or _timed(lambda: _scoring(ctx, fingerprints["scoring"])))
     if "duplicates" in chosen:
-        frames = {t: _frame(mirror, t) for t in ("lead", "contact", "account")}
-        try:
-            outcomes.append(compute.run_duplicates(frames, config_path=directory / "duplicates.toml"))
-        except DvsyncError as exc:
-            outcomes.append(_job_failed("duplicates", exc))
-    value_jobs = {j for j in ("rfm", "clv") if j in chosen}
-    if value_jobs:
-        orders = _entity(mirror, "order")
-        try:
-            outcomes.extend(
-                compute.customer_value_jobs(
-                    orders if orders is not None else pd.DataFrame(),
-                    value_jobs,
-                    config_path=directory / "customer_value.toml",
-                    as_of=ctx.now,
-                )
-            )
-        except DvsyncError as exc:
-            outcomes.extend(_job_failed(j, exc) for j in sorted(value_jobs))
+        outcomes.append(reused["duplicates"] or _timed(lambda: _duplicates(ctx, fingerprints["duplicates"])))
+    value_jobs = sorted({j for j in ("rfm", "clv") if j in chosen}, key=JOB_ORDER.index)
+    if value_jobs and all(reused[j] is not None for j in value_jobs):
+        outcomes.extend(reused[j] for j in value_jobs)  # type: ignore[misc]
+    elif value_jobs:
+        started = time.perf_counter()
+        computed = _customer_value(ctx, value_jobs, fingerprints)
+        for outcome in computed:
+            outcome.details.setdefault("seconds", round(time.perf_counter() - started, 2))
+        outcomes.extend(computed)
     ctx.result.jobs = outcomes
     for outcome in outcomes:
         log.info("job %s: %s (%s)", outcome.job, outcome.status, outcome.message)
     return outcomes
+
+
+def _timed(run: Callable[[], JobOutcome]) -> JobOutcome:
+    started = time.perf_counter()
+    outcome = run()
+    outcome.details.setdefault("seconds", round(time.perf_counter() - started, 2))
+    return outcome
+
+
+def _fingerprint(ctx: _Context, job: str, *, with_tables: bool = True) -> str:
+    return job_fingerprint(
+        ctx.memory,
+        job,
+        config_dir=Path(ctx.settings.mappings.dir),
+        now=ctx.now,
+        model_version=_model_version(ctx) if job == "scoring" else None,
+        with_tables=with_tables,
+    )
+
+
+def _scoring(ctx: _Context, fingerprint: str) -> JobOutcome:
+    leads = _frame(ctx.mirror, "lead")
+    activities = _entity(ctx.mirror, "activity")
+    held_scores = leads.set_index("lead_id")["out_score"] if "out_score" in leads else None
+    held_trends = leads.set_index("lead_id")["out_trend"] if "out_trend" in leads else None
+    content = content_digest(
+        _fingerprint(ctx, "scoring", with_tables=False), {"lead": leads, "activity": activities}
+    )
+    same = ctx.memory.reuse("scoring", fingerprint, content)
+    if same is not None and "lead" in same.results:
+        # The leads came back from Dynamics unchanged in what scoring reads (our own write-back,
+        # or an edit of a column no rule uses): the scores stand; the trend follows what
+        # Dynamics holds now, as a recompute's would.
+        results = same.results["lead"].copy()
+        results["trend"] = score_trend(results["score"], held_scores, held_trends)
+        same.results = {**same.results, "lead": results}
+        ctx.memory.stage("scoring", fingerprint, same, content=content)
+        return same
+    try:
+        if not leads.empty and "status" not in leads:
+            raise JobError("the leads have no `status` field; map it in lead.toml (statecode)")
+        outcome = compute.run_scoring(
+            leads,
+            activities,
+            rules_path=Path(ctx.settings.mappings.dir) / "scoring.toml",
+            model_dir=_model_dir(ctx),
+            now=ctx.now,
+            held_scores=held_scores,
+            held_trends=held_trends,
+        )
+    except DvsyncError as exc:
+        outcome = _job_failed("scoring", exc)
+    # Scoring may have trained and promoted a new model: the state is of that model.
+    after = _fingerprint(ctx, "scoring")
+    content = content_digest(
+        _fingerprint(ctx, "scoring", with_tables=False), {"lead": leads, "activity": activities}
+    )
+    ctx.memory.stage("scoring", after, outcome, content=content)
+    return outcome
+
+
+def _duplicates(ctx: _Context, fingerprint: str) -> JobOutcome:
+    frames = {t: _frame(ctx.mirror, t) for t in ("lead", "contact", "account")}
+    caches = ctx.memory.caches("duplicates")
+    try:
+        outcome = compute.run_duplicates(
+            frames,
+            config_path=Path(ctx.settings.mappings.dir) / "duplicates.toml",
+            caches=caches,
+            now=ctx.now,
+        )
+    except DvsyncError as exc:
+        outcome = _job_failed("duplicates", exc)
+    ctx.memory.stage("duplicates", fingerprint, outcome, caches)
+    return outcome
+
+
+def _customer_value(ctx: _Context, jobs: Sequence[str], fingerprints: Mapping[str, str]) -> list[JobOutcome]:
+    orders = _entity(ctx.mirror, "order")
+    orders = orders if orders is not None else pd.DataFrame()
+    contents = {j: content_digest(_fingerprint(ctx, j, with_tables=False), {"order": orders}) for j in jobs}
+    same = {j: ctx.memory.reuse(j, fingerprints[j], contents[j]) for j in jobs}
+    if all(outcome is not None for outcome in same.values()):
+        # The orders came back unchanged in what RFM and CLV read: their results stand.
+        for job, outcome in same.items():
+            ctx.memory.stage(job, fingerprints[job], outcome, content=contents[job])  # type: ignore[arg-type]
+        return list(same.values())  # type: ignore[arg-type]
+    try:
+        computed = compute.customer_value_jobs(
+            orders,
+            set(jobs),
+            config_path=Path(ctx.settings.mappings.dir) / "customer_value.toml",
+            as_of=ctx.now,
+        )
+    except DvsyncError as exc:
+        computed = [_job_failed(j, exc) for j in jobs]
+    for outcome in computed:
+        ctx.memory.stage(outcome.job, fingerprints[outcome.job], outcome, content=contents[outcome.job])
+    return computed
+
+
+def _model_version(ctx: _Context) -> str | None:
+    from jobs.leads.scoring.store import active_version
+
+    try:
+        return active_version(_model_dir(ctx))
+    except DvsyncError:
+        return None
 
 
 def _model_dir(ctx: _Context) -> Path:
@@ -702,13 +797,16 @@ def _store_plan(ctx: _Context, plan: pd.DataFrame, outcomes: Sequence[JobOutcome
 
 
 def _save_results(ctx: _Context, outcomes: Sequence[JobOutcome]) -> None:
-    """Keep the jobs' results in the mirror (the last 10 runs' worth)."""
+    """Keep the jobs' results (the last value per record, rewritten where it changed) and state."""
     with ctx.mirror.transaction():
         for outcome in outcomes:
+            if not ctx.memory.computed(outcome.job):
+                continue  # reused: its results are the ones already kept
+            previous = ctx.memory.previous_results(outcome.job)
             for table, frame in outcome.results.items():
                 if not frame.empty:
-                    ctx.mirror.save_results(ctx.result.run_id, table, frame)
-    ctx.mirror.prune_results(keep_runs=10)
+                    ctx.mirror.save_results(ctx.result.run_id, table, frame, previous=previous.get(table))
+        ctx.memory.commit()
 
 
 # ------------------------------------------------------------------------------------ 5. write back
