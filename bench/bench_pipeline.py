@@ -139,7 +139,7 @@ def main() -> None:
                     "after the changed run (its writes come back)",
                 )
                 for label in labels:
-                    if label.startswith("after"):
+                    if label == labels[3]:
                         print(f"\nchanged: {change_records(client, mirror, args.change, args.seed)}")
                     started = time.perf_counter()
                     result = run_pipeline(client, mirror, mappings, settings, jobs=jobs)
