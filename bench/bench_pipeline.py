@@ -83,7 +83,8 @@ def report(label: str, result: PipelineResult, wall: float) -> dict:
     print(f"HTTP: {http['requests']} requests ({http['retries']} retried, {http['throttled']} throttled)")
     print("  by path: " + ", ".join(f"{k}={v}" for k, v in http["by_path"].items()))
     for job in result.jobs:
-        print(f"  {job.job}: {job.status}: {job.message}")
+        took = f" [{job.details['seconds']:.1f} s]" if "seconds" in job.details else ""
+        print(f"  {job.job}: {job.status}{took}: {job.message}")
     if result.failures:
         messages: dict[str, int] = {}
         for failure in result.failures:

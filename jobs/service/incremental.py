@@ -131,9 +131,16 @@ class JobMemory:
             return None
         if saved.fingerprint != fingerprint and (content is None or saved.content != content):
             return None
-        outcome = replace(saved.outcome, details={**saved.outcome.details, "reused_from_run": saved.run_id})
-        outcome.message = f"{saved.outcome.message} (inputs unchanged since run {saved.run_id}: reused)"
-        log.info("job %s: inputs unchanged since run %s; its results are reused", job, saved.run_id)
+        details = dict(saved.outcome.details)
+        message = details.pop("computed_message", saved.outcome.message)
+        computed_in = details.pop("reused_from_run", saved.run_id)
+        details.pop("seconds", None)
+        outcome = replace(
+            saved.outcome,
+            details={**details, "reused_from_run": computed_in, "computed_message": message},
+            message=f"{message} (inputs unchanged since run {computed_in}: reused)",
+        )
+        log.info("job %s: inputs unchanged since run %s; its results are reused", job, computed_in)
         return outcome
 
     def caches(self, job: str) -> dict[str, Any]:
