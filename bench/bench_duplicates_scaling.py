@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import resource
 import subprocess
 import sys
@@ -193,13 +192,13 @@ def main() -> int:
         )
     if "splink" in results:
         for ours, theirs in zip(results["ours"], results["splink"], strict=True):
+            wall = theirs["wall_s"] / ours["wall_s"]
+            cpu = theirs["cpu_s"] / max(ours["cpu_s"], 1e-9)
+            memory = ours["peak_mib"] / theirs["peak_mib"]
             print(
-                f"  {ours['records']:>9} leads: splink/ours time {theirs['wall_s'] / ours['wall_s']:.2f}x wall,"
-                f" {theirs['cpu_s'] / max(ours['cpu_s'], 1e-9):.2f}x CPU; peak memory ours/splink"
-                f" {ours['peak_mib'] / theirs['peak_mib']:.2f}; F1 ours {ours['f1']:.4f} splink {theirs['f1']:.4f}"
+                f"  {ours['records']:>9} leads: splink/ours time {wall:.2f}x wall, {cpu:.2f}x CPU;"
+                f" peak memory ours/splink {memory:.2f}; F1 ours {ours['f1']:.4f} splink {theirs['f1']:.4f}"
             )
-    if not math.isfinite(_exponent([1, 2], [1, 2])):
-        return 1
     return 0
 
 
