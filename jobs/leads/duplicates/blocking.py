@@ -322,10 +322,15 @@ def _part_codes(prepared: Mapping[str, pd.Series], part: KeyPart) -> np.ndarray:
     return codes
 
 
-def _pass_codes(prepared: Mapping[str, pd.Series], blocking_pass: BlockingPass) -> np.ndarray:
+def _pass_codes(
+    prepared: Mapping[str, pd.Series], blocking_pass: BlockingPass, known: dict[KeyPart, np.ndarray]
+) -> np.ndarray:
     codes = None
     for part in blocking_pass.parts:
-        part_codes = _part_codes(prepared, part)
+        # A key part recurs in many derived passes (each key is paired with seven others): once.
+        if part not in known:
+            known[part] = _part_codes(prepared, part)
+        part_codes = known[part]
         if codes is None:
             codes = part_codes
             continue
@@ -429,7 +434,7 @@ def candidate_pairs(
     chunks = []
     known: dict[KeyPart, np.ndarray] = {}
     for blocking_pass in passes:
-        codes = _pass_codes(prepared, blocking_pass)
+        codes = _pass_codes(prepared, blocking_pass, known)
         if not blocking_pass.optional and refinements:
             own = blocking_pass.columns
             usable = [p for p in refinements if not set(p.columns) & own]

@@ -517,11 +517,11 @@ def _run(
         )
         digests = record_digests(frame, columns)
         unchanged = cache.unchanged(sig, ids, digests)
-        levels, swapped = cache.levels_for(
-            ids, unchanged, first, second, lambda a, b: _compare_chunked(comparator, a, b), n_fields
+        levels, swapped, sims = cache.levels_for(
+            ids, unchanged, first, second, lambda a, b: _compare_chunked(comparator, a, b, True), n_fields
         )
     else:
-        levels, swapped = _compare_chunked(comparator, first, second)
+        levels, swapped, sims = _compare_chunked(comparator, first, second)
     fitted = model is None
     cached_model = (
         cache.usable_model(sig, unchanged) if cache is not None and model is None else None  # type: ignore[arg-type]
@@ -542,7 +542,7 @@ def _run(
         all_first, all_second, _ = candidate_pairs(
             prepared, passes, order=order, max_block_size=max_block_size, n_left=None, refinements=refinements
         )
-        all_levels, _ = _compare_chunked(comparator, all_first, all_second)
+        all_levels, _, _ = _compare_chunked(comparator, all_first, all_second)
         del all_first, all_second
         model = _fit(comparator, specs, all_levels, len(frame), None, seed)
         if model.source == "default":
@@ -558,8 +558,9 @@ def _run(
     candidates = pd.DataFrame({"id_left": ids[first], "id_right": ids[second], "score": score})
     keep = np.flatnonzero(score >= cut)
     keep = keep[np.argsort(-score[keep], kind="stable")]
-    # Similarities are only shown as evidence: computed again for the returned pairs alone.
-    _, kept_sims, _ = comparator.compare(first[keep], second[keep])
+    # Similarities are only shown as evidence: without a cache to keep them for every pair, they
+    # are computed again for the returned pairs alone.
+    kept_sims = sims[keep] if sims is not None else comparator.compare(first[keep], second[keep])[1]
     kept_tf = _tf_weights(comparator, model, levels[keep], first[keep])
     evidence = _evidence(
         columns,
@@ -580,21 +581,25 @@ def _run(
         columns=PAIR_COLUMNS,
     )
     if cache is not None:
-        cache.keep(sig, ids, digests, first, second, levels, swapped, model, fitted)  # type: ignore[arg-type]
+        cache.keep(sig, ids, digests, first, second, levels, swapped, sims, model, fitted)  # type: ignore[arg-type]
     return DuplicateResult(pairs, report, model, cut, candidates)
 
 
 def _compare_chunked(
-    comparator: _Comparator, first: np.ndarray, second: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Levels and swap flags of many pairs, compared :data:`CHUNK_PAIRS` at a time: the
-    similarities and the per-chunk working arrays never exist for every pair at once."""
+    comparator: _Comparator, first: np.ndarray, second: np.ndarray, keep_sims: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Levels, swap flags (and with ``keep_sims`` the similarities) of many pairs, compared
+    :data:`CHUNK_PAIRS` at a time, so the per-chunk working arrays never exist for every pair."""
     levels = np.empty((len(first), len(comparator.columns)), dtype=np.int8)
     swapped = np.zeros(len(first), dtype=bool)
+    sims = np.empty(levels.shape, dtype=np.float32) if keep_sims else None
     for start in range(0, len(first), CHUNK_PAIRS):
         part = slice(start, start + CHUNK_PAIRS)
-        levels[part], _, swapped[part] = comparator.compare(first[part], second[part])
-    return levels, swapped
+        chunk_levels, chunk_sims, swapped[part] = comparator.compare(first[part], second[part])
+        levels[part] = chunk_levels
+        if sims is not None:
+            sims[part] = chunk_sims
+    return levels, swapped, sims
 
 
 @overload

@@ -81,6 +81,7 @@ class MatchCache:
         first_ids, second_ids: each candidate pair's records.
         levels: each pair's comparison levels (pairs x fields, int8).
         swapped: each pair's swapped-names flag.
+        sims: each pair's similarities (pairs x fields, float32), for the evidence.
         model: the model the scores came from (reused until dropped or drifted).
         model_records: records the model was fitted on.
         model_fitted: set by a run that fitted the model (the service stamps the date).
@@ -94,6 +95,7 @@ class MatchCache:
     second_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
     levels: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int8))
     swapped: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    sims: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
     model: LinkageModel | None = None
     model_records: int = 0
     model_fitted: bool = False
@@ -124,19 +126,21 @@ class MatchCache:
         unchanged: np.ndarray,
         first: np.ndarray,
         second: np.ndarray,
-        compare: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+        compare: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]],
         n_fields: int,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Levels and swap flags of the pairs ``(first, second)`` (positions into ``ids``).
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Levels, swap flags and similarities of the pairs ``(first, second)`` (positions into ``ids``).
 
         Pairs of two unchanged records that the cache holds are taken from it; ``compare`` is
-        called (positions in, ``(levels, swapped)`` out) for all the others only.
+        called (positions in, ``(levels, swapped, similarities)`` out) for all the others only.
         """
         n = len(ids)
         levels = np.empty((len(first), n_fields), dtype=np.int8)
         swapped = np.zeros(len(first), dtype=bool)
+        sims = np.empty((len(first), n_fields), dtype=np.float32)
         found = np.zeros(len(first), dtype=bool)
-        if len(self.first_ids) and self.levels.shape[1:] == (n_fields,) and unchanged.any():
+        usable = self.levels.shape[1:] == (n_fields,) and self.sims.shape == self.levels.shape
+        if len(self.first_ids) and usable and unchanged.any():
             index = pd.Index(ids)
             a, b = index.get_indexer(self.first_ids), index.get_indexer(self.second_ids)
             ok = (a >= 0) & (b >= 0)
@@ -151,11 +155,12 @@ class MatchCache:
             found = (len(keys) > 0) & (keys[spot] == wanted) if len(keys) else found
             levels[found] = self.levels[rows[spot[found]]]
             swapped[found] = self.swapped[rows[spot[found]]]
+            sims[found] = self.sims[rows[spot[found]]]
         todo = np.flatnonzero(~found)
         if len(todo):
-            levels[todo], swapped[todo] = compare(first[todo], second[todo])
+            levels[todo], swapped[todo], sims[todo] = compare(first[todo], second[todo])
         self.compared = len(todo)
-        return levels, swapped
+        return levels, swapped, sims
 
     def keep(
         self,
@@ -166,6 +171,7 @@ class MatchCache:
         second: np.ndarray,
         levels: np.ndarray,
         swapped: np.ndarray,
+        sims: np.ndarray,
         model: LinkageModel,
         fitted: bool,
     ) -> None:
@@ -177,6 +183,7 @@ class MatchCache:
         self.second_ids = self.ids[second]
         self.levels = levels
         self.swapped = swapped
+        self.sims = sims
         if fitted or self.model is None:
             self.model = model
             self.model_records = len(ids)
