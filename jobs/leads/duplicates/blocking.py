@@ -14,8 +14,9 @@ normalised value), ``soundex``, ``initial`` or ``prefixN`` (the first N characte
 by ``+`` form an order-free part: the pair's values are sorted before comparing, so swapped first
 and last names share the key.
 
-A block larger than ``max_block_size`` records of a pass that is always run (email, phone, the
-swapped names, configured passes) is first *sub-blocked*: its records are split by a refining key
+When a pass that is always run (email, phone, the swapped names, configured passes) would produce
+more pairs than the run's pair budget (below), each of its blocks
+larger than :data:`SUB_BLOCK_SIZE` records is first *sub-blocked*: its records are split by a refining key
 (:func:`refinement_keys`: the city, the postcode, then the company and the names), one key after
 another until no block is too large or the keys run out. Without this, the swapped-names pass
 grouped every "James Smith" of the table into one block, whose pairs grew with the table (85% of
@@ -69,6 +70,11 @@ DEFAULT_PAIRS_PER_RECORD = 3.0
 strangers: a record has rarely more than one or two duplicates. Measured on the synthetic bench
 (100,000 leads): skipping such passes cut the candidate pairs from 4.8 to 0.6 million with recall
 unchanged (0.9998)."""
+SUB_BLOCK_SIZE = 10
+"""In a pass over its pair budget, a block of more records than this is split by the refining
+keys (see the module docstring): the pairs of a block grow with its square, and a key's blocks
+grow with the table (there are more James Smiths among a million leads), so without a split the
+pairs per record of a pass would grow with N; with it they stay under the pass's budget."""
 MIN_PAIR_BUDGET = 10_000
 """Small tables keep every pass: comparing 10,000 pairs is cheap."""
 MAX_BLOCKING_KEYS = 8
@@ -435,10 +441,12 @@ def candidate_pairs(
     known: dict[KeyPart, np.ndarray] = {}
     for blocking_pass in passes:
         codes = _pass_codes(prepared, blocking_pass, known)
-        if not blocking_pass.optional and refinements:
+        if not blocking_pass.optional and refinements and _expected_pairs(codes, window, n_left) > budget:
+            # Too many pairs for this table (a small table keeps every pair): split the blocks. An
+            # optional pass over its budget is skipped instead (below): other passes cover it.
             own = blocking_pass.columns
             usable = [p for p in refinements if not set(p.columns) & own]
-            codes = _sub_block(codes, prepared, usable, window, known)
+            codes = _sub_block(codes, prepared, usable, SUB_BLOCK_SIZE, known)
         if blocking_pass.optional:
             expected = _expected_pairs(codes, window, n_left)
             if expected > budget:
