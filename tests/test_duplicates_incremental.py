@@ -70,7 +70,7 @@ def same_result(incremental, full) -> None:
     assert list(incremental.pairs["evidence"]) == list(full.pairs["evidence"])
 
 
-@pytest.mark.parametrize("draw", [1, 2, 3])
+@pytest.mark.parametrize("draw", [1, 2])
 def test_incremental_deduplication_equals_a_full_recompute_with_the_same_model(data, draw):
     config = load_duplicate_config(MAPPINGS / "duplicates.toml", "lead")
     leads = canonical(data, "lead")
