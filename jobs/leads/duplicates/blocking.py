@@ -441,14 +441,9 @@ def candidate_pairs(
     known: dict[KeyPart, np.ndarray] = {}
     for blocking_pass in passes:
         codes = _pass_codes(prepared, blocking_pass, known)
-        if blocking_pass.optional:
-            refine = budget > MIN_PAIR_BUDGET  # a small table keeps its derived passes whole
-        else:
-            refine = _expected_pairs(codes, window, n_left) > budget
-        if refinements and refine:
-            # Split blocks above SUB_BLOCK_SIZE: always-run passes when over their budget, derived
-            # passes always (their blocks grow with the table long before they reach the budget).
-            # A derived pass still over its budget is then skipped (below): other passes cover it.
+        if not blocking_pass.optional and refinements and _expected_pairs(codes, window, n_left) > budget:
+            # Too many pairs for this table (a small table keeps every pair): split the blocks. An
+            # optional pass over its budget is skipped instead (below): other passes cover it.
             own = blocking_pass.columns
             usable = [p for p in refinements if not set(p.columns) & own]
             codes = _sub_block(codes, prepared, usable, SUB_BLOCK_SIZE, known)
