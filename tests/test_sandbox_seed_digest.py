@@ -3,8 +3,8 @@
 The generator draws everything from numpy Generators and builds columns with explicit dtypes, so
 the data must not depend on the installed pandas or numpy (pandas 2 once wrote a missing value as
 the text "None" where pandas 3 kept it missing: thousands of values differed per 100,000 leads).
-The digest below was computed under pandas 3.1 / numpy 2.4 and checked under pandas 2.3 / numpy
-2.3. If you change the generator on purpose, print the new digest with
+The digest below was computed under pandas 3.1 / numpy 2.4 and is the same under pandas 2.3 /
+numpy 2.3 and pandas 2.2 / numpy 1.26. If you change the generator on purpose, print the new digest with
 ``python -c "from tests.test_sandbox_seed_digest import digest; print(digest())"`` and update it.
 """
 
