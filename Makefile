@@ -12,15 +12,20 @@ $(BIN)/python:
 
 # Reinstall whenever pyproject.toml changes, so a pulled dependency is never missing.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# The Spark parity tests need Java (pyspark 3.5+/4.x run on Java 17, Debian 12's default JRE).
+	command -v java >/dev/null || (apt-get update && apt-get install -y default-jre-headless)
+	$(BIN)/python -m pip install --quiet -e ".[test,spark]"
 	touch $(STAMP)
 
 venv: $(STAMP)
 
+# On a terminal the demo ends by serving the console until Ctrl-C; without one (CI, a pipe) it ends.
 demo: $(STAMP)
-	$(BIN)/dvsync demo
+	if [ -t 0 ]; then $(BIN)/dvsync demo; else $(BIN)/dvsync demo --no-console; fi
 
+# The console's browser tests drive Debian's chromium (Playwright never downloads a browser here).
 test: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q

@@ -26,6 +26,7 @@ from connector.errors import (
     TransportError,
 )
 from connector.http import RetryPolicy, ThrottleState
+from connector.merge import MergeOutcome
 from connector.metadata import ColumnDefinition, ColumnSpec, TableDefinition, WhoAmI
 from connector.settings import AuthSettings, ConnectionSettings, DataverseSettings, HttpSettings
 from connector.writeback import UpdateResult
@@ -48,6 +49,7 @@ __all__ = [
     "FatalApiError",
     "HttpSettings",
     "InvalidRequestError",
+    "MergeOutcome",
     "PermissionDeniedError",
     "PreconditionFailedError",
     "ProtocolError",

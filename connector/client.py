@@ -13,17 +13,20 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
 
 from connector import changes as _changes
+from connector import merge as _merge
 from connector import metadata as _metadata
+from connector import records as _records
 from connector import writeback as _writeback
 from connector.changes import ChangePage, Changes
 from connector.http import DEFAULT_TIMEOUT, HttpClient, RetryPolicy, ThrottleState, sanitize_url
+from connector.merge import MergeOutcome
 from connector.metadata import ColumnSpec, TableDefinition, WhoAmI
 from connector.paging import FORMATTED_VALUES, iter_pages, prefer_header
 from connector.query import build_query, validate_name
@@ -248,19 +251,22 @@ class DataverseClient:
     def update_many(
         self,
         entity_set: str,
-        updates: Iterable[tuple[str, dict[str, Any]]],
+        updates: Iterable[tuple[Any, ...]],
         batch_size: int = 1000,
         max_workers: int | None = None,
     ) -> list[UpdateResult]:
         """Update existing records via ``$batch``; one result per input, in input order.
 
-        Each update is a ``PATCH`` with ``If-Match: *`` (it never creates a record), sent with
+        Each update is a ``PATCH`` with ``If-Match`` (the etag given with it, else ``*``: it never
+        creates a record); a lost answer is settled by reading the records back, never by a blind
+        replay (:mod:`connector.writeback`), so no update is applied twice. Sent with
         ``Prefer: odata.continue-on-error``; batches run in parallel sized by ``x-ms-dop-hint``
         within ``max_workers`` (default: the client's ``max_parallel``; never above 52).
 
         Args:
             entity_set: e.g. ``leads``.
-            updates: ``(record_id, {column: value})`` pairs; the id is a GUID string (or ``uuid.UUID``).
+            updates: ``(record_id, {column: value}[, etag[, {column: expected value}]])``; the
+                id is a GUID string (or ``uuid.UUID``).
             batch_size: requests per batch, 1..1000.
             max_workers: thread cap.
 
@@ -278,9 +284,34 @@ class DataverseClient:
 
     # -- metadata -----------------------------------------------------------------------------
 
+    def merge_group(
+        self,
+        table: str,
+        master_id: str,
+        subordinates: Sequence[tuple[str, dict[str, Any] | None]],
+        *,
+        parenting_checks: bool = False,
+    ) -> MergeOutcome:
+        """Merge duplicates into their master with ``Merge``, all or none (:mod:`connector.merge`)."""
+        return _merge.merge_group(
+            self.http, table, f"{table}id", master_id, subordinates, parenting_checks=parenting_checks
+        )
+
     def whoami(self) -> WhoAmI:
         """Return the caller's user, business unit and organization ids (the connectivity check)."""
         return _metadata.whoami(self.http)
+
+    def find_solution(self, unique_name: str) -> Any:
+        """The solution with this unique name and its publisher's prefix, or None."""
+        from connector.solutions import find_solution
+
+        return find_solution(self.http, unique_name)
+
+    def held_privileges(self, user_id: str, names: Iterable[str]) -> dict[str, str]:
+        """Which of ``names`` the user holds, with the depth (:mod:`connector.privileges`)."""
+        from connector.privileges import held_privileges
+
+        return held_privileges(self.http, user_id, names)
 
     def get_table(self, logical_name: str) -> TableDefinition:
         """Read a table's definition and columns with ``Consistency: Strong``.
@@ -307,3 +338,35 @@ class DataverseClient:
     def publish(self, table_logical_names: Iterable[str]) -> None:
         """Publish the tables' customizations (``PublishXml``)."""
         _metadata.publish(self.http, table_logical_names)
+
+    # -- single records (views, charts, forms, messages) --------------------------------------
+
+    def get_record(
+        self, entity_set: str, record_id: str, select: Sequence[str] | None = None
+    ) -> dict[str, Any] | None:
+        """One record's ``select`` columns (every column when None), or None when it does not exist."""
+        return _records.get_record(self.http, entity_set, record_id, select)
+
+    def create_record(
+        self,
+        entity_set: str,
+        primary_id: str,
+        record_id: str,
+        body: Mapping[str, Any],
+        *,
+        solution: str | None = None,
+    ) -> bool:
+        """Create a record with the given id (into ``solution``); False when it already exists."""
+        return _records.create_record(self.http, entity_set, primary_id, record_id, body, solution=solution)
+
+    def update_record(self, entity_set: str, record_id: str, body: Mapping[str, Any]) -> None:
+        """Update an existing record (``If-Match: *``)."""
+        _records.update_record(self.http, entity_set, record_id, body)
+
+    def call_action(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Call an unbound action (``POST <name>``) and return its answer."""
+        return _records.call_action(self.http, name, body)
+
+    def run_saved_query(self, entity_set: str, query_id: str, *, top: int = 10) -> list[dict[str, Any]]:
+        """The first ``top`` records of a system view, with formatted values (``?savedQuery=``)."""
+        return _records.run_saved_query(self.http, entity_set, query_id, top=top)

@@ -10,6 +10,8 @@
     │   │   ├── ServiceUnavailableError  502 / 503 / 504
     │   │   └── TransportError       connection refused or reset, read timeout, dropped body
     │   ├── FatalApiError            the request itself is wrong or not allowed; retrying won't help
+    │   │   ├── EndpointError        the URL cannot work: connection refused, unknown host, https to a
+    │   │   │                        plain-http server, untrusted certificate (exit code 2)
     │   │   ├── ProtocolError        a body that is not the JSON Dataverse sends (proxy HTML page,
     │   │   │                        truncated or empty body)
     │   │   ├── ChangeTokenExpiredError     0x80044352: re-read the table in full
@@ -37,6 +39,7 @@ __all__ = [
     "ChangeTrackingDisabledError",
     "DataverseError",
     "DuplicateRecordError",
+    "EndpointError",
     "FatalApiError",
     "InvalidRequestError",
     "PermissionDeniedError",
@@ -151,6 +154,26 @@ class TransportError(RetriableError):
 
 class FatalApiError(DataverseError):
     """The request is wrong or not allowed; retrying it unchanged will fail again."""
+
+
+class EndpointError(FatalApiError):
+    """The environment URL cannot be reached as configured; never retried, it will not get better.
+
+    Connection refused, a host name that does not resolve, an https URL served by a plain-http
+    server, a certificate the client does not trust. Shown as one line under the setting to fix
+    (``key``: ``dataverse.url``, or ``dataverse.ca_bundle`` for trust), with exit code 2 like
+    every configuration error.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, key: str = "dataverse.url", **kwargs: object) -> None:
+        self.key = key
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+    def _render(self) -> str:
+        text = f"[{self.key}]: {self.message}"
+        return f"{text} ({self.hint})" if self.hint else text
 
 
 class ProtocolError(FatalApiError):

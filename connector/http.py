@@ -12,7 +12,8 @@ Retry policy (declared once, in :func:`HttpClient._retrying`, with tenacity):
   thread using this client waits, as Microsoft asks ("reduce concurrency" after a 429,
   https://learn.microsoft.com/power-apps/developer/data-platform/api-limits).
 - **502 / 503 / 504**, connection errors and read timeouts: capped exponential backoff with jitter.
-- A **total time budget** and a maximum number of attempts; when either runs out the last typed
+- A **total time budget** and a maximum number of failed attempts (429s do not count: under
+  sustained throttling the budget, not the count, decides); when either runs out the last typed
   error is raised, saying how many attempts were made.
 - **401**: the token provider's ``force_refresh()`` is called once and the request resent once.
 
@@ -53,6 +54,7 @@ from connector.errors import (
     ChangeTrackingDisabledError,
     DataverseError,
     DuplicateRecordError,
+    EndpointError,
     FatalApiError,
     InvalidRequestError,
     PermissionDeniedError,
@@ -267,7 +269,7 @@ class RetryPolicy:
     """The retry settings; sleep, clock and randomness are injectable so tests never wait.
 
     Attributes:
-        max_attempts: attempts per request, the first included.
+        max_attempts: attempts per request, the first included, not counting 429s (bounded by the budget).
         budget_seconds: total time one request may spend including waits; past it, give up.
         backoff_initial: first backoff in seconds for 5xx and transport errors.
         backoff_max: cap of one backoff (also caps a 429 without Retry-After).
@@ -701,10 +703,17 @@ class HttpClient:
                 method, url, send_headers, body, ok_statuses, may_retry_unsent_only, refreshed
             )
 
+        failures = 0  # attempts that failed other than by a 429
+
         def stop(state: tenacity.RetryCallState) -> bool:
+            nonlocal failures
             elapsed = self.retry.clock() - start
+            # A 429 is the server asking us to wait, not a failure: only the time budget bounds
+            # those, so sustained throttling never exhausts an attempt count before the budget.
+            if not isinstance(state.outcome.exception() if state.outcome else None, ThrottledError):
+                failures += 1
             return (
-                state.attempt_number >= self.retry.max_attempts
+                failures >= self.retry.max_attempts
                 or elapsed + (state.upcoming_sleep or 0.0) > self.retry.budget_seconds
             )
 
@@ -823,6 +832,11 @@ class HttpClient:
             # Read the whole body here, so a connection dropped mid-body is a transport error too.
             _ = response.content
         except requests.RequestException as exc:
+            endpoint = _endpoint_error(exc, url)
+            if endpoint is not None:
+                # Refused, unknown host, wrong scheme, untrusted certificate: waiting won't fix the
+                # URL, so the admin hears about it now rather than after the retry budget.
+                raise _NotRetriable(endpoint) from None
             error = TransportError(
                 _describe_transport(exc), method=method, url=sanitize_url(url), status=None
             )
@@ -850,6 +864,47 @@ class _NotRetriable(Exception):
     def __init__(self, error: DataverseError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+# What urllib3/OpenSSL say, as found in the exception's text (the cause is nested several levels).
+_REFUSED = ("Connection refused", "[Errno 111]", "[WinError 10061]")
+_NO_HOST = ("NameResolutionError", "Name or service not known", "nodename nor servname", "getaddrinfo failed")
+_PLAIN_HTTP = ("WRONG_VERSION_NUMBER", "wrong version number", "record layer failure", "UNKNOWN_PROTOCOL")
+_UNTRUSTED = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed")
+
+
+def _endpoint_error(exc: requests.RequestException, url: str) -> EndpointError | None:
+    """The configuration mistake behind a transport failure, or None for a passing fault."""
+    text = repr(exc.args[0]) if exc.args else repr(exc)
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    where = f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    if isinstance(exc, requests.exceptions.SSLError):
+        if any(marker in text for marker in _PLAIN_HTTP):
+            return EndpointError(
+                f"{where} answered the TLS handshake in plain http: the URL says https but the server "
+                "does not speak it",
+                hint="use http:// for a plain-http server (the sandbox without --tls), or the https port",
+            )
+        if any(marker in text for marker in _UNTRUSTED):
+            return EndpointError(
+                f"the certificate of {host} is not trusted",
+                key="dataverse.ca_bundle",
+                hint="set dataverse.ca_bundle to the CA file of the proxy or the sandbox's --tls certificate",
+            )
+        return None
+    if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.Timeout):
+        if any(marker in text for marker in _NO_HOST):
+            return EndpointError(
+                f"the host name `{host}` does not resolve (DNS)",
+                hint="check the environment URL's spelling (Power Platform admin center > Environments)",
+            )
+        if any(marker in text for marker in _REFUSED):
+            return EndpointError(
+                f"nothing accepts connections at {where} (connection refused)",
+                hint="check the URL and port; for the sandbox, is `dvsync sandbox` running?",
+            )
+    return None
 
 
 def _describe_transport(exc: requests.RequestException) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from xml.sax.saxutils import escape
 
-from connector.errors import ProtocolError
+from connector.errors import ProtocolError, RetriableError
 from connector.http import HttpClient, decode_json
 from connector.query import quote_literal
 from core.errors import ConfigError
@@ -398,6 +398,10 @@ def column_body(spec: ColumnSpec) -> dict[str, Any]:
     return body
 
 
+CREATE_ATTEMPTS = 6
+"""Creates of one column at most, when each failed in a way that left it unknown whether it ran."""
+
+
 def _existing_column(http: HttpClient, table: str, logical_name: str) -> dict[str, Any] | None:
     path = f"{_table_path(table)}/Attributes(LogicalName={quote_literal(logical_name)})"
     response = http.request(
@@ -438,13 +442,25 @@ def create_column(http: HttpClient, table_logical_name: str, spec: ColumnSpec, *
                 hint="pick another schema name, or change the kind to match the existing column",
             )
         return False
-    http.request(
-        "POST",
-        f"{_table_path(table_logical_name)}/Attributes",
-        json_body=body,
-        headers={"MSCRM.SolutionUniqueName": solution},
-    )
-    return True
+    # A create is not idempotent, so the HTTP layer does not resend it once it may have reached the
+    # server (a 503 from a gateway, a dropped connection). Here it is safe to: after such a failure
+    # the column is looked up, and it is created again only when the lost attempt did not create it.
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            http.request(
+                "POST",
+                f"{_table_path(table_logical_name)}/Attributes",
+                json_body=body,
+                headers={"MSCRM.SolutionUniqueName": solution},
+            )
+            return True
+        except RetriableError:
+            if _existing_column(http, table_logical_name, spec.logical_name) is not None:
+                return True  # the answer was lost, the column was made
+            if attempt == CREATE_ATTEMPTS:
+                raise
+            http.retry.sleep(http.retry.backoff(attempt))
+    return True  # not reached: the last attempt returns or raises
 
 
 def ensure_columns(

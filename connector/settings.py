@@ -419,7 +419,11 @@ class HttpSettings(SettingsSection):
         description="Give up retrying a request after this many seconds in total.",
     )
     max_attempts: int = Field(
-        default=8, ge=1, le=100, description="Attempts per request, the first included."
+        default=8,
+        ge=1,
+        le=100,
+        description="Failed attempts per request, the first included; 429s do not count "
+        "(the time budget bounds them).",
     )
 
 

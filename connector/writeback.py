@@ -8,9 +8,19 @@ one bad record does not stop the rest, and returns one :class:`UpdateResult` per
 order. A batch that fails as a whole (after the retry policy gave up) marks each of its records
 failed; it never raises and loses the other batches' results.
 
-Why the ``$batch`` POST may be retried after a transport error: every part is a PATCH with
-``If-Match: *`` carrying absolute values, so replaying the batch leaves each record in the same
-state and can never create one. ``HttpClient.request(..., idempotent=True)`` says so.
+Exactly once, under any fault: an update may carry the record's etag as read when the change was
+planned (``(id, values, etag)``); its PATCH then has ``If-Match: <etag>``, so the server applies it
+only to the version it was planned against and a replay of an applied batch is a no-op answered
+412. Only a batch whose every part carries an etag is replayed by the HTTP layer after a lost
+answer (a truncated or dropped response). Whenever the outcome of a part is unknown (the answer
+was lost for good) or 412, the records are read back (:mod:`connector.readback`): a record that
+holds the sent values is *applied* (nothing is sent again); one still at the planned version was
+not, and is sent again with the same precondition; one that changed since planning is sent
+again with its new etag only when the written columns still hold what the plan expected
+(``(id, values, etag, expected)``: someone edited other columns), otherwise it fails as a
+conflict and the next run re-plans it. Without an etag (``If-Match: *``) the batch is not
+replayed blindly either: its records are read back and only the unapplied ones are resent.
+So no update reaches the server twice, and every result says what the server holds.
 
 Parallelism: the first batch goes alone; its response carries ``x-ms-dop-hint`` (the degree of
 parallelism Dataverse suggests). The remaining batches run on a thread pool of
@@ -33,6 +43,7 @@ from typing import Any
 from connector.batch import MAX_BATCH_REQUESTS, BatchRequest, BatchResponsePart, decode_batch, encode_batch
 from connector.errors import AuthError, DataverseError
 from connector.http import MAX_DOP, HttpClient, error_from_parts, error_from_response
+from connector.readback import Current, read_back, same_values
 
 __all__ = [
     "DEFAULT_WORKERS_WITHOUT_HINT",
@@ -43,6 +54,9 @@ __all__ = [
     "update_many",
     "worker_count",
 ]
+
+MAX_SEND_ROUNDS = 3
+"""Sends of one record at most (the first, then after a read-back showed it was not applied)."""
 
 DEFAULT_WORKERS_WITHOUT_HINT = 4
 """Threads used when Dataverse sent no ``x-ms-dop-hint`` (it normally does); modest on purpose."""
@@ -64,6 +78,7 @@ class UpdateResult:
         status: the HTTP status of the record's own response (None when no response arrived).
         error_code: Dataverse's error code (``0x80040217``), when there was one.
         message: what went wrong, for the report; None on success.
+        confirmed: the answer was lost or 412, and a read-back showed the server holds the values.
     """
 
     id: str
@@ -71,6 +86,7 @@ class UpdateResult:
     status: int | None
     error_code: str | None
     message: str | None
+    confirmed: bool = False
 
 
 def encode_value(value: Any) -> Any:
@@ -186,14 +202,27 @@ class _CaseInsensitive(dict):
         return super().get(key.lower(), default)
 
 
-def _build_requests(
-    entity_set: str, chunk: Sequence[tuple[str, dict[str, Any]]]
-) -> tuple[list[BatchRequest], list[int], list[UpdateResult | None]]:
-    """Build the PATCH requests of one batch; records with bad input fail here, the rest are sent."""
-    requests_: list[BatchRequest] = []
-    sent: list[int] = []
+@dataclass(slots=True)
+class _Pending:
+    """One record's update on its way: what to send, under which precondition, what was expected."""
+
+    position: int
+    id: str
+    body: dict[str, Any]
+    etag: str | None
+    expected: Mapping[str, Any] | None
+
+
+def _prepare(
+    chunk: Sequence[tuple[Any, ...]],
+) -> tuple[list[_Pending], list[UpdateResult | None]]:
+    """Validate and encode the updates of one batch; records with bad input fail here."""
+    pending: list[_Pending] = []
     early: list[UpdateResult | None] = [None] * len(chunk)
-    for position, (given_id, values) in enumerate(chunk):
+    for position, item in enumerate(chunk):
+        given_id, values = item[0], item[1]
+        etag = item[2] if len(item) > 2 else None
+        expected = item[3] if len(item) > 3 else None
         # A uuid.UUID is a GUID too; the result reports its string form, as Dataverse writes it.
         record_id = str(given_id) if isinstance(given_id, uuid.UUID) else given_id
         if not isinstance(record_id, str) or not _GUID.match(record_id):
@@ -208,19 +237,15 @@ def _build_requests(
             continue
         try:
             body = {str(column): encode_value(value) for column, value in values.items()}
+            expected_body = (
+                {str(c): encode_value(v) for c, v in expected.items()} if expected is not None else None
+            )
         except (TypeError, ValueError) as exc:
             early[position] = UpdateResult(record_id, False, None, None, f"not sent: {exc}")
             continue
-        requests_.append(
-            BatchRequest(
-                "PATCH",
-                f"{entity_set}({record_id})",
-                headers={"Content-Type": "application/json", "If-Match": "*"},
-                body=body,
-            )
-        )
-        sent.append(position)
-    return requests_, sent, early
+        tag = str(etag) if etag is not None and str(etag).strip() and str(etag) != "<NA>" else None
+        pending.append(_Pending(position, record_id, body, tag, expected_body))
+    return pending, early
 
 
 class _Refused:
@@ -230,45 +255,133 @@ class _Refused:
         self.error: AuthError | None = None
 
 
+def _send(
+    http: HttpClient, entity_set: str, pending: Sequence[_Pending], refused: _Refused
+) -> list[UpdateResult] | DataverseError | AuthError:
+    """Send one ``$batch``; per record results, or the error that left every outcome unknown."""
+    requests_ = [
+        BatchRequest(
+            "PATCH",
+            f"{entity_set}({p.id})",
+            headers={"Content-Type": "application/json", "If-Match": p.etag or "*"},
+            body=p.body,
+        )
+        for p in pending
+    ]
+    try:
+        if refused.error is not None:
+            raise refused.error
+        content_type, body = encode_batch(requests_, base_url=http.base_url)
+        response = http.request(
+            "POST",
+            "$batch",
+            data=body,
+            headers={"Content-Type": content_type, "Prefer": "odata.continue-on-error"},
+            # A replay is a no-op only when every part carries a precondition on the version.
+            idempotent=all(p.etag for p in pending),
+            ok_statuses=_BATCH_ERROR_STATUSES,
+        )
+        answer_type = response.headers.get("Content-Type", "")
+        if not response.ok and not answer_type.lower().startswith("multipart/"):
+            raise error_from_response(response, method="POST")
+        # A 4xx batch with a multipart body is Dataverse stopping at the first failure
+        # (continue-on-error not applied): its parts still say which records failed.
+        parts = decode_batch(answer_type, response.content)
+    except (DataverseError, AuthError) as exc:
+        if isinstance(exc, AuthError):
+            refused.error = exc
+        return exc
+    return results_from_parts([p.id for p in pending], parts, entity_set=entity_set, base_url=http.base_url)
+
+
+def _answer_lost(error: DataverseError | AuthError) -> bool:
+    """Whether the batch may have reached the server although no usable answer came back."""
+    if isinstance(error, AuthError):
+        return False
+    # No status: a transport failure or an unreadable body; 5xx: a gateway may answer after the
+    # server ran the batch. A 4xx/429 answer means the batch was refused as a whole.
+    return error.status is None or error.status >= 500
+
+
+def _resolve(
+    pending: _Pending, current: Current | None, failure: UpdateResult
+) -> tuple[UpdateResult | None, _Pending | None]:
+    """Decide, from a read-back, what happened to an update whose outcome is unknown or 412.
+
+    Returns (final result, or None) and (the update to send again, or None).
+    """
+    if current is None:
+        return failure, None  # could not be read back: stays in doubt, settled next run
+    if current.values is None:
+        return UpdateResult(
+            pending.id, False, 404, "0x80040217", "the record no longer exists in Dynamics"
+        ), None
+    if same_values(pending.body, current.values):
+        return UpdateResult(pending.id, True, 204, None, None, confirmed=True), None
+    if pending.etag is None or current.etag == pending.etag:
+        # Not applied (the record is where it was): send again, never twice applied because the
+        # precondition is the version read now.
+        return None, _Pending(pending.position, pending.id, pending.body, current.etag, pending.expected)
+    if pending.expected is not None and same_values(pending.expected, current.values):
+        # Someone changed other columns since planning; ours still hold what the plan expected.
+        return None, _Pending(pending.position, pending.id, pending.body, current.etag, pending.expected)
+    return (
+        UpdateResult(
+            pending.id,
+            False,
+            412,
+            "0x80060882",
+            "changed in Dynamics since it was planned; not overwritten, re-planned next run",
+        ),
+        None,
+    )
+
+
 def _run_batch(
-    http: HttpClient, entity_set: str, chunk: Sequence[tuple[str, dict[str, Any]]], refused: _Refused
+    http: HttpClient, entity_set: str, chunk: Sequence[tuple[Any, ...]], refused: _Refused
 ) -> list[UpdateResult]:
-    requests_, sent, early = _build_requests(entity_set, chunk)
-    ids = [str(chunk[i][0]) for i in sent]
-    if requests_:
+    pending, results = _prepare(chunk)
+    for round_ in range(MAX_SEND_ROUNDS):
+        if not pending:
+            break
+        answer = _send(http, entity_set, pending, refused)
+        doubtful: list[tuple[_Pending, UpdateResult]] = []
+        if isinstance(answer, list):
+            for item, result in zip(pending, answer, strict=True):
+                if result.status == 412 or (not result.ok and result.status is None):
+                    doubtful.append((item, result))
+                else:
+                    results[item.position] = result
+        else:
+            failure = answer
+            for item in pending:
+                outcome = _failed(item.id, failure)
+                if _answer_lost(failure):
+                    doubtful.append((item, outcome))
+                else:
+                    results[item.position] = outcome
+        pending = []
+        if not doubtful:
+            break
         try:
-            if refused.error is not None:
-                raise refused.error
-            content_type, body = encode_batch(requests_, base_url=http.base_url)
-            response = http.request(
-                "POST",
-                "$batch",
-                data=body,
-                headers={"Content-Type": content_type, "Prefer": "odata.continue-on-error"},
-                idempotent=True,
-                ok_statuses=_BATCH_ERROR_STATUSES,
-            )
-            answer_type = response.headers.get("Content-Type", "")
-            if not response.ok and not answer_type.lower().startswith("multipart/"):
-                raise error_from_response(response, method="POST")
-            # A 4xx batch with a multipart body is Dataverse stopping at the first failure
-            # (continue-on-error not applied): its parts still say which records failed.
-            parts = decode_batch(answer_type, response.content)
-            sent_results = results_from_parts(ids, parts, entity_set=entity_set, base_url=http.base_url)
-        except (DataverseError, AuthError) as exc:
-            if isinstance(exc, AuthError):
-                refused.error = exc
-            # The whole batch failed after retries: every record in it is reported, none is lost.
-            sent_results = [_failed(record_id, exc) for record_id in ids]
-        for position, result in zip(sent, sent_results, strict=True):
-            early[position] = result
-    return [result for result in early if result is not None]
+            found = read_back(http, entity_set, {item.id: list(item.body) for item, _ in doubtful})
+        except (DataverseError, AuthError):
+            found = {}
+        for item, failure in doubtful:
+            final, again = _resolve(item, found.get(item.id), failure)
+            if final is not None:
+                results[item.position] = final
+            elif round_ + 1 < MAX_SEND_ROUNDS and again is not None:
+                pending.append(again)
+            else:
+                results[item.position] = failure
+    return [result for result in results if result is not None]
 
 
 def update_many(
     http: HttpClient,
     entity_set: str,
-    updates: Iterable[tuple[str, dict[str, Any]]],
+    updates: Iterable[tuple[Any, ...]],
     *,
     batch_size: int = MAX_BATCH_REQUESTS,
     max_workers: int | None = None,
@@ -278,7 +391,9 @@ def update_many(
     Args:
         http: the client.
         entity_set: e.g. ``leads``.
-        updates: ``(record_id, {column: value})`` pairs; the id is a GUID string (or ``uuid.UUID``).
+        updates: ``(record_id, {column: value})`` pairs, optionally followed by the record's etag
+            as read when the change was planned and ``{column: value}`` the plan expected the
+            columns to hold (see the module docstring); the id is a GUID string (or ``uuid.UUID``).
         batch_size: requests per ``$batch`` (1..1000).
         max_workers: most threads to use; None means up to the server's hint (never above 52).
 

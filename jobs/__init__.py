@@ -1,8 +1,9 @@
 """dvsync's jobs: the analytics, the service that runs them against Dataverse, and the command line.
 
-Subpackages, and the one direction their imports go (``cli`` → ``service`` → analytics)::
+Subpackages, and the one direction their imports go (``cli``, ``console`` → ``service`` → analytics)::
 
     jobs/cli/          the ``dvsync`` command: one thin module per subcommand (parse, call, render)
+    jobs/console/      the admin console: web pages over the mirror, actions through the service
     jobs/service/      settings, mappings, mirror, sync, compute, plan, pipeline, rollback,
                        schedule, status, check, provision: one run, end to end
     jobs/leads/        lead analytics: scoring (rules, model) and duplicates (leads, contacts, accounts)
@@ -14,4 +15,4 @@ connector. Nothing is re-exported here: importing the analytics pulls in pandas,
 scikit-learn, and every ``dvsync`` command (``dvsync --help`` included) imports this package first.
 """
 
-__all__ = ["cli", "customers", "errors", "leads", "moments", "service"]
+__all__ = ["cli", "console", "customers", "errors", "leads", "moments", "service"]

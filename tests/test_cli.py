@@ -46,12 +46,13 @@ def test_a_bad_config_key_is_exit_code_2_naming_the_file(tmp_path, monkeypatch, 
     assert "batch_size" in err and "config.toml" in err and "Traceback" not in err
 
 
-def test_unreachable_dataverse_fails_the_run_with_exit_code_1_and_records_it(tmp_path, monkeypatch, capsys):
+def test_unreachable_dataverse_fails_the_run_with_exit_code_2_naming_the_url(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DVSYNC__AUTH__TOKEN", SECRET)
     config = offline_config(tmp_path, "[http]\nmax_attempts = 1\nretry_budget_seconds = 1\n")
     code = main(["--config", str(config), "run", "--jobs", "rfm", "--json"])
     captured = capsys.readouterr()
-    assert code == 1 and "Traceback" not in captured.err
+    # Nothing listens on port 9: a configuration problem under [dataverse.url], not a passing fault.
+    assert code == 2 and "Traceback" not in captured.err and "[dataverse.url]" in captured.err
     assert SECRET not in captured.err + captured.out
 
 
@@ -74,17 +75,18 @@ def test_run_json_reports_per_table_counts_and_json_logs_hold_no_token(
     capsys,
 ):
     config = write_config(tmp_path / "cli", psandbox, extra='[logging]\njson = true\nlevel = "INFO"\n')
-    config.write_text(config.read_text().replace("dry_run = false", "dry_run = true"))
+    config.write_text(config.read_text().replace("dry_run = false\n", ""))
     monkeypatch.setenv("DVSYNC__AUTH__TOKEN", psandbox.token)
-    # writeback.dry_run = true: a plain run only plans ...
+    # No dry_run key: safe by default, a plain run only plans ...
     assert main(["--config", str(config), "run", "--jobs", "rfm", "--json"]) == 0
     dry = json.loads(capsys.readouterr().out)
-    assert dry["dry_run"] and dry["plan_csv"] and dry["tables"]["account"]["written"] == 0
+    assert dry["dry_run"] and dry["mode"] == "dry-run" and dry["plan_csv"]
+    assert dry["tables"]["account"]["written"] == 0
     # ... and --no-dry-run writes.
     assert main(["-v", "--config", str(config), "run", "--jobs", "rfm", "--no-dry-run", "--json"]) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)
-    assert report["ok"] and report["outcome"] == "ok" and not report["dry_run"]
+    assert report["ok"] and report["outcome"] == "ok" and report["mode"] == "write"
     for table in ("salesorder", "account", "contact"):
         assert {"read", "written", "failed"} <= set(report["tables"][table])
     assert dry["tables"]["salesorder"]["read"] > 10000 and report["tables"]["salesorder"]["mode"] == "delta"

@@ -111,7 +111,7 @@ def test_sigterm_during_write_back_finishes_the_chunk_records_the_run_and_the_ne
 ):
     config = write_config(tmp_path / "term", psandbox, batch_size=100, max_parallel=1)
     stopped = dvsync_run(config, psandbox.token, "write-sent:2:term")
-    assert stopped.returncode == 1, stopped.stderr[-2000:]
+    assert stopped.returncode == 143, stopped.stderr[-2000:]  # 128 + SIGTERM
     report = json.loads(stopped.stdout)
     assert report["outcome"] == "interrupted" and "SIGTERM" in report["error"]
     # The chunk being sent when the signal came was recorded: two chunks of 100 records.

@@ -103,3 +103,21 @@ def test_bad_master_preference_names_the_column():
 def test_pairs_without_the_expected_columns_are_refused():
     with pytest.raises(ConfigError, match="pairs lack column"):
         cluster(pd.DataFrame({"a": [1]}))
+
+
+def test_a_set_of_identical_records_of_any_size_is_one_group():
+    # 300 identical leads: blocking pairs each only with its 49 neighbours in the sorted block, so
+    # as plain records they look like a loose chain (cohesion 0.32) and used to be split to nothing.
+    ids = [f"r{i:03d}" for i in range(300)]
+    window = [(ids[i], ids[j], 1.0) for i in range(300) for j in range(i + 1, min(i + 50, 300))]
+    result = cluster(pairs(*window, ("r000", "other", 0.7)))
+    assert groups_of(result) == [sorted([*ids, "other"])]
+    assert result["cluster_size"].iloc[0] == 301
+
+
+def test_certain_sets_joined_by_a_weak_link_stay_apart():
+    left = [(f"a{i}", f"a{j}", 1.0) for i in range(5) for j in range(i + 1, 5)]
+    right = [(f"b{i}", f"b{j}", 1.0) for i in range(5) for j in range(i + 1, 5)]
+    tail = [("b0", "c", 0.55), ("c", "d", 0.55), ("d", "e", 0.55)]
+    result = cluster(pairs(*left, *right, ("a0", "b0", 0.6), *tail))
+    assert groups_of(result) == [[f"a{i}" for i in range(5)], [f"b{i}" for i in range(5)]]

@@ -1,6 +1,6 @@
 """Duplicate detection on the sandbox's seed data, graded against its planted ground truth.
 
-The seed (connector/sandbox/seed.py) plants duplicate leads, contacts and accounts (typos,
+The seed (connector/sandbox/seed/) plants duplicate leads, contacts and accounts (typos,
 nicknames, swapped names, reformatted phones, company suffixes, missing values) and leads that are
 existing contacts; colleagues at one company share its name, switchboard and address, which is the
 hard part. The frames are mapped to canonical columns with the shipped mapping files and the job

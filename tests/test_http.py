@@ -18,6 +18,7 @@ from connector.errors import (
     ChangeTokenExpiredError,
     ChangeTrackingDisabledError,
     DuplicateRecordError,
+    EndpointError,
     FatalApiError,
     InvalidRequestError,
     PermissionDeniedError,
@@ -302,6 +303,20 @@ def test_max_attempts_bounds_retries(clock):
 
 
 @responses.activate
+def test_sustained_429s_are_bounded_by_the_budget_not_by_the_attempt_count(clock):
+    # 20 throttled answers at Retry-After 5 s take 100 s: well within a 300 s budget, so the
+    # request must get through although 20 > max_attempts (8).
+    status, body = error_body("throttle_requests")
+    for _ in range(20):
+        responses.get(BASE + "leads", status=status, json=body, headers={"Retry-After": "5"})
+    responses.get(BASE + "leads", json={"value": []})
+    client = make_client(clock, max_attempts=8, budget_seconds=300)
+    assert client.get_json("leads") == {"value": []}
+    assert len(responses.calls) == 21
+    assert sum(clock.sleeps) == pytest.approx(100.0)
+
+
+@responses.activate
 def test_401_refreshes_the_token_once_and_succeeds(clock):
     provider = Provider(tokens=["old-token", "new-token"])
     responses.get(BASE + "WhoAmI", status=401, body="")
@@ -391,12 +406,12 @@ def test_gate_holds_every_caller_until_retry_after(clock):
 
 @responses.activate
 def test_a_429_makes_every_later_request_wait_retry_after(clock):
-    # One caller gives up at once (max_attempts=1); another caller on the same client must still
-    # wait out the Retry-After before sending: that is what holds all write-back threads together.
+    # One caller gives up at once (a Retry-After beyond its budget); another caller on the same
+    # client must still wait out the Retry-After before sending: that holds all write-back threads.
     status, body = error_body("throttle_concurrency")
     responses.get(BASE + "leads", status=status, json=body, headers={"Retry-After": "4"})
     responses.get(BASE + "accounts", json={"value": []})
-    client = make_client(clock, max_attempts=1)
+    client = make_client(clock, budget_seconds=3)
     with pytest.raises(ThrottledError):
         client.get_json("leads")
     assert clock.sleeps == []
@@ -544,7 +559,7 @@ def test_json_that_is_not_an_object_is_a_protocol_error(clock):
 @responses.activate
 def test_an_untrusted_certificate_is_not_retried(clock):
     responses.get(BASE + "WhoAmI", body=requests.exceptions.SSLError("certificate verify failed"))
-    with pytest.raises(TransportError, match=r"dataverse\.ca_bundle"):
+    with pytest.raises(EndpointError, match=r"^\[dataverse\.ca_bundle\]: the certificate .* is not trusted"):
         make_client(clock).get_json("WhoAmI")
     assert len(responses.calls) == 1 and clock.sleeps == []
 

@@ -14,6 +14,8 @@ from pipeline_support import (  # noqa: F401 - fixtures
     write_config,
 )
 
+from jobs.console.data_results import _grade_history
+from jobs.service import merge_store
 from jobs.service.connect import connect
 from jobs.service.mapping import load_mappings
 from jobs.service.metadata_cache import CachedMetadataClient
@@ -47,6 +49,13 @@ def test_an_unchanged_run_makes_one_delta_request_per_table_and_reuses_every_job
     assert "EntityDefinitions" not in unchanged.http["by_path"]
     assert all(job.details.get("reused_from_run") == first.run_id for job in unchanged.jobs)
     assert mirror.results("lead", run_id=unchanged.run_id).empty  # nothing rewritten
+    # The console's grade mix over time comes from each run's scoring report, reused ones too
+    # (the mirror keeps the last value per lead, not a copy per run).
+    history = {h["run_id"]: h for h in _grade_history(SimpleNamespace(mirror=mirror))}
+    assert {first.run_id, unchanged.run_id} <= set(history)
+    grades = {g: n for g, n in history[first.run_id].items() if g in ("A", "B", "C", "D")}
+    assert sum(grades.values()) == len(mirror.results("lead").dropna(subset=["grade"]))
+    assert {g: history[unchanged.run_id][g] for g in grades} == grades
 
     # An edit of a column scoring reads recomputes it; RFM's orders did not move.
     lead_id = next(iter(mirror.results("lead").index))
@@ -91,3 +100,23 @@ def test_kept_definitions_are_used_while_fresh_and_complete(tmp_path):
         run.forget(["lead"])  # its sync failed
         cached().get_table("lead")
         assert client.reads == 5
+
+
+def test_a_not_a_duplicate_ruling_regroups_though_no_table_changed(setup):
+    settings, mappings, client, mirror = setup
+    first = run_pipeline(client, mirror, mappings, settings, jobs=["duplicates"])
+    assert first.ok, first.error
+    run_pipeline(client, mirror, mappings, settings, jobs=["duplicates"])  # our own writes come back
+    again = run_pipeline(client, mirror, mappings, settings, jobs=["duplicates"])
+    assert "reused_from_run" in again.jobs[0].details
+    kept = mirror.results("lead").dropna(subset=["suggested_master"])
+    masters = kept["suggested_master"].str.lower()
+    sizes = masters.map(masters.value_counts())
+    pairs = kept[(kept.index != masters) & sizes.eq(2)]  # a group of two: the ruling splits it
+    record, master = pairs.index[0], pairs["suggested_master"].iloc[0]
+    merge_store.record_decision(mirror, "lead", record, master, "not_duplicate")
+    ruled = run_pipeline(client, mirror, mappings, settings, jobs=["duplicates"])
+    assert ruled.ok, ruled.error
+    assert "reused_from_run" not in ruled.jobs[0].details  # the ruling is an input of the job
+    after = mirror.results("lead")
+    assert str(after["suggested_master"].get(record) or "").lower() != str(master).lower()

@@ -78,11 +78,13 @@ def test_the_graph_is_read_from_the_real_tree():
     [
         ("core", ("connector", "jobs")),
         ("connector", ("jobs",)),
-        ("jobs.leads", ("jobs.service", "jobs.cli", "connector")),
-        ("jobs.customers", ("jobs.service", "jobs.cli", "connector")),
+        ("jobs.leads", ("jobs.service", "jobs.cli", "jobs.console", "jobs.engines", "connector")),
+        ("jobs.customers", ("jobs.service", "jobs.cli", "jobs.console", "jobs.engines", "connector")),
+        ("jobs.engines", ("jobs.cli", "jobs.console", "connector")),
         ("jobs.errors", ("jobs.service", "jobs.cli", "jobs.leads", "jobs.customers", "connector")),
         ("jobs.moments", ("jobs.service", "jobs.cli", "jobs.leads", "jobs.customers", "connector")),
-        ("jobs.service", ("jobs.cli",)),
+        ("jobs.service", ("jobs.cli", "jobs.console")),
+        ("jobs.console", ("jobs.cli",)),
     ],
 )
 def test_imports_go_one_way(source, forbidden):

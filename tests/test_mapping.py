@@ -379,6 +379,25 @@ def test_a_value_the_type_cannot_read_names_the_mapping(tmp_path):
     assert caught.value.key == "fields.employees.type" and caught.value.line == 9
 
 
+def test_every_dataverse_date_is_read_and_an_unreadable_one_is_reported_with_its_record(tmp_path):
+    mapping = load_table_mapping(write(tmp_path, "lead.toml", GOOD_LEAD))
+    reader = TableReader.bind(mapping, lead_definition())
+    stamp = "2025-01-01T00:00:00Z"
+    problems: list[str] = []
+    frame = reader.frame(
+        [
+            {"leadid": "A", "createdon": "9999-12-31T23:59:59Z", "modifiedon": stamp},
+            {"leadid": "B", "createdon": "0001-01-01T00:00:00Z", "modifiedon": stamp},
+            {"leadid": "C", "createdon": "not a date", "modifiedon": stamp},
+        ],
+        problems,
+    )
+    created = frame["created_on"]
+    assert created[0] == pd.Timestamp("9999-12-31T23:59:59Z") and created[1].year == 1
+    assert pd.isna(created[2])
+    assert problems == ["record c: `createdon` = 'not a date' is not a date-time; stored empty"]
+
+
 def test_output_values_are_converted_for_the_wire(tmp_path):
     outputs = load_outputs(REPO_MAPPINGS / "outputs.toml", "dvs")
     by = {(o.table, o.result): o for o in outputs}
@@ -394,6 +413,15 @@ def test_output_values_are_converted_for_the_wire(tmp_path):
     stamp = pd.Series([pd.Timestamp("2026-01-05T09:30:00+01:00")])
     assert by[("lead", "scored_on")].to_wire(stamp) == ["2026-01-05T08:30:00Z"]
     assert by[("lead", "sales_ready")].to_wire(pd.Series([True, False, None])) == [True, False, None]
+
+
+def test_control_and_bidi_override_characters_never_reach_dynamics():
+    outputs = load_outputs(REPO_MAPPINGS / "outputs.toml", "dvs")
+    label = next(o for o in outputs if (o.table, o.result) == ("lead", "existing_contact"))
+    hostile = "Jane\x00 Doe\u202e<moc.x@enaj>\u2066 \x1b[31m\ud800ok\nline two\tend"
+    # object dtype: with pyarrow installed, pandas 3 would store text as Arrow, which refuses lone surrogates.
+    wire = label.to_wire(pd.Series([hostile, None], dtype=object))
+    assert wire == ["Jane Doe<moc.x@enaj> [31mok\nline two\tend", None]
 
 
 def test_mapping_directory_problems(tmp_path):

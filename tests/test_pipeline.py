@@ -19,6 +19,7 @@ from pipeline_support import (  # noqa: F401 - fixtures
 
 from connector.http import RetryPolicy
 from connector.sandbox import Limits, Sandbox, SandboxConfig
+from core.errors import ConfigError
 from jobs.cli.walkthrough import MAPPINGS_DIR
 from jobs.service.compute import customer_value_jobs
 from jobs.service.connect import connect
@@ -215,7 +216,7 @@ def test_throttling_is_waited_out_and_counted(provisioned_template, tmp_path):  
         sandbox.stop()
 
 
-def test_a_table_whose_sync_fails_is_named_with_the_reason(sandbox, tmp_path):
+def test_a_mapping_column_the_org_lacks_stops_the_run_as_a_configuration_error(sandbox, tmp_path):
     mappings_dir = tmp_path / "mappings"
     shutil.copytree(MAPPINGS_DIR, mappings_dir)
     orders = mappings_dir / "salesorder.toml"
@@ -225,11 +226,12 @@ def test_a_table_whose_sync_fails_is_named_with_the_reason(sandbox, tmp_path):
     settings = settings_for(config, sandbox)
     mappings = load_mappings(settings.mappings.dir, prefix="dvs")
     with connect(settings) as client, Mirror(settings.mirror.path) as mirror:
-        result = run_pipeline(client, mirror, mappings, settings, jobs=["rfm"])
-    assert result.outcome == "failed"
-    # The user reads which table failed and why, not only that something did.
-    assert "sync failed for salesorder (" in result.error
-    assert "totalamountt" in result.error
+        # Exit code 2 like every configuration error: the file, line, key and the real column.
+        with pytest.raises(ConfigError, match=r"salesorder\.toml:\d+ \[fields\.amount\.column\]") as caught:
+            run_pipeline(client, mirror, mappings, settings, jobs=["rfm"])
+        assert "did you mean `totalamount`?" in str(caught.value) and caught.value.exit_code == 2
+        runs = mirror.runs(5)
+    assert list(runs["outcome"]) == ["failed"] and "totalamountt" in runs["error"].iloc[0]
 
 
 def test_open_leads_that_already_are_contacts_show_the_contact(sandbox, tmp_path):

@@ -86,7 +86,7 @@ def test_scored_on_is_written_only_beside_another_change():
     ]
 
 
-def test_unwritten_items_of_earlier_runs_are_carried_unless_replanned_or_already_there():
+def test_earlier_unwritten_items_are_retired_by_a_run_that_computed_them_and_never_written():
     earlier = pd.DataFrame(
         {
             "run_id": [1, 1, 1, 2],
@@ -98,16 +98,12 @@ def test_unwritten_items_of_earlier_runs_are_carried_unless_replanned_or_already
             "status": ["failed", "sending", "pending", "failed"],
         }
     )
-    held = current(out_score=pd.array([10, 60, 30], dtype="Int64"), out_grade=["A", "A", "A"])
-    this_run = plan_table("lead", pd.DataFrame({"score": [99]}, index=["C"]), held, [SCORE])
-    plan = carry_forward(this_run, earlier, {"lead": held}, [SCORE, GRADE])
-    rows = set(zip(plan["record_id"], plan["column_name"], plan["old_value"], plan["new_value"], strict=True))
-    assert rows == {
-        ("c", "dvs_score", 30, 99),  # this run's newer value wins over the pending 40
-        ("a", "dvs_score", 10, 70),  # failed before: retried
-        ("b", "dvs_grade", "A", "B"),
-        # b's score 60 was sent by a killed run and Dynamics has it: not written twice
-    }
+    # This run computed scores (not grades): every earlier score item is retired, whatever this
+    # run plans for its record; the grade item waits for a run that computes grades.
+    retired = carry_forward(earlier, {("lead", "score")})
+    assert sorted(retired["record_id"]) == ["a", "b", "c"]
+    assert set(retired["result"]) == {"score"}
+    assert carry_forward(earlier, set()).empty
 
 
 def test_differs_treats_missing_values_as_equal_only_to_each_other():

@@ -173,3 +173,64 @@ def test_sandbox_provision_dry_run_then_real_then_idempotent(sandbox, tmp_path, 
     with Mirror(tmp_path / "m.sqlite") as mirror:
         leads = mirror.read_frame("lead")
     assert {"out_score", "out_grade", "out_sales_ready", "out_scored_on"} <= set(leads.columns)
+
+
+def test_provision_survives_503s_and_dropped_connections_without_creating_twice(sandbox_factory, tmp_path):
+    from connector.client import DataverseClient
+    from connector.http import RetryPolicy
+    from connector.sandbox import FaultConfig, SandboxConfig
+
+    faulty = sandbox_factory(config=SandboxConfig(faults=FaultConfig(unavailable=0.1, drop=0.1, seed=3)))
+    mappings = load_mappings(SHIPPED_MAPPINGS, prefix="dvs")
+    expected = {o.logical_name for o in mappings.outputs if o.enabled}
+    retry = RetryPolicy(sleep=lambda seconds: None)
+    with DataverseClient(faulty.url, lambda: faulty.token, retry=retry) as client:
+        report = provision(client, mappings, solution="dvsync", state=tmp_path / "note.json")
+        assert {a.column for a in report.actions} == expected
+        assert sorted(report.published) == ["account", "contact", "lead"]
+        created = {
+            name
+            for table in ("lead", "account", "contact")
+            for name in client.get_table(table).attributes
+            if name.startswith("dvs_")
+        }
+    assert created == expected
+    assert not (tmp_path / "note.json").exists()
+
+
+def test_a_provision_that_could_not_publish_is_finished_by_the_next_and_check_says_so(
+    sandbox, tmp_path, capsys, monkeypatch
+):
+    import json
+
+    from connector.client import DataverseClient
+    from connector.errors import ServiceUnavailableError
+    from jobs.cli.main import main
+    from jobs.service.provision import unpublished_path
+
+    monkeypatch.setenv("DVSYNC__AUTH__TOKEN", sandbox.token)
+    config = _config(sandbox, tmp_path)
+    mappings = load_mappings(SHIPPED_MAPPINGS, prefix="dvs")
+    note = unpublished_path(tmp_path / "m.sqlite")
+    with DataverseClient(sandbox.url, lambda: sandbox.token) as client:
+
+        def refuse(tables):
+            raise ServiceUnavailableError("publishing is unavailable (gave up after 8 attempts)")
+
+        monkeypatch.setattr(client, "publish", refuse)
+        with pytest.raises(ServiceUnavailableError):
+            provision(client, mappings, solution="dvsync", state=note)
+    assert oct(note.stat().st_mode & 0o777) == "0o600"
+
+    assert main(["check", "--config", str(config), "--json"]) == 2  # something to fix
+    report = json.loads(capsys.readouterr().out)
+    assert report["to_provision"] == [] and "lead.dvs_leadscore" in report["unpublished"]
+    assert any("not published" in p["message"] for p in report["problems"])
+
+    # Nothing is left to create, and the next provision still publishes what the first created.
+    assert main(["provision", "--config", str(config), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["created"] == 0 and sorted(again["published"]) == ["account", "contact", "lead"]
+    assert not note.exists()
+    assert main(["check", "--config", str(config), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unpublished"] == []

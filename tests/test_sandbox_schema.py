@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from connector.sandbox import seed
-from connector.sandbox.schema import TABLES, table_by_entity_set, table_by_name
+from connector.sandbox.catalog import TABLES, table_by_entity_set, table_by_name
 
 
 def test_seed_choice_labels_are_the_labels_the_server_formats():

@@ -22,9 +22,9 @@ from connector.sandbox.seed import (
     generate,
     write_ground_truth,
 )
-from connector.sandbox.seed_common import fold_ascii
-from connector.sandbox.seed_orders import expected_repeat_purchases
-from connector.sandbox.seed_vocab import COUNTRIES, NICKNAMES, PERSONAL_EMAIL_DOMAINS, SUFFIX_VARIANTS
+from connector.sandbox.seed.common import fold_ascii
+from connector.sandbox.seed.orders import expected_repeat_purchases
+from connector.sandbox.seed.vocab import COUNTRIES, NICKNAMES, PERSONAL_EMAIL_DOMAINS, SUFFIX_VARIANTS
 from core.errors import ConfigError
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)

@@ -169,9 +169,13 @@ def test_dvsync_schedule_exits_cleanly_on_sigterm(tmp_path):
         text=True,
     )
     try:
+        seen = []
         for line in service.stderr:
+            seen.append(line)
             if "next run at" in line:
                 break
+        # No dry_run key and no --no-dry-run: the scheduled runs only plan, and the log says so.
+        assert any("dry-run mode: scheduled runs plan and write nothing" in line for line in seen)
         service.send_signal(signal.SIGTERM)
         assert service.wait(timeout=20) == 0
         rest = service.stderr.read()

@@ -1,4 +1,5 @@
-"""update_many: PATCH with If-Match *, batches of at most 1,000, one result per input, parallel workers."""
+"""update_many: PATCH with If-Match, batches of at most 1,000, one result per input, parallel workers,
+and lost answers settled by reading back, never by applying an update twice."""
 
 from __future__ import annotations
 
@@ -34,12 +35,38 @@ def ids(n: int) -> list[str]:
 class FakeDataverse:
     """Parses each $batch like a server would (stdlib MIME parser) and answers per record."""
 
-    def __init__(self, outcome: Callable[[str], tuple[int, dict | None]] | None = None, dop_hint: int = 4):
+    def __init__(
+        self,
+        outcome: Callable[[str], tuple[int, dict | None]] | None = None,
+        dop_hint: int = 4,
+        records: dict[str, dict] | None = None,
+    ):
         self.outcome = outcome or (lambda record_id: (204, None))
         self.dop_hint = dop_hint
         self.batches: list[list[dict]] = []
+        self.reads: list[list[str]] = []
+        self.applied: list[str] = []  # record ids, once per update the "server" applied
+        # With records: a stateful server (etag W/"<n>", If-Match checked, GETs answered).
+        self.records = records
         self.lock = threading.Lock()
         self.barrier: threading.Barrier | None = None
+        self.lose_answer: Callable[[list[dict]], bool] = lambda seen: False
+
+    def _write(self, record_id: str, headers: dict, body: dict) -> tuple[int, dict | None]:
+        if self.records is None:
+            status, error = self.outcome(record_id)
+            if status == 204:
+                self.applied.append(record_id)
+            return status, error
+        record = self.records.get(record_id)
+        if record is None:
+            return 404, NOT_FOUND
+        if headers.get("If-Match") not in ("*", record["@odata.etag"]):
+            return 412, STALE
+        record.update(body)
+        record["@odata.etag"] = f'W/"{int(record["@odata.etag"][3:-1]) + 1}"'
+        self.applied.append(record_id)
+        return 204, None
 
     def __call__(self, request):
         message = email.message_from_bytes(
@@ -55,19 +82,37 @@ class FakeDataverse:
             request_line, *header_lines = head.split("\r\n")
             method, url, _ = request_line.split(" ")
             headers = dict(line.split(": ", 1) for line in header_lines)
-            record_id = url.rsplit("(", 1)[1].rstrip(")")
-            seen.append(
-                {"method": method, "url": url, "headers": headers, "body": json.loads(body), "id": record_id}
-            )
-            status, error = self.outcome(record_id)
-            reason = {204: "No Content", 404: "Not Found", 412: "Precondition Failed", 400: "Bad Request"}[
-                status
-            ]
+            record_id = url.rsplit("(", 1)[1].split(")")[0]
             lines = [
                 f"--{boundary}",
                 "Content-Type: application/http",
                 "Content-Transfer-Encoding: binary",
                 "",
+            ]
+            if method == "GET":
+                seen.append({"method": method, "url": url, "headers": headers, "body": None, "id": record_id})
+                record = (self.records or {}).get(record_id)
+                if record is None:
+                    status, error = 404, NOT_FOUND
+                else:
+                    text = json.dumps(record)
+                    lines += ["HTTP/1.1 200 OK", "Content-Type: application/json", "", text]
+                    answer.append("\r\n".join(lines))
+                    continue
+            else:
+                seen.append(
+                    {
+                        "method": method,
+                        "url": url,
+                        "headers": headers,
+                        "body": json.loads(body),
+                        "id": record_id,
+                    }
+                )
+                with self.lock:
+                    status, error = self._write(record_id, headers, json.loads(body))
+            reason = {204: "No Content", 404: "Not Found", 412: "Precondition Failed", 400: "Bad Request"}[
+                status
             ]
             lines.append(f"HTTP/1.1 {status} {reason}")
             if error is None:
@@ -83,11 +128,17 @@ class FakeDataverse:
                 ]
             answer.append("\r\n".join(lines))
         with self.lock:
-            self.batches.append(seen)
-            first = len(self.batches) == 1
+            if seen and seen[0]["method"] == "GET":
+                self.reads.append([p["id"] for p in seen])
+                first = False
+            else:
+                self.batches.append(seen)
+                first = len(self.batches) == 1
         if self.barrier is not None and not first:
             self.barrier.wait(timeout=5)
         body = "\r\n".join([*answer, f"--{boundary}--", ""])
+        if seen and seen[0]["method"] != "GET" and self.lose_answer(seen):
+            body = body[: len(body) // 2]  # applied, but the answer is cut short in transit
         headers = {
             "x-ms-dop-hint": str(self.dop_hint),
             "Content-Type": f"multipart/mixed; boundary={boundary}",
@@ -105,24 +156,19 @@ def updates(n: int) -> list[tuple[str, dict]]:
 
 @responses.activate
 def test_each_record_is_patched_with_if_match_and_results_keep_input_order():
-    missing, stale = ids(5)[1], ids(5)[3]
+    missing = ids(5)[1]
 
     def outcome(record_id):
-        if record_id == missing:
-            return 404, NOT_FOUND
-        if record_id == stale:
-            return 412, STALE
-        return 204, None
+        return (404, NOT_FOUND) if record_id == missing else (204, None)
 
     server = FakeDataverse(outcome)
     responses.add_callback(responses.POST, BASE + "$batch", callback=server)
     results = client().update_many("leads", updates(5))
 
     assert [r.id for r in results] == ids(5)
-    assert [r.ok for r in results] == [True, False, True, False, True]
+    assert [r.ok for r in results] == [True, False, True, True, True]
     assert results[1].status == 404 and results[1].error_code == "0x80040217"
     assert "Does Not Exist" in results[1].message
-    assert results[3].status == 412 and results[3].error_code == "0x80060882"
     assert results[0].status == 204 and results[0].message is None
 
     sent = server.batches[0]
@@ -130,6 +176,88 @@ def test_each_record_is_patched_with_if_match_and_results_keep_input_order():
     assert sent[2]["url"] == f"{BASE}leads({ids(5)[2]})"
     assert sent[2]["body"] == {"new_leadscore": 2, "new_grade": "A"}
     assert responses.calls[0].request.headers["Prefer"] == "odata.continue-on-error"
+
+
+def stored(n: int, etag: int = 1) -> dict[str, dict]:
+    return {
+        record_id: {"@odata.etag": f'W/"{etag}"', "new_leadscore": None, "new_grade": None}
+        for record_id in ids(n)
+    }
+
+
+@responses.activate
+def test_the_etag_read_at_planning_time_is_the_precondition():
+    server = FakeDataverse(records=stored(3))
+    responses.add_callback(responses.POST, BASE + "$batch", callback=server)
+    results = client().update_many("leads", [(*u, 'W/"1"') for u in updates(3)])
+    assert all(r.ok and not r.confirmed for r in results)
+    assert [p["headers"]["If-Match"] for p in server.batches[0]] == ['W/"1"'] * 3
+    assert server.applied == ids(3) and server.reads == []
+
+
+@responses.activate
+@pytest.mark.parametrize("with_etag", [True, False])
+def test_a_lost_answer_is_settled_by_reading_back_and_nothing_is_applied_twice(with_etag):
+    # The server applies the batch and the answer is cut short: sending it again would fire every
+    # plug-in twice. The records are read back instead; they hold the values: confirmed, not resent.
+    server = FakeDataverse(records=stored(4))
+    server.lose_answer = lambda seen: len(server.batches) == 1
+    responses.add_callback(responses.POST, BASE + "$batch", callback=server)
+    items = [(*u, 'W/"1"') if with_etag else u for u in updates(4)]
+    results = client().update_many("leads", items)
+    assert all(r.ok and r.confirmed for r in results)
+    assert sorted(server.applied) == sorted(ids(4))  # each exactly once
+    assert server.reads == [ids(4)]
+    assert server.records[ids(4)[2]]["new_leadscore"] == 2
+
+
+@responses.activate
+def test_a_lost_answer_of_a_batch_that_was_not_applied_is_sent_again_once():
+    server = FakeDataverse(records=stored(2))
+    drops = {"n": 0}
+
+    def dropped_first(request):
+        if b"PATCH" in request.body and drops["n"] == 0:
+            drops["n"] += 1
+            return (
+                200,
+                {"Content-Type": "multipart/mixed; boundary=batchresponse_x"},
+                "--batchresponse_x\r\nCont",
+            )
+        return server(request)
+
+    responses.add_callback(responses.POST, BASE + "$batch", callback=dropped_first)
+    results = client().update_many("leads", updates(2))
+    assert all(r.ok and not r.confirmed for r in results)
+    assert sorted(server.applied) == sorted(ids(2))
+    # The resend carries the etag just read, so even it could not apply twice.
+    assert [p["headers"]["If-Match"] for p in server.batches[-1]] == ['W/"1"', 'W/"1"']
+
+
+@responses.activate
+def test_a_412_after_someone_edited_other_columns_is_resent_with_the_new_etag():
+    records = stored(2, etag=5)  # the user edited the records after dvsync read version 1
+    server = FakeDataverse(records=records)
+    responses.add_callback(responses.POST, BASE + "$batch", callback=server)
+    expected = {"new_leadscore": None, "new_grade": None}
+    results = client().update_many("leads", [(*u, 'W/"1"', expected) for u in updates(2)])
+    assert all(r.ok for r in results)
+    assert [p["headers"]["If-Match"] for p in server.batches[-1]] == ['W/"5"', 'W/"5"']
+    assert sorted(server.applied) == sorted(ids(2))
+
+
+@responses.activate
+def test_a_412_after_someone_wrote_our_column_is_a_conflict_not_an_overwrite():
+    records = stored(2, etag=5)
+    records[ids(2)[0]]["new_leadscore"] = 77  # a user typed a score in since the plan
+    server = FakeDataverse(records=records)
+    responses.add_callback(responses.POST, BASE + "$batch", callback=server)
+    expected = {"new_leadscore": None, "new_grade": None}
+    results = client().update_many("leads", [(*u, 'W/"1"', expected) for u in updates(2)])
+    assert [r.ok for r in results] == [False, True]
+    assert results[0].status == 412 and "re-planned next run" in results[0].message
+    assert records[ids(2)[0]]["new_leadscore"] == 77
+    assert server.applied == [ids(2)[1]]
 
 
 @responses.activate
@@ -156,16 +284,17 @@ def test_a_batch_failing_after_retries_fails_only_its_own_records():
 
     def flaky(request):
         calls["n"] += 1
-        # The second batch's POST always answers 503; the others succeed.
+        # The second batch's POST (and the read-back of its records) always answers 503.
         if b"(00000000-0000-0000-0000-000000000003)" in request.body:
             return 503, {}, ""
         return server(request)
 
     responses.add_callback(responses.POST, BASE + "$batch", callback=flaky)
-    results = client(max_attempts=3).update_many("leads", updates(6), batch_size=2, max_workers=1)
+    items = [(*u, 'W/"1"') for u in updates(6)]
+    results = client(max_attempts=3).update_many("leads", items, batch_size=2, max_workers=1)
     assert [r.ok for r in results] == [True, True, False, False, True, True]
     assert results[2].status == 503 and "gave up after 3 attempts" in results[2].message
-    assert calls["n"] == 5
+    assert calls["n"] == 1 + 3 + 3 + 1  # batch 1; batch 2 and its read-back, 3 attempts each; batch 3
 
 
 @responses.activate

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from connector.sandbox.faults import ApiError, bad_request
 from connector.sandbox.protocol import API_PREFIX, Headers, Request, Response, error_response, parse_prefer
+from connector.sandbox.storage import Store
 
-if TYPE_CHECKING:
-    from connector.sandbox.service import Service
+# Serves one inner request exactly as if it had come alone (the service's ``handle``); passed in
+# rather than imported, so this module does not depend on the service that depends on it.
+Serve = Callable[[Request], Response]
 
 __all__ = ["MAX_REQUESTS", "handle_batch", "parse_multipart"]
 
@@ -181,7 +183,7 @@ def _emit(status: int, response: Response, content_id: str | None) -> bytes:
     return head + response.body
 
 
-def handle_batch(service: Service, req: Request) -> Response:
+def handle_batch(req: Request, store: Store, serve: Serve) -> Response:
     """Execute a ``$batch`` request and return the multipart/mixed response."""
     items = _parse(req)
     total = sum(len(i.requests) if isinstance(i, ChangeSet) else 1 for i in items)
@@ -200,13 +202,12 @@ def handle_batch(service: Service, req: Request) -> Response:
     continue_on_error = "odata.continue-on-error" in parse_prefer(req.headers)
     batch_boundary = f"batchresponse_{uuid.uuid4()}"
     out: list[bytes] = []
-    store = service.store
     with store.transaction():
         for item in items:
             if isinstance(item, ChangeSet):
-                failed = _run_changeset(service, req, item, out, batch_boundary)
+                failed = _run_changeset(store, serve, req, item, out, batch_boundary)
             else:
-                response = _run_single(service, req, item)
+                response = _run_single(store, serve, req, item)
                 out.append(_emit(response.status, response, item.content_id))
                 failed = response.status >= 400
             if failed and not continue_on_error:
@@ -219,10 +220,10 @@ def handle_batch(service: Service, req: Request) -> Response:
     return Response(200, headers, body)
 
 
-def _run_single(service: Service, outer: Request, inner: InnerRequest) -> Response:
+def _run_single(store: Store, serve: Serve, outer: Request, inner: InnerRequest) -> Response:
     try:
-        with service.store.transaction():
-            response = service.handle(_to_request(outer, inner, None))
+        with store.transaction():
+            response = serve(_to_request(outer, inner, None))
             if response.status >= 400:
                 raise _Rollback(response)
     except _Rollback as rollback:
@@ -239,15 +240,15 @@ class _Rollback(Exception):
 
 
 def _run_changeset(
-    service: Service, outer: Request, changeset: ChangeSet, out: list[bytes], batch_boundary: str
+    store: Store, serve: Serve, outer: Request, changeset: ChangeSet, out: list[bytes], batch_boundary: str
 ) -> bool:
     """Run a change set atomically; return True when it failed (and was rolled back)."""
     content_ids: dict[str, str] = {}
     results: list[tuple[Response, str | None]] = []
     try:
-        with service.store.transaction():
+        with store.transaction():
             for inner in changeset.requests:
-                response = service.handle(_to_request(outer, inner, content_ids))
+                response = serve(_to_request(outer, inner, content_ids))
                 if response.status >= 400:
                     raise _Rollback(response)
                 if inner.content_id is not None:

@@ -34,7 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--port", type=int, default=8765, help="port to listen on (default 8765; 0 = any free port)"
     )
     parser.add_argument(
-        "--data", default=".sandbox", help="data directory; seeded when new, reused otherwise"
+        "--data",
+        default=None,
+        help="data directory; seeded when new, reused otherwise, locked while served "
+        "(default: $XDG_STATE_HOME/dvsync/sandbox, i.e. ~/.local/state/dvsync/sandbox)",
     )
     parser.add_argument(
         "--size", choices=("small", "medium", "large"), default="small", help="seed size for a new data dir"
@@ -72,6 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--token-retention-days", type=float, default=7.0, help="delta token lifetime in days (default 7)"
     )
+    lake = parser.add_argument_group("lake export (docs/scale.md)")
+    lake.add_argument(
+        "--export-lake", metavar="DIR", help="write the data as a Synapse/Fabric Link export and exit"
+    )
+    lake.add_argument(
+        "--lake-format", choices=("delta", "csv"), default="delta", help="Delta tables or CSV + model.json"
+    )
     faults = parser.add_argument_group("fault injection (shares between 0 and 1, deterministic for --seed)")
     faults.add_argument("--fault-429", type=_share, default=0.0, help="share of requests answered 429")
     faults.add_argument("--fault-503", type=_share, default=0.0, help="share of requests answered 503")
@@ -94,7 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
     """Build a :class:`SandboxConfig` from parsed options."""
-    from connector.sandbox.schema import TABLES
+    from connector.sandbox.catalog import TABLES
 
     tracking_off = frozenset(t.strip() for t in args.tracking_off.split(",") if t.strip())
     unknown = tracking_off - {t.logical_name for t in TABLES}
@@ -133,10 +143,11 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Run the sandbox until Ctrl-C or SIGTERM; return the exit code."""
+    from connector.sandbox.datalock import default_data_dir
     from connector.sandbox.server import Sandbox
 
     config = config_from_args(args)
-    data_dir = Path(args.data)
+    data_dir = Path(args.data).expanduser() if args.data else default_data_dir()
     sandbox = Sandbox(
         data_dir,
         size=args.size,
@@ -154,6 +165,14 @@ def run(args: argparse.Namespace) -> int:
             f"Reusing the sandbox data in {data_dir} (--size and --seed apply to new data dirs only).",
             flush=True,
         )
+    if args.export_lake:
+        from connector.sandbox.lake_export import export_lake
+
+        sandbox.start()  # seeds a new data dir
+        sandbox.stop()
+        folder = export_lake(data_dir, args.export_lake, layout=args.lake_format)
+        print(f"lake export ({args.lake_format}) written to {folder.resolve()}")
+        return 0
     stop = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:

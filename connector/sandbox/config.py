@@ -58,6 +58,11 @@ class SandboxConfig:
         duplicate_rules: table → columns that together make a duplicate, applied only to writes
             sent with ``MSCRM.SuppressDuplicateDetection: false`` (Dataverse's default rules match
             leads and contacts on e-mail and accounts on name).
+        denied_privileges: privileges the sandbox's user does not hold (``prvWriteLead``); every
+            other one is held. ``RetrieveUserSetOfPrivilegesByNames`` answers accordingly, and a
+            Merge that needs one answers 403 ``0x80040220``.
+        failing_merges: subordinate ids whose Merge fails like a plug-in exception (fault injection).
+        solutions: the unmanaged solutions that exist, unique name to publisher prefix.
     """
 
     limits: Limits = field(default_factory=Limits)
@@ -71,6 +76,10 @@ class SandboxConfig:
     publisher_prefixes: frozenset[str] = frozenset({"new", "dvs"})
     option_value_prefix: int = 10000
     dop_hint: int = 4
+    # Privileges the sandbox's user lacks (connector/sandbox/roles.py), e.g. {"prvWriteLead"}.
+    denied_privileges: frozenset[str] = frozenset()
+    # Solutions that exist, unique name -> publisher prefix (connector/sandbox/solutions.py).
+    solutions: dict[str, str] = field(default_factory=lambda: {"dvsync": "dvs"})
     duplicate_rules: dict[str, tuple[str, ...]] = field(
         default_factory=lambda: {
             "lead": ("emailaddress1",),
@@ -78,3 +87,4 @@ class SandboxConfig:
             "account": ("name",),
         }
     )
+    failing_merges: frozenset[str] = frozenset()

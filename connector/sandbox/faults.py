@@ -21,6 +21,8 @@ __all__ = [
     "FaultInjector",
     "bad_request",
     "not_found_record",
+    "not_found_segment",
+    "not_implemented",
     "unknown_property",
 ]
 
@@ -55,6 +57,19 @@ def bad_request(message: str, code: str = "0x0") -> ApiError:
 def unknown_property(name: str, entity: str) -> ApiError:
     """Return Dataverse's 400 for a property that does not exist on the entity type (§3.9)."""
     return bad_request(f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{entity}'.")
+
+
+def not_implemented(what: str) -> ApiError:
+    """Return Dataverse's 501 NotImplemented (``0x80040219``, §6.3) naming what the sandbox does not do.
+
+    Every such gap is listed under "Known differences" in ``docs/sandbox.md``.
+    """
+    return ApiError(501, "0x80040219", f"{what} is not implemented by the sandbox (see docs/sandbox.md).")
+
+
+def not_found_segment(segment: str) -> ApiError:
+    """Return the 404 for a path segment the service does not have (§3.9)."""
+    return ApiError(404, "0x8006088a", f"Resource not found for the segment '{segment}'.")
 
 
 def not_found_record(entity: str, record_id: str) -> ApiError:

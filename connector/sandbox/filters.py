@@ -14,10 +14,8 @@ case-insensitive (the text columns use ``COLLATE NOCASE``; SQLite's ``LIKE`` is 
 
 from __future__ import annotations
 
-import calendar
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -25,10 +23,17 @@ from odata_query import ast
 from odata_query.exceptions import ODataException
 from odata_query.grammar import ODataLexer, ODataParser
 
+from connector.sandbox.dates import (
+    PERIOD_FUNCTIONS,
+    format_datetime,
+    parse_datetime_literal,
+    relative_window,
+    shift,
+)
 from connector.sandbox.faults import ApiError, bad_request, unknown_property
-from connector.sandbox.schema import BUSINESS_UNIT_ID, EDM_TYPES, USER_ID, Column
+from connector.sandbox.schema import BUSINESS_UNIT_ID, EDM_TYPES, USER_ID, Column, Table
 
-__all__ = ["CompiledFilter", "compile_filter", "format_datetime", "parse_datetime_literal"]
+__all__ = ["CompiledFilter", "compile_filter"]
 
 MAX_CONDITIONS = 500  # §3.4: TooManyConditionsInQuery beyond this
 _FN_PREFIX = "Microsoft.Dynamics.CRM."
@@ -47,29 +52,6 @@ class CompiledFilter:
 class _FnCall:
     name: str
     args: dict[str, object]
-
-
-def format_datetime(value: datetime) -> str:
-    """Format a datetime the way the sandbox stores and serves it: ISO-8601 UTC, whole seconds, ``Z``."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_datetime_literal(text: str, date_only: bool) -> str:
-    """Normalise a date or date-time literal to the stored text form.
-
-    Raises:
-        ValueError: the text is not an ISO-8601 date or date-time.
-    """
-    text = text.strip()
-    if len(text) == 10:
-        d = date.fromisoformat(text)
-        return d.isoformat() if date_only else f"{d.isoformat()}T00:00:00Z"
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if date_only:
-        return parsed.date().isoformat()
-    return format_datetime(parsed)
 
 
 # --- pre-pass: lift Microsoft.Dynamics.CRM.* calls out of the text ---------------------------------
@@ -192,8 +174,20 @@ class _Bare:
 
 
 class _Compiler:
-    def __init__(self, entity: str, columns: dict[str, Column], calls: list[_FnCall], now: datetime):
+    def __init__(
+        self,
+        entity: str,
+        columns: dict[str, Column],
+        calls: list[_FnCall],
+        now: datetime,
+        tables: dict[str, Table],
+    ):
         self.entity = entity
+        self.tables = tables
+        # Single-valued navigation properties (the lookups) → (lookup column, target table name).
+        self.navs = {
+            nav: (c, target) for c in columns.values() for nav, target in c.navigation_properties().items()
+        }
         self.by_wire = {c.wire_name: c for c in columns.values()}
         self.by_logical = columns
         self.calls = calls
@@ -254,6 +248,8 @@ class _Compiler:
         if isinstance(left, ast._Literal) and not isinstance(right, ast._Literal):
             left, right = right, left
             comparator = _FLIP.get(type(comparator), type(comparator))()
+        if isinstance(left, ast.Attribute):
+            return self._navigation_compare(left, comparator, right)
         column = self._column(left)
         if not isinstance(right, ast._Literal) or isinstance(right, ast.List):
             raise bad_request(f"The sandbox compares a property with a literal; found '{_describe(right)}'.")
@@ -267,6 +263,41 @@ class _Compiler:
             raise bad_request(f"null can only be compared with eq or ne, not with '{_describe(node)}'.")
         self.params.append(self._literal(column, right, comparator))
         return f"({name} {op} ?)"
+
+    def _navigation_compare(self, path: ast.Attribute, comparator: object, right: object) -> str:
+        """``nav/prop op literal`` on a single-valued navigation property (a lookup): the records whose
+        lookup points at a related record matching the comparison."""
+        owner = path.owner
+        if not isinstance(owner, ast.Identifier) or owner.namespace or owner.name not in self.navs:
+            raise bad_request(
+                f"'{_describe(path)}' is not a path through a single-valued navigation property of "
+                f"'Microsoft.Dynamics.CRM.{self.entity}'."
+            )
+        lookup, target_name = self.navs[owner.name]
+        target = self.tables.get(target_name)
+        if target is None:
+            raise bad_request(
+                f"The sandbox does not serve '{target_name}' records, "
+                f"so '{_describe(path)}' cannot be filtered."
+            )
+        column = {c.wire_name: c for c in target.columns if not c.internal}.get(path.attr)
+        if column is None:
+            raise unknown_property(path.attr, target.logical_name)
+        if not isinstance(right, ast._Literal) or isinstance(right, ast.List | ast.Null):
+            raise bad_request(
+                f"The sandbox compares a navigation path with a non-null literal; found '{_describe(right)}'."
+            )
+        self.params.append(self._literal(column, right, comparator))
+        op = _SQL_OPS[type(comparator)]
+        inner = (
+            f'SELECT "{target.primary_id}" FROM "{target.logical_name}" WHERE "{column.logical_name}" {op} ?'
+        )
+        sql = f'("{lookup.logical_name}" IN ({inner})'
+        type_column = lookup.type_column
+        if type_column and type_column in self.by_logical:
+            self.params.append(target.logical_name)
+            sql += f' AND "{type_column}" = ?'
+        return sql + ")"
 
     def _literal(self, column: Column, lit: ast._Literal, comparator: object = None) -> object:
         t = column.attribute_type
@@ -331,19 +362,19 @@ class _Compiler:
             raise unknown_property(prop, self.entity)
         name = call.name
         col = f'"{column.logical_name}"'
-        handler = _PERIOD_FUNCTIONS.get(name)
+        handler = PERIOD_FUNCTIONS.get(name)
         if handler is not None:
             start, end = handler(self.now)
             return self._range(column, start, end)
         m = re.fullmatch(r"(Last|Next)X(Hours|Days|Weeks|Months|Years)", name)
         if m:
             x = self._int_value(call)
-            start, end = _relative_window(self.now, m.group(1), m.group(2), x)
+            start, end = relative_window(self.now, m.group(1), m.group(2), x)
             return self._range(column, start, end, inclusive_end=True)
         m = re.fullmatch(r"OlderThanX(Minutes|Hours|Days|Weeks|Months|Years)", name)
         if m:
             x = self._int_value(call)
-            cutoff = _shift(self.now, m.group(1), -x)
+            cutoff = shift(self.now, m.group(1), -x)
             self.params.append(self._date_param(column, cutoff))
             return f"({col} < ?)"
         if name in ("On", "OnOrAfter", "OnOrBefore"):
@@ -505,72 +536,6 @@ _KNOWN_UNSUPPORTED = {
 }
 
 
-def _midnight(moment: datetime) -> datetime:
-    return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
-
-
-def _add_months(moment: datetime, months: int) -> datetime:
-    total = moment.year * 12 + moment.month - 1 + months
-    year, month = divmod(total, 12)
-    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
-    return moment.replace(year=year, month=month + 1, day=day)
-
-
-def _shift(moment: datetime, unit: str, amount: int) -> datetime:
-    if unit == "Minutes":
-        return moment + timedelta(minutes=amount)
-    if unit == "Hours":
-        return moment + timedelta(hours=amount)
-    if unit == "Days":
-        return moment + timedelta(days=amount)
-    if unit == "Weeks":
-        return moment + timedelta(weeks=amount)
-    if unit == "Months":
-        return _add_months(moment, amount)
-    return _add_months(moment, 12 * amount)
-
-
-def _relative_window(now: datetime, direction: str, unit: str, x: int) -> tuple[datetime, datetime]:
-    """LastX*/NextX*: hours count from now; days and longer run from/to whole days, as Dataverse does."""
-    if unit == "Hours":
-        return (_shift(now, unit, -x), now) if direction == "Last" else (now, _shift(now, unit, x))
-    if direction == "Last":
-        return _midnight(_shift(now, unit, -x)), now
-    end = _midnight(_shift(now, unit, x)) + timedelta(days=1) - timedelta(seconds=1)
-    return now, end
-
-
-def _week_start(moment: datetime) -> datetime:
-    # Weeks start on Sunday (en-US, the sandbox user's locale).
-    return _midnight(moment) - timedelta(days=(moment.weekday() + 1) % 7)
-
-
-def _month_start(moment: datetime, offset: int = 0) -> datetime:
-    return _add_months(_midnight(moment).replace(day=1), offset)
-
-
-def _year_start(moment: datetime, offset: int = 0) -> datetime:
-    return datetime(moment.year + offset, 1, 1, tzinfo=UTC)
-
-
-_PERIOD_FUNCTIONS: dict[str, Callable[[datetime], tuple[datetime, datetime]]] = {
-    "Today": lambda n: (_midnight(n), _midnight(n) + timedelta(days=1)),
-    "Yesterday": lambda n: (_midnight(n) - timedelta(days=1), _midnight(n)),
-    "Tomorrow": lambda n: (_midnight(n) + timedelta(days=1), _midnight(n) + timedelta(days=2)),
-    "ThisWeek": lambda n: (_week_start(n), _week_start(n) + timedelta(days=7)),
-    "LastWeek": lambda n: (_week_start(n) - timedelta(days=7), _week_start(n)),
-    "NextWeek": lambda n: (_week_start(n) + timedelta(days=7), _week_start(n) + timedelta(days=14)),
-    "ThisMonth": lambda n: (_month_start(n), _month_start(n, 1)),
-    "LastMonth": lambda n: (_month_start(n, -1), _month_start(n)),
-    "NextMonth": lambda n: (_month_start(n, 1), _month_start(n, 2)),
-    "ThisYear": lambda n: (_year_start(n), _year_start(n, 1)),
-    "LastYear": lambda n: (_year_start(n, -1), _year_start(n)),
-    "NextYear": lambda n: (_year_start(n, 1), _year_start(n, 2)),
-    "Last7Days": lambda n: (_midnight(n) - timedelta(days=7), n + timedelta(seconds=1)),
-    "Next7Days": lambda n: (n, _midnight(n) + timedelta(days=8)),
-}
-
-
 def _describe(node: object) -> str:
     if isinstance(node, ast.Identifier):
         return node.full_name()
@@ -581,7 +546,9 @@ def _describe(node: object) -> str:
     return type(node).__name__
 
 
-def compile_filter(text: str, entity: str, columns: dict[str, Column], now: datetime) -> CompiledFilter:
+def compile_filter(
+    text: str, entity: str, columns: dict[str, Column], now: datetime, tables: dict[str, Table] | None = None
+) -> CompiledFilter:
     """Compile a ``$filter`` expression for one table into SQL.
 
     Args:
@@ -589,6 +556,7 @@ def compile_filter(text: str, entity: str, columns: dict[str, Column], now: date
         entity: the table's logical name (for error messages).
         columns: logical name → column of the table, custom columns included.
         now: the server's current UTC time, for the date functions.
+        tables: logical name → served table, for navigation paths (``parentaccountid/name``).
 
     Returns:
         The WHERE fragment and its parameters.
@@ -605,6 +573,6 @@ def compile_filter(text: str, entity: str, columns: dict[str, Column], now: date
         raise
     if tree is None:
         raise bad_request("The $filter query option is empty.")
-    compiler = _Compiler(entity, columns, calls, now)
+    compiler = _Compiler(entity, columns, calls, now, tables or {})
     sql = compiler.compile(tree)
     return CompiledFilter(sql, compiler.params)

@@ -159,7 +159,9 @@ def parse_options(
         if name.startswith("@"):
             aliases[name] = value
             continue
-        if name in _UNSUPPORTED:
+        if name in _UNSUPPORTED or not name.startswith("$"):
+            # A custom parameter the sandbox does not implement is refused, never ignored: ignoring
+            # it would answer as if the client's request (fetchXml on a record, sql, ...) were honoured.
             raise bad_request(f"The query parameter {name} is not supported")
         if name.startswith("$") and name not in _SUPPORTED:
             lowered = name.lower()
@@ -191,7 +193,9 @@ def parse_options(
     compiled = None
     filter_text = options.get("$filter")
     if filter_text is not None:
-        compiled = compile_filter(_substitute_aliases(filter_text, aliases), table.logical_name, columns, now)
+        compiled = compile_filter(
+            _substitute_aliases(filter_text, aliases), table.logical_name, columns, now, tables
+        )
     orderby: list[tuple[Column, bool]] = []
     for part in _split_list(options.get("$orderby", "")):
         bits = part.split()

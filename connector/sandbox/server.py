@@ -26,7 +26,10 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
+from connector.sandbox import update_log
 from connector.sandbox.config import SandboxConfig
+from connector.sandbox.customizations import default_forms
+from connector.sandbox.datalock import DataLock
 from connector.sandbox.faults import ApiError, FaultInjector
 from connector.sandbox.limits import RateLimiter
 from connector.sandbox.protocol import API_PREFIX, Headers, Request, Response, error_response
@@ -292,6 +295,7 @@ class Sandbox:
         if not 0 <= port <= 65535:
             raise ConfigError(f"port {port} is not a TCP port", hint="use 1-65535, or 0 for any free port")
         self.data_dir = Path(data_dir)
+        self._data_lock = DataLock(self.data_dir)
         self.ground_truth_dir = self.data_dir / "ground_truth"
         self.size = size
         self.seed = seed
@@ -359,7 +363,10 @@ class Sandbox:
             )
         try:
             data = seed_module.generate(self.size, self.seed, now=self.config.clock())
-            self.store.create(data.tables, {"size": self.size, "seed": str(self.seed)})
+            self.store.create(
+                {**default_forms(self.store.tables), **data.tables},
+                {"size": self.size, "seed": str(self.seed)},
+            )
         except SeedError as exc:
             raise ConfigError(f"the seed data does not fit the sandbox's tables: {exc}") from exc
         except OSError as exc:
@@ -371,12 +378,21 @@ class Sandbox:
         self.seeded_now = True
 
     def start(self) -> Sandbox:
-        """Prepare the data, bind the port and start serving in a background thread."""
-        self.prepare()
+        """Lock the data folder, prepare the data, bind the port and serve in a background thread."""
+        self._data_lock.acquire()
+        try:
+            self.prepare()
+            update_log.install(
+                self.store.conn(), {t.logical_name: t.primary_id for t in self.store.tables.values()}
+            )
+        except BaseException:
+            self._data_lock.release()
+            raise
         try:
             server = _Server((self.host, self.port), self)
         except OSError as exc:
             self.store.close()
+            self._data_lock.release()
             raise ConfigError(
                 f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
                 hint="choose another --port, or 0 for any free port",
@@ -412,6 +428,7 @@ class Sandbox:
             self._thread.join(timeout=5)
             self._thread = None
         self.store.close()
+        self._data_lock.release()
 
     def wait(self) -> None:
         """Block until the server stops (used by the CLI)."""

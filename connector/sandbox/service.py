@@ -9,14 +9,29 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from datetime import datetime
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
-from connector.sandbox import batch as batch_module
-from connector.sandbox import metadata
+from connector.sandbox import metadata, roles, solutions
+from connector.sandbox.batch import handle_batch
 from connector.sandbox.changes import check_tracking, delta_page, format_token, initial_page, parse_token
 from connector.sandbox.config import SandboxConfig
-from connector.sandbox.faults import ApiError, bad_request, not_found_record
+from connector.sandbox.customizations import (
+    CUSTOMIZATION_TABLES,
+    add_solution_component,
+    saved_query_fetchxml,
+)
+from connector.sandbox.faults import (
+    ApiError,
+    bad_request,
+    not_found_record,
+    not_found_segment,
+    not_implemented,
+)
+from connector.sandbox.fetchxml import parse_fetchxml, parse_sql, run_fetch
+from connector.sandbox.keys import find_by_key, parse_key_segment, resolve_key
+from connector.sandbox.messages import serve_message
 from connector.sandbox.paging import encode_skiptoken
 from connector.sandbox.protocol import (
     AnnotationFilter,
@@ -87,33 +102,45 @@ class Service:
                 target = req.content_ids[m.group(1)]
                 path = target.split("/api/data/", 1)[-1].split("/", 1)[-1] + m.group(2)
         if path in ("", "/"):
-            return metadata.service_document(self, req)
+            return metadata.service_document(self.store, self.config, req)
         if path == "$metadata":
-            return metadata.csdl(self, req)
+            return metadata.csdl(self.store, self.config, req)
         if path == "$batch":
             if req.method != "POST":
                 raise ApiError(405, "0x0", "The $batch endpoint only accepts POST.")
             if req.in_batch:
                 raise bad_request("Batches cannot be nested.")
-            return batch_module.handle_batch(self, req)
-        if path in ("WhoAmI", "WhoAmI()"):
-            if req.method != "GET":
-                raise ApiError(
-                    404,
-                    "",
-                    f"No HTTP resource was found that matches the request URI '{req.service_root}WhoAmI'.",
-                )
-            return metadata.whoami(self, req)
+            return handle_batch(req, self.store, self.handle)
         if path.startswith("EntityDefinitions"):
-            return metadata.entity_definitions(self, req, path)
-        if path in ("PublishXml", "PublishAllXml"):
-            return metadata.publish(self, req, path)
+            return metadata.entity_definitions(self.store, self.config, req, path)
+        if path.startswith("RelationshipDefinitions"):
+            return metadata.relationship_definitions(self.store, req, path)
+        if path == "Merge" or path.startswith("RetrieveDuplicates("):
+            from connector.sandbox import messages_merge
+
+            if path == "Merge":
+                return messages_merge.merge(self, req)
+            return messages_merge.retrieve_duplicates(self, req, path)
+        if path == "solutions":
+            return solutions.list_solutions(req, self.config.solutions)
+        if path.startswith("systemusers(") and roles.FUNCTION in path:
+            return roles.user_privileges(req, path, self.config.denied_privileges)
+        message = serve_message(self.store, self.config, req, path)
+        if message is not None:
+            return message
         m = _SEGMENT.match(path)
         if not m:
-            raise ApiError(404, "0x8006088a", f"Resource not found for the segment '{path}'.")
+            raise not_found_segment(path)
         table = self.store.table_for_set(m.group("name"))
         if table is None:
-            raise ApiError(404, "0x8006088a", f"Resource not found for the segment '{m.group('name')}'.")
+            raise not_found_segment(m.group("name"))
+        if req.method != "GET" and not table.writable:
+            verb = {"POST": "Create", "PATCH": "Update", "PUT": "Update", "DELETE": "Delete"}.get(
+                req.method, req.method
+            )
+            raise bad_request(
+                f"The '{verb}' method does not support entities of type '{table.logical_name}'."
+            )
         key, rest = m.group("key"), m.group("rest")
         if key is None:
             if rest == "$count":
@@ -134,28 +161,57 @@ class Service:
                 f"The HTTP method '{req.method}' is not allowed on the entity set '{table.entity_set}'.",
             )
         record_id = parse_guid(unquote(key))
+        key_values: dict[str, object] = {}
         if record_id is None:
-            raise bad_request(
-                f"The key '{key}' is not a GUID. No alternate keys are defined on "
-                f"{table.logical_name} in the sandbox; "
-                f"address records as {table.entity_set}(<id>)."
-            )
+            record_id, key_values = self._by_alternate_key(req, table, key)
         if rest:
             return self._property(req, table, record_id, rest)
         if req.method == "GET":
             return self._single(req, table, record_id)
         if req.method == "PATCH":
-            return self._upsert(req, table, record_id)
+            return self._upsert(req, table, record_id, key_values)
         if req.method == "DELETE":
             return self._delete(req, table, record_id)
         raise ApiError(
             405, "0x0", f"The HTTP method '{req.method}' is not allowed on a {table.logical_name} record."
         )
 
+    def _by_alternate_key(self, req: Request, table: Table, segment: str) -> tuple[str, dict[str, object]]:
+        """Resolve ``leads(emailaddress1='a@b.c')`` (§5.3) to a record id.
+
+        Returns:
+            (record id, key values): an existing record's id and no values, or, for an upsert
+            (PATCH without ``If-Match``) of a record that does not exist, a new id and the key
+            values the new record takes from the URL.
+        """
+        pairs = parse_key_segment(segment)
+        if pairs is None:
+            raise bad_request(
+                f"The key '{segment}' is neither a GUID nor alternate key values such as "
+                f"{table.entity_set}(emailaddress1='a@b.c')."
+            )
+        _, values = resolve_key(table, self.store.keys(table.logical_name), pairs)
+        found = find_by_key(self.store.conn(), table, values)
+        if found is not None:
+            return found, {}
+        if req.method == "PATCH" and not req.headers.get("If-Match"):
+            return str(uuid.uuid4()), values
+        raise ApiError(
+            404,
+            "0x80060891",
+            f"A record with the specified key values does not exist in {table.logical_name} entity",
+        )
+
     # --- reads --------------------------------------------------------------------------------
 
     def _collection(self, req: Request, table: Table) -> Response:
         now = self.now()
+        names = {name for name, _ in parse_qsl(req.query, keep_blank_values=True)}
+        for language in ("fetchXml", "sql", "savedQuery"):
+            if language in names:
+                return self._query_language(req, table, language)
+        if "userQuery" in names:
+            raise not_implemented("The userQuery query parameter (personal views)")
         options = parse_options(req.query, table, now, self.store.tables)
         prefer = parse_prefer(req.headers)
         annotations = AnnotationFilter(prefer.get("odata.include-annotations"))
@@ -229,6 +285,34 @@ class Service:
         body = collection_payload(context, page, next_link, count, annotations, extra)
         headers = [("Preference-Applied", ",".join(applied))] if applied else []
         return json_response(200, body, headers)
+
+    def _query_language(self, req: Request, table: Table, language: str) -> Response:
+        """``GET <set>?fetchXml=...`` (§3.8), ``?sql=SELECT ...`` or ``?savedQuery=<id>`` (a system
+        view's FetchXML), with no other query option."""
+        pairs = parse_qsl(req.query, keep_blank_values=True)
+        others = [name for name, _ in pairs if name != language]
+        if others:
+            raise bad_request(f"The query parameter {others[0]} cannot be combined with {language}.")
+        if len(pairs) > 1:
+            raise bad_request(
+                f"Query option '{language}' was specified more than once, "
+                "but it must be specified at most once."
+            )
+        text = pairs[0][1]
+        if language == "savedQuery":
+            text, language = saved_query_fetchxml(self.store.conn(), table, text), "fetchXml"
+        parse = parse_fetchxml if language == "fetchXml" else parse_sql
+        query = parse(text, table, self.store.tables)
+        prefer = parse_prefer(req.headers)
+        annotations = AnnotationFilter(prefer.get("odata.include-annotations"))
+        body = run_fetch(self.store.conn(), self.store.tables, query, annotations, self.now())
+        headers = []
+        if "odata.include-annotations" in prefer:
+            headers.append(
+                ("Preference-Applied", f'odata.include-annotations="{prefer["odata.include-annotations"]}"')
+            )
+        context = f"{req.service_root}$metadata#{table.entity_set}"
+        return json_response(200, {"@odata.context": context, **body}, headers)
 
     def _count(self, req: Request, table: Table) -> Response:
         if req.method != "GET":
@@ -377,10 +461,16 @@ class Service:
                 now=self.now(),
                 duplicate_rule=self._duplicate_rule(req, table),
             )
+            solution = req.headers.get("MSCRM.SolutionUniqueName")
+            if solution and table.logical_name in CUSTOMIZATION_TABLES:
+                add_solution_component(conn, solution, table.logical_name, record_id)
         return self._write_response(req, table, record_id, True, True)
 
-    def _upsert(self, req: Request, table: Table, record_id: str) -> Response:
+    def _upsert(self, req: Request, table: Table, record_id: str, key_values: dict[str, object]) -> Response:
         body = req.json()
+        if key_values and isinstance(body, dict):
+            # An upsert by alternate key creates the record with the key values of the URL (§5.3).
+            body = {**body, **{name: value for name, value in key_values.items() if name not in body}}
         with self.store.transaction() as conn:
             _, created = apply_upsert(
                 self.store,
@@ -419,14 +509,10 @@ class Service:
                         f"The Targets of {table.entity_set}/{action} must be of type {expected}, not {kind}."
                     )
                 record_id = None
-                if action != "CreateMultiple":
-                    given = target.get(table.primary_id)
-                    if given is None and isinstance(target.get("@odata.id"), str):
-                        given = target["@odata.id"].rsplit("(", 1)[-1].rstrip(")")
-                    record_id = parse_guid(str(given)) if given is not None else None
-                    if record_id is None:
-                        raise bad_request(f"Each of the {action} Targets needs its {table.primary_id}.")
                 values = {k: v for k, v in target.items() if k != "@odata.id"}
+                if action != "CreateMultiple":
+                    record_id, key_values = self._target_id(table, action, target)
+                    values = {**values, **{k: v for k, v in key_values.items() if k not in values}}
                 new_id, _ = apply_upsert(
                     self.store,
                     conn,
@@ -441,6 +527,38 @@ class Service:
             return Response(204, [("OData-Version", "4.0")])
         context = f"{req.service_root}$metadata#Microsoft.Dynamics.CRM.{action}Response"
         return json_response(200, {"@odata.context": context, "Ids": ids})
+
+    def _target_id(self, table: Table, action: str, target: dict) -> tuple[str, dict[str, object]]:
+        """The record a bulk target addresses: its primary key, or ``@odata.id`` by id or alternate key."""
+        given = target.get(table.primary_id)
+        if given is not None:
+            record_id = parse_guid(str(given))
+            if record_id is None:
+                raise bad_request(f"The {table.primary_id} '{given}' of a {action} target is not a GUID.")
+            return record_id, {}
+        reference = target.get("@odata.id")
+        if not isinstance(reference, str):
+            raise bad_request(f"Each of the {action} Targets needs its {table.primary_id} or an @odata.id.")
+        m = re.search(r"(?:^|/)(?P<set>\w+)\((?P<key>.*)\)$", reference)
+        if not m or m.group("set") != table.entity_set:
+            raise bad_request(f"The @odata.id '{reference}' does not address a {table.logical_name} record.")
+        record_id = parse_guid(unquote(m.group("key")))
+        if record_id is not None:
+            return record_id, {}
+        pairs = parse_key_segment(m.group("key"))
+        if pairs is None:
+            raise bad_request(f"The @odata.id '{reference}' has neither a GUID nor alternate key values.")
+        _, values = resolve_key(table, self.store.keys(table.logical_name), pairs)
+        found = find_by_key(self.store.conn(), table, values)
+        if found is not None:
+            return found, {}
+        if action == "UpdateMultiple":
+            raise ApiError(
+                404,
+                "0x80060891",
+                f"A record with the specified key values does not exist in {table.logical_name} entity",
+            )
+        return str(uuid.uuid4()), values
 
     def _delete(self, req: Request, table: Table, record_id: str) -> Response:
         with self.store.transaction() as conn:

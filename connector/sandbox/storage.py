@@ -8,7 +8,10 @@ Besides the entity tables it keeps:
   entity table with ``ALTER TABLE`` when created);
 - ``_dv_tombstones``: one row per deleted record with the version of its deletion, so change
   tracking can report ``$deletedEntity`` entries;
-- ``_dv_publish``: a log of ``PublishXml``/``PublishAllXml`` calls.
+- ``_dv_publish``: a log of ``PublishXml``/``PublishAllXml`` calls;
+- ``_dv_keys``: alternate keys created through the metadata API, with their index status;
+- ``_dv_metadata_changes``: one row per metadata change (a created column or key), whose sequence
+  number is the ``RetrieveMetadataChanges`` version stamp.
 
 Writes are serialised by one lock (SQLite allows one writer at a time anyway) and run in explicit
 transactions; nested ``transaction()`` calls become savepoints, which is how a ``$batch`` change set
@@ -32,16 +35,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from connector.sandbox.filters import format_datetime
-from connector.sandbox.schema import (
-    BUSINESS_UNIT_ID,
-    CURRENCY_ID,
-    PRICE_LEVEL_ID,
-    TABLES,
-    USER_ID,
-    Column,
-    Table,
-)
+from connector.sandbox.catalog import TABLES
+from connector.sandbox.dates import format_datetime
+from connector.sandbox.keys import AlternateKey
+from connector.sandbox.schema import BUSINESS_UNIT_ID, CURRENCY_ID, PRICE_LEVEL_ID, USER_ID, Column, Table
+from connector.sandbox.sdkmessages import SYSTEM_TABLES, system_rows
 
 __all__ = ["SeedError", "Store"]
 
@@ -74,7 +72,8 @@ class Store:
         self._committed = 0
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        self.tables: dict[str, Table] = {t.logical_name: t for t in TABLES}
+        self.tables: dict[str, Table] = {t.logical_name: t for t in (*TABLES, *SYSTEM_TABLES)}
+        self._keys: dict[str, list[AlternateKey]] = {}
 
     # --- connections and transactions ---------------------------------------------------------
 
@@ -92,8 +91,16 @@ class Store:
         return conn
 
     def close(self) -> None:
-        """Close every connection this store opened."""
+        """Close every connection this store opened, leaving the data in the one database file.
+
+        The WAL is checkpointed first, so a stopped sandbox's folder can be copied or backed up as
+        its ``sandbox.sqlite`` alone (a connection kept open elsewhere would otherwise leave recent
+        writes, schema changes included, only in ``sandbox.sqlite-wal``).
+        """
         with self._connections_lock:
+            if self._connections:
+                with contextlib.suppress(sqlite3.Error):
+                    self._connections[0].execute("PRAGMA wal_checkpoint(TRUNCATE)")
             for conn in self._connections:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
@@ -192,8 +199,25 @@ class Store:
             conn.execute("DELETE FROM _dv_tombstones WHERE deleted_on < ?", (cutoff,))
         self._version = int(conn.execute("SELECT value FROM _dv_meta WHERE key = 'version'").fetchone()[0])
         self._committed = self._version
+        with self.transaction() as tx:  # stores made before the system tables existed get them now
+            self._version = self._install_system_tables(tx, self._version)
         for entity, definition in conn.execute("SELECT entity, definition FROM _dv_columns ORDER BY rowid"):
             self._register_column(entity, column_from_json(definition))
+        # Added after the first release: data directories seeded before them get them on open.
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS _dv_keys (entity TEXT NOT NULL, logical_name TEXT NOT NULL, "
+            "definition TEXT NOT NULL, status TEXT NOT NULL, solution TEXT, created_on TEXT NOT NULL, "
+            "PRIMARY KEY (entity, logical_name))"
+        )
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS _dv_metadata_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "entity TEXT NOT NULL, changed_on TEXT NOT NULL)"
+        )
+        self._keys = {}
+        for entity, definition, status in conn.execute(
+            "SELECT entity, definition, status FROM _dv_keys ORDER BY rowid"
+        ):
+            self._keys.setdefault(entity, []).append(AlternateKey.from_row(entity, definition, status))
 
     def meta(self, key: str) -> str | None:
         """Return one fact recorded in ``_dv_meta``."""
@@ -248,9 +272,10 @@ class Store:
                 conn.executemany(
                     f"INSERT INTO {_q(name)} ({','.join(_q(n) for n in names)}) VALUES ({marks})", rows
                 )
+            version = self._install_system_tables(conn, version)
             for table in self.tables.values():
                 conn.execute(
-                    f"CREATE INDEX {_q(table.logical_name + '_v')} ON {_q(table.logical_name)} "
+                    f"CREATE INDEX IF NOT EXISTS {_q(table.logical_name + '_v')} ON {_q(table.logical_name)} "
                     "(versionnumber)"
                 )
             facts = {**facts, "version": str(version), "created_on": format_datetime(now)}
@@ -263,6 +288,32 @@ class Store:
         conn.close()
         tmp.replace(self.path)
         self.open()
+
+    def _install_system_tables(self, conn: sqlite3.Connection, version: int) -> int:
+        """Create the system tables if missing and fill them if empty; return the last version used."""
+        existing = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        rows = system_rows([t.logical_name for t in TABLES], format_datetime(self.clock()))
+        for table in SYSTEM_TABLES:
+            name = table.logical_name
+            if name not in existing:
+                cols = ", ".join(
+                    f"{_q(c.logical_name)} {c.sql_type}"
+                    + (" PRIMARY KEY" if c.logical_name == table.primary_id else "")
+                    for c in table.columns
+                )
+                conn.execute(f"CREATE TABLE {_q(name)} ({cols})")
+                conn.execute(f"CREATE INDEX {_q(name + '_v')} ON {_q(name)} (versionnumber)")
+            if conn.execute(f"SELECT 1 FROM {_q(name)} LIMIT 1").fetchone():
+                continue
+            for row in rows[name]:
+                version += 1
+                values = {**row, "versionnumber": version}
+                marks = ",".join("?" * len(values))
+                conn.execute(
+                    f"INSERT INTO {_q(name)} ({','.join(_q(k) for k in values)}) VALUES ({marks})",
+                    list(values.values()),
+                )
+        return version
 
     # --- schema changes -----------------------------------------------------------------------
 
@@ -282,6 +333,67 @@ class Store:
             ),
         )
         self._register_column(column.entity, column)
+        self.record_metadata_change(conn, column.entity)
+
+    def keys(self, entity: str) -> list[AlternateKey]:
+        """The alternate keys defined on a table, oldest first (kept in memory: every write checks them)."""
+        return list(self._keys.get(entity, ()))
+
+    def add_key(self, conn: sqlite3.Connection, key: AlternateKey, solution: str | None) -> AlternateKey:
+        """Define an alternate key and build its unique index (call inside a transaction).
+
+        Returns:
+            the key with its index status: ``Failed`` when existing records share key values.
+        """
+        cols = ", ".join(_q(name) for name in key.attributes)
+        filled = " AND ".join(f"{_q(name)} IS NOT NULL AND {_q(name)} <> ''" for name in key.attributes)
+        clash = conn.execute(
+            f"SELECT 1 FROM {_q(key.entity)} WHERE {filled} GROUP BY {cols} HAVING COUNT(*) > 1 LIMIT 1"
+        ).fetchone()
+        key = replace(key, status="Failed" if clash else "Active")
+        if not clash:
+            conn.execute(
+                f"CREATE UNIQUE INDEX {_q(key.index_name)} ON {_q(key.entity)} ({cols}) WHERE {filled}"
+            )
+        conn.execute(
+            "INSERT INTO _dv_keys VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                key.entity,
+                key.logical_name,
+                key.to_json(),
+                key.status,
+                solution,
+                format_datetime(self.clock()),
+            ),
+        )
+        self.record_metadata_change(conn, key.entity)
+        self._keys.setdefault(key.entity, []).append(key)
+        return key
+
+    def remove_key(self, conn: sqlite3.Connection, key: AlternateKey) -> None:
+        """Delete an alternate key and its index (call inside a transaction)."""
+        conn.execute(f"DROP INDEX IF EXISTS {_q(key.index_name)}")
+        conn.execute(
+            "DELETE FROM _dv_keys WHERE entity = ? AND logical_name = ?", (key.entity, key.logical_name)
+        )
+        self.record_metadata_change(conn, key.entity)
+        self._keys[key.entity] = [k for k in self._keys.get(key.entity, []) if k != key]
+
+    def record_metadata_change(self, conn: sqlite3.Connection, entity: str) -> None:
+        """Log that a table's definition changed (for ``RetrieveMetadataChanges``)."""
+        conn.execute(
+            "INSERT INTO _dv_metadata_changes (entity, changed_on) VALUES (?, ?)",
+            (entity, format_datetime(self.clock())),
+        )
+
+    def metadata_changes(self, since: int) -> tuple[set[str], int]:
+        """Tables whose definition changed after sequence ``since``, and the latest sequence."""
+        conn = self.conn()
+        changed = {
+            row[0] for row in conn.execute("SELECT entity FROM _dv_metadata_changes WHERE seq > ?", (since,))
+        }
+        latest = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM _dv_metadata_changes").fetchone()[0]
+        return changed, int(latest)
 
     def _register_column(self, entity: str, column: Column) -> None:
         table = self.tables[entity]

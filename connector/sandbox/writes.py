@@ -18,8 +18,10 @@ import uuid
 from datetime import datetime
 from urllib.parse import unquote, urlsplit
 
+from connector.sandbox.customizations import CUSTOMIZATION_TABLES, check_customization
+from connector.sandbox.dates import format_datetime, parse_datetime_literal
 from connector.sandbox.faults import ApiError, bad_request, not_found_record
-from connector.sandbox.filters import format_datetime, parse_datetime_literal
+from connector.sandbox.keys import key_conflict
 from connector.sandbox.schema import BUSINESS_UNIT_ID, CURRENCY_ID, PRICE_LEVEL_ID, USER_ID, Column, Table
 from connector.sandbox.storage import Store
 
@@ -121,7 +123,7 @@ def convert_value(column: Column, value: object, entity: str) -> object:
         return None
     t = column.attribute_type
     name = column.logical_name
-    if t in ("String", "Memo"):
+    if t in ("String", "Memo", "EntityName"):
         if not isinstance(value, str):
             raise _type_error(value, "Edm.String")
         if column.max_length is not None and len(value) > column.max_length:
@@ -405,10 +407,13 @@ def apply_upsert(
     """
     if record_id is None:
         creating_values = prepare_values(store, conn, table, body, True, content_ids)
+        if table.logical_name in CUSTOMIZATION_TABLES:
+            check_customization(store.tables, table, creating_values)
         record_id = str(creating_values.get(table.primary_id) or uuid.uuid4())
         if current_row(conn, table, record_id) is not None:
             raise ApiError(412, "0x80040237", "A record with matching key values already exists.")
         _check_duplicates(conn, table, record_id, creating_values, duplicate_rule)
+        key_conflict(conn, table, store.keys(table.logical_name), record_id, creating_values)
         _insert(store, conn, table, record_id, creating_values, now)
         return record_id, True
     current = current_row(conn, table, record_id)
@@ -418,7 +423,10 @@ def apply_upsert(
         if given != record_id:
             raise bad_request(f"The {table.primary_id} in the body does not match the id in the URL.")
     values = prepare_values(store, conn, table, body, current is None, content_ids)
+    if table.logical_name in CUSTOMIZATION_TABLES:
+        check_customization(store.tables, table, {**(current or {}), **values})
     _check_duplicates(conn, table, record_id, {**(current or {}), **values}, duplicate_rule)
+    key_conflict(conn, table, store.keys(table.logical_name), record_id, {**(current or {}), **values})
     if current is None:
         _insert(store, conn, table, record_id, values, now)
         return record_id, True

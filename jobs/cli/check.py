@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
             client = connect(settings)
         except DvsyncError as exc:
             setup_problem = exc if isinstance(exc, ConfigError) else ConfigError(str(exc), key="auth")
+    # The first call's failure (refused, unknown host, wrong scheme, no token) is the one problem
+    # to report: every later check would only repeat it.
     report = check(settings, client)
     if setup_problem is not None:
         report.problems.insert(0, setup_problem)

@@ -6,7 +6,9 @@ Kept here so each ``jobs/cli_<command>.py`` stays a thin layer: parse, load, cal
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -53,9 +55,29 @@ def console(*, stderr: bool = False, quiet: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True, quiet=quiet, width=width)
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN, infinities and pandas' missing markers as None: valid JSON for any parser.
+
+    Python's ``json`` writes ``NaN``, which ``jq``, JavaScript and most parsers reject.
+    """
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [json_safe(v) for v in value]
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item) and not isinstance(value, str | bytes):
+        with contextlib.suppress(TypeError, ValueError):
+            value = item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if type(value).__name__ in ("NaTType", "NAType"):
+        return None
+    return value
+
+
 def print_json(data: Any) -> None:
-    """Print one JSON object on stdout (dates and paths as strings)."""
-    json.dump(data, sys.stdout, indent=2, default=str, sort_keys=False)
+    """Print one JSON object on stdout (dates and paths as strings; NaN as null)."""
+    json.dump(json_safe(data), sys.stdout, indent=2, default=str, sort_keys=False, allow_nan=False)
     sys.stdout.write("\n")
 
 

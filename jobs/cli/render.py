@@ -34,6 +34,7 @@ __all__ = [
     "RedactingFilter",
     "progress_for",
     "render_run",
+    "run_mode",
     "setup_logging",
 ]
 
@@ -44,6 +45,13 @@ _SECRET = re.compile(
     r"|((?:client_secret|secret|password|passphrase|token|access_token)"
     r"[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,;]+"
 )
+
+
+def run_mode(result: PipelineResult) -> str:
+    """Which mode a run was in, said in every report: a dry run plans, a write run writes."""
+    if result.dry_run:
+        return "dry run: planned only, nothing written to Dynamics (--no-dry-run writes)"
+    return "write mode: changed values written to Dynamics"
 
 
 def redact(text: str) -> str:
@@ -170,9 +178,7 @@ def render_run(result: PipelineResult, out: Console | None = None) -> None:
         }
         for name, t in sorted(result.tables.items())
     ]
-    title = f"Run {result.run_id}: {result.outcome}" + (
-        " (dry run: nothing written)" if result.dry_run else ""
-    )
+    title = f"Run {result.run_id}: {result.outcome}, {run_mode(result)}"
     if rows:
         render_table(title, rows, list(rows[0]), out)
     else:

@@ -13,6 +13,9 @@ from jobs.service.rollback import rollback
 
 __all__ = ["add_arguments", "run"]
 
+SHOWN = 20
+"""Refusals and failures printed; the rest are counted (and the refusals are all in a CSV)."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``dvsync rollback`` options."""
@@ -42,18 +45,31 @@ def run(args: argparse.Namespace) -> int:
         f"{result.refused} refused, {result.failed} failed",
         markup=False,
     )
+    if result.already or result.confirmed:
+        out.print(
+            f"{result.already} value(s) an earlier rollback of run {result.of_run} restored were left "
+            f"alone; {result.confirmed} found restored by an interrupted one",
+            markup=False,
+        )
     if result.refusals:
-        rows = result.refusals[:20]
+        rows = result.refusals[:SHOWN]
         render_table(
-            "Refused: changed in Dynamics since the run (use --force to restore anyway)",
+            "Refused: changed in Dynamics or rewritten by a later run since (--force restores anyway)",
             rows,
             list(rows[0]),
             out,
         )
-    for failure in result.failures[:20]:
+        more = len(result.refusals) - len(rows)
+        out.print(
+            (f"... and {more} more; " if more else "") + f"every refusal is listed in {result.refusals_csv}",
+            markup=False,
+        )
+    for failure in result.failures[:SHOWN]:
         out.print(
             f"failed: {failure['table']} {failure['record_id']} {failure['column']}: {failure['message']}",
             style="red",
             markup=False,
         )
+    if len(result.failures) > SHOWN:
+        out.print(f"... and {len(result.failures) - SHOWN} more failed; run the rollback again to retry")
     return 0 if result.ok else 1

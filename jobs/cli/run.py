@@ -1,12 +1,12 @@
-"""``dvsync run [--jobs scoring,duplicates,rfm,clv] [--dry-run] [--json]``: one pipeline run."""
+"""``dvsync run [--jobs scoring,duplicates,rfm,clv] [--no-dry-run] [--json]``: one pipeline run.
+
+It plans and writes nothing unless told to write: ``--no-dry-run``, or ``[writeback] dry_run = false``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import sys
 
 from jobs.cli.common import add_common_options, print_json, settings_from_args
 from jobs.cli.render import progress_for, render_run
@@ -14,6 +14,7 @@ from jobs.service.connect import connect
 from jobs.service.mapping import load_mappings
 from jobs.service.mirror import Mirror
 from jobs.service.pipeline import RunLock, lock_path_for, run_pipeline
+from jobs.service.stopping import stop_on_signals
 
 __all__ = ["add_arguments", "run", "stop_on_signals"]
 
@@ -30,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dry-run",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="plan the writes into a CSV and print a summary, changing nothing in Dynamics "
-        "(--no-dry-run writes even when writeback.dry_run = true)",
+        help="plan the writes into a CSV, changing nothing in Dynamics: the default unless "
+        "[writeback] dry_run = false; --no-dry-run writes back",
     )
     parser.add_argument("--plan-csv", metavar="PATH", help="where a dry run writes its plan")
     parser.add_argument("--full", action="store_true", help="re-read every table in full first")
@@ -40,34 +41,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="read the table definitions from Dataverse instead of the mirror's copy",
     )
-
-
-@contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by SIGTERM/SIGINT while the block runs (the run then ends after its chunk).
-
-    A second Ctrl-C interrupts at once; crash safety makes that harmless too.
-    """
-    stop = threading.Event()
-    previous = {}
-
-    def handler(signum: int, frame: object) -> None:
-        if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now (the next run resumes safely)
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, handler)
-    try:
-        yield stop
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    parser.add_argument(
+        "--engine",
+        choices=("pandas", "spark"),
+        help="where the jobs run (default: [engine] kind; docs/scale.md)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run once; 0 when everything went through, 1 when a table, a job or a write failed."""
+    """Run once; 0 when everything went through, 1 when a table, a job or a write failed.
+
+    Stopped by a signal: 130 (SIGINT) or 143 (SIGTERM), after recording what was done.
+    """
     settings = settings_from_args(args)
+    if getattr(args, "engine", None):
+        settings.engine.kind = args.engine
     mappings = load_mappings(settings.mappings.dir, prefix=settings.writeback.publisher_prefix)
     jobs = [j for j in args.jobs.split(",")] if args.jobs else None
     with (
@@ -94,4 +82,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(result.as_dict())
     else:
         render_run(result)
+    if result.outcome == "interrupted" and stop.is_set():
+        print(f"dvsync: {result.error}", file=sys.stderr)
+        return stop.exit_code
     return 0 if result.ok else 1

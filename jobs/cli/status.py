@@ -7,7 +7,7 @@ import argparse
 from jobs.cli.common import add_common_options, console, print_json, render_table, settings_from_args
 from jobs.service.mirror import Mirror
 from jobs.service.pipeline import RunLock, lock_path_for
-from jobs.service.status import collect_status
+from jobs.service.status import collect_status, status_without_mirror
 
 __all__ = ["add_arguments", "run"]
 
@@ -23,6 +23,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the status; 0, or 1 when the last run failed."""
     settings = settings_from_args(args)
+    if not settings.mirror.path.exists():
+        # A read-only command: opening the mirror would create it (and its folder) as a side effect.
+        report = status_without_mirror(settings.schedule)
+        if args.json:
+            print_json({**report, "mirror": None})
+        else:
+            out = console()
+            out.print(
+                f"no mirror yet at {settings.mirror.path}: `dvsync run` (or `dvsync sync`) creates it",
+                markup=False,
+            )
+            if report["next_runs"]:
+                render_table("Next scheduled runs", report["next_runs"], ["set", "at", "cron", "jobs"], out)
+        return 0
     with Mirror(settings.mirror.path) as mirror:
         report = collect_status(
             mirror, settings.schedule, lock=RunLock(lock_path_for(settings.mirror.path)), limit=args.runs
@@ -37,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
             "run_id",
             "kind",
             "trigger",
+            "mode",
             "started_at",
             "finished_at",
             "outcome",

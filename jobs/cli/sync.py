@@ -12,6 +12,7 @@ from jobs.cli.common import add_common_options, console, print_json, render_tabl
 from jobs.service.connect import connect
 from jobs.service.mapping import load_mappings
 from jobs.service.mirror import Mirror
+from jobs.service.stopping import StopNow, stop_on_signals
 from jobs.service.sync import SyncResult, describe, sync_tables
 
 __all__ = ["add_arguments", "run"]
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         Mirror(settings.mirror.path) as mirror,
         mirror.exclusive("dvsync sync"),
         connect(settings) as client,
+        stop_on_signals() as stop,
     ):
         mirror.mark_abandoned_runs()
         options = {
@@ -49,10 +51,20 @@ def run(args: argparse.Namespace) -> int:
             "page_size": settings.sync.page_size,
             "window_overlap": timedelta(seconds=settings.sync.window_overlap_seconds),
         }
-        if show_progress:
-            result = _with_progress(client, mirror, mappings, options)
-        else:
-            result = sync_tables(client, mirror, mappings, **options)
+        try:
+            # Every page commits with its sync state, so a signal may end the sync at once.
+            with stop.abortable():
+                if show_progress:
+                    result = _with_progress(client, mirror, mappings, options)
+                else:
+                    result = sync_tables(client, mirror, mappings, **options)
+        except StopNow:
+            print(
+                f"dvsync: sync stopped by {stop.signal_name}; the pages read so far are kept and "
+                "the next sync resumes where this one stopped",
+                file=sys.stderr,
+            )
+            return stop.exit_code
     if args.json:
         print_json(result.as_dict())
     else:

@@ -9,7 +9,10 @@ nothing.
 from __future__ import annotations
 
 import secrets
+import shutil
 import tempfile
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ import pandas as pd
 from rich.console import Console
 
 from connector.sandbox import Sandbox
+from core.defaults import mappings_dir
 from jobs.cli.common import console, render_table
 from jobs.cli.render import progress_for, render_run
 from jobs.service.connect import connect
@@ -26,10 +30,11 @@ from jobs.service.pipeline import PipelineResult, run_pipeline
 from jobs.service.provision import provision
 from jobs.service.settings import Settings
 from jobs.service.settings_load import load_settings
+from jobs.service.views import ViewsConfig, load_views, provision_customizations, read_view
 
 __all__ = ["MAPPINGS_DIR", "demo_settings", "run_demo", "showcase"]
 
-MAPPINGS_DIR = Path(__file__).resolve().parents[2] / "mappings"
+MAPPINGS_DIR = mappings_dir()
 """The mapping files shipped with dvsync (they fit a standard Sales org and the sandbox)."""
 
 
@@ -210,6 +215,22 @@ def _print_showcase(shown: dict[str, Any], out: Console) -> None:
         render_table("Top customers by predicted value (next 12 months)", rows, list(rows[0]), out)
 
 
+# The views a salesperson opens first, shown at the end of the demo as Dynamics returns them.
+_SALES_VIEWS = ("hottest_open_leads", "accounts_by_value")
+
+
+def _what_sales_see(client: Any, views: ViewsConfig, out: Console) -> dict[str, list[dict[str, str]]]:
+    out.rule("What sales now see in Dynamics")
+    seen: dict[str, list[dict[str, str]]] = {}
+    for view in views.views:
+        if view.key in _SALES_VIEWS:
+            rows = [{k: _first_lines(v, 1) for k, v in row.items()} for row in read_view(client, view, top=5)]
+            seen[view.name] = rows
+            if rows:
+                render_table(f'View "{view.name}" on {view.table}', rows, list(rows[0]), out)
+    return seen
+
+
 def run_demo(
     *,
     data_dir: str | Path | None = None,
@@ -218,25 +239,51 @@ def run_demo(
     out: Console | None = None,
     quiet: bool = False,
     progress: bool = True,
+    keep: bool = False,
+    then: Callable[[Settings], None] | None = None,
 ) -> dict[str, Any]:
     """Start the sandbox, provision, run twice, and report.
 
     Args:
-        data_dir: where the sandbox data, config and mirror go; a fresh temporary directory by
-            default (an existing sandbox there is reused).
+        data_dir: where the sandbox data, config and mirror go (an existing sandbox there is
+            reused, and kept); by default a fresh temporary directory, removed at the end.
+        keep: keep the temporary directory (its path is printed and returned).
         size: the sandbox size (``small`` for the demo).
         seed: the sandbox seed.
         out: where to print; None prints to stdout.
         quiet: print nothing (``--json``).
         progress: show progress bars on a terminal.
+        then: called with the demo's settings after the runs, while the sandbox still serves
+            (``dvsync demo`` serves the console from it until Ctrl-C).
 
     Returns:
         ``data_dir``, ``provisioned`` (columns created), ``first`` and ``second`` (the two runs'
         reports) and ``shown`` (see :func:`showcase`).
     """
     out = out or console(quiet=quiet)
+    temporary = not data_dir
     directory = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="dvsync-demo-"))
     directory.mkdir(parents=True, exist_ok=True)
+    try:
+        return _demo(directory, size=size, seed=seed, out=out, quiet=quiet, progress=progress, then=then)
+    finally:
+        if temporary and not keep:
+            # The sandbox and mirror take ~100 MB; a demo leaves nothing behind unless asked to.
+            shutil.rmtree(directory, ignore_errors=True)
+        elif temporary:
+            out.print(f"Kept the demo's sandbox, config and mirror in {directory}", markup=False)
+
+
+def _demo(
+    directory: Path,
+    *,
+    size: str,
+    seed: int,
+    out: Console,
+    quiet: bool,
+    progress: bool,
+    then: Callable[[Settings], None] | None,
+) -> dict[str, Any]:
     token = secrets.token_urlsafe(24)
     out.print(f"Starting the sandbox ({size}, seed {seed}) in {directory} ...", markup=False)
     sandbox = Sandbox(directory / "sandbox", size=size, seed=seed, token=token).start()
@@ -246,12 +293,22 @@ def run_demo(
         with connect(settings) as client, Mirror(settings.mirror.path) as mirror:
             report = provision(client, mappings, solution=settings.writeback.solution)
             created = report.as_dict().get("created", 0)
-            out.print(f"Provisioned {created} output column(s) in solution dvsync.", markup=False)
+            views = load_views(Path(settings.mappings.dir) / "views.toml", mappings)
+            made = provision_customizations(client, views, solution=settings.writeback.solution, forms=True)
+            kinds = Counter(a.kind for a in made.actions if a.status in ("created", "added"))
+            out.print(
+                f"Provisioned {created} output column(s), {kinds['view']} view(s), {kinds['chart']} "
+                f"chart(s) and the dvsync section on {kinds['form']} form(s) in solution dvsync.",
+                markup=False,
+            )
             runs: list[PipelineResult] = []
-            for label in ("First run: full sync, all jobs, write-back", "Second run: nothing changed"):
+            first = "First run: full sync, all jobs, write-back (to the demo's own sandbox)"
+            for label in (first, "Second run: nothing changed"):
                 out.rule(label)
                 with progress_for(progress and not quiet) as bar:
-                    result = run_pipeline(client, mirror, mappings, settings, progress=bar)
+                    # Writes on purpose: this sandbox exists only for the demo (a real `dvsync run`
+                    # plans unless told --no-dry-run).
+                    result = run_pipeline(client, mirror, mappings, settings, dry_run=False, progress=bar)
                 render_run(result, out)
                 runs.append(result)
                 if len(runs) == 1:
@@ -265,12 +322,17 @@ def run_demo(
                 f"tracking) and wrote {written}: unchanged results are never rewritten.",
                 markup=False,
             )
-        return {
+            seen = _what_sales_see(client, views, out)
+        report = {
             "data_dir": str(directory),
             "provisioned": created,
             "first": runs[0].as_dict(),
             "second": runs[1].as_dict(),
             "shown": shown,
+            "views": seen,
         }
+        if then is not None:
+            then(settings)
+        return report
     finally:
         sandbox.stop()

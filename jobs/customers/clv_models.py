@@ -192,8 +192,11 @@ class _Grouped:
     weight_per_x: np.ndarray  # total weight per distinct frequency
 
 
-def _grouped(x: np.ndarray, *columns: np.ndarray) -> _Grouped:
-    (ux, *rest), weight, _ = group_rows(x, *columns)
+def _grouped(x: np.ndarray, *columns: np.ndarray, weights: np.ndarray | None = None) -> _Grouped:
+    (ux, *rest), weight, inverse = group_rows(x, *columns)
+    if weights is not None:
+        # Rows that already stand for several customers (the Spark engine's compressed summary).
+        weight = np.bincount(inverse, weights=weights, minlength=len(ux))
     x_values, x_index = np.unique(ux, return_inverse=True)
     return _Grouped(
         x_values=x_values,
@@ -247,23 +250,34 @@ def _bgnbd_loglik_and_gradient(log_params: np.ndarray, data: _Grouped) -> tuple[
 
 
 def fit_bgnbd_arrays(
-    x: np.ndarray, t_x: np.ndarray, T: np.ndarray, *, time_unit: str | None = None
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+    *,
+    time_unit: str | None = None,
+    weights: np.ndarray | None = None,
 ) -> BgNbdFit:
     """Fit BG/NBD by maximum likelihood to per-customer (x, t_x, T) arrays.
+
+    Args:
+        weights: how many customers each row stands for (default 1 each): the distinct
+            (x, t_x, T) rows with their counts give the same fit as the customers themselves,
+            which is how a cluster fits millions of customers on one driver.
 
     Raises:
         InsufficientDataError: fewer than two customers with a repeat purchase.
     """
     x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
-    n = len(x)
-    repeat_buyers = int(np.count_nonzero(x > 0))
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=float)
+    n = round(float(w.sum()))
+    repeat_buyers = round(float(w[x > 0].sum()))
     if repeat_buyers < MIN_REPEAT_BUYERS_BGNBD:
         raise InsufficientDataError(
             f"BG/NBD needs customers who bought more than once to learn anything; found {repeat_buyers} "
             f"of {n} customers with a repeat purchase (need at least {MIN_REPEAT_BUYERS_BGNBD}). "
             "Use the historical value until there is more order history."
         )
-    data = _grouped(x, t_x, T)
+    data = _grouped(x, t_x, T, weights=None if weights is None else w)
 
     def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
         ll, grad = _bgnbd_loglik_and_gradient(log_params, data)
@@ -271,7 +285,8 @@ def fit_bgnbd_arrays(
 
     # Starts: unit shapes, and alpha on the scale of the observation windows so that the mean
     # rate r / alpha starts near the observed one. A second start guards against a poor basin.
-    mean_rate = max(float(x.sum() / max(T.sum(), 1e-9)), 1e-6)
+    x_total, T_total = (float(x.sum()), float(T.sum())) if weights is None else (float(w @ x), float(w @ T))
+    mean_rate = max(x_total / max(T_total, 1e-9), 1e-6)
     starts = [np.log([1.0, 1.0 / mean_rate, 1.0, 1.0]), np.log([0.5, 0.5 / mean_rate, 0.5, 2.0])]
     names = ("r", "alpha", "a", "b")
     best = _minimise(objective, starts, bounds=4)
@@ -410,36 +425,42 @@ def _gamma_gamma_loglik_and_gradient(log_params: np.ndarray, data: _Grouped) -> 
     return ll, np.array([d_p, d_q, d_v]) * params
 
 
-def fit_gamma_gamma_arrays(x: np.ndarray, m: np.ndarray) -> GammaGammaFit:
+def fit_gamma_gamma_arrays(
+    x: np.ndarray, m: np.ndarray, *, weights: np.ndarray | None = None
+) -> GammaGammaFit:
     """Fit Gamma-Gamma to repeat buyers: ``x`` repeat purchases (> 0), mean spend ``m`` (> 0).
+
+    Args:
+        weights: how many customers each (x, m) row stands for (default 1 each).
 
     Raises:
         InsufficientDataError: fewer than 10 repeat buyers with a positive mean spend.
     """
     x = np.asarray(x, dtype=float)
     m = np.asarray(m, dtype=float)
-    n = len(x)
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=float)
+    n = round(float(w.sum()))
     if n < MIN_REPEAT_BUYERS_GAMMA_GAMMA:
         raise InsufficientDataError(
             f"the Gamma-Gamma spend model needs at least {MIN_REPEAT_BUYERS_GAMMA_GAMMA} customers "
             f"with repeat purchases of positive value; found {n}. Use the historical value until "
             "there is more order history."
         )
-    data = _grouped(x, m)
+    data = _grouped(x, m, weights=None if weights is None else w)
 
     def objective(log_params: np.ndarray) -> tuple[float, np.ndarray]:
         ll, grad = _gamma_gamma_loglik_and_gradient(log_params, data)
         return -ll / n, -grad / n
 
     # Method-of-moments flavoured start: p around 1..several, v so that p v / (q - 1) ~ mean spend.
-    mean_spend = float(np.mean(m))
+    mean_spend = float(np.mean(m)) if weights is None else float(w @ m / w.sum())
     starts = [np.log([2.0, 3.0, mean_spend]), np.log([1.0, 2.0, mean_spend / 2])]
     names = ("p", "q", "v")
     best = _minimise(objective, starts, bounds=3, scale=np.log(max(mean_spend, 1.0)))
     params = np.exp(best.x)
     ses = _standard_errors(lambda lp: objective(lp)[1] * -n, best.x, names)
     converged, message = _judge(best, objective, names, n, ses)
-    corr = float(np.corrcoef(x, m)[0, 1]) if np.std(x) > 0 and np.std(m) > 0 else 0.0
+    corr = _weighted_correlation(x, m, None if weights is None else w)
     return GammaGammaFit(
         p=float(params[0]),
         q=float(params[1]),
@@ -452,6 +473,16 @@ def fit_gamma_gamma_arrays(x: np.ndarray, m: np.ndarray) -> GammaGammaFit:
         standard_errors=ses,
         frequency_monetary_correlation=corr,
     )
+
+
+def _weighted_correlation(x: np.ndarray, m: np.ndarray, w: np.ndarray | None) -> float:
+    """Pearson correlation of x and m (rows weighted by ``w``); 0 when either does not vary."""
+    if w is None:
+        return float(np.corrcoef(x, m)[0, 1]) if np.std(x) > 0 and np.std(m) > 0 else 0.0
+    total = w.sum()
+    dx, dm = x - w @ x / total, m - w @ m / total
+    sxx, smm = w @ (dx * dx), w @ (dm * dm)
+    return float(w @ (dx * dm) / np.sqrt(sxx * smm)) if sxx > 0 and smm > 0 else 0.0
 
 
 def gamma_gamma_conditional_spend(

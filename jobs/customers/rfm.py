@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.defaults import mappings_dir
 from core.errors import ConfigError
 from core.tomlfile import TomlFile, closest, load_toml
 from jobs.customers.orders import validate_purchases
@@ -43,7 +44,7 @@ from jobs.moments import to_day
 
 __all__ = ["DEFAULT_SEGMENTS_PATH", "Segment", "SegmentMap", "load_segments", "score_rfm"]
 
-DEFAULT_SEGMENTS_PATH = Path(__file__).resolve().parents[2] / "mappings" / "rfm_segments.toml"
+DEFAULT_SEGMENTS_PATH = mappings_dir() / "rfm_segments.toml"
 _SELECTOR_KEYS = ("r", "f", "m", "fm", "cells")
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 

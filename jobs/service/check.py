@@ -4,7 +4,8 @@ Checks, and reports every problem at once (never just the first):
 
 1. the mapping files are valid on their own (file, line, key, "did you mean");
 2. the settings name an environment, and a solution when output columns must be created;
-3. authentication works (``WhoAmI``);
+3. authentication works (``WhoAmI``), and the application user holds every privilege dvsync needs
+   (:mod:`jobs.service.privileges`; each missing one is named);
 4. every mapped table and column exists in the org with a type the mapping can read, with the
    closest real column names suggested for a typo; one record per table is then read with the
    sync's exact ``$select`` and converted, to catch what the metadata alone cannot;
@@ -12,17 +13,22 @@ Checks, and reports every problem at once (never just the first):
    ``duplicates.toml``, ``customer_value.toml`` and ``rfm_segments.toml``) loads and names only
    mapped fields;
 6. every output column exists with a compatible type, or is listed as one ``dvsync provision``
-   will create.
+   will create; ``writeback.solution`` exists, is unmanaged, and its publisher's prefix is
+   ``writeback.publisher_prefix``;
+7. every label a scoring rule compares a choice field with is one of its options
+   (:mod:`jobs.service.labels`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
-from connector.errors import AuthError, DataverseError
+from connector.errors import AuthError, DataverseError, EndpointError, RetriableError
 from core.errors import ConfigError, DvsyncError
+from jobs.service.labels import check_labels
 from jobs.service.mapping import (
     MappingErrors,
     MappingSet,
@@ -33,6 +39,9 @@ from jobs.service.mapping import (
     validate_against_org,
     validate_for_jobs,
 )
+from jobs.service.privileges import check_privileges
+from jobs.service.provision import read_unpublished, unpublished_path
+from jobs.service.views import ViewsConfig, load_views, validate_views_against_org
 
 __all__ = ["CheckReport", "TableCheck", "check", "check_job_files", "problem_dict"]
 
@@ -74,6 +83,7 @@ class CheckReport:
         tables: one entry per enabled mapped table.
         problems: every problem, each naming file, line and key where it can.
         to_provision: output columns that do not exist yet (``dvsync provision`` creates them).
+        unpublished: ``table.column`` created by a provision that did not get to publish them.
     """
 
     environment: str | None = None
@@ -81,6 +91,7 @@ class CheckReport:
     tables: list[TableCheck] = field(default_factory=list)
     problems: list[ConfigError] = field(default_factory=list)
     to_provision: list[OutputColumn] = field(default_factory=list)
+    unpublished: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -99,6 +110,7 @@ class CheckReport:
                 {"table": o.table, "result": o.result, "column": o.logical_name, "type": o.type}
                 for o in self.to_provision
             ],
+            "unpublished": self.unpublished,
         }
 
 
@@ -117,6 +129,10 @@ def problem_dict(problem: ConfigError) -> dict[str, Any]:
 def _as_problem(exc: DvsyncError, key: str) -> ConfigError:
     if isinstance(exc, ConfigError):
         return exc
+    if isinstance(exc, EndpointError):
+        return ConfigError(exc.message, key=exc.key, hint=exc.hint)  # the setting to fix, once
+    if isinstance(exc, RetriableError) and key == "auth":
+        key = "dataverse.url"  # no answer at all is about reaching the URL, not the sign-in
     hint = getattr(exc, "hint", None)
     return ConfigError(str(exc), key=key, hint=hint)
 
@@ -140,23 +156,72 @@ def check(
         The report; ``report.ok`` is False when anything must be fixed.
     """
     report = CheckReport(environment=settings.dataverse.url)
+    unreadable = False
     if mappings is None:
         try:
             mappings, problems = collect_mappings(
                 settings.mappings.dir, prefix=settings.writeback.publisher_prefix
             )
             report.problems.extend(problems)
+            unreadable = _unreadable_files(problems, mappings)
         except ConfigError as exc:
             report.problems.append(exc)
+    enabled_jobs = list(settings.jobs.enabled if jobs is None else jobs)
     if mappings is not None:
-        enabled_jobs = list(settings.jobs.enabled if jobs is None else jobs)
-        report.problems.extend(validate_for_jobs(mappings, enabled_jobs))
-        report.problems.extend(check_job_files(mappings, enabled_jobs))
+        if not unreadable:
+            # A mapping file that does not load hides its table: every job check would then report
+            # the table as missing, a knock-on of the one problem already listed.
+            report.problems.extend(validate_for_jobs(mappings, enabled_jobs))
+            report.problems.extend(check_job_files(mappings, enabled_jobs))
         chosen = _chosen_tables(settings, mappings, report)
+        views = _load_views(settings, mappings, report)
     else:
-        chosen = []
+        chosen, views = [], None
+    try:
+        _check_org(report, settings, client, mappings, chosen, enabled_jobs, unreadable, views)
+    finally:
+        report.problems = _once(report.problems)
+    return report
+
+
+# Files in the mappings folder that configure a job rather than map a table.
+_JOB_FILES = frozenset({"outputs", "scoring", "duplicates", "customer_value", "rfm_segments"})
+
+
+def _unreadable_files(problems: Sequence[ConfigError], mappings: MappingSet) -> bool:
+    """Whether a table's mapping file did not load (so its table is unknown to every later check)."""
+    return any(
+        problem.file
+        and Path(problem.file).parent == Path(mappings.directory)
+        and Path(problem.file).stem not in _JOB_FILES
+        and Path(problem.file).stem not in mappings.tables
+        for problem in problems
+    )
+
+
+def _once(problems: Sequence[ConfigError]) -> list[ConfigError]:
+    """Each problem once, in the order found (a file read by two checks reports its error once)."""
+    seen: set[str] = set()
+    unique = []
+    for problem in problems:
+        if str(problem) not in seen:
+            seen.add(str(problem))
+            unique.append(problem)
+    return unique
+
+
+def _check_org(
+    report: CheckReport,
+    settings: Any,
+    client: _Client | None,
+    mappings: MappingSet | None,
+    chosen: Sequence[TableMapping],
+    jobs: Sequence[str],
+    unreadable: bool,
+    views: ViewsConfig | None,
+) -> None:
     if client is None:
-        return report
+        return
     try:
         identity = client.whoami()
         report.identity = {
@@ -166,7 +231,8 @@ def check(
         }
     except (AuthError, DataverseError) as exc:
         report.problems.append(_as_problem(exc, "auth"))
-        return report  # every other call would fail the same way
+        return  # every other call would fail the same way
+    definitions: dict[str, Any] = {}
     for mapping in chosen:
         entry = TableCheck(name=mapping.name, table=mapping.table, fields=len(mapping.fields))
         report.tables.append(entry)
@@ -181,6 +247,7 @@ def check(
                 report.problems.append(_as_problem(exc, f"{mapping.name}.table"))
             entry.ok = False
             continue
+        definitions[mapping.name] = definition
         entry.entity_set = mapping.entity_set or definition.entity_set_name
         entry.change_tracking = bool(definition.change_tracking_enabled)
         outputs = mappings.outputs_for(mapping.name)
@@ -194,6 +261,21 @@ def check(
                 entry.ok = False
                 report.problems.append(probe)
         report.to_provision.extend(missing)
+    if views is not None:
+        report.problems.extend(validate_views_against_org(views, _columns_of(client)))
+    unpublished = read_unpublished(unpublished_path(settings.mirror.path))
+    if unpublished:
+        names = [f"{t}.{c}" for t, cols in sorted(unpublished.items()) for c in cols]
+        report.unpublished = names
+        report.problems.append(
+            ConfigError(
+                f"{len(names)} column(s) created by an earlier `dvsync provision` are not published: "
+                + ", ".join(names[:8])
+                + (f" and {len(names) - 8} more" if len(names) > 8 else ""),
+                key="provision",
+                hint="run `dvsync provision` again: it publishes them",
+            )
+        )
     if report.to_provision and settings.writeback.enabled and not settings.writeback.solution:
         report.problems.append(
             ConfigError(
@@ -204,7 +286,35 @@ def check(
                 f"prefix is `{settings.writeback.publisher_prefix}`, then run `dvsync provision`",
             )
         )
-    return report
+    if mappings is not None and not unreadable:
+        report.problems.extend(check_labels(mappings, definitions, jobs))
+    if settings.writeback.solution and hasattr(client, "find_solution"):
+        report.problems.extend(check_solution(client, settings.writeback))
+    if mappings is not None and hasattr(client, "held_privileges"):
+        report.problems.extend(
+            check_privileges(client, identity.user_id, chosen, mappings, report.to_provision)
+        )
+
+
+def _columns_of(client: _Client) -> Callable[[str], Mapping[str, Any]]:
+    def columns(table: str) -> Mapping[str, Any]:
+        return client.get_table(table).attributes
+
+    return columns
+
+
+def _load_views(settings: Any, mappings: MappingSet, report: CheckReport) -> ViewsConfig | None:
+    """views.toml, validated against the mapping files (problems go in the report); None without it."""
+    path = Path(settings.mappings.dir) / "views.toml"
+    if not path.exists():
+        return None
+    try:
+        return load_views(path, mappings)
+    except MappingErrors as exc:
+        report.problems.extend(exc.problems)
+    except ConfigError as exc:
+        report.problems.append(exc)
+    return None
 
 
 def check_job_files(mappings: MappingSet, jobs: Sequence[str]) -> list[ConfigError]:
@@ -280,7 +390,10 @@ def _probe(
         )
         record = next(iter(records), None)
         if record is not None:
-            reader.frame([record])
+            problems: list[str] = []
+            reader.frame([record], problems)
+            if problems:
+                return mapping.error("fields", problems[0], "check the column's type in Dynamics")
     except ConfigError as exc:
         return exc
     except DataverseError as exc:
@@ -311,3 +424,40 @@ def _locate_outputs(problems: list[ConfigError], mappings: MappingSet) -> list[C
         else:
             located.append(problem)
     return located
+
+
+def check_solution(client: Any, writeback: Any) -> list[ConfigError]:
+    """The configured solution exists, is unmanaged, and its publisher's prefix is ours."""
+    name = writeback.solution
+    create = "create it with its publisher first (docs/setup-real-org.md, step 4)"
+    try:
+        solution = client.find_solution(name)
+    except DataverseError as exc:
+        return [ConfigError(f"could not look up solution `{name}`: {exc.message}", key="writeback.solution")]
+    if solution is None:
+        return [
+            ConfigError(
+                f"no solution with the unique name `{name}` in the org",
+                key="writeback.solution",
+                hint=f"use the solution's Name, not its display name, or {create}",
+            )
+        ]
+    if solution.is_managed:
+        return [
+            ConfigError(
+                f"solution `{name}` is managed: columns cannot be created in it",
+                key="writeback.solution",
+                hint="use an unmanaged solution",
+            )
+        ]
+    prefix = (solution.publisher_prefix or "").lower()
+    if prefix and prefix != writeback.publisher_prefix:
+        return [
+            ConfigError(
+                f"the publisher of solution `{name}` has the prefix `{prefix}`, "
+                f"but the result columns are named with `{writeback.publisher_prefix}`",
+                key="writeback.publisher_prefix",
+                hint=f'set publisher_prefix = "{prefix}" under [writeback], or use a solution of yours',
+            )
+        ]
+    return []

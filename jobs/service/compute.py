@@ -30,7 +30,9 @@ from jobs.errors import JobError
 from jobs.leads.duplicates.clustering import cluster
 from jobs.leads.duplicates.config import DuplicateConfig, load_duplicate_config
 from jobs.leads.duplicates.detect import find_duplicates, link_records
-from jobs.leads.duplicates.incremental import MatchCache, NormalisedValues
+from jobs.leads.duplicates.incremental import cache_options, cache_report
+from jobs.leads.duplicates.merge_config import load_merge_config
+from jobs.leads.duplicates.merge_policy import drop_pairs, duplicate_status
 from jobs.leads.scoring import scorer as scoring
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "run_duplicates",
     "run_scoring",
     "score_trend",
+    "scoring_moment",
 ]
 
 log = logging.getLogger(__name__)
@@ -162,10 +165,9 @@ def run_scoring(
     if open_leads.empty:
         outcome.status, outcome.message = "skipped", "no open leads to score"
         return outcome
-    # Scores describe the end of the UTC day, so every run of one day gives the same score for the
-    # same lead and a run that changed nothing can reuse them (activities of the day all count).
-    end_of_day = pd.Timestamp(now).tz_convert("UTC").normalize() + pd.Timedelta(days=1)
-    scored = scoring.score(open_leads, rules=rules, as_of=end_of_day, model=model, activities=activities)
+    scored = scoring.score(
+        open_leads, rules=rules, as_of=scoring_moment(now), model=model, activities=activities
+    )
     ids = scored.index.astype(str).str.lower()
     scored = scored.set_axis(ids)
     results = pd.DataFrame(
@@ -185,8 +187,20 @@ def run_scoring(
         "engine": "model" if model is not None else "rules",
         "scored": len(results),
         "sales_ready": int(results["sales_ready"].sum()),
+        # The grade mix of this run, for the console's history (the mirror keeps only the last
+        # value per lead, not a copy per run).
+        "grades": {str(g): int(n) for g, n in results["grade"].value_counts().sort_index().items()},
     }
     return outcome
+
+
+def scoring_moment(now: datetime) -> pd.Timestamp:
+    """The moment scores describe: the end of ``now``'s UTC day (on every engine).
+
+    Every run of one day then gives the same score for the same lead, so a run that changed
+    nothing can reuse them (and the activities of the day all count).
+    """
+    return pd.Timestamp(now).tz_convert("UTC").normalize() + pd.Timedelta(days=1)
 
 
 def score_trend(scores: pd.Series, held_scores: pd.Series | None, held_trends: pd.Series | None) -> pd.Series:
@@ -344,7 +358,13 @@ def existing_records(
         if table not in config.links or records is None or records.empty or leads.empty:
             continue
         kwargs = config.link_kwargs(table)
-        run = link_records(leads, records, report=True, **kwargs, **_cache_kwargs(caches, f"link:{table}"))
+        run = link_records(
+            leads,
+            records,
+            report=True,
+            **kwargs,
+            **cache_options(caches, f"link:{table}", max_age=MODEL_MAX_AGE),
+        )
         pairs = run.pairs.assign(
             id_left=run.pairs["id_left"].astype(str).str.lower(),
             id_right=run.pairs["id_right"].astype(str).str.lower(),
@@ -404,6 +424,7 @@ def run_duplicates(
     config_path: Path,
     caches: dict[str, Any] | None = None,
     now: datetime | None = None,
+    ruled: Mapping[str, pd.DataFrame] | None = None,
 ) -> JobOutcome:
     """Find duplicate groups in each table of ``frames`` that ``duplicates.toml`` configures, and
     the contact and account each open lead already is.
@@ -413,6 +434,8 @@ def run_duplicates(
     contact / account results when ``[lead.link.contact]`` / ``[lead.link.account]`` are configured
     and that table has records: the best match of an open lead, empty for a lead with no match and
     for a lead that is no longer open (nobody works it; a qualified lead is a contact by design).
+    ``ruled``: per table, the pairs a person marked "not a duplicate" (``merge_store.memory``);
+    they are never grouped again, whatever the model scores them.
 
     ``caches`` (kept by the pipeline between runs, updated in place) holds what the last run
     normalised, compared and fitted, so that only pairs involving a changed record are compared
@@ -441,13 +464,21 @@ def run_duplicates(
             held = records.set_index(config.id_column)["out_suggested_master"]
         records = _without_outputs(records)
         try:
-            pairs = find_duplicates(records, **config.find_kwargs(), **_cache_kwargs(caches, table))
+            found_pairs = find_duplicates(
+                records, **config.find_kwargs(), **cache_options(caches, table, max_age=MODEL_MAX_AGE)
+            )
+            pairs = drop_pairs(found_pairs, (ruled or {}).get(table))
             groups = cluster(pairs, records=records, **config.cluster_kwargs())
         except JobError as exc:
             outcome.status = "partial"
             notes.append(f"{table}: nothing written ({exc})")
             continue
         found = duplicate_groups(pairs, groups, held)
+        # Review band (a person decides) or merge band (the merge policy will merge it).
+        policy = load_merge_config(config_path, table, tuple(config.fields))
+        found["duplicate_status"] = duplicate_status(
+            found, pairs, records, policy, id_column=config.id_column, phone_region=config.phone_region
+        )
         ids = records[config.id_column].astype(str).str.lower()
         outcome.results[table] = found.reindex(pd.Index(ids, name=None))
         counts[table] = int(groups["cluster_id"].nunique()) if not groups.empty else 0
@@ -456,48 +487,11 @@ def run_duplicates(
     if lead_config is not None and lead_config.links:
         _link_leads(outcome, frames, lead_config, notes, caches)
     if caches is not None:
-        outcome.details["incremental"] = _cache_report(caches, now)
+        outcome.details["incremental"] = cache_report(caches, now)
     outcome.message = "; ".join(notes) or "no table to scan"
     if not outcome.results and outcome.status == "ok":
         outcome.status = "skipped"
     return outcome
-
-
-def _cache_kwargs(caches: dict[str, Any] | None, key: str) -> dict[str, Any]:
-    """The ``cache`` and ``normalised`` options of one table's or link's call (none without caches)."""
-    if caches is None:
-        return {}
-    normalised = caches.get("normalised")
-    if not isinstance(normalised, NormalisedValues):
-        normalised = caches["normalised"] = NormalisedValues()
-    cache = caches.get(key)
-    if not isinstance(cache, MatchCache):
-        cache = caches[key] = MatchCache()
-    fitted_on = caches.setdefault("fitted_on", {}).get(key)
-    now = caches.get("now")
-    if (
-        fitted_on is not None
-        and now is not None
-        and pd.Timestamp(now) - pd.Timestamp(fitted_on) > MODEL_MAX_AGE
-    ):
-        cache.model = None  # refit weekly, like the lead-scoring model
-    return {"cache": cache, "normalised": normalised}
-
-
-def _cache_report(caches: dict[str, Any], now: datetime | None) -> dict[str, Any]:
-    """Stamp the models fitted this run and say how much was compared anew."""
-    report: dict[str, Any] = {}
-    for key, cache in caches.items():
-        if not isinstance(cache, MatchCache):
-            continue
-        if cache.model_fitted and now is not None:
-            caches["fitted_on"][key] = pd.Timestamp(now).isoformat()
-        report[key] = {"compared": cache.compared, "pairs": len(cache.first_ids), "refit": cache.model_fitted}
-    normalised = caches.get("normalised")
-    if isinstance(normalised, NormalisedValues):
-        report["values_normalised"] = normalised.normalised
-        normalised.normalised = 0
-    return report
 
 
 def _link_leads(

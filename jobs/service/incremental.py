@@ -29,7 +29,9 @@ from typing import Any
 import pandas as pd
 
 from core.version import __version__
+from jobs.service import merge_store
 from jobs.service.compute import JobOutcome
+from jobs.service.merge import _master_by
 
 __all__ = ["JobMemory", "Remembered", "content_digest", "job_fingerprint"]
 
@@ -69,6 +71,7 @@ class JobMemory:
         self.enabled = enabled
         self._saved: dict[str, Remembered | None] = {}
         self._staged: dict[str, tuple[str, JobOutcome, dict[str, Any], str | None]] = {}
+        self._elsewhere: set[str] = set()
 
     def tables_of(self, names: Iterable[str] = (), entities: Iterable[str] = ()) -> list[str]:
         """The mirrored tables among ``names``, plus every table of the given canonical entities."""
@@ -168,6 +171,9 @@ class JobMemory:
 
     def commit(self) -> None:
         """Save the staged states (inside the caller's transaction); a failed job's state is dropped."""
+        for job in sorted(self._elsewhere):
+            self.mirror.clear_job_state(job)
+        self._elsewhere.clear()
         for job, (fingerprint, outcome, caches, content) in self._staged.items():
             if outcome.status == "failed":
                 self.mirror.clear_job_state(job)
@@ -181,6 +187,16 @@ class JobMemory:
     def computed(self, job: str) -> bool:
         """True when ``job`` was computed this run (not reused)."""
         return job in self._staged
+
+    def computed_elsewhere(self, job: str) -> None:
+        """``job`` was computed this run by another engine (Spark), whose results hold only the
+        changed records: its saved state no longer matches the kept values, so drop it at
+        :meth:`commit` (the next pandas run recomputes in full)."""
+        self._elsewhere.add(job)
+
+    def partial(self, job: str) -> bool:
+        """True when ``job``'s results this run hold only the changed records (see above)."""
+        return job in self._elsewhere
 
 
 IGNORED_COLUMNS = frozenset({"modified_on"})
@@ -211,12 +227,13 @@ def job_fingerprint(
     config_dir: Path,
     now: datetime,
     model_version: str | None = None,
+    merge_state: Mapping[str, Any] | None = None,
     with_tables: bool = True,
 ) -> str:
     """The fingerprint of one of the pipeline's jobs: the tables, file and day it depends on.
 
     ``with_tables=False`` leaves the tables' counters out, for :func:`content_digest` to add the
-    values instead.
+    values instead. ``merge_state`` (duplicates only): :func:`merge_inputs_state`.
     """
     if job == "scoring":
         tables = memory.tables_of(["lead"], entities=["activity"])
@@ -224,8 +241,9 @@ def job_fingerprint(
         day: datetime | None = now
         extra: dict[str, Any] = {"model": model_version}
     elif job == "duplicates":
-        tables = memory.tables_of(["lead", "contact", "account"])
-        files, day, extra = [config_dir / "duplicates.toml"], None, {}
+        state = dict(merge_state or {})
+        tables = memory.tables_of(["lead", "contact", "account"], entities=state.pop("entities", ()))
+        files, day, extra = [config_dir / "duplicates.toml"], None, {"merge": state}
     else:
         tables = memory.tables_of(entities=["order"])
         files, day, extra = [config_dir / "customer_value.toml"], now, {}
@@ -233,3 +251,28 @@ def job_fingerprint(
         extra = {**extra, "tables": tables}
         tables = []
     return memory.fingerprint(job, tables=tables, files=files, day=day, extra=extra)
+
+
+def merge_inputs_state(mirror: Any, config_path: Path) -> dict[str, Any]:
+    """What the duplicates job reads besides its three tables, through the merge preparation
+    (:func:`jobs.service.merge.merge_inputs`): the records dvsync merged away, the pairs a person
+    ruled on, and the entities of the derived survivorship columns the master preferences name
+    (``order_count`` reads the orders, ``last_activity_on`` the activities). A new "not a
+    duplicate" ruling changes no mirrored table, yet must regroup: it is part of the fingerprint.
+    """
+    state: dict[str, Any] = {}
+    entities: set[str] = set()
+    for table in ("lead", "contact", "account"):
+        ruled = merge_store.memory(mirror, table)
+        rows = sorted(zip(ruled["id_a"], ruled["id_b"], ruled["decision"], strict=True))
+        merged = sorted(merge_store.merged_ids(mirror, table))
+        text = json.dumps([rows, merged], default=str)
+        state[table] = hashlib.sha256(text.encode()).hexdigest()
+        derived = {m.lstrip("-") for m in _master_by(config_path, table)}
+        entities |= {
+            e
+            for column, e in (("order_count", "order"), ("last_activity_on", "activity"))
+            if column in derived
+        }
+    state["entities"] = sorted(entities)
+    return state

@@ -9,7 +9,8 @@
    earlier runs could not write; the plan is stored before anything is sent. ``dry_run`` writes it
    to a CSV instead and changes nothing in Dynamics.
 5. **Write back** with :meth:`DataverseClient.update_many` (``$batch``, continue-on-error,
-   ``If-Match: *``, parallel within the cap) in chunks: each chunk's items are marked ``sending``
+   ``If-Match`` on the etag the sync read, lost answers settled by reading back, never replayed
+   blind; parallel within the cap) in chunks: each chunk's items are marked ``sending``
    before the request, then, in one transaction, marked ``written``/``failed``, audited, and the
    mirror's ``out_`` columns updated. A failed record stays in the plan and is retried next run.
 
@@ -46,15 +47,29 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from core.errors import ConfigError, DvsyncError
+from core.private import private_dir, private_file
 from jobs.errors import JobError
+from jobs.moments import without_sentinels
 from jobs.service import compute
 from jobs.service.compute import JOB_ORDER, JobOutcome, score_trend
-from jobs.service.incremental import JobMemory, content_digest, job_fingerprint
+from jobs.service.engine_run import compute_on_engine
+from jobs.service.incremental import JobMemory, content_digest, job_fingerprint, merge_inputs_state
+from jobs.service.inputs import JOB_ENTITIES, blocked_jobs, incomplete_tables
 from jobs.service.mapping import MappingSet, OutputColumn
+from jobs.service.merge import merge_inputs, run_merge_job
 from jobs.service.metadata_cache import CachedMetadataClient, needed_columns
 from jobs.service.mirror import Mirror, MirrorError
-from jobs.service.plan import add_companions, carry_forward, differs, empty_plan, plan_table
+from jobs.service.mirror.database import note_lock
+from jobs.service.plan import (
+    COMPANION_RESULTS,
+    add_companions,
+    carry_forward,
+    differs,
+    empty_plan,
+    plan_table,
+)
 from jobs.service.settings import KNOWN_JOBS, Settings
+from jobs.service.stopping import StopNow, StopRequest
 from jobs.service.sync import SyncResult, sync_tables
 
 __all__ = [
@@ -117,8 +132,8 @@ class RunLock:
 
     def acquire(self, *, wait: bool = False) -> bool:
         """Take the lock; with ``wait`` block until it is free, else return False when it is held."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        private_dir(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
@@ -127,6 +142,7 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+        note_lock(self.path, held=True)
         return True
 
     def holder(self) -> int | None:
@@ -140,6 +156,7 @@ class RunLock:
     def release(self) -> None:
         """Release the lock (idempotent)."""
         if self._fd is not None:
+            note_lock(self.path, held=False)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
@@ -304,6 +321,7 @@ class PipelineResult:
             "outcome": self.outcome,
             "ok": self.ok,
             "dry_run": self.dry_run,
+            "mode": "dry-run" if self.dry_run else "write",
             "tables": self.tables,
             "jobs": {j.job: j.as_dict() for j in self.jobs},
             "planned": len(self.plan),
@@ -333,6 +351,8 @@ class _Context:
     progress: PipelineProgress | None
     now: datetime
     memory: JobMemory
+    ignored_dates: Counter[str] = field(default_factory=Counter)
+    phase: str = "sync"
 
 
 def run_pipeline(
@@ -406,14 +426,24 @@ def run_pipeline(
         clock(),
         JobMemory(mirror, run_id, enabled=not full),
     )
-    log.info("run %d started: jobs %s%s", run_id, ", ".join(chosen) or "none", " (dry run)" if dry else "")
+    mode = "dry run: plans only, writes nothing" if dry else "write mode: writes changed values"
+    log.info("run %d started (%s): jobs %s", run_id, mode, ", ".join(chosen) or "none")
+    log.info("run %d: sync", run_id)
     try:
         with ctx.meter.attached(client):
-            _sync(ctx, full=full)
-            _settle_in_doubt(ctx)
-            outcomes = _compute(ctx, chosen)
+            # Sync, compute and plan commit nothing half-done (a sync page and its state commit
+            # together), so a stop signal may end them at once rather than at the next check.
+            with _step(ctx, "sync", abortable=True):
+                _sync(ctx, full=full)
+            with _step(ctx, "sync"):
+                _settle_in_doubt(ctx)
+            with _step(ctx, "compute", abortable=True):
+                outcomes = _compute(ctx, chosen)
             ctx.faults.hit("computed")
-            plan = _plan(ctx, outcomes)
+            with _step(ctx, "plan", abortable=True):
+                plan = _plan(ctx, outcomes)
+            with _step(ctx, "write"):
+                pass  # names the phase, and stops here if a signal came at the end of the plan
             if compute_only:
                 _save_results(ctx, outcomes)
                 log.info("writeback.enabled is false: results kept in the mirror, nothing written")
@@ -423,23 +453,40 @@ def run_pipeline(
                 _store_plan(ctx, plan, outcomes)
                 ctx.faults.hit("planned")
                 _write_back(ctx, plan)
+            if "merge" in chosen and not compute_only:
+                ctx.result.jobs.append(
+                    run_merge_job(client, mirror, mappings, settings, dry_run=dry, run_id=run_id)
+                )
         failed_tables = (
             [f"{t.table} ({t.error})" for t in result.sync.tables if not t.ok] if result.sync else []
         )
         failed_jobs = [j.job for j in result.jobs if j.status == "failed"]
+        starved = [j.job for j in result.jobs if j.details.get("incomplete_input")]
         problems = []
         if failed_tables:
             problems.append(f"sync failed for {'; '.join(failed_tables)}")
         if failed_jobs:
             problems.append(f"job(s) failed: {', '.join(failed_jobs)}")
+        if starved:
+            problems.append(f"job(s) skipped because their input is incomplete: {', '.join(starved)}")
+        if result.not_provisioned and not compute_only:
+            missing = result.not_provisioned
+            problems.append(
+                f"{len(missing)} output column(s) do not exist in Dynamics, their results were not "
+                f"written ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); "
+                "run `dvsync provision`, then run again"
+            )
         if result.failures:
             problems.append(f"{len(result.failures)} record(s) could not be written (retried next run)")
         result.outcome = "failed" if problems else "ok"
         result.error = "; ".join(problems) or None
-    except RunStopped:
-        result.outcome, result.error = (
-            "interrupted",
-            "stopped on request (SIGTERM); the rest is retried next run",
+    except (RunStopped, StopNow):
+        mirror.recover_after_stop()
+        name = ctx.stop.signal_name if isinstance(ctx.stop, StopRequest) else "a stop request"
+        result.outcome = "interrupted"
+        result.error = (
+            f"stopped by {name} during {ctx.phase}; everything committed is kept and the next run "
+            "finishes the job"
         )
     except BaseException as exc:
         result.outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -448,6 +495,21 @@ def run_pipeline(
         raise
     _finish(ctx, started, monotonic, trigger)
     return result
+
+
+@contextlib.contextmanager
+def _step(ctx: _Context, phase: str, *, abortable: bool = False) -> Iterator[None]:
+    """Name the phase (for the stop message); an abortable one may be ended by a signal at once."""
+    if ctx.phase != phase:
+        log.info("run %d: %s", ctx.result.run_id, phase)
+    ctx.phase = phase
+    if ctx.stop.is_set():
+        raise RunStopped
+    if abortable and isinstance(ctx.stop, StopRequest):
+        with ctx.stop.abortable():
+            yield
+    else:
+        yield
 
 
 def _finish(ctx: _Context, started: float, monotonic: Callable[[], float], trigger: str) -> None:
@@ -509,6 +571,9 @@ def _sync(ctx: _Context, *, full: bool) -> None:
         )
         if report.error:
             counters["error"] = report.error
+        if report.problems:
+            counters["unreadable_values"] = len(report.problems)
+            counters["unreadable_examples"] = report.problems[:5]
     failed = [ctx.mappings.tables[t.table].table for t in ctx.result.sync.tables if not t.ok]
     if isinstance(ctx.client, CachedMetadataClient):
         ctx.client.forget(failed)  # a column it needs may be gone: read its definition afresh
@@ -538,8 +603,13 @@ def _current(mirror: Mirror, mappings: MappingSet, tables: Sequence[str]) -> dic
 
 
 def _settle_in_doubt(ctx: _Context) -> None:
-    """Mark written (and audit) the values a killed run sent that Dynamics now holds."""
-    doubtful = ctx.mirror.plan(status="sending")
+    """Mark written (and audit) the values a killed run sent that Dynamics now holds.
+
+    ``failed`` items are checked too: a write whose answer was lost and could not even be read
+    back is reported failed, yet may have been applied; once the sync shows the value, the audit
+    says so, so that it matches what the server holds.
+    """
+    doubtful = ctx.mirror.plan(status=["sending", "failed"])
     doubtful = doubtful[doubtful["run_id"] != ctx.result.run_id]
     if doubtful.empty:
         return
@@ -556,15 +626,17 @@ def _settle_in_doubt(ctx: _Context) -> None:
         if not landed.any():
             continue
         done = items[landed]
+        why = done["status"].map(
+            {
+                "sending": "confirmed in Dynamics after the run was interrupted",
+                "failed": "found in Dynamics after its answer was lost",
+            }
+        )
         with ctx.mirror.transaction():
             ctx.mirror.mark_plan(
                 int(run_id), table, zip(done["record_id"], done["column_name"], strict=True), "written"
             )
-            ctx.mirror.record_audit(
-                int(run_id),
-                table,
-                done.assign(outcome="written", error="confirmed in Dynamics after the run was interrupted"),
-            )
+            ctx.mirror.record_audit(int(run_id), table, done.assign(outcome="written", error=why))
         ctx.result.confirmed += len(done)
     if ctx.result.confirmed:
         log.info("%d write(s) of an interrupted run were found in Dynamics", ctx.result.confirmed)
@@ -573,15 +645,29 @@ def _settle_in_doubt(ctx: _Context) -> None:
 # ------------------------------------------------------------------------------------ 3. compute
 
 
-def _frame(mirror: Mirror, name: str) -> pd.DataFrame:
-    return mirror.read_frame(name) if name in mirror.layouts() else pd.DataFrame()
+def _frame(ctx: _Context, name: str) -> pd.DataFrame:
+    mirror = ctx.mirror
+    frame = mirror.read_frame(name) if name in mirror.layouts() else pd.DataFrame()
+    frame, ctx.ignored_dates[name] = without_sentinels(frame)
+    return frame
 
 
-def _entity(mirror: Mirror, entity: str) -> pd.DataFrame | None:
+def _entity(ctx: _Context, entity: str) -> pd.DataFrame | None:
     try:
-        return mirror.read_entity(entity)
+        frame = ctx.mirror.read_entity(entity)
     except MirrorError:
         return None
+    frame, ctx.ignored_dates[entity] = without_sentinels(frame)
+    return frame
+
+
+def _note_ignored(ctx: _Context, outcomes: Sequence[JobOutcome]) -> None:
+    """Say in each job's report how many sentinel dates it read as "no date"."""
+    for outcome in outcomes:
+        ignored = sum(ctx.ignored_dates.get(s, 0) for s in JOB_ENTITIES.get(outcome.job, ()))
+        if ignored:
+            outcome.details["dates_ignored"] = ignored
+            log.info("job %s: %d date(s) outside 1900..2200 read as no date", outcome.job, ignored)
 
 
 def _job_failed(job: str, exc: Exception) -> JobOutcome:
@@ -594,6 +680,24 @@ def _job_failed(job: str, exc: Exception) -> JobOutcome:
 def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
     """Run the chosen jobs, reusing what did not change (:mod:`jobs.service.incremental`)."""
     outcomes: list[JobOutcome] = []
+    # A job whose input table did not sync completely is skipped on every engine, and never
+    # reused either: its last results stand in Dynamics, and its saved state is left as it was.
+    failed = {t.table: str(t.error) for t in ctx.result.sync.tables if not t.ok} if ctx.result.sync else {}
+    blocked = blocked_jobs(chosen, ctx.mappings, incomplete_tables(ctx.mirror, ctx.mappings, failed))
+    for job, why in blocked.items():
+        log.warning("job %s %s", job, why)
+        outcomes.append(JobOutcome(job, status="skipped", message=why, details={"incomplete_input": True}))
+    chosen = [j for j in chosen if j not in blocked]
+    if ctx.settings.engine.kind != "pandas":  # the same jobs on Spark (jobs/engines, docs/scale.md)
+        computed = compute_on_engine(
+            ctx.client, ctx.mirror, ctx.mappings, ctx.settings, chosen, model_dir=_model_dir(ctx), now=ctx.now
+        )
+        for outcome in computed:
+            ctx.memory.computed_elsewhere(outcome.job)
+        outcomes += computed
+        ctx.result.jobs = outcomes
+        return outcomes
+    chosen = [j for j in chosen if j in JOB_ORDER]  # the merge job runs after the write-back
     fingerprints = {job: _fingerprint(ctx, job) for job in chosen}
     reused = {job: ctx.memory.reuse(job, fingerprints[job]) for job in chosen}
     if "scoring" in chosen:
@@ -609,6 +713,9 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
         for outcome in computed:
             outcome.details.setdefault("seconds", round(time.perf_counter() - started, 2))
         outcomes.extend(computed)
+    order = {job: position for position, job in enumerate(KNOWN_JOBS)}
+    outcomes.sort(key=lambda o: order.get(o.job, len(order)))
+    _note_ignored(ctx, outcomes)
     ctx.result.jobs = outcomes
     for outcome in outcomes:
         log.info("job %s: %s (%s)", outcome.job, outcome.status, outcome.message)
@@ -629,13 +736,16 @@ def _fingerprint(ctx: _Context, job: str, *, with_tables: bool = True) -> str:
         config_dir=Path(ctx.settings.mappings.dir),
         now=ctx.now,
         model_version=_model_version(ctx) if job == "scoring" else None,
+        merge_state=merge_inputs_state(ctx.mirror, Path(ctx.settings.mappings.dir) / "duplicates.toml")
+        if job == "duplicates"
+        else None,
         with_tables=with_tables,
     )
 
 
 def _scoring(ctx: _Context, fingerprint: str) -> JobOutcome:
-    leads = _frame(ctx.mirror, "lead")
-    activities = _entity(ctx.mirror, "activity")
+    leads = _frame(ctx, "lead")
+    activities = _entity(ctx, "activity")
     held_scores = leads.set_index("lead_id")["out_score"] if "out_score" in leads else None
     held_trends = leads.set_index("lead_id")["out_trend"] if "out_trend" in leads else None
     content = content_digest(
@@ -675,14 +785,14 @@ def _scoring(ctx: _Context, fingerprint: str) -> JobOutcome:
 
 
 def _duplicates(ctx: _Context, fingerprint: str) -> JobOutcome:
-    frames = {t: _frame(ctx.mirror, t) for t in ("lead", "contact", "account")}
+    frames = {t: _frame(ctx, t) for t in ("lead", "contact", "account")}
     caches = ctx.memory.caches("duplicates")
+    config_path = Path(ctx.settings.mappings.dir) / "duplicates.toml"
     try:
+        # Merged records out, "not a duplicate" pairs kept apart (the fingerprint covers both).
+        frames, ruled = merge_inputs(ctx.mirror, frames, config_path)
         outcome = compute.run_duplicates(
-            frames,
-            config_path=Path(ctx.settings.mappings.dir) / "duplicates.toml",
-            caches=caches,
-            now=ctx.now,
+            frames, config_path=config_path, caches=caches, now=ctx.now, ruled=ruled
         )
     except DvsyncError as exc:
         outcome = _job_failed("duplicates", exc)
@@ -691,7 +801,7 @@ def _duplicates(ctx: _Context, fingerprint: str) -> JobOutcome:
 
 
 def _customer_value(ctx: _Context, jobs: Sequence[str], fingerprints: Mapping[str, str]) -> list[JobOutcome]:
-    orders = _entity(ctx.mirror, "order")
+    orders = _entity(ctx, "order")
     orders = orders if orders is not None else pd.DataFrame()
     contents = {j: content_digest(_fingerprint(ctx, j, with_tables=False), {"order": orders}) for j in jobs}
     same = {j: ctx.memory.reuse(j, fingerprints[j], contents[j]) for j in jobs}
@@ -760,8 +870,15 @@ def _plan(ctx: _Context, outcomes: Sequence[JobOutcome]) -> pd.DataFrame:
     plan = add_companions(plan, current, ctx.mappings.outputs, ctx.now)
     earlier = ctx.mirror.plan(status=list(OPEN_STATUSES))
     earlier = earlier[(earlier["run_id"] != ctx.result.run_id) & earlier["table_name"].isin(list(current))]
-    plan = carry_forward(plan, earlier, current, ctx.mappings.outputs)
-    ctx._earlier = earlier  # type: ignore[attr-defined]
+    # Only this run's values are written: earlier unwritten items of results it computed are
+    # retired (re-planned above from current results); the others wait for a run that computes them.
+    computed = {
+        (table, str(result))
+        for outcome in outcomes
+        for table, frame in outcome.results.items()
+        for result in [*frame.columns, *(COMPANION_RESULTS if not frame.empty else ())]
+    }
+    ctx._earlier = carry_forward(earlier, computed)  # type: ignore[attr-defined]
     for table, items in plan.groupby("table_name"):
         ctx.result.table(str(table))["planned"] = int(items["record_id"].nunique())
     ctx.result.plan = plan
@@ -774,7 +891,8 @@ def _write_csv(ctx: _Context, plan: pd.DataFrame, path: str | Path | None) -> No
         base = ctx.mirror.path.parent if ctx.mirror.path is not None else Path(".dvsync")
         path = base / "plans" / f"run-{ctx.result.run_id}.csv"
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
+    private_file(path)
     plan.to_csv(path, index=False)
     ctx.result.plan_csv = path
 
@@ -800,8 +918,14 @@ def _save_results(ctx: _Context, outcomes: Sequence[JobOutcome]) -> None:
     """Keep the jobs' results (the last value per record, rewritten where it changed) and state."""
     with ctx.mirror.transaction():
         for outcome in outcomes:
+            if ctx.memory.partial(outcome.job):
+                # Spark sends back the changed records only: keep them, drop no other value.
+                for table, frame in outcome.results.items():
+                    if not frame.empty:
+                        ctx.mirror.save_results(ctx.result.run_id, table, frame, partial=True)
+                continue
             if not ctx.memory.computed(outcome.job):
-                continue  # reused: its results are the ones already kept
+                continue  # reused, skipped or failed: the values already kept stand
             previous = ctx.memory.previous_results(outcome.job)
             for table, frame in outcome.results.items():
                 if not frame.empty:
@@ -820,6 +944,8 @@ def _entity_set(ctx: _Context, table: str) -> str:
 def _write_back(ctx: _Context, plan: pd.DataFrame) -> None:
     writeback = ctx.settings.writeback
     for table, items in plan.groupby("table_name", sort=True):
+        if ctx.stop.is_set():
+            raise RunStopped  # between tables: the next run writes what is left
         _write_table(ctx, str(table), items, writeback.batch_size, writeback.max_parallel)
 
 
@@ -829,12 +955,20 @@ def _write_table(
     entity_set = _entity_set(ctx, table)
     counters = ctx.result.table(table)
     records = items["record_id"].drop_duplicates().tolist()
-    # One PATCH body per record with all its planned columns.
+    # One PATCH body per record with all its planned columns, sent under If-Match on the etag the
+    # sync read (what the plan was made from), with the values the plan expected: a replay after a
+    # lost answer is then a no-op, and a record changed since is read back, never overwritten blind.
     bodies: dict[str, dict[str, Any]] = {}
-    for record_id, column, value in zip(
-        items["record_id"], items["column_name"], items["new_value"], strict=True
+    expected: dict[str, dict[str, Any]] = {}
+    for record_id, column, value, old in zip(
+        items["record_id"], items["column_name"], items["new_value"], items["old_value"], strict=True
     ):
-        bodies.setdefault(record_id, {})[column] = value
+        # A cleared value can come back from the plan frame as NaN; Dataverse clears with null.
+        bodies.setdefault(record_id, {})[column] = (
+            None if isinstance(value, float) and math.isnan(value) else value
+        )
+        expected.setdefault(record_id, {})[column] = old
+    etags = _etags(ctx, table)
     total = len(records)
     done = 0
     ctx.meter.label = table
@@ -846,7 +980,7 @@ def _write_table(
             chunk = items[items["record_id"].isin(chunk_ids)]
             keys = list(zip(chunk["record_id"], chunk["column_name"], strict=True))
             ctx.mirror.mark_plan(ctx.result.run_id, table, keys, "sending")
-            updates = [(rid, bodies[rid]) for rid in chunk_ids]
+            updates = [(rid, bodies[rid], etags.get(str(rid).lower()), expected[rid]) for rid in chunk_ids]
             outcomes = ctx.client.update_many(
                 entity_set, updates, batch_size=batch_size, max_workers=max_parallel
             )
@@ -854,6 +988,7 @@ def _write_table(
             _record_chunk(ctx, table, chunk, outcomes)
             counters["write_requests"] += math.ceil(len(chunk_ids) / batch_size)
             done += len(chunk_ids)
+            log.debug("%s: %d of %d record(s) written back", table, done, total)
             ctx.faults.hit("write-recorded")
             if ctx.progress is not None:
                 ctx.progress.write(table, done=done, total=total)
@@ -861,6 +996,14 @@ def _write_table(
                 raise RunStopped
     finally:
         ctx.meter.label = None
+
+
+def _etags(ctx: _Context, table: str) -> dict[str, str]:
+    """Record id -> the etag the sync read (None-free), for the write's ``If-Match``."""
+    layout = ctx.mirror.layout(table)
+    frame = ctx.mirror.read_frame(table, [], include_system=True)
+    ids = frame[layout.id_column].astype(str).str.lower()
+    return {i: str(e) for i, e in zip(ids, frame["_etag"], strict=True) if isinstance(e, str) and e}
 
 
 def _record_chunk(ctx: _Context, table: str, chunk: pd.DataFrame, outcomes: Sequence[Any]) -> None:

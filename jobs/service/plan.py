@@ -1,8 +1,9 @@
 """The write-back plan: which output columns of which records must change, and from what to what.
 
 Pure functions, DataFrames in and out (no HTTP, no mirror): the pipeline reads the mirror and the
-jobs' results, calls :func:`plan_table` per table and :func:`carry_forward` for what earlier runs
-could not write, and stores the plan before sending anything.
+jobs' results, calls :func:`plan_table` per table, retires with :func:`carry_forward` what earlier
+runs could not write and this run re-planned (never writing an earlier run's value: only values
+this run computed are written), and stores the plan before sending anything.
 
 A value is planned only when it differs from what Dynamics holds according to the mirror (the
 ``out_<result>`` columns the sync reads back), compared in the *wire form*
@@ -161,60 +162,25 @@ def add_companions(
     return merged.sort_values(["table_name", "record_id", "column_name"], ignore_index=True)[PLAN_COLUMNS]
 
 
-def carry_forward(
-    plan: pd.DataFrame,
-    earlier: pd.DataFrame,
-    current: dict[str, pd.DataFrame],
-    outputs: Iterable[OutputColumn],
-) -> pd.DataFrame:
-    """Add to ``plan`` the earlier runs' unwritten items that still differ from Dynamics.
+def carry_forward(earlier: pd.DataFrame, computed: Iterable[tuple[str, str]]) -> pd.DataFrame:
+    """The earlier runs' unwritten items that this run re-planned, and so retires.
 
-    An item that failed or was never sent (the run was stopped or killed) is retried by the next
-    run, unless this run planned the same record and column (its newer value wins) or Dynamics
-    already holds the value (a write that went through before the process died).
+    An earlier item (failed, or never sent because its run was stopped or killed) is *never*
+    written as it is: its value was computed from data that may have changed since (the lead
+    changed, then changed back: the pending value is now wrong). A run that computed the same
+    result re-plans the record from its own results (:func:`plan_table`): the item is retired
+    whether or not the new plan writes the record. An item whose result this run did not compute
+    (its job was not run, or was skipped) stays open for the next run that computes it.
 
     Args:
-        plan: this run's plan.
         earlier: earlier plan items still ``pending``/``failed``/``sending`` (``Mirror.plan`` rows).
-        current: per table, the mirror rows indexed by record id with their ``out_`` columns.
-        outputs: every output column.
+        computed: ``(table, result)`` pairs this run computed (companions included).
 
     Returns:
-        ``plan`` with the carried items appended (same schema).
+        The items of ``earlier`` to mark superseded.
     """
     if earlier.empty:
-        return plan
-    by_column = {(o.table, o.logical_name): o for o in outputs if o.enabled}
-    latest = earlier.sort_values("run_id").drop_duplicates(
-        ["table_name", "record_id", "column_name"], keep="last"
-    )
-    planned = set(zip(plan["table_name"], plan["record_id"], plan["column_name"], strict=True))
-    keep = [
-        (t, r, c) not in planned and (t, c) in by_column and t in current
-        for t, r, c in zip(latest["table_name"], latest["record_id"], latest["column_name"], strict=True)
-    ]
-    latest = latest[keep]
-    parts = [plan]
-    for (table, column), items in latest.groupby(["table_name", "column_name"], sort=True):
-        output = by_column[(table, column)]
-        rows = current[table]
-        rows = rows.set_axis(rows.index.astype(str).str.lower())
-        items = items[items["record_id"].isin(rows.index)]
-        if items.empty or output.mirror_column not in rows.columns:
-            continue
-        old = output.to_wire(rows.loc[items["record_id"], output.mirror_column], scaled=True)
-        new = output.to_wire(pd.Series(list(items["new_value"]), dtype=object), scaled=True)
-        changed = differs(new, old).to_numpy()
-        parts.append(
-            pd.DataFrame(
-                {
-                    "table_name": table,
-                    "record_id": items["record_id"].to_numpy()[changed],
-                    "column_name": column,
-                    "result": items["result"].to_numpy()[changed],
-                    "old_value": _objects(pd.Series(old, dtype=object)[changed]),
-                    "new_value": _objects(pd.Series(new, dtype=object)[changed]),
-                }
-            )
-        )
-    return pd.concat(parts, ignore_index=True)[PLAN_COLUMNS]
+        return earlier
+    done = set(computed)
+    keys = zip(earlier["table_name"], earlier["result"], strict=True)
+    return earlier[[(t, r) in done for t, r in keys]]

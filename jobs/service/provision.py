@@ -5,19 +5,76 @@ configured publisher prefix, the display name and description from the file, in 
 solution ``writeback.solution``. Columns that exist are left alone (a column of the same name
 with an incompatible type is an error, never altered). Tables that received a column are
 published with one ``PublishXml``. Running it again changes nothing.
+
+Resumable: Dataverse does not say which columns are unpublished, so before creating a column
+provision notes it in ``provision-unpublished.json`` beside the mirror, and clears the note once
+its table is published. A provision that stopped in between (a failure, a kill) leaves the note:
+the next ``provision`` publishes those tables even when it creates nothing, and ``dvsync check``
+lists the columns as unpublished until then.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from connector.metadata import ColumnSpec
 from core.errors import ConfigError
+from core.private import private_dir, private_file
 from jobs.service.mapping import OUTPUT_TYPES, MappingErrors, MappingSet, OutputColumn
+from jobs.service.mapping.catalogue import OUTPUT_CHOICES
 
-__all__ = ["ProvisionAction", "ProvisionReport", "column_spec", "provision"]
+__all__ = [
+    "ProvisionAction",
+    "ProvisionReport",
+    "column_spec",
+    "missing_solution",
+    "provision",
+    "read_unpublished",
+    "unpublished_path",
+]
+
+UNPUBLISHED_FILE = "provision-unpublished.json"
+
+
+def unpublished_path(mirror_path: str | Path) -> Path:
+    """Where provision notes the columns it created and has not published yet (beside the mirror)."""
+    return Path(mirror_path).parent / UNPUBLISHED_FILE
+
+
+def read_unpublished(path: str | Path | None) -> dict[str, list[str]]:
+    """Table -> columns created by a provision that has not published them yet."""
+    if path is None:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        return {"?": [f"{path} is unreadable; run `dvsync provision` to publish and rewrite it"]}
+    return {str(t): [str(c) for c in cols] for t, cols in data.items()} if isinstance(data, dict) else {}
+
+
+def _write_unpublished(path: Path | None, pending: dict[str, list[str]]) -> None:
+    if path is None:
+        return
+    if not pending:
+        path.unlink(missing_ok=True)
+        return
+    private_dir(path.parent)
+    tmp = path.with_name(path.name + ".tmp")
+    private_file(tmp)
+    tmp.write_text(json.dumps(pending, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+log = logging.getLogger(__name__)
 
 _KINDS = {
     "integer": "Integer",
@@ -27,6 +84,7 @@ _KINDS = {
     "boolean": "Boolean",
     "datetime": "DateTime",
     "date": "DateTime",
+    "choice": "Picklist",
 }
 
 
@@ -69,6 +127,9 @@ class ProvisionReport:
     solution: str | None
     actions: list[ProvisionAction] = field(default_factory=list)
     published: list[str] = field(default_factory=list)
+    unpublished: dict[str, list[str]] = field(default_factory=dict)
+    stopped: bool = False
+    """A stop signal ended it between two columns (those created were published)."""
 
     @property
     def created(self) -> list[ProvisionAction]:
@@ -82,7 +143,9 @@ class ProvisionReport:
             "solution": self.solution,
             "actions": [vars(a) for a in self.actions],
             "published": self.published,
+            "unpublished": self.unpublished,
             "created": len(self.created),
+            "stopped": self.stopped,
         }
 
 
@@ -99,6 +162,8 @@ def column_spec(output: OutputColumn) -> ColumnSpec:
         min_value=output.min_value if numeric else None,
         max_value=output.max_value if numeric else None,
         date_only=output.type == "date",
+        # Dataverse gives the values (publisher prefix); dvsync reads the options back by label.
+        options=tuple((None, label) for label in OUTPUT_CHOICES.get(output.result, ())),
     )
 
 
@@ -108,6 +173,8 @@ def provision(
     *,
     solution: str | None,
     dry_run: bool = False,
+    state: str | Path | None = None,
+    stop: threading.Event | None = None,
 ) -> ProvisionReport:
     """Create the missing output columns of every enabled mapped table, then publish.
 
@@ -116,6 +183,9 @@ def provision(
         mappings: the validated mapping set (outputs with the publisher prefix applied).
         solution: the unmanaged solution that receives the columns (``writeback.solution``).
         dry_run: report what would be created, change nothing.
+        state: the note of created, unpublished columns (:func:`unpublished_path`); None keeps none.
+        stop: when set (SIGINT/SIGTERM), no further column is created; those created so far are
+            published, so the next ``provision`` finds them complete and creates the rest.
 
     Raises:
         ConfigError: no solution configured while columns are missing (not in a dry run).
@@ -148,25 +218,48 @@ def provision(
     if problems:
         raise MappingErrors(problems)
     if plan and not dry_run and not solution:
-        raise ConfigError(
-            f"{len(plan)} output columns need creating but no solution is configured",
-            key="writeback.solution",
-            hint="set writeback.solution to the unique name of an unmanaged solution (its publisher's prefix "
-            "must be writeback.publisher_prefix)",
-        )
-    created_tables: list[str] = []
+        raise missing_solution(len(plan))
+    note = Path(state) if state is not None else None
+    pending = read_unpublished(note)
+    pending.pop("?", None)
+    report.unpublished = {t: list(c) for t, c in pending.items()}
+    if dry_run:
+        report.actions.extend(_action(table, output, "would create") for table, output in plan)
+        return report
     for table, output in plan:
-        if dry_run:
-            report.actions.append(_action(table, output, "would create"))
-            continue
+        if stop is not None and stop.is_set():
+            report.stopped = True
+            break
+        # Noted before the create: a provision killed right after it still publishes it next time.
+        columns = pending.setdefault(table, [])
+        if output.logical_name not in columns:
+            columns.append(output.logical_name)
+            _write_unpublished(note, pending)
         created = client.create_column(table, column_spec(output), solution=solution)  # type: ignore[arg-type]
+        log.info("%s column %s on %s", "created" if created else "found", output.logical_name, table)
         report.actions.append(_action(table, output, "created" if created else "exists"))
-        if created and table not in created_tables:
-            created_tables.append(table)
-    if created_tables:
-        client.publish(created_tables)
-        report.published = created_tables
+    if pending:
+        tables = sorted(pending)
+        client.publish(tables)
+        report.published = tables
+        _write_unpublished(note, {})
+    report.unpublished = {}
     return report
+
+
+def missing_solution(count: int) -> ConfigError:
+    """The error for columns to create without ``writeback.solution``.
+
+    dvsync never creates columns outside a named unmanaged solution (not in the default solution,
+    where they could not be moved to another environment or removed cleanly); the solution and
+    its publisher must exist first (docs/setup-real-org.md).
+    """
+    return ConfigError(
+        f"{count} output column(s) need creating but no solution is configured",
+        key="writeback.solution",
+        hint="create an unmanaged solution whose publisher's prefix is writeback.publisher_prefix "
+        "(docs/setup-real-org.md), then set writeback.solution to its unique name",
+    )
 
 
 def _action(table: str, output: OutputColumn, status: str) -> ProvisionAction:

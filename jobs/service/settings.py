@@ -52,6 +52,8 @@ from connector.settings import (
     split_list,
 )
 from core.tomlfile import closest
+from jobs.service.engine_settings import EngineSettings
+from jobs.service.settings_console import ConsoleSettings
 from jobs.service.settings_sources import LOAD_CONTEXT, MappingEnvSource, TomlSource
 
 __all__ = [
@@ -71,7 +73,9 @@ __all__ = [
 
 CONFIG_ENV_VAR = "DVSYNC_CONFIG"
 # The analytics jobs the pipeline knows; `jobs.enabled` and schedule sets must name these.
-KNOWN_JOBS: tuple[str, ...] = ("scoring", "duplicates", "rfm", "clv")
+KNOWN_JOBS: tuple[str, ...] = ("scoring", "duplicates", "rfm", "clv", "merge")
+# Merging cannot be undone in Dynamics: the merge job runs only where it is named explicitly.
+DEFAULT_JOBS: tuple[str, ...] = tuple(j for j in KNOWN_JOBS if j != "merge")
 LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -139,7 +143,7 @@ class JobsSettings(SettingsSection):
     """Which analytics jobs run."""
 
     enabled: JobNames = Field(
-        default_factory=lambda: list(KNOWN_JOBS), description="Jobs run by `dvsync run`, in this order."
+        default_factory=lambda: list(DEFAULT_JOBS), description="Jobs run by `dvsync run`, in this order."
     )
 
 
@@ -149,7 +153,12 @@ class WritebackSettings(SettingsSection):
     enabled: bool = Field(
         default=True, description="Write results back at all (false: compute and mirror only)."
     )
-    dry_run: bool = Field(default=False, description="Plan and report the writes without sending them.")
+    # Safe by default: writing to a production org is an explicit choice (`--no-dry-run`, or
+    # `dry_run = false` here), never what an unconfigured `dvsync run` or `dvsync schedule` does.
+    dry_run: bool = Field(
+        default=True,
+        description="Plan and report the writes without sending them (false: write back).",
+    )
     batch_size: int = Field(
         default=1000, ge=1, le=1000, description="Updates per $batch (Dataverse max 1,000)."
     )
@@ -204,6 +213,8 @@ class ScheduleSet(SettingsSection):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:
+        from datetime import datetime
+
         from croniter import croniter
 
         value = " ".join(value.split())
@@ -212,6 +223,14 @@ class ScheduleSet(SettingsSection):
                 f"`{value}` is not a five-field cron expression",
                 "minute hour day-of-month month day-of-week, e.g. '*/30 * * * *' or '0 2 * * *'",
             )
+        try:  # valid fields can still name a day that never comes (30 February, 31 April)
+            croniter(value, datetime(2000, 1, 1)).get_next(datetime)
+        except (ValueError, KeyError, OverflowError):
+            raise invalid_setting(
+                f"`{value}` never runs: no month has the day it names",
+                "check day-of-month against month (February has at most 29 days; April, June, "
+                "September and November 30)",
+            ) from None
         return value
 
 
@@ -310,6 +329,8 @@ class Settings(BaseSettings):
     writeback: WritebackSettings = Field(default_factory=WritebackSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -12,7 +12,7 @@ from jobs.service.pipeline import OPEN_STATUSES, RunLock
 from jobs.service.schedule import next_runs
 from jobs.service.settings import ScheduleSettings
 
-__all__ = ["collect_status"]
+__all__ = ["collect_status", "status_without_mirror"]
 
 
 def _iso(value: Any) -> str | None:
@@ -44,6 +44,15 @@ def collect_status(
         success, age in minutes, last error), ``pending_writes`` and ``running``.
     """
     now = now or datetime.now(UTC)
+    running = None
+    if lock is not None and not lock.acquire():
+        running = {"pid": lock.holder()}
+    elif lock is not None:
+        try:
+            # Nobody runs: a run still recorded as running was killed (maybe in another pod).
+            mirror.mark_abandoned_runs()
+        finally:
+            lock.release()
     runs = mirror.runs(limit)
     listed = []
     for row in runs.itertuples():
@@ -56,6 +65,7 @@ def collect_status(
                 "trigger": stats.get("trigger"),
                 "jobs": row.jobs or [],
                 "dry_run": bool(row.dry_run),
+                "mode": "dry-run" if row.dry_run else "write",
                 "started_at": _iso(row.started_at),
                 "finished_at": _iso(row.finished_at),
                 "outcome": row.outcome,
@@ -83,11 +93,6 @@ def collect_status(
             }
         )
     pending = mirror.plan(status=list(OPEN_STATUSES))
-    running = None
-    if lock is not None and not lock.acquire():
-        running = {"pid": lock.holder()}
-    elif lock is not None:
-        lock.release()
     return {
         "now": now.isoformat(),
         "running": running,
@@ -98,4 +103,20 @@ def collect_status(
         ],
         "tables": tables,
         "pending_writes": len(pending),
+    }
+
+
+def status_without_mirror(schedule: ScheduleSettings, *, now: datetime | None = None) -> dict[str, Any]:
+    """The status before the first sync: no runs or tables, only the next scheduled runs."""
+    now = now or datetime.now(UTC)
+    return {
+        "now": now.isoformat(),
+        "running": None,
+        "runs": [],
+        "next_runs": [
+            {"set": r.name, "at": r.at.isoformat(), "jobs": list(r.jobs), "cron": r.cron}
+            for r in next_runs(schedule, now)
+        ],
+        "tables": [],
+        "pending_writes": 0,
     }

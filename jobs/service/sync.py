@@ -34,11 +34,12 @@ from connector.errors import (
     AuthError,
     ChangeTokenExpiredError,
     ChangeTrackingDisabledError,
+    EndpointError,
     FatalApiError,
     RetriableError,
 )
 from connector.query import condition
-from core.errors import DvsyncError
+from core.errors import ConfigError, DvsyncError
 from jobs.service.mapping import (
     MappingErrors,
     MappingSet,
@@ -48,6 +49,7 @@ from jobs.service.mapping import (
     validate_against_org,
 )
 from jobs.service.mirror import Mirror, SyncState, TableLayout, utc_text
+from jobs.service.stopping import StopNow
 
 __all__ = [
     "DEFAULT_WINDOW_OVERLAP",
@@ -114,6 +116,7 @@ class SyncReport:
         resumed: the sync continued an interrupted read.
         reason: why a full read happened (first sync, --full, mapping changed, token expired...).
         error: the failure's message, when the table failed; the other tables still ran.
+        problems: values that could not be read (stored empty), each with its record id.
     """
 
     table: str
@@ -126,6 +129,7 @@ class SyncReport:
     resumed: bool = False
     reason: str | None = None
     error: str | None = None
+    problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -218,6 +222,7 @@ def sync_tables(
             if unavailable:
                 report.error = f"not attempted: {unavailable}"
             else:
+                log.info("syncing %s", mapping.name)
                 try:
                     sync_table(
                         client,
@@ -232,7 +237,9 @@ def sync_tables(
                         monotonic=monotonic,
                         report=report,
                     )
-                except AuthError:
+                except (AuthError, EndpointError, ConfigError):
+                    # Every table would fail the same way, or a mapping must be fixed (exit code 2
+                    # from every command): say it once rather than as a failed table.
                     raise
                 except DvsyncError as exc:
                     # The pages committed before the failure stay (and count); the caller shows the
@@ -257,7 +264,11 @@ def sync_tables(
             )
     except BaseException as exc:
         if own_run:
-            outcome = "interrupted" if isinstance(exc, KeyboardInterrupt | SystemExit) else "failed"
+            stopped = isinstance(exc, KeyboardInterrupt | SystemExit | StopNow)
+            outcome = "interrupted" if stopped else "failed"
+            if isinstance(exc, StopNow):
+                mirror.recover_after_stop()
+                exc = StopNow("stopped by a signal")
             mirror.finish_run(run_id, outcome, stats=result.as_dict(), error=str(exc) or type(exc).__name__)
         raise
     if own_run:
@@ -412,7 +423,7 @@ class _TableSync:
     def _commit(
         self, records: list[dict[str, Any]], deleted_ids: Sequence[str], update_state: Callable[[], int]
     ) -> None:
-        frame = self.reader.frame(records)
+        frame = self.reader.frame(records, self.report.problems)
         with self.mirror.transaction():
             upserted = self.mirror.upsert(self.name, frame, generation=self.state.generation)
             deleted = self.mirror.delete(self.name, deleted_ids)

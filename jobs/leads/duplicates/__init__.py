@@ -4,7 +4,8 @@ Modules, in the order a run uses them: ``normalize`` (+ ``nicknames``) prepares 
 ``blocking`` proposes candidate pairs, ``comparisons`` grades each field, ``linkage_model``
 (Fellegi-Sunter, fitted by EM) scores pairs, ``clustering`` groups them with a suggested master;
 ``detect`` runs that chain (:func:`find_duplicates`, :func:`link_records`) and ``config`` reads
-``mappings/duplicates.toml``.
+``mappings/duplicates.toml``. ``merge_config`` (the merge band), ``merge_policy`` (decisions,
+remembered rulings, the cap) and ``survivorship`` (who survives, which values) decide merges.
 """
 
 from jobs.leads.duplicates.clustering import CLUSTER_COLUMNS, cluster

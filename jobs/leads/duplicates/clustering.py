@@ -7,7 +7,8 @@ its pairs divided by the number of pairs it would have if everyone matched every
 (``n (n - 1) / 2``). A pair group has cohesion = its score; a triangle of strong pairs is near 1; a
 chain of five records reaches at most 0.4. A group below ``min_cohesion`` is split by removing its
 weakest links (all edges at the lowest score) and checking the parts again, until every part is
-cohesive or a pair.
+cohesive or a pair. Records matched with certainty (score >= ``CERTAIN``, e.g. exact copies) are
+one node for this check: a set of 500 identical leads is one group, not a "chain".
 
 The master record of a group is chosen by an ordered list of preferences over a records frame
 (best first, ties broken by the next): ``"completeness"`` (most non-empty columns), or any column
@@ -35,6 +36,10 @@ DEFAULT_MIN_COHESION = 0.5
 possible links (blocking does not compare every pair) but splits chains of four or more weak
 links."""
 
+CERTAIN = 0.999
+"""A pair scoring at least this is the same entity for certain (identical records score 1.0):
+such records are grouped together however many there are, before cohesion is checked."""
+
 CLUSTER_COLUMNS = ["record_id", "cluster_id", "cluster_size", "cohesion", "master_id", "is_master"]
 
 
@@ -47,16 +52,31 @@ def _cohesion(size: int, score_sum: float) -> float:
     return 1.0 if size < 2 else score_sum / (size * (size - 1) / 2)
 
 
+def _weighted(nodes: np.ndarray, score_sum: float, weight: np.ndarray) -> tuple[int, float]:
+    """Records in ``nodes`` and their cohesion: a node of ``w`` certain copies brings ``w``
+    records and its ``w (w - 1) / 2`` certain pairs (score 1), as if every pair had been compared."""
+    w = weight[nodes]
+    records = int(w.sum())
+    return records, _cohesion(records, score_sum + float((w * (w - 1) / 2).sum()))
+
+
 def _split(
-    members: np.ndarray, first: np.ndarray, second: np.ndarray, score: np.ndarray, min_cohesion: float
+    members: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    score: np.ndarray,
+    min_cohesion: float,
+    weight: np.ndarray,
 ) -> list[tuple[np.ndarray, float]]:
     """Split one group until each part is cohesive; returns (members, cohesion) per part."""
     done: list[tuple[np.ndarray, float]] = []
     stack = [(members, first, second, score)]
     while stack:
         nodes, a, b, s = stack.pop()
-        cohesion = _cohesion(len(nodes), float(s.sum()))
-        if len(nodes) <= 2 or cohesion >= min_cohesion:
+        records, cohesion = _weighted(nodes, float(s.sum()), weight)
+        if len(nodes) < 2:
+            continue  # a node left alone is in no group here (a certain set is added back later)
+        if records <= 2 or cohesion >= min_cohesion:
             done.append((nodes, cohesion))
             continue
         keep = s > s.min()
@@ -71,6 +91,33 @@ def _split(
             inside = part[la] & part[lb]
             stack.append((nodes[part], a[inside], b[inside], s[inside]))
     return done
+
+
+def _node_groups(
+    nodes: int,
+    first: np.ndarray,
+    second: np.ndarray,
+    score: np.ndarray,
+    min_cohesion: float,
+    weight: np.ndarray,
+) -> list[tuple[np.ndarray, float]]:
+    """Connected components of the node graph, each split until cohesive; (members, cohesion) each."""
+    if len(first) == 0:
+        return []
+    labels = _components(nodes, first, second)
+    node_order = np.argsort(labels, kind="stable")
+    bounds = np.cumsum(np.concatenate([[0], np.bincount(labels)]))
+    edge_label = labels[first]
+    edge_order = np.argsort(edge_label, kind="stable")
+    edge_bounds = np.cumsum(np.concatenate([[0], np.bincount(edge_label, minlength=len(bounds) - 1)]))
+    groups: list[tuple[np.ndarray, float]] = []
+    for label in range(len(bounds) - 1):
+        members = node_order[bounds[label] : bounds[label + 1]]
+        if len(members) < 2:
+            continue
+        chosen = edge_order[edge_bounds[label] : edge_bounds[label + 1]]
+        groups.extend(_split(members, first[chosen], second[chosen], score[chosen], min_cohesion, weight))
+    return groups
 
 
 def _master_order(
@@ -163,25 +210,37 @@ def cluster(
     codes, ids = pd.factorize(pd.concat([edges["id_left"], edges["id_right"]], ignore_index=True))
     first, second = codes[: len(edges)].astype(np.int64), codes[len(edges) :].astype(np.int64)
     score = edges["score"].to_numpy(dtype=np.float64)
-    labels = _components(len(ids), first, second)
-
-    sizes = np.bincount(labels)
-    edge_label = labels[first]
-    score_sums = np.bincount(edge_label, weights=score, minlength=len(sizes))
-    cohesion = np.array([_cohesion(n, s) for n, s in zip(sizes, score_sums, strict=True)])
-    good = (sizes <= 2) | (cohesion >= min_cohesion)
-
-    groups: list[tuple[np.ndarray, float]] = []
-    node_order = np.argsort(labels, kind="stable")
-    bounds = np.cumsum(np.concatenate([[0], sizes]))
-    for label in np.flatnonzero(good):
-        groups.append((node_order[bounds[label] : bounds[label + 1]], float(cohesion[label])))
-    edge_order = np.argsort(edge_label, kind="stable")
-    edge_bounds = np.cumsum(np.concatenate([[0], np.bincount(edge_label, minlength=len(sizes))]))
-    for label in np.flatnonzero(~good):
-        members = node_order[bounds[label] : bounds[label + 1]]
-        chosen = edge_order[edge_bounds[label] : edge_bounds[label + 1]]
-        groups.extend(_split(members, first[chosen], second[chosen], score[chosen], min_cohesion))
+    # Records matched with certainty are one entity whatever their number: contract each such set
+    # to one node first. Blocking compares a large set of identical records only within a window,
+    # so counted as separate nodes they would look like a loose chain and be split apart.
+    core = _components(len(ids), first[score >= CERTAIN], second[score >= CERTAIN])
+    node_of = core  # record -> node (its certain set)
+    members_of = pd.Series(np.arange(len(ids))).groupby(node_of).apply(lambda m: m.to_numpy())
+    first, second = node_of[first], node_of[second]
+    between = first != second
+    contracted = (
+        pd.DataFrame({"a": np.minimum(first, second), "b": np.maximum(first, second), "s": score})[between]
+        .groupby(["a", "b"], sort=False)["s"]
+        .max()
+        .reset_index()
+    )
+    nodes = int(node_of.max()) + 1
+    sizes = np.bincount(node_of, minlength=nodes)
+    groups = _node_groups(
+        nodes,
+        contracted["a"].to_numpy(np.int64),
+        contracted["b"].to_numpy(np.int64),
+        contracted["s"].to_numpy(np.float64),
+        min_cohesion,
+        sizes,
+    )
+    grouped = np.zeros(nodes, dtype=bool)
+    for members, _ in groups:
+        grouped[members] = True
+    groups.extend((np.array([n]), 1.0) for n in np.flatnonzero(~grouped & (sizes >= 2)))
+    groups = [(np.concatenate([members_of[n] for n in members]), cohesion) for members, cohesion in groups]
+    if not groups:
+        return pd.DataFrame(columns=CLUSTER_COLUMNS)
 
     groups.sort(key=lambda g: (-len(g[0]), str(ids[g[0]].min()) if len(g[0]) else ""))
     member = np.concatenate([g[0] for g in groups])

@@ -43,7 +43,7 @@ caller passes its own column list."""
 
 _TABLE_KEYS = (
     "id_column", "fields", "threshold", "phone_region", "max_block_size", "swap_names", "blocking",
-    "cluster", "link",
+    "cluster", "link", "merge",
 )  # fmt: skip
 _CLUSTER_KEYS = ("min_cohesion", "master")
 _LINK_KEYS = ("fields", "columns", "threshold")

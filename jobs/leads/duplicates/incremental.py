@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,7 +29,7 @@ import pandas as pd
 from jobs.leads.duplicates.comparisons import prepare
 from jobs.leads.duplicates.linkage_model import LinkageModel
 
-__all__ = ["DRIFT_SHARE", "MatchCache", "NormalisedValues", "record_digests"]
+__all__ = ["DRIFT_SHARE", "MatchCache", "NormalisedValues", "cache_options", "cache_report", "record_digests"]
 
 DRIFT_SHARE = 0.2
 """A cached model is refitted when more than this share of the records changed, appeared or went
@@ -188,3 +190,40 @@ class MatchCache:
             self.model = model
             self.model_records = len(ids)
         self.model_fitted = fitted
+
+
+def cache_options(caches: dict[str, Any] | None, key: str, *, max_age: timedelta) -> dict[str, Any]:
+    """The ``cache`` and ``normalised`` options of one table's or link's call (none without caches).
+
+    ``caches`` is the duplicate job's dict kept between runs (``caches["now"]`` the run's moment);
+    a model fitted more than ``max_age`` before it is dropped, to be refitted.
+    """
+    if caches is None:
+        return {}
+    normalised = caches.get("normalised")
+    if not isinstance(normalised, NormalisedValues):
+        normalised = caches["normalised"] = NormalisedValues()
+    cache = caches.get(key)
+    if not isinstance(cache, MatchCache):
+        cache = caches[key] = MatchCache()
+    fitted_on = caches.setdefault("fitted_on", {}).get(key)
+    now = caches.get("now")
+    if fitted_on is not None and now is not None and pd.Timestamp(now) - pd.Timestamp(fitted_on) > max_age:
+        cache.model = None  # refit on the caller's schedule (the service: weekly)
+    return {"cache": cache, "normalised": normalised}
+
+
+def cache_report(caches: dict[str, Any], now: datetime | None) -> dict[str, Any]:
+    """Stamp the models fitted this run and say how much was compared anew."""
+    report: dict[str, Any] = {}
+    for key, cache in caches.items():
+        if not isinstance(cache, MatchCache):
+            continue
+        if cache.model_fitted and now is not None:
+            caches["fitted_on"][key] = pd.Timestamp(now).isoformat()
+        report[key] = {"compared": cache.compared, "pairs": len(cache.first_ids), "refit": cache.model_fitted}
+    normalised = caches.get("normalised")
+    if isinstance(normalised, NormalisedValues):
+        report["values_normalised"] = normalised.normalised
+        normalised.normalised = 0
+    return report

@@ -49,7 +49,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-from sklearn.metrics import brier_score_loss, precision_recall_curve, roc_auc_score
+from sklearn.metrics import brier_score_loss, precision_recall_curve, roc_auc_score, roc_curve
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
@@ -515,6 +515,9 @@ def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
     fn = int((~predicted & (y == 1)).sum())
     tn = int((~predicted & (y == 0)).sum())
     prob_true, prob_pred = calibration_curve(y, p, n_bins=10, strategy="quantile")
+    fpr, tpr, _ = roc_curve(y, p, drop_intermediate=True)
+    # At most ~60 points: enough to draw the curve in a report, small enough for the model's JSON.
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), 60)).round().astype(int))
     band, text = verdict(auc)
     return {
         "auc": round(auc, 4),
@@ -529,6 +532,7 @@ def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
             {"predicted": round(float(a), 4), "observed": round(float(b), 4)}
             for a, b in zip(prob_pred, prob_true, strict=True)
         ],
+        "roc": [{"fpr": round(float(fpr[i]), 4), "tpr": round(float(tpr[i]), 4)} for i in keep],
         "verdict": band,
         "verdict_text": text,
     }
@@ -577,7 +581,8 @@ def train_model(
     Returns:
         ``(model, report)``; the report (also ``model.report``) holds ``auc``, ``f1``,
         ``threshold``, ``accuracy``, ``precision``, ``recall``, ``confusion_matrix``, ``brier``,
-        ``calibration``, ``verdict``/``verdict_text``, ``validation`` (method and sizes),
+        ``calibration``, ``roc`` (false/true positive rates), ``verdict``/``verdict_text``,
+        ``validation`` (method and sizes),
         ``n_qualified``/``n_disqualified``, ``base_rate``, ``features`` and ``trained_at``.
         The returned model is refitted on all closed leads after validation.
 

@@ -30,6 +30,7 @@ from typing import Any
 import joblib
 import sklearn
 
+from core.private import private_dir, private_file
 from jobs.errors import JobError
 from jobs.leads.scoring.common import as_utc, utc_now
 from jobs.leads.scoring.model import MODEL_FORMAT, LeadModel
@@ -95,14 +96,14 @@ def save_model(model: LeadModel, directory: str | Path, *, now: datetime | None 
     Returns:
         The version, e.g. ``"v0003"``; also set on ``model.version``.
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = private_dir(directory)
     existing = _versions(directory)
     number = int(existing[-1][1:]) + 1 if existing else 1
     version = f"v{number:04d}"
     model.version = version
     model_path = directory / f"lead-model-{version}.joblib"
     tmp = directory / f".lead-model-{version}.joblib.tmp"
+    private_file(tmp)
     joblib.dump(model, tmp)
     os.replace(tmp, model_path)
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()

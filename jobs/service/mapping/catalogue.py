@@ -157,6 +157,7 @@ OUTPUT_RESULTS: dict[str, dict[str, frozenset[str]]] = {
         "duplicate_group": frozenset({"string"}),
         "duplicate_score": frozenset({"integer", "decimal"}),
         "suggested_master": frozenset({"string"}),
+        "duplicate_status": frozenset({"string"}),
         "existing_contact": frozenset({"string", "memo"}),
         "existing_contact_id": frozenset({"string"}),
         "existing_contact_score": frozenset({"integer", "decimal"}),
@@ -164,12 +165,14 @@ OUTPUT_RESULTS: dict[str, dict[str, frozenset[str]]] = {
         "existing_account_id": frozenset({"string"}),
         "existing_account_score": frozenset({"integer", "decimal"}),
         "scored_on": frozenset({"datetime", "date"}),
+        "duplicate_decision": frozenset({"choice"}),
     },
 }
 _CUSTOMER_RESULTS: dict[str, frozenset[str]] = {
     "duplicate_group": frozenset({"string"}),
     "duplicate_score": frozenset({"integer", "decimal"}),
     "suggested_master": frozenset({"string"}),
+    "duplicate_status": frozenset({"string"}),
     "rfm_recency": frozenset({"integer"}),
     "rfm_frequency": frozenset({"integer"}),
     "rfm_monetary": frozenset({"integer"}),
@@ -182,6 +185,13 @@ _CUSTOMER_RESULTS: dict[str, frozenset[str]] = {
     "high_value": frozenset({"boolean"}),
     "value_reason": frozenset({"memo", "string"}),
     "scored_on": frozenset({"datetime", "date"}),
+    "duplicate_decision": frozenset({"choice"}),
+}
+# Choice outputs: their options, in order (Dataverse assigns the values with the publisher's
+# option value prefix; dvsync reads a chosen option back by its label).
+OUTPUT_CHOICES: dict[str, tuple[str, ...]] = {
+    # A person's verdict on a record's suggested duplicate group; read by `dvsync merge`.
+    "duplicate_decision": ("Merge into suggested master", "Not a duplicate", "Keep both"),
 }
 OUTPUT_RESULTS["account"] = dict(_CUSTOMER_RESULTS)
 OUTPUT_RESULTS["contact"] = dict(_CUSTOMER_RESULTS)

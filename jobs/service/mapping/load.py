@@ -468,6 +468,8 @@ def collect_mappings(directory: str | Path, *, prefix: str = "new") -> tuple[Map
             doc = load_toml(path)
         except ConfigError as exc:
             problems.add(exc)
+            # The file exists: outputs.toml naming its table is not a second problem.
+            table_files.add(path.stem)
             continue
         if "table" not in doc.data and "fields" not in doc.data:
             continue  # a job's configuration file

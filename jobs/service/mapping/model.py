@@ -152,6 +152,7 @@ OUTPUT_TYPES: dict[str, frozenset[str]] = {
     "boolean": frozenset({"Boolean"}),
     "datetime": frozenset({"DateTime"}),
     "date": frozenset({"DateTime"}),
+    "choice": frozenset({"Picklist"}),
 }
 
 
@@ -208,13 +209,15 @@ class OutputColumn:
             "boolean": "bool",
             "datetime": "datetime",
             "date": "datetime",
+            "choice": "int",
         }[self.type]
 
     def to_wire(self, values: pd.Series, *, scaled: bool = False) -> list[Any]:
         """Convert result values into the JSON values a PATCH sends, None for a missing value.
 
-        Numbers are scaled, rounded to the column's precision and clipped to its range; text is cut
-        to the column's length (ending in an ellipsis, so a reader sees it was cut); date-times are
+        Numbers are scaled, rounded to the column's precision and clipped to its range; text loses
+        control and bidi-override characters (:data:`UNSAFE_TEXT`) and is cut to the column's
+        length (ending in an ellipsis, so a reader sees it was cut); date-times are
         sent as UTC ISO 8601 and dates as ``YYYY-MM-DD``.
 
         Args:
@@ -236,16 +239,28 @@ class OutputColumn:
             return [float(v) if ok else None for v, ok in zip(numbers.to_numpy(), finite, strict=True)]
         if self.type in ("string", "memo"):
             limit = self.max_length or DEFAULT_MAX_LENGTH[self.type]
-            text = values.astype("string")
+            # Python strings, not pyarrow's: UNSAFE_TEXT matches lone surrogates, which a pyarrow
+            # regex (UTF-8 only) cannot even be given, and pyarrow is installed with the Spark extra.
+            text = values.astype(pd.StringDtype("python")).str.replace(UNSAFE_TEXT, "", regex=True)
             long = text.str.len() > limit
             text = text.where(~long.fillna(False), text.str.slice(0, limit - 1) + "…")
             return [None if pd.isna(v) else str(v) for v in text]
         if self.type == "boolean":
             return [None if pd.isna(v) else bool(v) for v in values]
+        if self.type == "choice":
+            numbers = pd.to_numeric(values, errors="coerce")
+            return [None if pd.isna(v) else int(v) for v in numbers]
         stamps = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
         pattern = "%Y-%m-%d" if self.type == "date" else "%Y-%m-%dT%H:%M:%SZ"
         text = stamps.dt.strftime(pattern) if isinstance(stamps, pd.Series) else stamps.strftime(pattern)
         return [None if pd.isna(v) else str(v) for v in text]
+
+
+UNSAFE_TEXT = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+"""Removed from text before it is written: control characters (NUL, escape; tab and line breaks
+stay), the bidi embeddings, overrides and isolates that make text display in another order than
+it reads ("Trojan Source"), and lone surrogates, which are not valid UTF-8. Names and notes copied
+from the data into a factor text or a duplicate's label must not carry them into Dynamics."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,9 @@ from jobs.service.mapping.org import option_labels
 
 log = logging.getLogger(__name__)
 
+MAX_PROBLEMS = 100
+"""Unreadable values described per table and sync in the report (each is logged)."""
+
 
 @dataclass(frozen=True)
 class TableReader:
@@ -106,11 +109,13 @@ class TableReader:
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
-    def frame(self, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    def frame(self, records: Sequence[Mapping[str, Any]], problems: list[str] | None = None) -> pd.DataFrame:
         """Convert Web API records into a DataFrame with canonical columns and system columns.
 
         The result has the id column, every mapped field, ``out_*`` columns for existing outputs,
-        and ``_modifiedon`` (UTC) and ``_etag``.
+        and ``_modifiedon`` (UTC) and ``_etag``. Date-times keep Dataverse's whole range
+        (0001-01-01 to 9999-12-31, microseconds); one that cannot be read at all is left empty and
+        described in ``problems`` with its record id, so one bad value never blocks a table.
 
         Raises:
             ConfigError: a value the mapping's type cannot read (names the file, line and key).
@@ -122,6 +127,8 @@ class TableReader:
         for name, fm in self.mapping.fields.items():
             try:
                 out[name] = self._convert(raw, name, fm)
+                if fm.type == "datetime":
+                    _report_unreadable(raw, out, name, fm, self.mapping.id_column, problems)
             except (ValueError, TypeError) as exc:
                 raise self.mapping.error(
                     ("fields", name, "type"),
@@ -221,7 +228,31 @@ def _table_name(value: Any) -> str:
 
 
 def _to_utc(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values, utc=True, errors="raise", format="ISO8601").dt.as_unit("ns")
+    # Microseconds, not pandas' default nanoseconds: those end at 2262-04-11, and Dataverse holds
+    # dates up to 9999-12-31 (a common "no end" sentinel) and from 0001-01-01.
+    return pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601").dt.as_unit("us")
+
+
+def _report_unreadable(
+    raw: pd.DataFrame,
+    out: pd.DataFrame,
+    name: str,
+    fm: FieldMapping,
+    id_column: str,
+    problems: list[str] | None,
+) -> None:
+    """Describe each value that was sent but could not be read as a date-time (now left empty)."""
+    sent = _column(raw, str(fm.column))
+    lost = sent.notna() & out[name].isna()
+    if not lost.any():
+        return
+    for record_id, value in zip(out.loc[lost, id_column], sent[lost], strict=True):
+        message = f"record {record_id}: `{fm.column}` = {str(value)[:40]!r} is not a date-time; stored empty"
+        log.warning("%s", message)
+        if problems is not None and len(problems) < MAX_PROBLEMS:
+            problems.append(message)
+        elif problems is not None and len(problems) == MAX_PROBLEMS:
+            problems.append("more values could not be read; the log lists every one")
 
 
 def _convert_output(values: pd.Series, output: OutputColumn) -> pd.Series:

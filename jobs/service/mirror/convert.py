@@ -80,7 +80,8 @@ def to_sql(series: pd.Series, dtype: str) -> np.ndarray:
 def from_sql(values: list[Any], dtype: str) -> pd.Series:
     if dtype == "datetime":
         stamps = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
-        return stamps.dt.as_unit("ns")
+        # Microseconds keep Dataverse's whole range (0001-01-01..9999-12-31); nanoseconds end in 2262.
+        return stamps.dt.as_unit("us")
     if dtype == "bool":
         return pd.Series(values, dtype="Int64").astype("boolean")
     if dtype == "int":

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from core.errors import ConfigError
+from core.private import private_dir, private_file
 from jobs.service.mirror.convert import utc_text
 from jobs.service.mirror.schema import MIGRATIONS, SCHEMA_VERSION, Clock, MirrorError
 
@@ -34,7 +35,8 @@ class MirrorDatabase:
         self._depth = 0
         if self.path is not None:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                private_dir(self.path.parent)
+                private_file(self.path)  # before SQLite opens it: its -wal/-shm copy this mode
             except OSError as exc:
                 raise ConfigError(
                     f"cannot create the mirror's directory {self.path.parent}: {exc.strerror}",
@@ -89,6 +91,7 @@ class MirrorDatabase:
             yield
             return
         lock_path = self.path.with_name(self.path.name + ".lock")
+        private_file(lock_path)
         handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the block
         try:
             try:
@@ -106,9 +109,11 @@ class MirrorDatabase:
             handle.truncate()
             handle.write(f"{os.getpid()}\n")
             handle.flush()
+            note_lock(lock_path, held=True)
             try:
                 yield
             finally:
+                note_lock(lock_path, held=False)
                 handle.seek(0)
                 handle.truncate()
                 handle.flush()
@@ -142,6 +147,17 @@ class MirrorDatabase:
                 self._db.execute("COMMIT")
             finally:
                 self._depth = 0
+
+    def recover_after_stop(self) -> None:
+        """Roll back a transaction a stop signal left open between ``BEGIN`` and its ``try``.
+
+        A signal handler may raise (``jobs.service.stopping.StopNow``) at any bytecode of an
+        abortable step, so the next write must not find a half-begun transaction.
+        """
+        with self._lock:
+            if self._db is not None and self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            self._depth = 0
 
     def _query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -199,6 +215,46 @@ def _unlock_file(handle: Any) -> None:
         msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
         return
     fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+_HELD_LOCKS: set[str] = set()
+"""Lock files this process holds (the run lock and the mirror's exclusive lock are one file)."""
+_HELD_GUARD = threading.Lock()
+
+
+def note_lock(path: str | Path, *, held: bool) -> None:
+    """Record that this process took (``held``) or released the lock file ``path``."""
+    key = str(Path(path).resolve())
+    with _HELD_GUARD:
+        (_HELD_LOCKS.add if held else _HELD_LOCKS.discard)(key)
+
+
+def no_other_holder(path: str | Path) -> bool:
+    """True when no *other* process holds the lock file: this one does, or nobody does.
+
+    A run in progress holds ``<mirror>.lock`` for its whole length, and the OS drops the lock
+    when its process dies, wherever that process ran. So with no other holder, no run recorded
+    as ``running`` is alive: it was killed (on this host, or in a pod that is gone).
+    """
+    key = str(Path(path).resolve())
+    with _HELD_GUARD:
+        if key in _HELD_LOCKS:
+            return True
+    if not Path(path).exists():
+        return True
+    try:
+        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError:
+        return False
+    try:
+        try:
+            _lock_file(handle)
+        except OSError:
+            return False
+        _unlock_file(handle)
+        return True
+    finally:
+        handle.close()
 
 
 def pid_alive(pid: int) -> bool:

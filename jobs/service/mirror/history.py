@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from jobs.service.mirror.convert import guess_dtype, plain_value, to_sql
-from jobs.service.mirror.database import pid_alive
+from jobs.service.mirror.database import no_other_holder, pid_alive
 from jobs.service.mirror.schema import MirrorError
 
 
@@ -46,10 +46,16 @@ class RunHistory:
     def finish_run(
         self, run_id: int, outcome: str, *, stats: Mapping[str, Any] | None = None, error: str | None = None
     ) -> None:
-        """Record the end of a run: ``ok``, ``failed`` or ``interrupted``, with its stats."""
+        """Record the end of a run: ``ok``, ``failed`` or ``interrupted``, with its stats (merged
+        over what :meth:`annotate_run` recorded)."""
+        if stats is not None:
+            row = self._query("SELECT stats FROM runs WHERE run_id = ?", (run_id,))
+            earlier = json.loads(row[0]["stats"]) if row and row[0]["stats"] else {}
+            stats = {**earlier, **stats}
         with self.transaction() as db:
             db.execute(
-                "UPDATE runs SET finished_at = ?, outcome = ?, stats = ?, error = ? WHERE run_id = ?",
+                "UPDATE runs SET finished_at = ?, outcome = ?, stats = coalesce(?, stats), error = ?"
+                " WHERE run_id = ?",
                 (
                     self.now(),
                     outcome,
@@ -58,6 +64,15 @@ class RunHistory:
                     run_id,
                 ),
             )
+
+    def annotate_run(self, run_id: int, **facts: Any) -> None:
+        """Merge ``facts`` into a run's stats now (e.g. what a rollback undoes, known from its start,
+        so that a rollback killed before it finished can still be found and resumed)."""
+        with self.transaction() as db:
+            row = db.execute("SELECT stats FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            stats = json.loads(row[0]) if row and row[0] else {}
+            stats.update(facts)
+            db.execute("UPDATE runs SET stats = ? WHERE run_id = ?", (json.dumps(stats, default=str), run_id))
 
     def record_run_table(self, run_id: int, table: str, **counts: Any) -> None:
         """Add to a run's per-table counters (read, upserted, deleted, pages, written, failed,
@@ -155,11 +170,23 @@ class RunHistory:
         return run
 
     def mark_abandoned_runs(self, *, alive: Callable[[int], bool] | None = None) -> list[int]:
-        """Mark as ``interrupted`` the runs still ``running`` whose process on this host is gone."""
+        """Mark as ``interrupted`` the runs still ``running`` that no process runs any more.
+
+        Call it before starting a run. A live run holds the run lock (``<mirror>.lock``) from
+        start to end, and the OS releases it when the process dies: so when no other process
+        holds it, every ``running`` run was abandoned, whichever host or pod it ran on (a new
+        Kubernetes pod has a new hostname and often the same pid 1). Only when another process
+        holds the lock, or the mirror has no file, do pids on this host decide.
+        """
         alive = alive or pid_alive
         host = socket.gethostname()
         rows = self._query("SELECT run_id, pid, host FROM runs WHERE outcome = 'running'")
-        dead = [r["run_id"] for r in rows if r["host"] == host and not (r["pid"] and alive(int(r["pid"])))]
+        if self.path is not None and no_other_holder(self.path.with_name(self.path.name + ".lock")):
+            dead = [r["run_id"] for r in rows]
+        else:
+            dead = [
+                r["run_id"] for r in rows if r["host"] == host and not (r["pid"] and alive(int(r["pid"])))
+            ]
         for run_id in dead:
             self.finish_run(run_id, "interrupted", error="the process ended before the run finished")
         return dead
@@ -174,6 +201,7 @@ class RunHistory:
         *,
         id_column: str | None = None,
         previous: pd.DataFrame | None = None,
+        partial: bool = False,
     ) -> int:
         """Keep job results: the last value per record and result, rewritten only where it changed.
 
@@ -189,6 +217,8 @@ class RunHistory:
             previous: the same job's results as saved by the run before, when the caller has them
                 at hand (the pipeline keeps them in the job's state): compared in memory instead of
                 reading the kept values back.
+            partial: ``results`` hold only some of the records (the Spark engine sends back the
+                changed ones): the kept values of the others stay.
         """
         frame = results.set_index(id_column) if id_column else results
         ids = pd.Index(frame.index.astype(str).str.lower())
@@ -211,7 +241,8 @@ class RunHistory:
             upserts.extend(
                 (table, name, rid, value, run_id, now) for rid, value in new.items() if rid not in unchanged
             )
-            removals.extend((table, name, rid) for rid in old.index.difference(new.index))
+            if not partial:
+                removals.extend((table, name, rid) for rid in old.index.difference(new.index))
         with self.transaction() as db:
             db.executemany(
                 "INSERT INTO result_values (table_name, result, record_id, value, run_id, computed_at)"

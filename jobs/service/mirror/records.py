@@ -258,8 +258,9 @@ class RecordStore:
         """Read a mirrored table into a DataFrame with its types restored.
 
         Text is ``object`` (None when missing), whole numbers nullable ``Int64``, numbers
-        ``float64``, flags nullable ``boolean``, date-times ``datetime64[ns, UTC]``. The id column
-        comes first; rows are ordered by id so that results do not depend on insertion order.
+        ``float64``, flags nullable ``boolean``, date-times ``datetime64[us, UTC]`` (microseconds
+        hold Dataverse's whole range, 0001-01-01..9999-12-31). The id column comes first; rows
+        are ordered by id so that results do not depend on insertion order.
 
         Args:
             name: the mirror table (``lead``).
