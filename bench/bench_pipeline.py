@@ -1,7 +1,10 @@
 """Benchmark ``dvsync run`` against the sandbox: a full first run, then a run after 1% of records change.
 
-A second run in between reads back the first run's own writes (change tracking reports every
-changed record, whoever changed it), so the 1% run measures only the users' changes.
+A second run reads back the first run's own writes (change tracking reports every changed record,
+whoever changed it); a third run with nothing changed must cost one delta request per table and a
+small fraction of the first run (issue 13: at most 1/20); then 1% of the records are changed and
+the next run must cost at most 1/6 of the first; a last run reads back that run's writes.
+Failed writes are printed with Dataverse's message.
 
 For each run it prints the wall time and, per table, the records read and the read requests
 (records per request), the records written and the ``$batch`` requests (records per request), and
@@ -80,7 +83,16 @@ def report(label: str, result: PipelineResult, wall: float) -> dict:
     print(f"HTTP: {http['requests']} requests ({http['retries']} retried, {http['throttled']} throttled)")
     print("  by path: " + ", ".join(f"{k}={v}" for k, v in http["by_path"].items()))
     for job in result.jobs:
-        print(f"  {job.job}: {job.status}: {job.message}")
+        took = f" [{job.details['seconds']:.1f} s]" if "seconds" in job.details else ""
+        print(f"  {job.job}: {job.status}{took}: {job.message}")
+    if result.failures:
+        messages: dict[str, int] = {}
+        for failure in result.failures:
+            key = f"{failure['table']}: {failure['message']}"
+            messages[key] = messages.get(key, 0) + 1
+        for message, count in sorted(messages.items(), key=lambda kv: -kv[1])[:5]:
+            print(f"  FAILED x{count}: {message}")
+        print(f"  first failed record: {result.failures[0]}")
     return {"wall_s": round(wall, 1), "outcome": result.outcome, "tables": rows, "http": http}
 
 
@@ -123,19 +135,33 @@ def main() -> None:
                 labels = (
                     "first run (full)",
                     "second run (own writes come back)",
-                    f"after {args.change:.0%} changed",
                     "unchanged",
+                    f"after {args.change:.0%} changed",
+                    "after the changed run (its writes come back)",
                 )
                 for label in labels:
-                    if label.startswith("after"):
+                    if label == labels[3]:
                         print(f"\nchanged: {change_records(client, mirror, args.change, args.seed)}")
                     started = time.perf_counter()
                     result = run_pipeline(client, mirror, mappings, settings, jobs=jobs)
                     figures[label] = report(label, result, time.perf_counter() - started)
-            unchanged = figures["unchanged"]["http"]["by_path"]
+            unchanged = figures["unchanged"]
+            first = figures["first run (full)"]["wall_s"]
+            changed = figures[f"after {args.change:.0%} changed"]
+            tables = len(unchanged["tables"])
             print(
                 "\nunchanged run write requests:",
-                sum(v for k, v in unchanged.items() if k.startswith("$batch")),
+                sum(v for k, v in unchanged["http"]["by_path"].items() if k.startswith("$batch")),
+            )
+            print(
+                f"unchanged run: {unchanged['wall_s']:.1f} s = 1/{first / max(unchanged['wall_s'], 0.1):.0f}"
+                f" of the first run (target <= 1/20), {unchanged['http']['requests']} requests for"
+                f" {tables} tables (target <= {tables}), outcome {unchanged['outcome']}"
+            )
+            print(
+                f"{args.change:.0%}-changed run: {changed['wall_s']:.1f} s = 1/"
+                f"{first / max(changed['wall_s'], 0.1):.1f} of the first run (target <= 1/6),"
+                f" outcome {changed['outcome']}"
             )
             if args.json:
                 print(json.dumps(figures, indent=2, default=str))

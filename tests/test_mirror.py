@@ -175,27 +175,33 @@ def test_runs_record_per_table_counters(tmp_path):
             mirror.run(999)
 
 
-def test_results_history_gives_latest_and_previous_values(tmp_path):
+def test_results_keep_the_last_value_per_record_and_rewrite_only_what_changed(tmp_path):
     with Mirror(tmp_path / "m.sqlite", clock=Clock()) as mirror:
         first = mirror.start_run("pipeline")
-        mirror.save_results(
-            first, "lead", pd.DataFrame({"score": [40, 70], "grade": ["C", "B"]}, index=["A", "b"])
-        )
+        scores = pd.DataFrame({"score": [40, 70], "grade": ["C", "B"]}, index=["A", "b"])
+        assert mirror.save_results(first, "lead", scores) == 4
         second = mirror.start_run("pipeline")
-        mirror.save_results(
-            second, "lead", pd.DataFrame({"lead_id": ["a"], "score": [90]}), id_column="lead_id"
+        # Same grade, a new score, lead b closed (no result any more): three values change.
+        changed = mirror.save_results(
+            second,
+            "lead",
+            pd.DataFrame({"lead_id": ["a"], "score": [90], "grade": ["C"]}),
+            id_column="lead_id",
         )
+        assert changed == 3  # a's score, b's score and grade removed
         latest = mirror.results("lead")
-        assert (
-            latest.loc["a", "score"] == 90
-            and latest.loc["b", "score"] == 70
-            and latest.loc["a", "grade"] == "C"
-        )
-        previous = mirror.results("lead", before_run=second)
-        assert previous.loc["a", "score"] == 40
+        assert latest.loc["a", "score"] == 90 and latest.loc["a", "grade"] == "C"
+        assert list(latest.index) == ["a"]
         assert mirror.results("lead", run_id=second).to_dict() == {"score": {"a": 90}}
-        assert mirror.prune_results(keep_runs=1) == 4
+        # Comparing against the previous results held in memory gives the same answer.
+        third = mirror.start_run("pipeline")
+        same = pd.DataFrame({"score": [90], "grade": ["C"]}, index=["a"])
+        assert mirror.save_results(third, "lead", same, previous=same) == 0
+        assert mirror.results("lead", run_id=third).empty
         assert mirror.results("account").empty
+        # The Spark engine sends back the changed records only: the others keep their values.
+        mirror.save_results(third, "lead", pd.DataFrame({"score": [20]}, index=["c"]), partial=True)
+        assert mirror.results("lead")["score"].to_dict() == {"a": 90, "c": 20}
 
 
 def test_plan_and_audit(tmp_path):

@@ -114,3 +114,18 @@ def test_differs_treats_missing_values_as_equal_only_to_each_other():
         False,
         False,
     ]
+
+
+def test_a_cleared_text_value_beside_new_text_is_planned_as_none_not_nan():
+    # pandas 3 reads an array of text and None as its str dtype, whose missing value is NaN; a
+    # NaN cannot be sent, and the medium sandbox's 1%-changed run had 19 writes refused for it.
+    results = pd.DataFrame({"grade": [None, "B", "C"]}, index=["A", "B", "C"])
+    held = current(out_grade=["A", "A", "A"])
+    plan = plan_table("lead", results, held, [GRADE])
+    assert list(plan["new_value"]) == [None, "B", "C"]
+    stamped = add_companions(plan, {"lead": held.assign(out_scored_on=None)}, [STAMP], datetime.now(UTC))
+    assert [v for v in stamped["new_value"] if not (isinstance(v, str) and v.endswith("Z"))] == [
+        None,
+        "B",
+        "C",
+    ]

@@ -40,6 +40,7 @@ SPARK_CONF = {
     "spark.ui.showConsoleProgress": "false",
 }
 JOBS = ["scoring", "duplicates", "rfm", "clv"]
+PANDAS_ONLY = {"seconds", "incremental", "reused_from_run", "computed_message"}
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +88,9 @@ def test_both_engines_plan_the_same_writes_from_the_mirror_and_from_lake_exports
         for job in JOBS:
             got, want = _outcome(run, job), _outcome(pandas_run, job)
             details = {k: v for k, v in got.details.items() if k != "engine" or job == "scoring"}
-            assert (got.status, details) == (want.status, want.details), (job, got.message, want.message)
+            # The pandas engine's own bookkeeping of incremental runs (timing, caches) aside.
+            wanted = {k: v for k, v in want.details.items() if k not in PANDAS_ONLY}
+            assert (got.status, details) == (want.status, wanted), (job, got.message, want.message)
     expected = _plan(pandas_run)
     assert len(expected) > 1000 and set(expected["table_name"]) == {"lead", "contact", "account"}
     pd.testing.assert_frame_equal(_plan(spark_run), expected)

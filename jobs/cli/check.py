@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from core.errors import ConfigError, DvsyncError
 from jobs.cli.common import add_common_options, console, print_json, render_table, settings_from_args
 from jobs.service.check import CheckReport, check, problem_dict
 from jobs.service.connect import connect
+from jobs.service.mirror import Mirror, MirrorError
 
 __all__ = ["add_arguments", "run"]
 
@@ -37,11 +39,23 @@ def run(args: argparse.Namespace) -> int:
         report.problems.insert(0, setup_problem)
     if client is not None:
         client.close()
+        _forget_metadata(settings.mirror.path)
     if args.json:
         print_json(report.as_dict())
     else:
         _render(report)
     return 0 if report.ok else 2
+
+
+def _forget_metadata(path: str | Path) -> None:
+    """The check read every definition afresh: drop the mirror's copy so the next run does too."""
+    if not Path(path).exists():
+        return
+    try:
+        with Mirror(path) as mirror:
+            mirror.clear_metadata_cache()
+    except MirrorError as exc:
+        console().print(f"[yellow]the mirror's metadata copy was not cleared: {exc}[/]")
 
 
 def _render(report: CheckReport) -> None:

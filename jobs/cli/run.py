@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plan-csv", metavar="PATH", help="where a dry run writes its plan")
     parser.add_argument("--full", action="store_true", help="re-read every table in full first")
     parser.add_argument(
+        "--refresh-metadata",
+        action="store_true",
+        help="read the table definitions from Dataverse instead of the mirror's copy",
+    )
+    parser.add_argument(
         "--engine",
         choices=("pandas", "spark"),
         help="where the jobs run (default: [engine] kind; docs/scale.md)",
@@ -69,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             plan_csv=args.plan_csv,
             full=args.full,
+            refresh_metadata=args.refresh_metadata,
             progress=bar,
             stop=stop,
         )

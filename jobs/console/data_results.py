@@ -135,15 +135,19 @@ def _already_customers(open_leads: pd.DataFrame) -> dict[str, Any]:
 
 
 def _grade_history(ctx: ConsoleContext) -> list[dict[str, Any]]:
-    """Grade counts of each kept run that scored leads, oldest first."""
+    """Grade counts of each kept run that scored leads, oldest first.
+
+    From each run's scoring report (``grades``): the mirror keeps the last value per lead, not a
+    copy per run. A run that reused its scores reports the mix it reused.
+    """
     history = []
     for row in ctx.mirror.runs(30, kind="run").itertuples():
         if row.dry_run or not row.jobs or "scoring" not in row.jobs:
             continue
-        results = ctx.mirror.results("lead", run_id=int(row.run_id))
-        if results.empty or "grade" not in results:
+        report = ((row.stats or {}).get("jobs") or {}).get("scoring") or {}
+        counts = report.get("grades")
+        if not isinstance(counts, dict) or not counts:
             continue
-        counts = results["grade"].value_counts()
         history.append(
             {
                 "run_id": int(row.run_id),

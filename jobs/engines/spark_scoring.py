@@ -83,6 +83,7 @@ def run_scoring(
     buckets = max(1, int(spark.conf.get("spark.sql.shuffle.partitions")))
     lead_id = leads.id_column
     keyed = open_leads.withColumn("_bucket", F.pmod(F.hash(F.lower(lead_id)), F.lit(buckets)))
+    as_of = compute.scoring_moment(now)  # the pandas engine's moment: the same scores
     lead_types = dict(leads.dtypes)
     act_types = dict(activities.dtypes) if activities is not None else {}
     use_activities = activities is not None
@@ -93,7 +94,7 @@ def run_scoring(
         lead_part = restore(lead_part.drop(columns="_bucket"), lead_types)
         lead_part = lead_part.sort_values(lead_id, kind="stable").reset_index(drop=True)
         acts = restore(act_part.drop(columns="_bucket"), act_types) if use_activities else None
-        scored = scoring.score(lead_part, rules=rules, as_of=now, model=model, activities=acts)
+        scored = scoring.score(lead_part, rules=rules, as_of=as_of, model=model, activities=acts)
         ids = scored.index.astype(str).str.lower()
         held = pd.to_numeric(lead_part.get("out_score", pd.Series(dtype=float)), errors="coerce")
         held.index = lead_part[lead_id].astype(str).str.lower() if "out_score" in lead_part else held.index
@@ -134,5 +135,9 @@ def run_scoring(
         "engine": "model" if model is not None else "rules",
         "scored": scored_count,
         "sales_ready": int(figures["ready"] or 0),
+        "grades": {
+            str(row["grade"]): int(row["count"])
+            for row in sorted(results.groupBy("grade").count().collect(), key=lambda r: str(r["grade"]))
+        },
     }
     return outcome, results

@@ -30,6 +30,7 @@ from jobs.errors import JobError
 from jobs.leads.duplicates.clustering import cluster
 from jobs.leads.duplicates.config import DuplicateConfig, load_duplicate_config
 from jobs.leads.duplicates.detect import find_duplicates, link_records
+from jobs.leads.duplicates.incremental import cache_options, cache_report
 from jobs.leads.duplicates.merge_config import load_merge_config
 from jobs.leads.duplicates.merge_policy import drop_pairs, duplicate_status
 from jobs.leads.scoring import scorer as scoring
@@ -43,6 +44,8 @@ __all__ = [
     "existing_records",
     "run_duplicates",
     "run_scoring",
+    "score_trend",
+    "scoring_moment",
 ]
 
 log = logging.getLogger(__name__)
@@ -162,36 +165,60 @@ def run_scoring(
     if open_leads.empty:
         outcome.status, outcome.message = "skipped", "no open leads to score"
         return outcome
-    scored = scoring.score(open_leads, rules=rules, as_of=now, model=model, activities=activities)
+    scored = scoring.score(
+        open_leads, rules=rules, as_of=scoring_moment(now), model=model, activities=activities
+    )
     ids = scored.index.astype(str).str.lower()
     scored = scored.set_axis(ids)
-    held = (held_scores if held_scores is not None else pd.Series(dtype=float)).copy()
-    held.index = held.index.astype(str).str.lower()
-    held = pd.to_numeric(held.reindex(ids), errors="coerce")
-    shown = (held_trends if held_trends is not None else pd.Series(dtype=object)).copy()
-    shown.index = shown.index.astype(str).str.lower()
-    shown = shown.reindex(ids)
-    moved = scoring.trend(scored["score"], held)
-    steady_kept = moved.eq("Steady") & shown.notna()
-    trend = moved.where(~steady_kept, shown)
     results = pd.DataFrame(
         {
             "score": scored["score"].astype(int),
             "grade": scored["grade"].astype(object),
             "factors": ["\n".join(f) for f in scored["factors"]],
-            "trend": trend.astype(object),
+            "trend": pd.Series(None, index=ids, dtype=object),
             "sales_ready": scored["sales_ready"].astype(bool),
         },
         index=ids,
     )
+    results["trend"] = score_trend(results["score"], held_scores, held_trends)
     outcome.results["lead"] = results
     outcome.message = f"{len(results)} open leads scored; {reason}"
     outcome.details = {
         "engine": "model" if model is not None else "rules",
         "scored": len(results),
         "sales_ready": int(results["sales_ready"].sum()),
+        # The grade mix of this run, for the console's history (the mirror keeps only the last
+        # value per lead, not a copy per run).
+        "grades": {str(g): int(n) for g, n in results["grade"].value_counts().sort_index().items()},
     }
     return outcome
+
+
+def scoring_moment(now: datetime) -> pd.Timestamp:
+    """The moment scores describe: the end of ``now``'s UTC day (on every engine).
+
+    Every run of one day then gives the same score for the same lead, so a run that changed
+    nothing can reuse them (and the activities of the day all count).
+    """
+    return pd.Timestamp(now).tz_convert("UTC").normalize() + pd.Timedelta(days=1)
+
+
+def score_trend(scores: pd.Series, held_scores: pd.Series | None, held_trends: pd.Series | None) -> pd.Series:
+    """The trend of each score (index: lower-case lead id) against what Dynamics holds.
+
+    The direction of a move of at least ``TREND_STEADY_BAND`` points; a smaller move keeps the
+    trend shown (so an unchanged lead is never rewritten); a lead never scored is "Not enough info".
+    """
+    ids = scores.index
+    held = (held_scores if held_scores is not None else pd.Series(dtype=float)).copy()
+    held.index = held.index.astype(str).str.lower()
+    held = pd.to_numeric(held.reindex(ids), errors="coerce")
+    shown = (held_trends if held_trends is not None else pd.Series(dtype=object)).copy()
+    shown.index = shown.index.astype(str).str.lower()
+    shown = shown.reindex(ids)
+    moved = scoring.trend(scores, held)
+    steady_kept = moved.eq("Steady") & shown.notna()
+    return moved.where(~steady_kept, shown).astype(object)
 
 
 # ------------------------------------------------------------------------------------ duplicates
@@ -296,6 +323,7 @@ def existing_records(
     leads: pd.DataFrame,
     existing: Mapping[str, pd.DataFrame],
     config: DuplicateConfig,
+    caches: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Find, for each lead, the contact and the account it already is (the best match of each).
 
@@ -308,6 +336,7 @@ def existing_records(
         existing: ``contact`` / ``account`` -> their canonical records; a table that is missing,
             empty or has no link in ``config`` is not checked and gets no result columns.
         config: the lead's duplicate settings (``load_duplicate_config(path, "lead")``).
+        caches: the duplicate job's caches (see :func:`run_duplicates`), or None.
 
     Returns:
         ``(results, details)``. ``results``: index = lead id (lower case), every lead of ``leads``;
@@ -329,7 +358,13 @@ def existing_records(
         if table not in config.links or records is None or records.empty or leads.empty:
             continue
         kwargs = config.link_kwargs(table)
-        run = link_records(leads, records, report=True, **kwargs)
+        run = link_records(
+            leads,
+            records,
+            report=True,
+            **kwargs,
+            **cache_options(caches, f"link:{table}", max_age=MODEL_MAX_AGE),
+        )
         pairs = run.pairs.assign(
             id_left=run.pairs["id_left"].astype(str).str.lower(),
             id_right=run.pairs["id_right"].astype(str).str.lower(),
@@ -387,6 +422,8 @@ def run_duplicates(
     frames: Mapping[str, pd.DataFrame],
     *,
     config_path: Path,
+    caches: dict[str, Any] | None = None,
+    now: datetime | None = None,
     ruled: Mapping[str, pd.DataFrame] | None = None,
 ) -> JobOutcome:
     """Find duplicate groups in each table of ``frames`` that ``duplicates.toml`` configures, and
@@ -399,8 +436,15 @@ def run_duplicates(
     for a lead that is no longer open (nobody works it; a qualified lead is a contact by design).
     ``ruled``: per table, the pairs a person marked "not a duplicate" (``merge_store.memory``);
     they are never grouped again, whatever the model scores them.
+
+    ``caches`` (kept by the pipeline between runs, updated in place) holds what the last run
+    normalised, compared and fitted, so that only pairs involving a changed record are compared
+    again (see :mod:`jobs.leads.duplicates.incremental`); ``now`` dates the models fitted, which
+    are refitted after :data:`MODEL_MAX_AGE` (or sooner when the data drifted).
     """
     outcome = JobOutcome("duplicates")
+    if caches is not None:
+        caches["now"] = now
     notes: list[str] = []
     counts: dict[str, int] = {}
     lead_config: DuplicateConfig | None = None
@@ -420,7 +464,10 @@ def run_duplicates(
             held = records.set_index(config.id_column)["out_suggested_master"]
         records = _without_outputs(records)
         try:
-            pairs = drop_pairs(find_duplicates(records, **config.find_kwargs()), (ruled or {}).get(table))
+            found_pairs = find_duplicates(
+                records, **config.find_kwargs(), **cache_options(caches, table, max_age=MODEL_MAX_AGE)
+            )
+            pairs = drop_pairs(found_pairs, (ruled or {}).get(table))
             groups = cluster(pairs, records=records, **config.cluster_kwargs())
         except JobError as exc:
             outcome.status = "partial"
@@ -438,7 +485,9 @@ def run_duplicates(
         notes.append(f"{table}: {counts[table]} groups, {len(found)} records")
     outcome.details = {"groups": counts}
     if lead_config is not None and lead_config.links:
-        _link_leads(outcome, frames, lead_config, notes)
+        _link_leads(outcome, frames, lead_config, notes, caches)
+    if caches is not None:
+        outcome.details["incremental"] = cache_report(caches, now)
     outcome.message = "; ".join(notes) or "no table to scan"
     if not outcome.results and outcome.status == "ok":
         outcome.status = "skipped"
@@ -446,7 +495,11 @@ def run_duplicates(
 
 
 def _link_leads(
-    outcome: JobOutcome, frames: Mapping[str, pd.DataFrame], config: DuplicateConfig, notes: list[str]
+    outcome: JobOutcome,
+    frames: Mapping[str, pd.DataFrame],
+    config: DuplicateConfig,
+    notes: list[str],
+    caches: dict[str, Any] | None = None,
 ) -> None:
     """Add the existing contact / account of each lead to ``outcome`` (see :func:`run_duplicates`)."""
     leads = _without_outputs(frames["lead"])
@@ -454,7 +507,7 @@ def _link_leads(
         t: _without_outputs(frames[t]) for t in EXISTING_TABLES if t in frames and not frames[t].empty
     }
     try:
-        linked, details = existing_records(_open(leads), existing, config)
+        linked, details = existing_records(_open(leads), existing, config, caches)
     except JobError as exc:
         outcome.status = "partial"
         notes.append(f"existing contacts/accounts: nothing written ({exc})")

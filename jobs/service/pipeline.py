@@ -38,7 +38,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,11 +52,13 @@ from core.private import private_dir, private_file
 from jobs.errors import JobError
 from jobs.moments import without_sentinels
 from jobs.service import compute, lead_handling
-from jobs.service.compute import JobOutcome
+from jobs.service.compute import JOB_ORDER, JobOutcome, score_trend
 from jobs.service.engine_run import compute_on_engine
+from jobs.service.incremental import JobMemory, content_digest, job_fingerprint, merge_inputs_state
 from jobs.service.inputs import JOB_ENTITIES, blocked_jobs, incomplete_tables
 from jobs.service.mapping import MappingSet, OutputColumn
 from jobs.service.merge import merge_inputs, run_merge_job
+from jobs.service.metadata_cache import CachedMetadataClient, needed_columns
 from jobs.service.mirror import Mirror, MirrorError
 from jobs.service.mirror.database import note_lock
 from jobs.service.plan import (
@@ -349,6 +351,7 @@ class _Context:
     stop: threading.Event
     progress: PipelineProgress | None
     now: datetime
+    memory: JobMemory
     ignored_dates: Counter[str] = field(default_factory=Counter)
     phase: str = "sync"
 
@@ -363,6 +366,7 @@ def run_pipeline(
     dry_run: bool | None = None,
     plan_csv: str | Path | None = None,
     full: bool = False,
+    refresh_metadata: bool = False,
     trigger: str = "manual",
     progress: PipelineProgress | None = None,
     stop: threading.Event | None = None,
@@ -381,7 +385,9 @@ def run_pipeline(
             With ``writeback.enabled = false`` (and no explicit dry run) the results are only kept
             in the mirror.
         plan_csv: where a dry run writes its plan (default ``<mirror dir>/plans/run-<id>.csv``).
-        full: re-read every table in full.
+        full: re-read every table in full (and recompute every job in full).
+        refresh_metadata: read the table definitions from Dataverse instead of the mirror's cache
+            (:mod:`jobs.service.metadata_cache`; ``--full`` implies it).
         trigger: who started the run (``manual``, ``schedule:<set>``), kept in the run's stats.
         progress: receives sync pages and write chunks.
         stop: when set (SIGTERM), the run ends after the current page or chunk as ``interrupted``.
@@ -403,6 +409,9 @@ def run_pipeline(
     compute_only = not settings.writeback.enabled and not dry_run
     dry = dry or compute_only
     mirror.mark_abandoned_runs()
+    client = CachedMetadataClient(
+        client, mirror, needed=needed_columns(mappings), refresh=refresh_metadata or full, clock=clock
+    )
     run_id = mirror.start_run("run", jobs=chosen, dry_run=dry)
     result = PipelineResult(run_id=run_id, dry_run=dry)
     ctx = _Context(
@@ -416,6 +425,7 @@ def run_pipeline(
         stop or threading.Event(),
         progress,
         clock(),
+        JobMemory(mirror, run_id, enabled=not full),
     )
     mode = "dry run: plans only, writes nothing" if dry else "write mode: writes changed values"
     log.info("run %d started (%s): jobs %s", run_id, mode, ", ".join(chosen) or "none")
@@ -565,6 +575,9 @@ def _sync(ctx: _Context, *, full: bool) -> None:
         if report.problems:
             counters["unreadable_values"] = len(report.problems)
             counters["unreadable_examples"] = report.problems[:5]
+    failed = [ctx.mappings.tables[t.table].table for t in ctx.result.sync.tables if not t.ok]
+    if isinstance(ctx.client, CachedMetadataClient):
+        ctx.client.forget(failed)  # a column it needs may be gone: read its definition afresh
 
 
 # ------------------------------------------------------------------------------------ 2. settle
@@ -682,74 +695,53 @@ def _with_held_scores(leads: pd.DataFrame, outcomes: list[JobOutcome]) -> list[J
 
 
 def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
-    directory = Path(ctx.settings.mappings.dir)
-    mirror = ctx.mirror
+    """Run the chosen jobs, reusing what did not change (:mod:`jobs.service.incremental`)."""
     outcomes: list[JobOutcome] = []
-    # A job whose input table did not sync completely is skipped on every engine.
+    # A job whose input table did not sync completely is skipped on every engine, and never
+    # reused either: its last results stand in Dynamics, and its saved state is left as it was.
     failed = {t.table: str(t.error) for t in ctx.result.sync.tables if not t.ok} if ctx.result.sync else {}
-    blocked = blocked_jobs(chosen, ctx.mappings, incomplete_tables(mirror, ctx.mappings, failed))
+    blocked = blocked_jobs(chosen, ctx.mappings, incomplete_tables(ctx.mirror, ctx.mappings, failed))
     for job, why in blocked.items():
         log.warning("job %s %s", job, why)
         outcomes.append(JobOutcome(job, status="skipped", message=why, details={"incomplete_input": True}))
     chosen = [j for j in chosen if j not in blocked]
     if ctx.settings.engine.kind != "pandas":  # the same jobs on Spark (jobs/engines, docs/scale.md)
-        outcomes += compute_on_engine(
+        computed = compute_on_engine(
             ctx.client, ctx.mirror, ctx.mappings, ctx.settings, chosen, model_dir=_model_dir(ctx), now=ctx.now
         )
+        for outcome in computed:
+            ctx.memory.computed_elsewhere(outcome.job)
+        outcomes += computed
         if "scoring" in chosen:
             # Lead handling runs on the driver, as on pandas; it needs every open lead's score, and
             # the engine returns only the scores that changed: the rest are what Dynamics holds.
             scored = _with_held_scores(_frame(ctx, "lead"), outcomes)
-            outcomes.append(lead_handling.compute_for_run(ctx.client, mirror, ctx.settings, scored, ctx.now))
+            outcomes.append(
+                lead_handling.compute_for_run(ctx.client, ctx.mirror, ctx.settings, scored, ctx.now)
+            )
         ctx.result.jobs = outcomes
         return outcomes
+    chosen = [j for j in chosen if j in JOB_ORDER]  # the merge job runs after the write-back
+    fingerprints = {job: _fingerprint(ctx, job) for job in chosen}
+    reused = {job: ctx.memory.reuse(job, fingerprints[job]) for job in chosen}
     if "scoring" in chosen:
-        leads = _frame(ctx, "lead")
-        try:
-            if not leads.empty and "status" not in leads:
-                raise JobError("the leads have no `status` field; map it in lead.toml (statecode)")
-            held_scores = leads.set_index("lead_id")["out_score"] if "out_score" in leads else None
-            held_trends = leads.set_index("lead_id")["out_trend"] if "out_trend" in leads else None
-            outcomes.append(
-                compute.run_scoring(
-                    leads,
-                    _entity(ctx, "activity"),
-                    rules_path=directory / "scoring.toml",
-                    model_dir=_model_dir(ctx),
-                    now=ctx.now,
-                    held_scores=held_scores,
-                    held_trends=held_trends,
-                )
-            )
-        except DvsyncError as exc:
-            outcomes.append(_job_failed("scoring", exc))
-        # Speed-to-lead, stages, re-engagement and routing ride with scoring (issue 18).
-        outcomes.append(lead_handling.compute_for_run(ctx.client, mirror, ctx.settings, outcomes, ctx.now))
+        outcomes.append(reused["scoring"] or _timed(lambda: _scoring(ctx, fingerprints["scoring"])))
+        # Speed-to-lead, stages, re-engagement and routing ride with scoring (issue 18); they move
+        # with the clock, the activities and the owners, so they are computed on every run.
+        outcomes.append(
+            lead_handling.compute_for_run(ctx.client, ctx.mirror, ctx.settings, outcomes, ctx.now)
+        )
     if "duplicates" in chosen:
-        frames = {t: _frame(ctx, t) for t in ("lead", "contact", "account")}
-        try:
-            frames, ruled = merge_inputs(
-                mirror, frames, directory / "duplicates.toml"
-            )  # merged records out, "not a duplicate" pairs
-            outcomes.append(
-                compute.run_duplicates(frames, config_path=directory / "duplicates.toml", ruled=ruled)
-            )
-        except DvsyncError as exc:
-            outcomes.append(_job_failed("duplicates", exc))
-    value_jobs = {j for j in ("rfm", "clv") if j in chosen}
-    if value_jobs:
-        orders = _entity(ctx, "order")
-        try:
-            outcomes.extend(
-                compute.customer_value_jobs(
-                    orders if orders is not None else pd.DataFrame(),
-                    value_jobs,
-                    config_path=directory / "customer_value.toml",
-                    as_of=ctx.now,
-                )
-            )
-        except DvsyncError as exc:
-            outcomes.extend(_job_failed(j, exc) for j in sorted(value_jobs))
+        outcomes.append(reused["duplicates"] or _timed(lambda: _duplicates(ctx, fingerprints["duplicates"])))
+    value_jobs = sorted({j for j in ("rfm", "clv") if j in chosen}, key=JOB_ORDER.index)
+    if value_jobs and all(reused[j] is not None for j in value_jobs):
+        outcomes.extend(reused[j] for j in value_jobs)  # type: ignore[misc]
+    elif value_jobs:
+        started = time.perf_counter()
+        computed = _customer_value(ctx, value_jobs, fingerprints)
+        for outcome in computed:
+            outcome.details.setdefault("seconds", round(time.perf_counter() - started, 2))
+        outcomes.extend(computed)
     order = {job: position for position, job in enumerate(KNOWN_JOBS)}
     outcomes.sort(key=lambda o: order.get(o.job, len(order)))
     _note_ignored(ctx, outcomes)
@@ -757,6 +749,117 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
     for outcome in outcomes:
         log.info("job %s: %s (%s)", outcome.job, outcome.status, outcome.message)
     return outcomes
+
+
+def _timed(run: Callable[[], JobOutcome]) -> JobOutcome:
+    started = time.perf_counter()
+    outcome = run()
+    outcome.details.setdefault("seconds", round(time.perf_counter() - started, 2))
+    return outcome
+
+
+def _fingerprint(ctx: _Context, job: str, *, with_tables: bool = True) -> str:
+    return job_fingerprint(
+        ctx.memory,
+        job,
+        config_dir=Path(ctx.settings.mappings.dir),
+        now=ctx.now,
+        model_version=_model_version(ctx) if job == "scoring" else None,
+        merge_state=merge_inputs_state(ctx.mirror, Path(ctx.settings.mappings.dir) / "duplicates.toml")
+        if job == "duplicates"
+        else None,
+        with_tables=with_tables,
+    )
+
+
+def _scoring(ctx: _Context, fingerprint: str) -> JobOutcome:
+    leads = _frame(ctx, "lead")
+    activities = _entity(ctx, "activity")
+    held_scores = leads.set_index("lead_id")["out_score"] if "out_score" in leads else None
+    held_trends = leads.set_index("lead_id")["out_trend"] if "out_trend" in leads else None
+    content = content_digest(
+        _fingerprint(ctx, "scoring", with_tables=False), {"lead": leads, "activity": activities}
+    )
+    same = ctx.memory.reuse("scoring", fingerprint, content)
+    if same is not None and "lead" in same.results:
+        # The leads came back from Dynamics unchanged in what scoring reads (our own write-back,
+        # or an edit of a column no rule uses): the scores stand; the trend follows what
+        # Dynamics holds now, as a recompute's would.
+        results = same.results["lead"].copy()
+        results["trend"] = score_trend(results["score"], held_scores, held_trends)
+        same.results = {**same.results, "lead": results}
+        ctx.memory.stage("scoring", fingerprint, same, content=content)
+        return same
+    try:
+        if not leads.empty and "status" not in leads:
+            raise JobError("the leads have no `status` field; map it in lead.toml (statecode)")
+        outcome = compute.run_scoring(
+            leads,
+            activities,
+            rules_path=Path(ctx.settings.mappings.dir) / "scoring.toml",
+            model_dir=_model_dir(ctx),
+            now=ctx.now,
+            held_scores=held_scores,
+            held_trends=held_trends,
+        )
+    except DvsyncError as exc:
+        outcome = _job_failed("scoring", exc)
+    # Scoring may have trained and promoted a new model: the state is of that model.
+    after = _fingerprint(ctx, "scoring")
+    content = content_digest(
+        _fingerprint(ctx, "scoring", with_tables=False), {"lead": leads, "activity": activities}
+    )
+    ctx.memory.stage("scoring", after, outcome, content=content)
+    return outcome
+
+
+def _duplicates(ctx: _Context, fingerprint: str) -> JobOutcome:
+    frames = {t: _frame(ctx, t) for t in ("lead", "contact", "account")}
+    caches = ctx.memory.caches("duplicates")
+    config_path = Path(ctx.settings.mappings.dir) / "duplicates.toml"
+    try:
+        # Merged records out, "not a duplicate" pairs kept apart (the fingerprint covers both).
+        frames, ruled = merge_inputs(ctx.mirror, frames, config_path)
+        outcome = compute.run_duplicates(
+            frames, config_path=config_path, caches=caches, now=ctx.now, ruled=ruled
+        )
+    except DvsyncError as exc:
+        outcome = _job_failed("duplicates", exc)
+    ctx.memory.stage("duplicates", fingerprint, outcome, caches)
+    return outcome
+
+
+def _customer_value(ctx: _Context, jobs: Sequence[str], fingerprints: Mapping[str, str]) -> list[JobOutcome]:
+    orders = _entity(ctx, "order")
+    orders = orders if orders is not None else pd.DataFrame()
+    contents = {j: content_digest(_fingerprint(ctx, j, with_tables=False), {"order": orders}) for j in jobs}
+    same = {j: ctx.memory.reuse(j, fingerprints[j], contents[j]) for j in jobs}
+    if all(outcome is not None for outcome in same.values()):
+        # The orders came back unchanged in what RFM and CLV read: their results stand.
+        for job, outcome in same.items():
+            ctx.memory.stage(job, fingerprints[job], outcome, content=contents[job])  # type: ignore[arg-type]
+        return list(same.values())  # type: ignore[arg-type]
+    try:
+        computed = compute.customer_value_jobs(
+            orders,
+            set(jobs),
+            config_path=Path(ctx.settings.mappings.dir) / "customer_value.toml",
+            as_of=ctx.now,
+        )
+    except DvsyncError as exc:
+        computed = [_job_failed(j, exc) for j in jobs]
+    for outcome in computed:
+        ctx.memory.stage(outcome.job, fingerprints[outcome.job], outcome, content=contents[outcome.job])
+    return computed
+
+
+def _model_version(ctx: _Context) -> str | None:
+    from jobs.leads.scoring.store import active_version
+
+    try:
+        return active_version(_model_dir(ctx))
+    except DvsyncError:
+        return None
 
 
 def _model_dir(ctx: _Context) -> Path:
@@ -842,13 +945,22 @@ def _store_plan(ctx: _Context, plan: pd.DataFrame, outcomes: Sequence[JobOutcome
 
 
 def _save_results(ctx: _Context, outcomes: Sequence[JobOutcome]) -> None:
-    """Keep the jobs' results in the mirror (the last 10 runs' worth)."""
+    """Keep the jobs' results (the last value per record, rewritten where it changed) and state."""
     with ctx.mirror.transaction():
         for outcome in outcomes:
+            if ctx.memory.partial(outcome.job):
+                # Spark sends back the changed records only: keep them, drop no other value.
+                for table, frame in outcome.results.items():
+                    if not frame.empty:
+                        ctx.mirror.save_results(ctx.result.run_id, table, frame, partial=True)
+                continue
+            if not ctx.memory.computed(outcome.job):
+                continue  # reused, skipped or failed: the values already kept stand
+            previous = ctx.memory.previous_results(outcome.job)
             for table, frame in outcome.results.items():
                 if not frame.empty:
-                    ctx.mirror.save_results(ctx.result.run_id, table, frame)
-    ctx.mirror.prune_results(keep_runs=10)
+                    ctx.mirror.save_results(ctx.result.run_id, table, frame, previous=previous.get(table))
+        ctx.memory.commit()
 
 
 # ------------------------------------------------------------------------------------ 5. write back

@@ -42,6 +42,16 @@ COMPANION_RESULTS = ("scored_on",)
 these fields". Writing them on their own would rewrite every record on every run."""
 
 
+def _objects(values: Iterable[object]) -> pd.Series:
+    """Wire values as an ``object`` column, None kept as None.
+
+    A plain array of text and None would be read by pandas 3 as its ``str`` dtype, whose missing
+    value is NaN: a clear (None) next to new labels became NaN, which JSON cannot carry, and the
+    write of that record was refused ("nan cannot be written").
+    """
+    return pd.Series(list(values), dtype=object)
+
+
 def empty_plan() -> pd.DataFrame:
     """A plan with no items (the schema above)."""
     return pd.DataFrame({c: pd.Series(dtype=object) for c in PLAN_COLUMNS})
@@ -100,8 +110,8 @@ def plan_table(
                     "record_id": known[changed],
                     "column_name": output.logical_name,
                     "result": output.result,
-                    "old_value": pd.Series(old, dtype=object)[changed].to_numpy(),
-                    "new_value": pd.Series(new, dtype=object)[changed].to_numpy(),
+                    "old_value": _objects(pd.Series(old, dtype=object)[changed]),
+                    "new_value": _objects(pd.Series(new, dtype=object)[changed]),
                 }
             )
         )
@@ -143,8 +153,8 @@ def add_companions(
                     "record_id": touched,
                     "column_name": output.logical_name,
                     "result": output.result,
-                    "old_value": pd.Series(old, dtype=object).to_numpy(),
-                    "new_value": pd.Series(new, dtype=object).to_numpy(),
+                    "old_value": _objects(old),
+                    "new_value": _objects(new),
                 }
             )
         )

@@ -384,10 +384,15 @@ def _fullname(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _public(frame: pd.DataFrame) -> pd.DataFrame:
-    """Drop the private ``_`` columns; text and lookup columns all get pandas' string dtype."""
+    """Drop the private ``_`` columns; text and lookup columns are objects with None for missing.
+
+    Not ``astype(str)``: pandas 2 turns a missing value into the text "None" there and pandas 3
+    keeps it missing, so one seed gave two data sets (and "None" looked like a shared company).
+    """
     out = frame[[c for c in frame.columns if not c.startswith("_")]].reset_index(drop=True)
-    for column in out.columns[[dtype == "object" for dtype in out.dtypes.astype(str)]]:
-        out[column] = out[column].astype("str")
+    for column in out.columns[[dtype in ("object", "str", "string") for dtype in out.dtypes.astype(str)]]:
+        values = out[column].astype(object)
+        out[column] = values.where(values.notna(), None)
     return out
 
 
@@ -405,7 +410,9 @@ def _finish_account(
 ) -> pd.DataFrame:
     out = acc_all.copy()
     # The primary contact: the first contact entered at the account.
-    firsts = con[con["_account_row"] >= 0].sort_values("_created_s").drop_duplicates("_account_row")
+    firsts = (
+        con[con["_account_row"] >= 0].sort_values("_created_s", kind="stable").drop_duplicates("_account_row")
+    )
     primary = pd.Series(firsts["contactid"].to_numpy(), index=firsts["_account_row"].to_numpy())
     row = pd.Series(np.arange(len(out)))
     is_original = out["_original_id"].isna().to_numpy()

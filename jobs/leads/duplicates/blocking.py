@@ -14,7 +14,16 @@ normalised value), ``soundex``, ``initial`` or ``prefixN`` (the first N characte
 by ``+`` form an order-free part: the pair's values are sorted before comparing, so swapped first
 and last names share the key.
 
-Block sizes are capped: within a block larger than ``max_block_size`` records are sorted by a
+When a pass that is always run (email, phone, the swapped names, configured passes) would produce
+more pairs than the run's pair budget (below), each of its blocks
+larger than :data:`SUB_BLOCK_SIZE` records is first *sub-blocked*: its records are split by a refining key
+(:func:`refinement_keys`: the city, the postcode, then the company and the names), one key after
+another until no block is too large or the keys run out. Without this, the swapped-names pass
+grouped every "James Smith" of the table into one block, whose pairs grew with the table (85% of
+all candidate pairs at a million leads), while a duplicate with both names exact nearly always
+shares its city or postcode too (and the email and phone passes find those that moved).
+
+Block sizes are then capped: within a block still larger than ``max_block_size`` records are sorted by a
 similarity-preserving order (their normalised values) and only records fewer than
 ``max_block_size`` places apart are paired (a sorted neighbourhood), so memory stays bounded on a
 key as common as "Smith". The report says how many blocks were capped and how many pairs that
@@ -49,6 +58,7 @@ __all__ = [
     "candidate_pairs",
     "default_passes",
     "parse_pass",
+    "refinement_keys",
 ]
 
 _TRANSFORM = re.compile(r"^(exact|soundex|initial|prefix([1-9][0-9]?))$")
@@ -60,6 +70,11 @@ DEFAULT_PAIRS_PER_RECORD = 3.0
 strangers: a record has rarely more than one or two duplicates. Measured on the synthetic bench
 (100,000 leads): skipping such passes cut the candidate pairs from 4.8 to 0.6 million with recall
 unchanged (0.9998)."""
+SUB_BLOCK_SIZE = 10
+"""In a pass over its pair budget, a block of more records than this is split by the refining
+keys (see the module docstring): the pairs of a block grow with its square, and a key's blocks
+grow with the table (there are more James Smiths among a million leads), so without a split the
+pairs per record of a pass would grow with N; with it they stay under the pass's budget."""
 MIN_PAIR_BUDGET = 10_000
 """Small tables keep every pass: comparing 10,000 pairs is cheap."""
 MAX_BLOCKING_KEYS = 8
@@ -237,6 +252,53 @@ def default_passes(
     return passes
 
 
+def refinement_keys(fields: Mapping[str, str]) -> list[KeyPart]:
+    """Keys that split an oversized block, most telling first: locations, then identities.
+
+    A location (city, postcode, address) agrees for a duplicate more often than a company or a
+    name with its typos, and splits a block of namesakes or colleagues evenly. Short location
+    values (a city: ``text``; a postcode) refine by their whole value, since their usual
+    transform (the first four letters) would leave Springfield and Springton together; streets,
+    companies and names keep their typo-tolerant transform.
+    """
+    locations, identities = [], []
+    for column, kind_name in fields.items():
+        kind = KINDS[kind_name]
+        if kind.role == "location":
+            whole = kind.name in ("text", "postcode")
+            locations.append(KeyPart((column,), "exact" if whole else kind.blocking or "exact"))
+        elif kind.role == "identity":
+            identities.append(KeyPart((column,), kind.blocking or "exact"))
+    return locations + identities
+
+
+def _sub_block(
+    codes: np.ndarray,
+    prepared: Mapping[str, pd.Series],
+    refinements: Sequence[KeyPart],
+    cap: int,
+    known: dict[KeyPart, np.ndarray],
+) -> np.ndarray:
+    """Split the blocks larger than ``cap`` by each refining key in turn (records missing a key's
+    value stay together within their block); smaller blocks are left as they are."""
+    for part in refinements:
+        keyed = codes >= 0
+        if not keyed.any():
+            break
+        sizes = np.bincount(codes[keyed])
+        big = np.zeros(len(codes), dtype=bool)
+        big[keyed] = sizes[codes[keyed]] > cap
+        if not big.any():
+            break
+        if part not in known:
+            known[part] = _part_codes(prepared, part)
+        extra = np.where(big, known[part] + 1, 0)  # 0: missing value, or not in an oversized block
+        combined = codes * (int(extra.max()) + 1) + extra
+        refined, _ = pd.factorize(combined)
+        codes = np.where(keyed, refined.astype(np.int64), -1)
+    return codes
+
+
 def _transformed(values: pd.Series, transform: str) -> pd.Series:
     if transform == "exact":
         return values
@@ -266,10 +328,15 @@ def _part_codes(prepared: Mapping[str, pd.Series], part: KeyPart) -> np.ndarray:
     return codes
 
 
-def _pass_codes(prepared: Mapping[str, pd.Series], blocking_pass: BlockingPass) -> np.ndarray:
+def _pass_codes(
+    prepared: Mapping[str, pd.Series], blocking_pass: BlockingPass, known: dict[KeyPart, np.ndarray]
+) -> np.ndarray:
     codes = None
     for part in blocking_pass.parts:
-        part_codes = _part_codes(prepared, part)
+        # A key part recurs in many derived passes (each key is paired with seven others): once.
+        if part not in known:
+            known[part] = _part_codes(prepared, part)
+        part_codes = known[part]
         if codes is None:
             codes = part_codes
             continue
@@ -349,6 +416,7 @@ def candidate_pairs(
     max_block_size: int = DEFAULT_MAX_BLOCK_SIZE,
     n_left: int | None = None,
     pairs_per_record: float = DEFAULT_PAIRS_PER_RECORD,
+    refinements: Sequence[KeyPart] = (),
 ) -> tuple[np.ndarray, np.ndarray, BlockingReport]:
     """Return the union of all passes' pairs as two index arrays (``first < second``) and a report.
 
@@ -362,14 +430,23 @@ def candidate_pairs(
             left-right pairs are produced; None for deduplicating one table.
         pairs_per_record: the pair budget of an optional pass, per record (at least
             :data:`MIN_PAIR_BUDGET` pairs in all).
+        refinements: keys that sub-block the oversized blocks of the passes that are always run
+            (:func:`refinement_keys`); a pass is not refined by a key on its own columns.
     """
     n = len(order)
     window = max(2, int(max_block_size))
     budget = max(MIN_PAIR_BUDGET, int(pairs_per_record * n))
     reports = []
     chunks = []
+    known: dict[KeyPart, np.ndarray] = {}
     for blocking_pass in passes:
-        codes = _pass_codes(prepared, blocking_pass)
+        codes = _pass_codes(prepared, blocking_pass, known)
+        if not blocking_pass.optional and refinements and _expected_pairs(codes, window, n_left) > budget:
+            # Too many pairs for this table (a small table keeps every pair): split the blocks. An
+            # optional pass over its budget is skipped instead (below): other passes cover it.
+            own = blocking_pass.columns
+            usable = [p for p in refinements if not set(p.columns) & own]
+            codes = _sub_block(codes, prepared, usable, SUB_BLOCK_SIZE, known)
         if blocking_pass.optional:
             expected = _expected_pairs(codes, window, n_left)
             if expected > budget:

@@ -61,8 +61,11 @@ from jobs.leads.duplicates.blocking import (
     candidate_pairs,
     default_passes,
     parse_pass,
+    refinement_keys,
 )
 from jobs.leads.duplicates.comparisons import KINDS, compare_codes, prepare
+from jobs.leads.duplicates.incremental import MatchCache, NormalisedValues, record_digests
+from jobs.leads.duplicates.incremental import signature as settings_signature
 from jobs.leads.duplicates.linkage_model import (
     PERSONAL_KINDS,
     LinkageModel,
@@ -90,6 +93,8 @@ MIN_PAIRS_FOR_EM = 200
 probabilities, u from random pairs and a prior of one match per record."""
 RANDOM_PAIRS = 200_000
 """Random record pairs compared to estimate u for the default model (all pairs when there are fewer)."""
+CHUNK_PAIRS = 250_000
+"""Candidate pairs compared and scored at a time, so the working memory is bounded by the chunk."""
 SWAP_MARGIN = 0.1
 """How much better (summed similarity) crossing two name fields must fit to count as a swap."""
 
@@ -130,6 +135,11 @@ class MatchOptions(TypedDict, total=False):
         max_block_size: block-size cap; larger blocks are paired within a sorted window.
         model: a model from an earlier run to score with instead of fitting one.
         seed: seed of the random pairs used to estimate u (results are reproducible); 0 by default.
+        cache: what the last run on this table kept (:class:`.incremental.MatchCache`, updated in
+            place): only pairs involving a changed record are compared, and its model is reused
+            until the data drifts. The result equals a run without it given the same model.
+        normalised: values already normalised (:class:`.incremental.NormalisedValues`), shared by
+            the calls of a run and kept between runs; only unseen values are normalised.
     """
 
     blocking: BlockingArg
@@ -139,6 +149,8 @@ class MatchOptions(TypedDict, total=False):
     max_block_size: int
     model: LinkageModel | None
     seed: int
+    cache: MatchCache | None
+    normalised: NormalisedValues | None
 
 
 _DEFAULT_OPTIONS: MatchOptions = {
@@ -149,6 +161,8 @@ _DEFAULT_OPTIONS: MatchOptions = {
     "max_block_size": DEFAULT_MAX_BLOCK_SIZE,
     "model": None,
     "seed": 0,
+    "cache": None,
+    "normalised": None,
 }
 
 
@@ -453,10 +467,19 @@ def _run(
     max_block_size: int,
     model: LinkageModel | None,
     seed: int,
+    cache: MatchCache | None,
+    normalised: NormalisedValues | None,
 ) -> DuplicateResult:
     cut = _threshold(threshold)
     swap = _swap_pair(swap_names, specs)
-    prepared = {c: prepare(frame[c], s.kind, phone_region).reset_index(drop=True) for c, s in specs.items()}
+    prepared = {
+        c: (
+            normalised.prepare(frame[c], s.kind, phone_region)
+            if normalised is not None
+            else prepare(frame[c], s.kind, phone_region)
+        ).reset_index(drop=True)
+        for c, s in specs.items()
+    }
     columns = list(specs)
     if blocking is None:
         passes = default_passes({c: s.kind for c, s in specs.items()}, swap)
@@ -474,43 +497,77 @@ def _run(
     for column in columns:
         signature = signature + prepared[column].fillna("") + "\x1f"
     order = pd.factorize(signature, sort=True)[0].astype(np.int64)
+    refinements = refinement_keys({c: s.kind for c, s in specs.items()})
     first, second, report = candidate_pairs(
-        prepared, passes, order=order, max_block_size=max_block_size, n_left=n_left
+        prepared, passes, order=order, max_block_size=max_block_size, n_left=n_left, refinements=refinements
     )
     comparator = _Comparator(prepared, specs, swap)
-    levels, sims, swapped = comparator.compare(first, second)
+    n_fields = len(comparator.columns)
+    sig = digests = unchanged = None
+    if cache is not None:
+        sig = settings_signature(
+            {
+                "fields": [(c, s.kind, s.tf_adjust) for c, s in specs.items()],
+                "swap": swap,
+                "region": phone_region,
+                "passes": [p.name for p in passes],
+                "max_block_size": max_block_size,
+                "linking": n_left is not None,
+            }
+        )
+        digests = record_digests(frame, columns)
+        unchanged = cache.unchanged(sig, ids, digests)
+        levels, swapped, sims = cache.levels_for(
+            ids, unchanged, first, second, lambda a, b: _compare_chunked(comparator, a, b, True), n_fields
+        )
+    else:
+        levels, swapped, sims = _compare_chunked(comparator, first, second)
+    fitted = model is None
+    cached_model = (
+        cache.usable_model(sig, unchanged) if cache is not None and model is None else None  # type: ignore[arg-type]
+    )
     if model is not None:
         try:
             check_compatible(model, {c: s.kind for c, s in specs.items()})
         except ValueError as exc:
             raise ConfigError(str(exc), key="model") from None
         model = model.with_source("given")
+    elif cached_model is not None:
+        model, fitted = cached_model, False
     elif n_left is not None:
         # Linking: learn from both tables as one (pairs within each table too). What a duplicate
         # looks like does not depend on the table a record came from; the few cross-table matches
         # alone are too rare among the candidates for EM to find reliably, and one new lead gives
         # no pairs to learn from at all, while the existing table does.
         all_first, all_second, _ = candidate_pairs(
-            prepared, passes, order=order, max_block_size=max_block_size, n_left=None
+            prepared, passes, order=order, max_block_size=max_block_size, n_left=None, refinements=refinements
         )
-        all_levels, _, _ = comparator.compare(all_first, all_second)
+        all_levels, _, _ = _compare_chunked(comparator, all_first, all_second)
+        del all_first, all_second
         model = _fit(comparator, specs, all_levels, len(frame), None, seed)
         if model.source == "default":
             # Too little to learn from in both tables: the default model, sized for linking.
             model = _fit(comparator, specs, levels, len(frame), n_left, seed)
     else:
         model = _fit(comparator, specs, levels, len(frame), None, seed)
-    tf = _tf_weights(comparator, model, levels, first)
-    score = model.score(levels, tf.sum(axis=1))
+    score = np.empty(len(first), dtype=np.float64)
+    for start in range(0, len(first), CHUNK_PAIRS):
+        part = slice(start, start + CHUNK_PAIRS)
+        tf = _tf_weights(comparator, model, levels[part], first[part])
+        score[part] = model.score(levels[part], tf.sum(axis=1))
     candidates = pd.DataFrame({"id_left": ids[first], "id_right": ids[second], "score": score})
     keep = np.flatnonzero(score >= cut)
     keep = keep[np.argsort(-score[keep], kind="stable")]
+    # Similarities are only shown as evidence: without a cache to keep them for every pair, they
+    # are computed again for the returned pairs alone.
+    kept_sims = sims[keep] if sims is not None else comparator.compare(first[keep], second[keep])[1]
+    kept_tf = _tf_weights(comparator, model, levels[keep], first[keep])
     evidence = _evidence(
         columns,
         [f.levels for f in model.fields],
         levels[keep],
-        sims[keep],
-        model.explain(levels[keep], tf[keep]),
+        kept_sims,
+        model.explain(levels[keep], kept_tf),
         swapped[keep],
         swap,
     )
@@ -523,7 +580,26 @@ def _run(
         },
         columns=PAIR_COLUMNS,
     )
+    if cache is not None:
+        cache.keep(sig, ids, digests, first, second, levels, swapped, sims, model, fitted)  # type: ignore[arg-type]
     return DuplicateResult(pairs, report, model, cut, candidates)
+
+
+def _compare_chunked(
+    comparator: _Comparator, first: np.ndarray, second: np.ndarray, keep_sims: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Levels, swap flags (and with ``keep_sims`` the similarities) of many pairs, compared
+    :data:`CHUNK_PAIRS` at a time, so the per-chunk working arrays never exist for every pair."""
+    levels = np.empty((len(first), len(comparator.columns)), dtype=np.int8)
+    swapped = np.zeros(len(first), dtype=bool)
+    sims = np.empty(levels.shape, dtype=np.float32) if keep_sims else None
+    for start in range(0, len(first), CHUNK_PAIRS):
+        part = slice(start, start + CHUNK_PAIRS)
+        chunk_levels, chunk_sims, swapped[part] = comparator.compare(first[part], second[part])
+        levels[part] = chunk_levels
+        if sims is not None:
+            sims[part] = chunk_sims
+    return levels, swapped, sims
 
 
 @overload

@@ -14,7 +14,11 @@ One file (settings ``mirror.path``, default ``.dvsync/mirror.sqlite``) holds:
                       last success, last error, mapping fingerprint.
 ``runs``              one row per run (sync, pipeline, rollback...): start, end, outcome, stats.
 ``run_tables``        per run and table: read, upserted, deleted, pages, written, failed, ...
-``results``           job results per run, table, record and result name (history, for trends).
+``result_values``     the last value of each job result per table, record and result name, and
+                      the run that computed it (rewritten only where a value changed).
+``job_state``         per job: the fingerprint of its inputs and its last results and caches.
+``table_versions``    per mirrored table: a counter raised by every sync commit that changed rows.
+``metadata_cache``    the Dataverse table definitions, with the stamp they were read at.
 ``writeback_plan``    per run: the values to write (old and new) and each item's status.
 ``audit``             every write attempted: run, table, record, column, old, new, outcome, error.
 ====================  ==========================================================================
@@ -30,6 +34,7 @@ from jobs.service.mirror.database import MirrorDatabase
 from jobs.service.mirror.history import RunHistory
 from jobs.service.mirror.records import RecordStore, SyncState, TableLayout
 from jobs.service.mirror.schema import MIGRATIONS, SCHEMA_VERSION, SYSTEM_COLUMNS, MirrorError
+from jobs.service.mirror.state import JobStateStore
 
 __all__ = [
     "MIGRATIONS",
@@ -43,13 +48,14 @@ __all__ = [
 ]
 
 
-class Mirror(RecordStore, RunHistory, MirrorDatabase):
+class Mirror(RecordStore, RunHistory, JobStateStore, MirrorDatabase):
     """The mirror database. Open it with ``Mirror(path)`` (or as a context manager) and close it.
 
     One connection, shared by the threads of one process under a lock; separate processes
     coordinate through SQLite's own locking (WAL mode, a busy timeout). Its parts, by concern:
     :class:`MirrorDatabase` (connection, migrations, transactions, run lock), :class:`RecordStore`
-    (mirrored tables and sync state) and :class:`RunHistory` (runs, results, plan, audit).
+    (mirrored tables and sync state), :class:`RunHistory` (runs, results, plan, audit) and
+    :class:`JobStateStore` (what the next run reuses: table versions, job state, metadata).
 
     Args:
         path: the SQLite file; its directory is created. ``":memory:"`` for a throwaway mirror.

@@ -8,11 +8,20 @@ import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from jobs.service.mirror.convert import guess_dtype, plain_value, to_sql
 from jobs.service.mirror.database import no_other_holder, pid_alive
 from jobs.service.mirror.schema import MirrorError
+
+
+def _same(new: Any, old: Any) -> Any:
+    """Elementwise: True where two arrays of stored values are equal (None equals None only)."""
+    new_missing = pd.isna(new)
+    old_missing = pd.isna(old)
+    equal = np.asarray(np.asarray(new, dtype=object) == np.asarray(old, dtype=object), dtype=bool)
+    return (new_missing & old_missing) | (~new_missing & ~old_missing & equal)
 
 
 class RunHistory:
@@ -185,72 +194,92 @@ class RunHistory:
     # ---------------------------------------------------------------- results
 
     def save_results(
-        self, run_id: int, table: str, results: pd.DataFrame, *, id_column: str | None = None
+        self,
+        run_id: int,
+        table: str,
+        results: pd.DataFrame,
+        *,
+        id_column: str | None = None,
+        previous: pd.DataFrame | None = None,
+        partial: bool = False,
     ) -> int:
-        """Store job results: one row per record, one column per result name; returns values stored.
+        """Keep job results: the last value per record and result, rewritten only where it changed.
+
+        Each result column of ``results`` covers every record the job computed it for, so a record
+        that has a kept value of that result but is no longer in ``results`` loses it (a lead that
+        was closed keeps no score). Returns how many values were written or removed.
 
         Args:
-            run_id: the run that computed them.
+            run_id: the run that computed them (kept beside each value that changed).
             table: the mirror table the records belong to (``lead``, ``account``).
             results: the results; the record id is ``id_column`` or else the index.
             id_column: the column holding the record id.
+            previous: the same job's results as saved by the run before, when the caller has them
+                at hand (the pipeline keeps them in the job's state): compared in memory instead of
+                reading the kept values back.
+            partial: ``results`` hold only some of the records (the Spark engine sends back the
+                changed ones): the kept values of the others stay.
         """
         frame = results.set_index(id_column) if id_column else results
+        ids = pd.Index(frame.index.astype(str).str.lower())
+        if previous is not None:
+            previous = previous.set_axis(previous.index.astype(str).str.lower())
         now = self.now()
-        rows: list[tuple] = []
+        upserts: list[tuple] = []
+        removals: list[tuple] = []
         for result in frame.columns:
-            values = to_sql(frame[result], guess_dtype(frame[result]))
-            ids = frame.index.astype(str).str.lower()
-            rows.extend(
-                (run_id, table, rid, str(result), value, now) for rid, value in zip(ids, values, strict=True)
+            name = str(result)
+            new = pd.Series(to_sql(frame[result], guess_dtype(frame[result])), index=ids, dtype=object)
+            if previous is not None and result in previous.columns:
+                column = previous[result]
+                old = pd.Series(to_sql(column, guess_dtype(column)), index=previous.index, dtype=object)
+            else:
+                old = self._kept(table, name)
+            shared = new.index.intersection(old.index)
+            same = _same(new.reindex(shared).to_numpy(), old.reindex(shared).to_numpy())
+            unchanged = set(shared[same])
+            upserts.extend(
+                (table, name, rid, value, run_id, now) for rid, value in new.items() if rid not in unchanged
             )
+            if not partial:
+                removals.extend((table, name, rid) for rid in old.index.difference(new.index))
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO results (run_id, table_name, record_id, result, value, computed_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
+                "INSERT INTO result_values (table_name, result, record_id, value, run_id, computed_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (table_name, result, record_id) DO UPDATE SET"
+                " value = excluded.value, run_id = excluded.run_id, computed_at = excluded.computed_at",
+                upserts,
             )
-        return len(rows)
+            db.executemany(
+                "DELETE FROM result_values WHERE table_name = ? AND result = ? AND record_id = ?", removals
+            )
+        return len(upserts) + len(removals)
 
-    def results(
-        self, table: str, *, run_id: int | None = None, before_run: int | None = None
-    ) -> pd.DataFrame:
+    def _kept(self, table: str, result: str) -> pd.Series:
+        rows = self._query(
+            "SELECT record_id, value FROM result_values WHERE table_name = ? AND result = ?", (table, result)
+        )
+        return pd.Series(
+            [r["value"] for r in rows], index=pd.Index([r["record_id"] for r in rows]), dtype=object
+        )
+
+    def results(self, table: str, *, run_id: int | None = None) -> pd.DataFrame:
         """Results of one table, one row per record (index ``record_id``), one column per result.
 
-        With ``run_id``: that run's results. Otherwise the latest value of each result per record,
-        from runs before ``before_run`` when given (the "previous" values, for trends).
+        Without ``run_id``: the last value of each result per record. With ``run_id``: only the
+        values that run computed anew (the ones that changed; every value on a first run).
         """
-        if run_id is not None:
-            rows = self._query(
-                "SELECT record_id, result, value FROM results WHERE table_name = ? AND run_id = ?",
-                (table, run_id),
-            )
-        else:
-            bound = "AND run_id < ?" if before_run is not None else ""
-            params: tuple = (table, before_run) if before_run is not None else (table,)
-            rows = self._query(
-                "SELECT r.record_id, r.result, r.value FROM results r JOIN ("
-                " SELECT table_name, result, record_id, max(run_id) AS run_id FROM results"
-                f" WHERE table_name = ? {bound} GROUP BY table_name, result, record_id) latest"
-                " USING (table_name, result, record_id, run_id)",
-                params,
-            )
+        bound = " AND run_id = ?" if run_id is not None else ""
+        params: tuple = (table, run_id) if run_id is not None else (table,)
+        rows = self._query(
+            f"SELECT record_id, result, value FROM result_values WHERE table_name = ?{bound}", params
+        )
         if not rows:
             return pd.DataFrame(index=pd.Index([], name="record_id"))
         long = pd.DataFrame.from_records(rows)
         wide = long.pivot(index="record_id", columns="result", values="value")
         wide.columns.name = None
         return wide.sort_index()
-
-    def prune_results(self, keep_runs: int = 30) -> int:
-        """Delete the results of all but the newest ``keep_runs`` runs; returns the rows deleted."""
-        with self.transaction() as db:
-            cursor = db.execute(
-                "DELETE FROM results WHERE run_id NOT IN ("
-                " SELECT DISTINCT run_id FROM results ORDER BY run_id DESC LIMIT ?)",
-                (keep_runs,),
-            )
-            return cursor.rowcount
 
     # ---------------------------------------------------------------- write-back plan
 

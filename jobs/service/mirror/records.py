@@ -12,6 +12,7 @@ import pandas as pd
 from core.errors import ConfigError
 from jobs.service.mirror.convert import from_sql, parse_utc, to_sql
 from jobs.service.mirror.schema import DTYPES, IDENTIFIER, SQL_TYPES, MirrorError
+from jobs.service.mirror.state import bump_version
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,7 @@ class RecordStore:
         rows = list(zip(*values, strict=True))
         with self.transaction() as db:
             db.executemany(sql, rows)
+            bump_version(db, name)
         return count
 
     def set_values(self, name: str, frame: pd.DataFrame) -> int:
@@ -226,12 +228,17 @@ class RecordStore:
         with self.transaction() as db:
             before = db.total_changes
             db.executemany(f'DELETE FROM "{self.data_table(name)}" WHERE "{layout.id_column}" = ?', keys)
-            return db.total_changes - before
+            deleted = db.total_changes - before
+            if deleted:
+                bump_version(db, name)
+            return deleted
 
     def delete_older_generations(self, name: str, generation: int) -> int:
         """Delete the rows a full read of ``generation`` did not see; returns how many."""
         with self.transaction() as db:
             cursor = db.execute(f'DELETE FROM "{self.data_table(name)}" WHERE _sync_gen < ?', (generation,))
+            if cursor.rowcount:
+                bump_version(db, name)
             return cursor.rowcount
 
     def ids(self, name: str) -> set[str]:

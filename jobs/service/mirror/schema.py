@@ -136,9 +136,55 @@ def _v2(db: sqlite3.Connection) -> None:
     )
 
 
+def _v3(db: sqlite3.Connection) -> None:
+    # Incremental runs: the results keep one row per record and result (the last value computed,
+    # rewritten only where it changed) instead of a copy per run; the jobs' state (input
+    # fingerprint, last results, caches) and the table definitions are kept between runs, and each
+    # mirrored table counts its changes so a job can tell that its inputs did not move.
+    _script(
+        db,
+        """
+        CREATE TABLE result_values (
+            table_name TEXT NOT NULL,
+            result TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            value,
+            run_id INTEGER NOT NULL,
+            computed_at TEXT NOT NULL,
+            PRIMARY KEY (table_name, result, record_id)
+        ) WITHOUT ROWID;
+        INSERT INTO result_values (table_name, result, record_id, value, run_id, computed_at)
+            SELECT r.table_name, r.result, r.record_id, r.value, r.run_id, r.computed_at FROM results r
+            JOIN (SELECT table_name, result, record_id, max(run_id) AS run_id FROM results
+                  GROUP BY table_name, result, record_id) latest
+            USING (table_name, result, record_id, run_id);
+        DROP TABLE results;
+        CREATE INDEX result_values_run ON result_values (run_id, table_name);
+        CREATE TABLE job_state (
+            job TEXT PRIMARY KEY,
+            fingerprint TEXT NOT NULL,
+            run_id INTEGER,
+            saved_at TEXT NOT NULL,
+            payload BLOB NOT NULL
+        );
+        CREATE TABLE table_versions (
+            name TEXT PRIMARY KEY,
+            version INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE metadata_cache (
+            table_name TEXT PRIMARY KEY,
+            definition BLOB NOT NULL,
+            stamp TEXT,
+            fetched_at TEXT NOT NULL
+        );
+        """,
+    )
+
+
 # Append-only: (version, what it does, how). Never edit a released step; add the next one.
 MIGRATIONS: tuple[tuple[int, str, Callable[[sqlite3.Connection], None]], ...] = (
     (1, "mirror registry, sync state, runs", _v1),
     (2, "job results, write-back plan, audit", _v2),
+    (3, "last results per record, job state, table versions, metadata cache", _v3),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]

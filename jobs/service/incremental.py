@@ -1,0 +1,278 @@
+"""Runs cost what changed: a job whose inputs did not move is not recomputed.
+
+Each job's inputs are summed up in a *fingerprint*: the change counters of the mirrored tables it
+reads (:meth:`Mirror.table_versions`, raised by every sync commit that changed rows), the bytes
+of its configuration file, dvsync's version, and for time-dependent jobs the UTC day (scores
+decay and customers age by the day, so a job's results hold for the day they were computed for).
+When the fingerprint equals the one saved with the job's last results, those results are what a
+full recompute would give, and they are reused without reading a single mirrored row.
+
+The write-back's own updates of the ``out_`` columns do not raise a table's counter: they only
+record that Dynamics now holds what the job computed, and a recompute that reads those values
+back (the trend against the held score, the sticky suggested master) gives the same results.
+
+When the fingerprint moved, the job runs; it gets the caches it saved last time (see
+:class:`JobMemory.caches`) to redo only the records that changed, and saves new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from core.version import __version__
+from jobs.service import merge_store
+from jobs.service.compute import JobOutcome
+from jobs.service.merge import _master_by
+
+__all__ = ["JobMemory", "Remembered", "content_digest", "job_fingerprint"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Remembered:
+    """What was saved for one job: its fingerprint, the run and its outcome, and its caches."""
+
+    fingerprint: str
+    run_id: int | None
+    outcome: JobOutcome | None
+    caches: dict[str, Any] = field(default_factory=dict)
+    content: str | None = None
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
+
+
+class JobMemory:
+    """Fingerprints, reuse and saving of the jobs' state in the mirror, for one run.
+
+    Args:
+        mirror: the open mirror.
+        run_id: this run.
+        enabled: False forces every job to recompute in full (``dvsync run --full``).
+    """
+
+    def __init__(self, mirror: Any, run_id: int, *, enabled: bool = True) -> None:
+        self.mirror = mirror
+        self.run_id = run_id
+        self.enabled = enabled
+        self._saved: dict[str, Remembered | None] = {}
+        self._staged: dict[str, tuple[str, JobOutcome, dict[str, Any], str | None]] = {}
+        self._elsewhere: set[str] = set()
+
+    def tables_of(self, names: Iterable[str] = (), entities: Iterable[str] = ()) -> list[str]:
+        """The mirrored tables among ``names``, plus every table of the given canonical entities."""
+        layouts = self.mirror.layouts()
+        wanted = {n for n in names if n in layouts}
+        entity_set = set(entities)
+        wanted |= {n for n, layout in layouts.items() if layout.entity in entity_set}
+        return sorted(wanted)
+
+    def fingerprint(
+        self,
+        job: str,
+        *,
+        tables: Iterable[str],
+        files: Iterable[Path] = (),
+        day: datetime | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:
+        """A digest of everything ``job``'s results depend on (see the module docstring)."""
+        names = sorted(set(tables))
+        parts = {
+            "job": job,
+            "dvsync": __version__,
+            "tables": self.mirror.table_versions(names),
+            "layouts": {n: self.mirror.layout(n).columns for n in names if n in self.mirror.layouts()},
+            "files": {str(p.name): _file_digest(Path(p)) for p in files},
+            "day": pd.Timestamp(day).tz_convert("UTC").strftime("%Y-%m-%d") if day is not None else None,
+            "extra": dict(extra or {}),
+        }
+        text = json.dumps(parts, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def saved(self, job: str) -> Remembered | None:
+        """The state saved for ``job`` by an earlier run (None: never, unreadable, or disabled)."""
+        if job not in self._saved:
+            state = self.mirror.job_state(job) if self.enabled else None
+            remembered = None
+            if state is not None:
+                fingerprint, run_id, payload = state
+                if isinstance(payload, dict):
+                    remembered = Remembered(
+                        fingerprint,
+                        run_id,
+                        payload.get("outcome"),
+                        dict(payload.get("caches") or {}),
+                        payload.get("content"),
+                    )
+            self._saved[job] = remembered
+        return self._saved[job]
+
+    def reuse(self, job: str, fingerprint: str, content: str | None = None) -> JobOutcome | None:
+        """The job's last outcome when its inputs did not move since, else None.
+
+        ``fingerprint`` compares the tables' change counters; ``content`` (see :func:`content_digest`)
+        the values the job reads, for tables whose rows came back from Dynamics unchanged in what
+        the job reads (a record edited in a column no job reads still counts as changed).
+        """
+        saved = self.saved(job)
+        if saved is None or saved.outcome is None:
+            return None
+        if saved.fingerprint != fingerprint and (content is None or saved.content != content):
+            return None
+        details = dict(saved.outcome.details)
+        message = details.pop("computed_message", saved.outcome.message)
+        computed_in = details.pop("reused_from_run", saved.run_id)
+        details.pop("seconds", None)
+        outcome = replace(
+            saved.outcome,
+            details={**details, "reused_from_run": computed_in, "computed_message": message},
+            message=f"{message} (inputs unchanged since run {computed_in}: reused)",
+        )
+        log.info("job %s: inputs unchanged since run %s; its results are reused", job, computed_in)
+        return outcome
+
+    def caches(self, job: str) -> dict[str, Any]:
+        """The caches the job saved last time (empty when none), for an incremental recompute."""
+        saved = self.saved(job)
+        return dict(saved.caches) if saved is not None else {}
+
+    def previous_results(self, job: str) -> dict[str, pd.DataFrame]:
+        """The job's results as its last run saved them (to store only the values that changed)."""
+        saved = self.saved(job)
+        if saved is None or saved.outcome is None:
+            return {}
+        return dict(saved.outcome.results)
+
+    def stage(
+        self,
+        job: str,
+        fingerprint: str,
+        outcome: JobOutcome,
+        caches: Mapping[str, Any] | None = None,
+        content: str | None = None,
+    ) -> None:
+        """Keep a computed outcome and its caches until :meth:`commit` (with the run's results)."""
+        self._staged[job] = (fingerprint, outcome, dict(caches or {}), content)
+
+    def commit(self) -> None:
+        """Save the staged states (inside the caller's transaction); a failed job's state is dropped."""
+        for job in sorted(self._elsewhere):
+            self.mirror.clear_job_state(job)
+        self._elsewhere.clear()
+        for job, (fingerprint, outcome, caches, content) in self._staged.items():
+            if outcome.status == "failed":
+                self.mirror.clear_job_state(job)
+                continue
+            size = self.mirror.save_job_state(
+                job, fingerprint, self.run_id, {"outcome": outcome, "caches": caches, "content": content}
+            )
+            log.debug("job %s: state saved (%d bytes)", job, size)
+        self._staged.clear()
+
+    def computed(self, job: str) -> bool:
+        """True when ``job`` was computed this run (not reused)."""
+        return job in self._staged
+
+    def computed_elsewhere(self, job: str) -> None:
+        """``job`` was computed this run by another engine (Spark), whose results hold only the
+        changed records: its saved state no longer matches the kept values, so drop it at
+        :meth:`commit` (the next pandas run recomputes in full)."""
+        self._elsewhere.add(job)
+
+    def partial(self, job: str) -> bool:
+        """True when ``job``'s results this run hold only the changed records (see above)."""
+        return job in self._elsewhere
+
+
+IGNORED_COLUMNS = frozenset({"modified_on"})
+"""Columns left out of :func:`content_digest`: a record's last-modified moment changes with every
+edit (our own write-back's too) but no job reading content digests uses it."""
+
+
+def content_digest(fingerprint: str, frames: Mapping[str, pd.DataFrame | None]) -> str:
+    """A digest of ``fingerprint`` and the values of ``frames`` a job reads (not ``out_`` columns,
+    which hold our own results, nor :data:`IGNORED_COLUMNS`)."""
+    digest = hashlib.sha256(fingerprint.encode())
+    for name in sorted(frames):
+        frame = frames[name]
+        digest.update(name.encode())
+        if frame is None or frame.empty:
+            continue
+        columns = sorted(c for c in frame.columns if not c.startswith("out_") and c not in IGNORED_COLUMNS)
+        digest.update(repr(columns).encode())
+        rows = pd.util.hash_pandas_object(frame[columns].astype(object), index=False).to_numpy()
+        digest.update(rows.tobytes())
+    return digest.hexdigest()
+
+
+def job_fingerprint(
+    memory: JobMemory,
+    job: str,
+    *,
+    config_dir: Path,
+    now: datetime,
+    model_version: str | None = None,
+    merge_state: Mapping[str, Any] | None = None,
+    with_tables: bool = True,
+) -> str:
+    """The fingerprint of one of the pipeline's jobs: the tables, file and day it depends on.
+
+    ``with_tables=False`` leaves the tables' counters out, for :func:`content_digest` to add the
+    values instead. ``merge_state`` (duplicates only): :func:`merge_inputs_state`.
+    """
+    if job == "scoring":
+        tables = memory.tables_of(["lead"], entities=["activity"])
+        files = [config_dir / "scoring.toml"]
+        day: datetime | None = now
+        extra: dict[str, Any] = {"model": model_version}
+    elif job == "duplicates":
+        state = dict(merge_state or {})
+        tables = memory.tables_of(["lead", "contact", "account"], entities=state.pop("entities", ()))
+        files, day, extra = [config_dir / "duplicates.toml"], None, {"merge": state}
+    else:
+        tables = memory.tables_of(entities=["order"])
+        files, day, extra = [config_dir / "customer_value.toml"], now, {}
+    if not with_tables:
+        extra = {**extra, "tables": tables}
+        tables = []
+    return memory.fingerprint(job, tables=tables, files=files, day=day, extra=extra)
+
+
+def merge_inputs_state(mirror: Any, config_path: Path) -> dict[str, Any]:
+    """What the duplicates job reads besides its three tables, through the merge preparation
+    (:func:`jobs.service.merge.merge_inputs`): the records dvsync merged away, the pairs a person
+    ruled on, and the entities of the derived survivorship columns the master preferences name
+    (``order_count`` reads the orders, ``last_activity_on`` the activities). A new "not a
+    duplicate" ruling changes no mirrored table, yet must regroup: it is part of the fingerprint.
+    """
+    state: dict[str, Any] = {}
+    entities: set[str] = set()
+    for table in ("lead", "contact", "account"):
+        ruled = merge_store.memory(mirror, table)
+        rows = sorted(zip(ruled["id_a"], ruled["id_b"], ruled["decision"], strict=True))
+        merged = sorted(merge_store.merged_ids(mirror, table))
+        text = json.dumps([rows, merged], default=str)
+        state[table] = hashlib.sha256(text.encode()).hexdigest()
+        derived = {m.lstrip("-") for m in _master_by(config_path, table)}
+        entities |= {
+            e
+            for column, e in (("order_count", "order"), ("last_activity_on", "activity"))
+            if column in derived
+        }
+    state["entities"] = sorted(entities)
+    return state

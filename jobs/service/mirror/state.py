@@ -1,0 +1,129 @@
+"""What the service keeps between runs so that a run costs what changed.
+
+* ``table_versions``: a counter per mirrored table, raised by every sync commit that upserts or
+  deletes rows (not by the write-back's ``out_`` updates, which only record what Dynamics now
+  holds of our own results). Equal versions mean equal inputs, without reading the table.
+* ``job_state``: per job, the fingerprint of its inputs and a compressed payload (its last
+  results, and caches such as the duplicate job's compared pairs), so an unchanged job is reused
+  and a changed one redoes only what changed.
+* ``metadata_cache``: the table definitions read from Dataverse, with the version stamp they were
+  read at, so a run does not re-read seven metadata documents per table.
+
+Payloads are pickled by this process into its own mirror file and read back only from there; a
+payload that cannot be read (written by another version of pandas, say) is dropped and the job
+recomputes, so the cache can never make a run fail.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import sqlite3
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+PAYLOAD_FORMAT = 1
+"""Raised when the payload layout changes: older payloads are ignored (the jobs recompute)."""
+
+
+def bump_version(db: sqlite3.Connection, name: str) -> None:
+    """Raise a table's version inside the caller's transaction (its rows just changed)."""
+    try:
+        db.execute(
+            "INSERT INTO table_versions (name, version) VALUES (?, 1)"
+            " ON CONFLICT (name) DO UPDATE SET version = version + 1",
+            (name,),
+        )
+    except sqlite3.OperationalError as exc:
+        # A file older than schema 3 written to before it is migrated (the migration tests do);
+        # it has no versions to keep, and its first run after the migration recomputes anyway.
+        if "table_versions" not in str(exc):
+            raise
+
+
+class JobStateStore:
+    """Table versions, job state and the metadata cache; a part of :class:`jobs.service.mirror.Mirror`."""
+
+    # ---------------------------------------------------------------- table versions
+
+    def table_versions(self, names: Iterable[str] | None = None) -> dict[str, int]:
+        """The change counter of each (or each named) mirrored table; 0 for a table never written."""
+        rows = {r["name"]: int(r["version"]) for r in self._query("SELECT name, version FROM table_versions")}
+        if names is None:
+            return rows
+        return {n: rows.get(n, 0) for n in names}
+
+    # ---------------------------------------------------------------- job state
+
+    def job_state(self, job: str) -> tuple[str, int | None, Any] | None:
+        """``(fingerprint, run_id, payload)`` saved for ``job``, or None (never saved, or unreadable)."""
+        rows = self._query("SELECT fingerprint, run_id, payload FROM job_state WHERE job = ?", (job,))
+        if not rows:
+            return None
+        row = rows[0]
+        try:
+            stored = pickle.loads(zlib.decompress(row["payload"]))
+            if not isinstance(stored, dict) or stored.get("format") != PAYLOAD_FORMAT:
+                raise ValueError("an older payload format")
+        except Exception as exc:
+            log.info("job %s: the saved state cannot be used (%s); it is recomputed", job, exc)
+            return None
+        return str(row["fingerprint"]), row["run_id"], stored["payload"]
+
+    def save_job_state(self, job: str, fingerprint: str, run_id: int | None, payload: Any) -> int:
+        """Keep ``payload`` for ``job`` under ``fingerprint``; returns the bytes stored."""
+        blob = zlib.compress(pickle.dumps({"format": PAYLOAD_FORMAT, "payload": payload}, protocol=5), 1)
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO job_state (job, fingerprint, run_id, saved_at, payload) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (job) DO UPDATE SET fingerprint = excluded.fingerprint,"
+                " run_id = excluded.run_id, saved_at = excluded.saved_at, payload = excluded.payload",
+                (job, fingerprint, run_id, self.now(), blob),
+            )
+        return len(blob)
+
+    def clear_job_state(self, job: str | None = None) -> int:
+        """Forget the saved state of one job (or of all): the next run recomputes it in full."""
+        with self.transaction() as db:
+            if job is None:
+                return db.execute("DELETE FROM job_state").rowcount
+            return db.execute("DELETE FROM job_state WHERE job = ?", (job,)).rowcount
+
+    # ---------------------------------------------------------------- metadata cache
+
+    def cached_definition(self, table: str) -> tuple[Any, str | None, str] | None:
+        """``(definition, stamp, fetched_at)`` cached for a Dataverse table, or None."""
+        rows = self._query(
+            "SELECT definition, stamp, fetched_at FROM metadata_cache WHERE table_name = ?", (table,)
+        )
+        if not rows:
+            return None
+        try:
+            definition = pickle.loads(zlib.decompress(rows[0]["definition"]))
+        except Exception as exc:
+            log.info("metadata cache of %s cannot be used (%s); it is read again", table, exc)
+            return None
+        return definition, rows[0]["stamp"], str(rows[0]["fetched_at"])
+
+    def cache_definition(self, table: str, definition: Any, stamp: str | None) -> None:
+        """Keep a table definition read from Dataverse, with the version stamp it was read at."""
+        blob = zlib.compress(pickle.dumps(definition, protocol=5), 1)
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO metadata_cache (table_name, definition, stamp, fetched_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (table_name) DO UPDATE SET definition = excluded.definition,"
+                " stamp = excluded.stamp, fetched_at = excluded.fetched_at",
+                (table, blob, stamp, self.now()),
+            )
+
+    def clear_metadata_cache(self, tables: Iterable[str] | None = None) -> int:
+        """Forget cached definitions (all, or of the named tables): they are read again when needed."""
+        with self.transaction() as db:
+            if tables is None:
+                return db.execute("DELETE FROM metadata_cache").rowcount
+            return sum(
+                db.execute("DELETE FROM metadata_cache WHERE table_name = ?", (t,)).rowcount for t in tables
+            )
