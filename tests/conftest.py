@@ -93,3 +93,17 @@ def sandbox_session(sandbox: Sandbox) -> Iterator[requests.Session]:
     """A requests session authorised for the ``sandbox`` fixture."""
     with dataverse_session(sandbox) as session:
         yield session
+
+
+@pytest.fixture(scope="module")
+def api(
+    sandbox_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[requests.Session, str]]:
+    """One read-only sandbox per test module (session, API root) for tests that never write."""
+    data = tmp_path_factory.mktemp("readonly-sandbox")
+    shutil.copy2(sandbox_template / "sandbox.sqlite", data / "sandbox.sqlite")
+    sb = Sandbox(data, token=SANDBOX_TOKEN)
+    sb.start()
+    with dataverse_session(sb) as session:
+        yield session, sb.api_url
+    sb.stop()

@@ -8,30 +8,9 @@ features the sandbox does not implement), never a 200 with the wrong data.
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
-import pytest
 import requests
-from conftest import SANDBOX_TOKEN, dataverse_session
-
-from connector.sandbox import Sandbox
-
-
-@pytest.fixture(scope="module")
-def api(
-    sandbox_template: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[requests.Session, str]]:
-    """One read-only sandbox for the module: these tests never write."""
-    data = tmp_path_factory.mktemp("conformance")
-    shutil.copy2(sandbox_template / "sandbox.sqlite", data / "sandbox.sqlite")
-    sb = Sandbox(data, token=SANDBOX_TOKEN)
-    sb.start()
-    with dataverse_session(sb) as session:
-        yield session, sb.api_url
-    sb.stop()
 
 
 def _error(response: requests.Response, status: int) -> dict:

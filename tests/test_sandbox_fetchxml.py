@@ -6,35 +6,14 @@ separate code path, so a FetchXML bug cannot agree with itself.
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote, unquote
 
 import pytest
-import requests
-from conftest import SANDBOX_TOKEN, dataverse_session
-
-from connector.sandbox import Sandbox
 
 PAGING = {
     "Prefer": 'odata.include-annotations="Microsoft.Dynamics.CRM.fetchxmlpagingcookie,'
     'Microsoft.Dynamics.CRM.morerecords"'
 }
-
-
-@pytest.fixture(scope="module")
-def api(
-    sandbox_template: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[requests.Session, str]]:
-    """One read-only sandbox for the module: these tests never write."""
-    data = tmp_path_factory.mktemp("fetchxml")
-    shutil.copy2(sandbox_template / "sandbox.sqlite", data / "sandbox.sqlite")
-    sb = Sandbox(data, token=SANDBOX_TOKEN)
-    sb.start()
-    with dataverse_session(sb) as session:
-        yield session, sb.api_url
-    sb.stop()
 
 
 def fetch(api, entity_set: str, xml: str, headers: dict | None = None) -> dict:
