@@ -17,8 +17,8 @@ import pandas as pd
 
 from jobs.console.actions import read_action_log
 from jobs.console.context import ConsoleContext
+from jobs.service.mirror.schema import PLAN_ROW_COLUMNS
 from jobs.service.mirror.summaries import (
-    PLAN_FIELDS,
     PlanFilter,
     audit_counts,
     audit_problems,
@@ -271,7 +271,7 @@ def plan_csv(ctx: ConsoleContext, run_id: int, where: PlanFilter) -> str:
     if run.get("dry_run"):
         _filter_frame(_csv_plan(ctx, run_id, run), where).to_csv(out, index=False)
         return out.getvalue()
-    writer = csv.DictWriter(out, fieldnames=PLAN_FIELDS, extrasaction="ignore")
+    writer = csv.DictWriter(out, fieldnames=PLAN_ROW_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for rows in plan_rows(ctx.mirror, run_id, where):
         writer.writerows(rows)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from jobs.service.mirror.convert import guess_dtype, plain_value, to_sql
 from jobs.service.mirror.database import no_other_holder, pid_alive
-from jobs.service.mirror.schema import MirrorError
+from jobs.service.mirror.schema import PLAN_ROW_COLUMNS, MirrorError
 
 
 def _same(new: Any, old: Any) -> Any:
@@ -342,22 +342,7 @@ class RunHistory:
             f"SELECT * FROM writeback_plan {where} ORDER BY run_id, table_name, record_id, column_name",
             params,
         )
-        return pd.DataFrame.from_records(
-            rows,
-            columns=[
-                "run_id",
-                "table_name",
-                "record_id",
-                "column_name",
-                "result",
-                "old_value",
-                "new_value",
-                "status",
-                "attempts",
-                "error",
-                "updated_at",
-            ],
-        )
+        return pd.DataFrame.from_records(rows, columns=PLAN_ROW_COLUMNS)
 
     def mark_plan(
         self,

@@ -11,6 +11,20 @@ from core.errors import DvsyncError
 
 Clock = Callable[[], datetime]
 
+# The writeback_plan table's columns, in the order plans are read and exported.
+PLAN_ROW_COLUMNS = [
+    "run_id",
+    "table_name",
+    "record_id",
+    "column_name",
+    "result",
+    "old_value",
+    "new_value",
+    "status",
+    "attempts",
+    "error",
+    "updated_at",
+]
 SYSTEM_COLUMNS = ("_modifiedon", "_etag", "_sync_gen", "_synced_at")
 DTYPES = ("text", "int", "float", "bool", "datetime")
 SQL_TYPES = {"text": "TEXT", "int": "INTEGER", "float": "REAL", "bool": "INTEGER", "datetime": "TEXT"}

@@ -15,27 +15,12 @@ from typing import Any
 from jobs.service.mirror import Mirror
 
 __all__ = [
-    "PLAN_FIELDS",
     "PlanFilter",
     "audit_counts",
     "audit_problems",
     "plan_choices",
     "plan_page",
     "plan_rows",
-]
-
-PLAN_FIELDS = [
-    "run_id",
-    "table_name",
-    "record_id",
-    "column_name",
-    "result",
-    "old_value",
-    "new_value",
-    "status",
-    "attempts",
-    "error",
-    "updated_at",
 ]
 
 
