@@ -22,6 +22,12 @@ conflict and the next run re-plans it. Without an etag (``If-Match: *``) the bat
 replayed blindly either: its records are read back and only the unapplied ones are resent.
 So no update reaches the server twice, and every result says what the server holds.
 
+Columns that yield: an update may name columns (``(id, values, etag, expected, yielding)``) that
+give way to a concurrent change instead of failing the record. When the record changed since
+planning and such a column no longer holds what the plan expected (a salesperson took the lead
+the run meant to assign), that column is dropped, the rest of the record is sent under the new
+etag, and the result lists the column in ``skipped``: written around, never overwritten.
+
 Parallelism: the first batch goes alone; its response carries ``x-ms-dop-hint`` (the degree of
 parallelism Dataverse suggests). The remaining batches run on a thread pool of
 ``min(hint, max_workers, 52)`` threads. A 429 on any thread closes the client's shared
@@ -37,13 +43,13 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from connector.batch import MAX_BATCH_REQUESTS, BatchRequest, BatchResponsePart, decode_batch, encode_batch
 from connector.errors import AuthError, DataverseError
 from connector.http import MAX_DOP, HttpClient, error_from_parts, error_from_response
-from connector.readback import Current, read_back, same_values
+from connector.readback import Current, read_back, same_column, same_values
 
 __all__ = [
     "DEFAULT_WORKERS_WITHOUT_HINT",
@@ -79,6 +85,8 @@ class UpdateResult:
         error_code: Dataverse's error code (``0x80040217``), when there was one.
         message: what went wrong, for the report; None on success.
         confirmed: the answer was lost or 412, and a read-back showed the server holds the values.
+        skipped: yielding columns left as Dynamics holds them because someone changed them since
+            the update was planned (``ok`` then says the rest of the record was applied).
     """
 
     id: str
@@ -87,6 +95,7 @@ class UpdateResult:
     error_code: str | None
     message: str | None
     confirmed: bool = False
+    skipped: tuple[str, ...] = ()
 
 
 def encode_value(value: Any) -> Any:
@@ -211,6 +220,22 @@ class _Pending:
     body: dict[str, Any]
     etag: str | None
     expected: Mapping[str, Any] | None
+    yielding: frozenset[str] = frozenset()
+    skipped: tuple[str, ...] = ()
+
+    def again(
+        self, etag: str | None, body: dict[str, Any] | None = None, skipped: Sequence[str] = ()
+    ) -> _Pending:
+        """The same update (or ``body``), to send again under ``etag``, with more skipped columns."""
+        return _Pending(
+            self.position,
+            self.id,
+            self.body if body is None else body,
+            etag,
+            self.expected,
+            self.yielding,
+            (*self.skipped, *skipped),
+        )
 
 
 def _prepare(
@@ -223,6 +248,7 @@ def _prepare(
         given_id, values = item[0], item[1]
         etag = item[2] if len(item) > 2 else None
         expected = item[3] if len(item) > 3 else None
+        yielding = frozenset(str(c) for c in item[4]) if len(item) > 4 and item[4] else frozenset()
         # A uuid.UUID is a GUID too; the result reports its string form, as Dataverse writes it.
         record_id = str(given_id) if isinstance(given_id, uuid.UUID) else given_id
         if not isinstance(record_id, str) or not _GUID.match(record_id):
@@ -244,7 +270,7 @@ def _prepare(
             early[position] = UpdateResult(record_id, False, None, None, f"not sent: {exc}")
             continue
         tag = str(etag) if etag is not None and str(etag).strip() and str(etag) != "<NA>" else None
-        pending.append(_Pending(position, record_id, body, tag, expected_body))
+        pending.append(_Pending(position, record_id, body, tag, expected_body, yielding))
     return pending, early
 
 
@@ -317,14 +343,30 @@ def _resolve(
             pending.id, False, 404, "0x80040217", "the record no longer exists in Dynamics"
         ), None
     if same_values(pending.body, current.values):
-        return UpdateResult(pending.id, True, 204, None, None, confirmed=True), None
+        return UpdateResult(pending.id, True, 204, None, None, confirmed=True, skipped=pending.skipped), None
     if pending.etag is None or current.etag == pending.etag:
         # Not applied (the record is where it was): send again, never twice applied because the
         # precondition is the version read now.
-        return None, _Pending(pending.position, pending.id, pending.body, current.etag, pending.expected)
-    if pending.expected is not None and same_values(pending.expected, current.values):
-        # Someone changed other columns since planning; ours still hold what the plan expected.
-        return None, _Pending(pending.position, pending.id, pending.body, current.etag, pending.expected)
+        return None, pending.again(current.etag)
+    if pending.expected is not None:
+        held = current.values
+        moved = [
+            c
+            for c, sent in pending.body.items()
+            if not same_column(c, pending.expected.get(c), held.get(c))
+            and not same_column(c, sent, held.get(c))
+        ]
+        if not moved:
+            # Someone changed other columns since planning; ours still hold what the plan expected.
+            return None, pending.again(current.etag)
+        if set(moved) <= pending.yielding:
+            # Someone changed a yielding column (took the lead): leave it, write the rest.
+            rest = {c: v for c, v in pending.body.items() if c not in moved}
+            if not rest or same_values(rest, held):
+                return UpdateResult(
+                    pending.id, True, 412, None, None, skipped=(*pending.skipped, *moved)
+                ), None
+            return None, pending.again(current.etag, rest, moved)
     return (
         UpdateResult(
             pending.id,
@@ -351,7 +393,8 @@ def _run_batch(
                 if result.status == 412 or (not result.ok and result.status is None):
                     doubtful.append((item, result))
                 else:
-                    results[item.position] = result
+                    # A resend without the columns that yielded still reports them.
+                    results[item.position] = replace(result, skipped=item.skipped) if item.skipped else result
         else:
             failure = answer
             for item in pending:

@@ -457,3 +457,34 @@ def test_encode_value_handles_the_types_jobs_produce():
         encode_value(dt.datetime(2024, 3, 1))
     with pytest.raises(TypeError):
         encode_value(object())
+
+
+@responses.activate
+def test_a_yielding_column_someone_changed_is_skipped_and_the_rest_written():
+    # The run meant to assign lead 0 (held by the intake team); a salesperson took it since.
+    intake, person = str(uuid.UUID(int=900)), str(uuid.UUID(int=901))
+    records = stored(2, etag=5)
+    for record_id in ids(2):
+        records[record_id]["_ownerid_value"] = intake
+    records[ids(2)[0]]["_ownerid_value"] = person
+    server = FakeDataverse(records=records)
+    responses.add_callback(responses.POST, BASE + "$batch", callback=server)
+    owner = "ownerid@odata.bind"
+    expected = {"new_leadscore": None, owner: f"/teams({intake})"}
+    items = [
+        (
+            record_id,
+            {"new_leadscore": 3, owner: "/systemusers(00000000-0000-0000-0000-000000000007)"},
+            'W/"1"',
+            expected,
+            {owner},
+        )
+        for record_id in ids(2)
+    ]
+    results = client().update_many("leads", items)
+    assert [r.ok for r in results] == [True, True]
+    assert results[0].skipped == (owner,) and results[1].skipped == ()
+    assert records[ids(2)[0]]["_ownerid_value"] == person and records[ids(2)[0]]["new_leadscore"] == 3
+    resent = {p["id"]: p["body"] for p in server.batches[-1]}
+    assert resent[ids(2)[0]] == {"new_leadscore": 3}  # the owner was not sent again
+    assert "$select=new_leadscore,_ownerid_value" in responses.calls[1].request.body.decode()
