@@ -203,6 +203,14 @@ def render_run(result: PipelineResult, out: Console | None = None) -> None:
         )
     if len(result.failures) > 10:
         out.print(f"... and {len(result.failures) - 10} more; they are retried next run", markup=False)
+    for item in result.skipped[:10]:
+        out.print(
+            f"left alone: {item['table']} {item['record_id']}: {item['message']}",
+            style="yellow",
+            markup=False,
+        )
+    if len(result.skipped) > 10:
+        out.print(f"... and {len(result.skipped) - 10} more left alone (see the audit)", markup=False)
     if result.not_provisioned:
         out.print(
             f"{len(result.not_provisioned)} output column(s) do not exist yet and were not written: "

@@ -36,20 +36,45 @@ from jobs.leads.scoring import load_rules, score_with_rules
 from jobs.moments import without_sentinels
 from jobs.service.compute import JobOutcome
 from jobs.service.mirror import Mirror, MirrorError
-from jobs.service.routing import OWNER_RESULT, OrgDirectory, assign, assignment_plan, read_directory
+from jobs.service.routing import (
+    OWNER_COLUMN,
+    OWNER_RESULT,
+    OrgDirectory,
+    assign,
+    assignment_plan,
+    read_directory,
+)
 
 __all__ = [
     "JOB",
+    "YIELDING_COLUMNS",
     "LeadHandlingOutcome",
     "add_assignments",
     "latest_speed_to_lead",
     "replanned_results",
     "run_lead_handling",
+    "yielded_message",
 ]
 
 log = logging.getLogger(__name__)
 
 JOB = "lead_handling"
+
+YIELDING_COLUMNS = frozenset({OWNER_COLUMN})
+"""Columns the write-back leaves alone when Dynamics changed them after the sync (optimistic
+concurrency: the write carries the synced etag; on 412 the lead is read back, and the assignment is
+sent again only while the unassigned owner still holds the lead). A person who took the lead keeps
+it: not a failure, not retried; the run reports it and stays ``ok``."""
+
+
+def yielded_message(column: str) -> str:
+    """What the run report and the audit say about a yielding column left alone."""
+    if column == OWNER_COLUMN:
+        return (
+            "not assigned: the lead's owner changed in Dynamics after the sync (someone took it); "
+            "left with them"
+        )
+    return "not written: changed in Dynamics after the sync; left as it is"
 
 
 @dataclass

@@ -272,6 +272,8 @@ class PipelineResult:
         plan_csv: where a dry run wrote its plan.
         confirmed: writes of a killed run found in Dynamics and marked written.
         failures: per failed record: table, record, columns, message.
+        skipped: per value deliberately not written (a lead a person took after the sync): table,
+            record, column, message. Not a failure: nothing is retried, the run stays ``ok``.
         not_provisioned: output columns that do not exist in Dynamics (``dvsync provision``).
         http: requests, retries, 429s and requests per path.
         duration_s: wall time.
@@ -288,6 +290,7 @@ class PipelineResult:
     plan_csv: Path | None = None
     confirmed: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
     not_provisioned: list[str] = field(default_factory=list)
     http: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
@@ -329,6 +332,7 @@ class PipelineResult:
             "plan_csv": str(self.plan_csv) if self.plan_csv else None,
             "confirmed_after_interruption": self.confirmed,
             "failures": self.failures[:50],
+            "skipped": self.skipped[:50],
             "not_provisioned": self.not_provisioned,
             "http": self.http,
             "duration_s": self.duration_s,
@@ -1010,7 +1014,11 @@ def _write_table(
             chunk = items[items["record_id"].isin(chunk_ids)]
             keys = list(zip(chunk["record_id"], chunk["column_name"], strict=True))
             ctx.mirror.mark_plan(ctx.result.run_id, table, keys, "sending")
-            updates = [(rid, bodies[rid], etags.get(str(rid).lower()), expected[rid]) for rid in chunk_ids]
+            # An owner a person changed since the sync yields: not overwritten, the rest is written.
+            yielding = lead_handling.YIELDING_COLUMNS
+            updates = [
+                (rid, bodies[rid], etags.get(str(rid).lower()), expected[rid], yielding) for rid in chunk_ids
+            ]
             outcomes = ctx.client.update_many(
                 entity_set, updates, batch_size=batch_size, max_workers=max_parallel
             )
@@ -1040,7 +1048,14 @@ def _record_chunk(ctx: _Context, table: str, chunk: pd.DataFrame, outcomes: Sequ
     """Mark, audit and mirror one chunk's outcomes in one transaction."""
     ok = {str(o.id).lower() for o in outcomes if o.ok}
     messages = {str(o.id).lower(): (o.message or f"HTTP {o.status}") for o in outcomes if not o.ok}
+    yielded = {(str(o.id).lower(), c) for o in outcomes if o.ok for c in getattr(o, "skipped", ())}
     chunk = chunk.assign(record_id=chunk["record_id"].astype(str).str.lower())
+    keys = pd.Series(list(zip(chunk["record_id"], chunk["column_name"], strict=True)), index=chunk.index)
+    left = keys.isin(yielded).to_numpy(dtype=bool)
+    skipped = chunk[left].assign(
+        error=[lead_handling.yielded_message(c) for c in chunk.loc[left, "column_name"]]
+    )
+    chunk = chunk[~left]
     written = chunk[chunk["record_id"].isin(ok)]
     failed = chunk[~chunk["record_id"].isin(ok)]
     run_id = ctx.result.run_id
@@ -1057,6 +1072,14 @@ def _record_chunk(ctx: _Context, table: str, chunk: pd.DataFrame, outcomes: Sequ
                         {layout.id_column: values["record_id"].to_numpy(), column: list(values["new_value"])}
                     )
                     ctx.mirror.set_values(table, frame)
+        for message, group in skipped.groupby("error"):
+            ctx.mirror.mark_plan(
+                run_id,
+                table,
+                zip(group["record_id"], group["column_name"], strict=True),
+                "skipped",
+                error=message,
+            )
         for message, group in failed.groupby(failed["record_id"].map(messages).fillna("no response")):
             ctx.mirror.mark_plan(
                 run_id,
@@ -1069,6 +1092,7 @@ def _record_chunk(ctx: _Context, table: str, chunk: pd.DataFrame, outcomes: Sequ
             [
                 written.assign(outcome="written", error=None),
                 failed.assign(outcome="failed", error=failed["record_id"].map(messages)),
+                skipped.assign(outcome="skipped"),
             ],
             ignore_index=True,
         )
@@ -1079,6 +1103,15 @@ def _record_chunk(ctx: _Context, table: str, chunk: pd.DataFrame, outcomes: Sequ
     counters = ctx.result.table(table)
     counters["written"] += written_records
     counters["failed"] += failed_records
+    if not skipped.empty:
+        counters["skipped"] = counters.get("skipped", 0) + int(skipped["record_id"].nunique())
+        ctx.result.skipped.extend(
+            {"table": table, "record_id": r, "column": c, "message": m}
+            for r, c, m in zip(skipped["record_id"], skipped["column_name"], skipped["error"], strict=True)
+        )
+        log.info(
+            "%s: %d value(s) left as Dynamics has them: changed there since the sync", table, len(skipped)
+        )
     for record_id, group in failed.groupby("record_id"):
         ctx.result.failures.append(
             {
