@@ -28,6 +28,7 @@ from connector.errors import (
 from connector.http import RetryPolicy, ThrottleState
 from connector.merge import MergeOutcome
 from connector.metadata import ColumnDefinition, ColumnSpec, TableDefinition, WhoAmI
+from connector.queues import QueueItem, QueueRequest, QueueResult
 from connector.settings import AuthSettings, ConnectionSettings, DataverseSettings, HttpSettings
 from connector.writeback import UpdateResult
 from core.version import __version__
@@ -53,6 +54,9 @@ __all__ = [
     "PermissionDeniedError",
     "PreconditionFailedError",
     "ProtocolError",
+    "QueueItem",
+    "QueueRequest",
+    "QueueResult",
     "RecordError",
     "RecordNotFoundError",
     "RecordValidationError",

@@ -22,6 +22,7 @@ import requests
 from connector import changes as _changes
 from connector import merge as _merge
 from connector import metadata as _metadata
+from connector import queues as _queues
 from connector import records as _records
 from connector import writeback as _writeback
 from connector.changes import ChangePage, Changes
@@ -30,6 +31,7 @@ from connector.merge import MergeOutcome
 from connector.metadata import ColumnSpec, TableDefinition, WhoAmI
 from connector.paging import FORMATTED_VALUES, iter_pages, prefer_header
 from connector.query import build_query, validate_name
+from connector.queues import QueueItem, QueueRequest, QueueResult
 from connector.settings import is_loopback_host
 from connector.writeback import UpdateResult
 from core.errors import ConfigError
@@ -281,6 +283,26 @@ class DataverseClient:
             batch_size=batch_size,
             max_workers=max_workers if max_workers is not None else self.max_parallel,
         )
+
+    # -- queues -------------------------------------------------------------------------------
+
+    def add_to_queues(self, items: Sequence[QueueRequest], *, batch_size: int = 1000) -> list[QueueResult]:
+        """Put records in queues with ``AddToQueue`` (``$batch``); one result per item, in order.
+
+        The records are not changed (their owner stays); a lost answer is settled by reading the
+        queue items back, never by a blind replay (:mod:`connector.queues`).
+        """
+        return _queues.add_to_queues(self.http, items, batch_size=batch_size)
+
+    def queue_items(
+        self, *, object_ids: Sequence[str] | None = None, object_type_code: int | None = None
+    ) -> list[QueueItem]:
+        """The active queue items of these records and/or of one table (``object_type_code`` 4: leads)."""
+        return list(_queues.queue_items(self.http, object_ids=object_ids, object_type_code=object_type_code))
+
+    def remove_from_queue(self, queue_item_id: str) -> None:
+        """Take a record out of its queue (``RemoveFromQueue`` on the queue item)."""
+        _queues.remove_from_queue(self.http, queue_item_id)
 
     # -- metadata -----------------------------------------------------------------------------
 

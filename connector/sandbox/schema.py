@@ -159,6 +159,8 @@ class Column:
             return f"{self.logical_name}type"
         if self.logical_name == "regardingobjectid":
             return "regardingobjecttypecode"
+        if self.logical_name == "objectid" and self.entity == "queueitem":
+            return "objectidtypecode"
         return None
 
     @property
@@ -178,6 +180,8 @@ class Column:
             return {f"{self.logical_name}_{t}": t for t in self.targets}
         if self.logical_name == "regardingobjectid":
             return {f"regardingobjectid_{t}_{self.entity}": t for t in self.targets}
+        if self.type_column == "objectidtypecode":  # a queue item's object: objectid_lead, ...
+            return {f"objectid_{t}": t for t in self.targets}
         if self.attribute_type == "Owner":
             return {"ownerid": "systemuser"}
         return {self.logical_name: self.targets[0]}

@@ -32,6 +32,7 @@ from connector.sandbox.faults import (
 from connector.sandbox.fetchxml import parse_fetchxml, parse_sql, run_fetch
 from connector.sandbox.keys import find_by_key, parse_key_segment, resolve_key
 from connector.sandbox.messages import serve_message
+from connector.sandbox.messages_queue import serve_bound
 from connector.sandbox.paging import encode_skiptoken
 from connector.sandbox.protocol import (
     AnnotationFilter,
@@ -164,6 +165,10 @@ class Service:
         key_values: dict[str, object] = {}
         if record_id is None:
             record_id, key_values = self._by_alternate_key(req, table, key)
+        if rest and rest.startswith("Microsoft.Dynamics.CRM."):
+            bound = serve_bound(self, req, table, record_id, rest)
+            if bound is not None:
+                return bound
         if rest:
             return self._property(req, table, record_id, rest)
         if req.method == "GET":
