@@ -88,6 +88,7 @@ def test_has_activities_filter_tells_activities_from_their_parents(sandbox_sessi
         "team",
         "teammembership",
         "queue",
+        "queueitem",
     }
 
 

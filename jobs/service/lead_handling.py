@@ -39,11 +39,14 @@ from jobs.service.mirror import Mirror, MirrorError
 from jobs.service.routing import (
     OWNER_COLUMN,
     OWNER_RESULT,
+    QUEUE_RESULT,
     OrgDirectory,
     assign,
     assignment_plan,
     read_directory,
+    uses_queues,
 )
+from jobs.service.routing_queue import queue_plan
 
 __all__ = [
     "JOB",
@@ -258,8 +261,11 @@ def compute_for_run(
         leads = without_sentinels(leads)[0]
         activities = without_sentinels(activities)[0] if activities is not None else None
         directory, problem = None, None
+        # Which leads sit in a queue matters only when the rules route to (or from) a queue.
+        routing_toml = Path(settings.mappings.dir) / "routing.toml"
+        queues = bool(settings.routing.enabled) and uses_queues(load_routing(routing_toml))
         try:
-            directory = read_directory(client)
+            directory = read_directory(client, queue_items=queues)
         except DvsyncError as exc:
             problem = f"the users and teams could not be read ({exc})"
             log.warning("lead handling: %s", problem)
@@ -292,18 +298,19 @@ def add_assignments(
     )
     if routed is None or "lead" not in current:
         return plan
-    items = assignment_plan(routed.assignments[routed.assignments.index.isin(current["lead"].index)])
+    assignments = routed.assignments[routed.assignments.index.isin(current["lead"].index)]
+    items = pd.concat([assignment_plan(assignments), queue_plan(assignments)], ignore_index=True)
     return pd.concat([plan, items], ignore_index=True) if len(items) else plan
 
 
 def replanned_results(outcomes: Sequence[JobOutcome]) -> set[tuple[str, str]]:
-    """``(table, result)`` of the owner writes when routing re-planned them from this run's owners.
+    """``(table, result)`` of the owner and queue writes when routing re-planned them this run.
 
-    The pipeline retires earlier unwritten items of results a run recomputed; routing's owner
-    writes are not an output column, so they are named here.
+    The pipeline retires earlier unwritten items of results a run recomputed; routing's owner and
+    queue writes are not output columns, so they are named here.
     """
     routed = any(isinstance(o, LeadHandlingOutcome) and o.routed for o in outcomes)
-    return {("lead", OWNER_RESULT)} if routed else set()
+    return {("lead", OWNER_RESULT), ("lead", QUEUE_RESULT)} if routed else set()
 
 
 def latest_speed_to_lead(runs: pd.DataFrame) -> dict[str, Any] | None:

@@ -51,7 +51,7 @@ from core.errors import ConfigError, DvsyncError
 from core.private import private_dir, private_file
 from jobs.errors import JobError
 from jobs.moments import without_sentinels
-from jobs.service import compute, lead_handling
+from jobs.service import compute, lead_handling, routing_queue
 from jobs.service.compute import JOB_ORDER, JobOutcome, score_trend
 from jobs.service.engine_run import compute_on_engine
 from jobs.service.incremental import JobMemory, content_digest, job_fingerprint, merge_inputs_state
@@ -977,10 +977,17 @@ def _entity_set(ctx: _Context, table: str) -> str:
 
 def _write_back(ctx: _Context, plan: pd.DataFrame) -> None:
     writeback = ctx.settings.writeback
+    plan, queued = routing_queue.split_queue_items(plan)  # routing to a queue: AddToQueue, not PATCH
     for table, items in plan.groupby("table_name", sort=True):
         if ctx.stop.is_set():
             raise RunStopped  # between tables: the next run writes what is left
         _write_table(ctx, str(table), items, writeback.batch_size, writeback.max_parallel)
+    if not queued.empty and not ctx.stop.is_set():
+        keys = list(zip(queued["record_id"], queued["column_name"], strict=True))
+        ctx.mirror.mark_plan(ctx.result.run_id, "lead", keys, "sending")
+        outcomes = routing_queue.add_to_queues(ctx.client, queued, batch_size=writeback.batch_size)
+        _record_chunk(ctx, "lead", queued, outcomes)
+        ctx.result.table("lead")["write_requests"] += math.ceil(len(queued) / writeback.batch_size)
 
 
 def _write_table(

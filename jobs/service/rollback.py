@@ -43,7 +43,8 @@ from jobs.service.mirror import Mirror
 from jobs.service.pipeline import FAULT_ENV
 from jobs.service.pipeline import _Faults as Faults
 from jobs.service.plan import differs
-from jobs.service.routing import OWNER_COLUMN, restore_owners
+from jobs.service.routing import OWNER_COLUMN, QUEUE_COLUMN, restore_owners
+from jobs.service.routing_queue import undo_queue_items
 from jobs.service.settings import Settings
 from jobs.service.sync import sync_tables
 
@@ -272,6 +273,13 @@ def _roll_back_table(ctx: _Context, table: str, written: pd.DataFrame) -> None:
     refused_parts: list[pd.DataFrame] = []
     confirmed_parts: list[pd.DataFrame] = []
     for column, items in entries.groupby("column_name"):
+        if column == QUEUE_COLUMN:
+            # Lead routing put leads in a queue: taken out again there and then (not a PATCH).
+            undone = undo_queue_items(ctx.client, items, force=ctx.force)
+            refused_parts.append(undone.refused)
+            confirmed_parts.append(undone.confirmed)
+            _record_queue_undo(ctx, table, undone.done)
+            continue
         if column == OWNER_COLUMN:
             # Lead routing wrote the owner (a lookup, not an output column): its own restore rule.
             owners_back, owners_refused, owners_confirmed = restore_owners(items, rows, ctx.force)
@@ -328,6 +336,34 @@ def _roll_back_table(ctx: _Context, table: str, written: pd.DataFrame) -> None:
         chunk = restore[restore["record_id"].isin(records[start : start + step])]
         _restore_chunk(ctx, table, entity_set, layout, chunk)
     log.info("rollback of run %d on %s: %d restored", result.of_run, table, result.restored)
+
+
+def _record_queue_undo(ctx: _Context, table: str, done: pd.DataFrame) -> None:
+    """Audit and count the queue items a rollback took out of their queue (or failed to)."""
+    if done.empty:
+        return
+    result = ctx.result
+    ctx.mirror.record_audit(
+        result.run_id,
+        table,
+        pd.DataFrame(
+            {
+                "record_id": done["record_id"],
+                "column_name": done["column_name"],
+                "old_value": done["now"],
+                "new_value": done["restore"],
+                "outcome": done["outcome"],
+                "error": done["error"],
+            }
+        ),
+    )
+    ok = (done["outcome"] == "restored").to_numpy()
+    result.restored += int(ok.sum())
+    result.failed += int((~ok).sum())
+    result.failures.extend(
+        {"table": table, "record_id": r.record_id, "column": r.column_name, "message": r.error}
+        for r in done[~ok].itertuples()
+    )
 
 
 def _record_decided(ctx: _Context, table: str, refused: pd.DataFrame, confirmed: pd.DataFrame) -> None:

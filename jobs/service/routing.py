@@ -14,6 +14,12 @@ PATCHes ``{"ownerid@odata.bind": "/systemusers(<id>)"}`` as Microsoft documents 
 record, the dry run lists it in the plan CSV, and the audit keeps the previous owner.
 :func:`restore_owners` is the rollback's hook for these items: it puts the previous owner back
 unless the lead's owner changed since the run assigned it.
+
+A rule may instead put leads in a queue (``assign = "queue"``): the lead's owner stays, and
+:mod:`jobs.service.routing_queue` plans, writes and undoes the ``AddToQueue``. A lead that already
+sits in a queue (other than the ``[unassigned]`` queue) was routed there, by a person or an
+earlier run, and is left alone like a lead a person holds; that is also why a second run plans
+nothing for it.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from jobs.leads.engagement import Principal, ResolvedRule, RoutingConfig, load_r
 __all__ = [
     "OWNER_COLUMN",
     "OWNER_RESULT",
+    "QUEUE_COLUMN",
+    "QUEUE_RESULT",
     "OrgDirectory",
     "assign",
     "assignment_plan",
@@ -50,6 +58,12 @@ log = logging.getLogger(__name__)
 OWNER_COLUMN = "ownerid@odata.bind"
 """The plan's column for an assignment: the lead's owner written through its navigation property."""
 OWNER_RESULT = "owner"
+QUEUE_COLUMN = "AddToQueue"
+"""The plan's column for putting a lead in a queue: values are ``/queues(<id>)`` (old: the queue it
+was moved out of, or empty)."""
+QUEUE_RESULT = "queue"
+LEAD_TYPE_CODE = 4
+"""``queueitem.objecttypecode`` of a lead."""
 ENTITY_SETS = {"systemuser": "systemusers", "team": "teams"}
 _LOOKUP_TABLE = "Microsoft.Dynamics.CRM.lookuplogicalname"
 
@@ -69,6 +83,8 @@ class OrgDirectory:
         teams: ``id``, ``name``.
         members: ``team_id``, ``user_id``.
         queues: ``id``, ``name``, ``owner_id``, ``owner_type``.
+        queue_items: the leads in a queue (active items): ``id``, ``queue_id``, ``object_id``,
+            ``worker_id``; read only when a rule or ``[unassigned]`` names a queue.
     """
 
     users: pd.DataFrame
@@ -77,14 +93,18 @@ class OrgDirectory:
     queues: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=["id", "name", "owner_id", "owner_type"])
     )
+    queue_items: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["id", "queue_id", "object_id", "worker_id"])
+    )
 
     def persons(self) -> set[str]:
         """Ids of users who are people (interactive), for speed-to-lead."""
         return set(self.users.loc[self.users["person"], "id"])
 
     def names(self) -> dict[str, str]:
-        """Id -> name of every user and team."""
+        """Id -> name of every user, team and queue."""
         return {
+            **dict(zip(self.queues["id"], self.queues["name"], strict=True)),
             **dict(zip(self.teams["id"], self.teams["name"], strict=True)),
             **dict(zip(self.users["id"], self.users["name"], strict=True)),
         }
@@ -111,8 +131,12 @@ def _lower(values: Any) -> pd.Series:
     return pd.Series(values, dtype="string").str.lower()
 
 
-def read_directory(client: Any) -> OrgDirectory:
+def read_directory(client: Any, *, queue_items: bool = False) -> OrgDirectory:
     """Read users, teams, memberships and queues from the org (a few pages at most).
+
+    Args:
+        client: a DataverseClient.
+        queue_items: also read which leads sit in a queue (when the routing rules use queues).
 
     Raises:
         DataverseError: a table cannot be read (e.g. the app user lacks read on teams).
@@ -138,7 +162,16 @@ def read_directory(client: Any) -> OrgDirectory:
             ),
         }
     )
+    items = client.queue_items(object_type_code=LEAD_TYPE_CODE) if queue_items else []
     return OrgDirectory(
+        queue_items=pd.DataFrame(
+            {
+                "id": _lower([q.id for q in items]),
+                "queue_id": _lower([q.queue_id for q in items]),
+                "object_id": _lower([q.object_id for q in items]),
+                "worker_id": _lower([q.worker_id for q in items]),
+            }
+        ),
         users=user_frame,
         teams=pd.DataFrame(
             {
@@ -226,8 +259,19 @@ def _resolve(
         except ConfigError as exc:
             errors.append(exc)
     resolved: list[ResolvedRule] = []
+    intake = unassigned_queue(config, directory) if not errors else None
     for rule in config.rules:
         try:
+            if rule.assign == "queue":
+                queue = _find(config, rule.target, directory.queues, "queue") or ""
+                if queue == intake:
+                    raise config.error(
+                        rule.target.key,
+                        f"queue `{rule.target.name}` is the [unassigned] queue the leads already sit in",
+                        "name the queue the matching leads should move to",
+                    )
+                resolved.append(ResolvedRule(rule, "queue", (queue,)))
+                continue
             if rule.assign == "user":
                 user = _find(config, rule.target, directory.users, "user") or ""
                 row = directory.users[directory.users["id"] == user].iloc[0]
@@ -254,6 +298,23 @@ def _resolve(
         except ConfigError as exc:
             errors.append(exc)
     return errors, holder, resolved
+
+
+def unassigned_queue(config: RoutingConfig, directory: OrgDirectory) -> str | None:
+    """The id of the ``[unassigned]`` queue, or None when the unassigned owner is a user or team.
+
+    Raises:
+        ConfigError: the queue does not exist (or its name is ambiguous).
+    """
+    if config.unassigned is None or config.unassigned.kind != "queue":
+        return None
+    return _find(config, config.unassigned, directory.queues, "queue")
+
+
+def uses_queues(config: RoutingConfig) -> bool:
+    """Whether the rules need to know which leads sit in a queue."""
+    named = config.unassigned is not None and config.unassigned.kind == "queue"
+    return named or any(rule.assign == "queue" for rule in config.rules)
 
 
 def check_routing(
@@ -334,6 +395,14 @@ def assign(
         ConfigError: a name the org does not know, or a rule on a missing column.
     """
     holder, rules = resolve_rules(config, directory)
+    intake = unassigned_queue(config, directory)
+    queued = directory.queue_items
+    # A lead in a queue other than the [unassigned] one was routed there already: left alone.
+    at_intake = np.array(
+        [intake is not None and q == intake for q in queued["queue_id"].astype(object)], dtype=bool
+    )
+    elsewhere = set(queued.loc[~at_intake, "object_id"].astype(object))
+    in_intake = set(queued.loc[at_intake, "object_id"].astype(object))
     status = leads["status"].astype("string").str.lower().eq("open").fillna(False)
     open_counts = (
         leads.loc[status.to_numpy(), "owner_id"].astype("string").str.lower().value_counts().to_dict()
@@ -345,7 +414,13 @@ def assign(
         open_counts=open_counts,
         cursors=round_robin_cursors(audit, rules),
         config=config,
+        exclude=elsewhere,
     )
+    # Moved out of the [unassigned] queue when the lead sits in it (AddToQueue's SourceQueue).
+    assignments["source_queue_id"] = [
+        intake if kind == "queue" and lead in in_intake else None
+        for lead, kind in zip(assignments.index, assignments["owner_type"], strict=True)
+    ]
     names = directory.names()
     assignments["owner_name"] = assignments["owner_id"].map(names).astype(object)
     counts = assignments.groupby(["rule", "owner_name"]).size() if len(assignments) else pd.Series(dtype=int)
@@ -361,12 +436,14 @@ def assign(
 
 
 def assignment_plan(assignments: pd.DataFrame) -> pd.DataFrame:
-    """Plan items (``jobs.service.plan`` schema) for assignments: old and new owner as bind paths.
+    """Plan items (``jobs.service.plan`` schema) for owner assignments: old and new owner as bind paths.
+
+    Assignments to a queue are planned by :func:`jobs.service.routing_queue.queue_plan`.
 
     Args:
         assignments: :func:`assign` output (computed from the mirror this run just synced).
     """
-    items = assignments
+    items = assignments[assignments["owner_type"] != "queue"] if len(assignments) else assignments
     if items.empty:
         return pd.DataFrame(
             columns=["table_name", "record_id", "column_name", "result", "old_value", "new_value"]

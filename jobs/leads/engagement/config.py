@@ -41,9 +41,9 @@ __all__ = [
     "load_stage_settings",
 ]
 
-ASSIGN_METHODS = ("round_robin", "fewest_open", "team", "user")
+ASSIGN_METHODS = ("round_robin", "fewest_open", "team", "user", "queue")
 """``round_robin`` and ``fewest_open`` pick a member of ``team``; ``team`` and ``user`` give the lead
-to that team or user itself."""
+to that team or user itself; ``queue`` puts it in that queue (its owner does not change)."""
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -91,7 +91,7 @@ class RoutingRule:
         name: what the report and the audit call it.
         conditions: all must hold (an empty list matches every unassigned open lead).
         assign: one of :data:`ASSIGN_METHODS`.
-        target: the team (round_robin, fewest_open, team) or user (user) leads go to.
+        target: the team (round_robin, fewest_open, team), user (user) or queue (queue) leads go to.
     """
 
     index: int
@@ -284,15 +284,15 @@ def _condition(doc: TomlFile, key: tuple[str | int, ...], column: str, raw: Any)
 
 def _rule(doc: TomlFile, index: int, raw: Any) -> RoutingRule:
     key: tuple[str | int, ...] = ("rule", index)
-    _only_keys(doc, key, raw, {"name", "when", "assign", "team", "user"})
+    _only_keys(doc, key, raw, {"name", "when", "assign", "team", "user", "queue"})
     assign = raw.get("assign")
     if assign not in ASSIGN_METHODS:
         near = closest(str(assign), ASSIGN_METHODS)
         hint = f"did you mean `{near[0]}`?" if near else f"use one of {', '.join(ASSIGN_METHODS)}"
         raise doc.error((*key, "assign"), f"unknown assign method {assign!r}", hint)
-    kinds = ("user",) if assign == "user" else ("team",)
-    wrong = {"team", "user"} - set(kinds)
-    for other in wrong:
+    kinds = (str(assign),) if assign in ("user", "queue") else ("team",)
+    wrong = {"team", "user", "queue"} - set(kinds)
+    for other in sorted(wrong):
         if other in raw:
             raise doc.error((*key, other), f"assign = {assign!r} takes `{kinds[0]}`, not `{other}`")
     target = _principal(doc, key, raw, kinds)

@@ -9,7 +9,11 @@ conditions all hold decides:
   within a run the members' counts differ by at most one;
 - ``fewest_open``: each lead to the member holding the fewest open leads at that moment (the leads
   routed earlier in the same run included; ties go to the member listed first);
-- ``team`` / ``user``: the lead is owned by that team or user itself.
+- ``team`` / ``user``: the lead is owned by that team or user itself;
+- ``queue``: the lead is put in that queue (``owner_type`` ``queue``); its owner does not change.
+
+Leads the caller names in ``exclude`` (already in a queue: someone, or an earlier run, routed them
+there) are left alone like a lead a person holds.
 
 This module is pure: the service resolves names to ids against the org (users that are disabled or
 are application users are not eligible members) and writes the result through ``ownerid``.
@@ -17,7 +21,7 @@ are application users are not eligible members) and writes the result through ``
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,9 +40,10 @@ class ResolvedRule:
 
     Attributes:
         rule: the rule as written.
-        owner_type: ``systemuser`` or ``team``: what the lead's owner becomes.
+        owner_type: ``systemuser`` or ``team``: what the lead's owner becomes; ``queue``: the lead
+            goes into a queue instead.
         candidates: for round_robin / fewest_open, the eligible members' ids in a stable order
-            (by name); for team / user, the one owner id.
+            (by name); for team / user / queue, the one id.
         cursor_key: the key of this target's round-robin position (the team id).
     """
 
@@ -112,6 +117,7 @@ def route_leads(
     open_counts: Mapping[str, int] | None = None,
     cursors: Mapping[str, int] | None = None,
     config: RoutingConfig | None = None,
+    exclude: Collection[str] = (),
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Assign the unassigned open leads by the first matching rule.
 
@@ -124,6 +130,7 @@ def route_leads(
         cursors: per round-robin target, how many leads it has been given so far (the next lead
             goes to member ``cursor % len(members)``).
         config: the parsed file, so a rule on a missing column names its line.
+        exclude: lead ids (lower case) never routed: they already sit in a queue.
 
     Returns:
         ``(assignments, cursors)``: assignments indexed by lead id (lower case) with ``owner_id``,
@@ -135,7 +142,8 @@ def route_leads(
     held = leads["owner_id"].astype("string").str.lower().eq(holder).fillna(False)
     if "owner_type" in leads:
         held &= leads["owner_type"].astype("string").str.lower().eq(kind).fillna(True)
-    pool = leads[(status & held).to_numpy()].copy()
+    free = ~leads["lead_id"].astype(str).str.lower().isin(set(exclude))
+    pool = leads[(status & held & free).to_numpy()].copy()
     pool["_created"] = pd.to_datetime(pool.get("created_on"), utc=True, errors="coerce")
     pool["_id"] = pool["lead_id"].astype(str).str.lower()
     pool = pool.sort_values(["_created", "_id"], kind="stable", na_position="last")
