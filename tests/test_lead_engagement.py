@@ -249,6 +249,26 @@ def test_round_robin_continues_from_the_cursor():
     assert first in got.index
 
 
+def test_a_queue_rule_queues_and_leads_already_in_a_queue_are_left_alone():
+    leads = _leads().assign(sales_ready=True, employees=500)
+    config = parse_routing(
+        parse_toml(
+            '[unassigned]\nteam = "X"\n[[rule]]\nassign = "queue"\nqueue = "Hot Leads"\n', "routing.toml"
+        )
+    )
+    assert config.rules[0].assign == "queue" and config.rules[0].target.kind == "queue"
+    queued = {"l000", "l001"}
+    got, _ = route_leads(
+        leads,
+        [ResolvedRule(config.rules[0], "queue", ("q1",))],
+        unassigned=("team", "intake"),
+        exclude=queued,
+    )
+    eligible = leads[(leads["status"] == "open") & (leads["owner_id"] == "intake")]["lead_id"].str.lower()
+    assert set(got.index) == set(eligible) - queued
+    assert got["owner_type"].eq("queue").all() and got["owner_id"].eq("q1").all()
+
+
 def test_a_rule_on_a_column_the_leads_lack_names_the_line():
     config, rules = _resolved()
     with pytest.raises(ConfigError) as err:
@@ -271,6 +291,7 @@ def test_a_rule_on_a_column_the_leads_lack_names_the_line():
         ('[response]\ntime_zone = "Mars/Olympus"\n', "unknown time zone"),
         ('[response]\nhours = ["17:00", "09:00"]\n', "closing time must be after"),
         ('[unassigned]\nteam = "X"\nuser = "Y"\n', "name exactly one of"),
+        ('[unassigned]\nteam = "X"\n[[rule]]\nassign = "queue"\nteam = "T"\n', "takes `queue`, not `team`"),
     ],
 )
 def test_routing_file_mistakes_name_file_line_and_fix(text, expected):
