@@ -145,3 +145,23 @@ def test_a_lead_taken_between_sync_and_write_is_not_moved_and_the_run_says_so(
     assert _owner(psandbox, edited) == bind_id(assigned["new_value"].iloc[0])
     # Nothing is left to do: the next run writes nothing, and does not try the taken lead again.
     assert again.ok and again.plan.empty
+
+
+def test_the_sandbox_refuses_an_owner_write_on_a_stale_etag_as_dataverse_does(sandbox):
+    lead, etag = _lead(sandbox, team_id("Lead Intake"))
+    with dataverse_session(sandbox) as s:
+        taken = s.patch(
+            f"{sandbox.api_url}leads({lead})",
+            json={OWNER: f"/systemusers({user_id('Amelia', 'Hart')})"},
+            headers={"If-Match": etag, "Content-Type": "application/json"},
+            timeout=30,
+        )
+        late = s.patch(
+            f"{sandbox.api_url}leads({lead})",
+            json={OWNER: f"/systemusers({user_id('Karl', 'Former')})"},
+            headers={"If-Match": etag, "Content-Type": "application/json"},
+            timeout=30,
+        )
+    assert taken.status_code == 204
+    assert late.status_code == 412 and late.json()["error"]["code"] == "0x80060882"
+    assert _owner(sandbox, lead) == user_id("Amelia", "Hart")
