@@ -3,6 +3,8 @@ and a lead taken by a person between the sync and the write left with that perso
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
 import requests
 from conftest import SEED_NOW, dataverse_session
@@ -14,10 +16,12 @@ from pipeline_support import (  # noqa: F401 - fixtures
     write_config,
 )
 from requests.adapters import HTTPAdapter
+from rich.console import Console
 
 from connector import DataverseClient, RetryPolicy
 from connector.readback import bind_id
 from connector.sandbox.seed.org import team_id, user_id
+from jobs.cli.render import render_run
 from jobs.service import lead_handling
 from jobs.service.connect import connect
 from jobs.service.mapping import load_mappings
@@ -134,6 +138,10 @@ def test_a_lead_taken_between_sync_and_write_is_not_moved_and_the_run_says_so(
     assert [(s["record_id"], s["column"]) for s in run.skipped] == [(taken, OWNER)]
     assert "someone took it" in run.skipped[0]["message"]
     assert run.tables["lead"]["skipped"] == 1
+    report = StringIO()
+    render_run(run, Console(file=report, width=220))
+    assert f"left alone: lead {taken}: not assigned: the lead's owner changed" in report.getvalue()
+    assert "Run " in report.getvalue() and ": ok," in report.getvalue()
     mine = audit[audit["record_id"] == taken].set_index("column_name")["outcome"]
     assert mine[OWNER] == "skipped" and (mine.drop(OWNER) == "written").all()  # its scores were written
     assert plan.loc[(plan["record_id"] == taken) & (plan["column_name"] == OWNER), "status"].tolist() == [
