@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
 from conftest import SEED_NOW, dataverse_session
 from pipeline_support import (  # noqa: F401 - fixtures
     patch,
@@ -17,6 +18,7 @@ from pipeline_support import (  # noqa: F401 - fixtures
 
 from connector.sandbox.seed.org import INTAKE_QUEUE_ID, team_id, user_id
 from jobs.cli.walkthrough import MAPPINGS_DIR
+from jobs.service import pipeline
 from jobs.service.connect import connect
 from jobs.service.mapping import load_mappings
 from jobs.service.mirror import Mirror
@@ -64,17 +66,23 @@ def _owners(sandbox) -> dict[str, str]:
     return {r["leadid"]: r["_ownerid_value"] for r in rows}
 
 
-def test_routing_to_a_queue_is_planned_written_not_repeated_and_rolled_back(psandbox, tmp_path):  # noqa: F811
+def _settings(sandbox, tmp_path):  # type: ignore[no-untyped-def]
+    """Settings with routing on and the queue rules above (a copy of the shipped mappings)."""
     mappings_dir = tmp_path / "mappings"
     shutil.copytree(MAPPINGS_DIR, mappings_dir)
     (mappings_dir / "routing.toml").write_text(ROUTING, encoding="utf-8")
-    config = write_config(tmp_path / "run", psandbox, tables=LEAD_TABLES, extra="[routing]\nenabled = true\n")
+    config = write_config(tmp_path / "run", sandbox, tables=LEAD_TABLES, extra="[routing]\nenabled = true\n")
     config.write_text(
         config.read_text(encoding="utf-8").replace(MAPPINGS_DIR.as_posix(), mappings_dir.as_posix()),
         encoding="utf-8",
     )
-    settings = settings_for(config, psandbox)
-    mappings = load_mappings(settings.mappings.dir, prefix="dvs")
+    settings = settings_for(config, sandbox)
+    return settings, load_mappings(settings.mappings.dir, prefix="dvs")
+
+
+def test_routing_to_a_queue_is_planned_written_not_repeated_and_rolled_back(psandbox, tmp_path):  # noqa: F811
+    settings, mappings = _settings(psandbox, tmp_path)
+    mappings_dir = mappings.directory
     before = _owners(psandbox)
     clock = lambda: SEED_NOW  # noqa: E731
 
@@ -147,3 +155,41 @@ def test_check_names_a_queue_the_org_does_not_have(sandbox, tmp_path):
     )
     assert any(f"{path}:10 [rule.1.queue]" in p and "already sit in" in p for p in problems), problems
     assert len(problems) == 2
+
+
+def test_a_run_killed_after_sending_routing_writes_is_settled_and_can_be_rolled_back(
+    psandbox,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    settings, mappings = _settings(psandbox, tmp_path)
+    before = _owners(psandbox)
+    clock = lambda: SEED_NOW  # noqa: E731
+
+    def killed(ctx, table, chunk, outcomes):  # type: ignore[no-untyped-def]
+        # Sent but never recorded, as when the process dies right after the requests.
+        if (chunk["column_name"] == QUEUE_COLUMN).any():
+            raise KeyboardInterrupt("killed after sending")
+
+    with connect(settings) as client, Mirror(settings.mirror.path) as mirror:
+        monkeypatch.setattr(pipeline, "_record_chunk", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run_pipeline(client, mirror, mappings, settings, jobs=["scoring"], dry_run=False, clock=clock)
+        monkeypatch.undo()
+        first = int(mirror.runs()["run_id"].min())
+        assert mirror.audit(first).empty  # nothing recorded: the writes are in doubt
+        queued = set(_queued(psandbox))
+        moved = {k for k, v in _owners(psandbox).items() if v != before[k]}
+        assert queued and moved
+
+        again = run_pipeline(client, mirror, mappings, settings, jobs=["scoring"], dry_run=False, clock=clock)
+        assert again.ok, again.error
+        assert not (again.plan["column_name"].isin([QUEUE_COLUMN, OWNER_COLUMN])).any()
+        audit = mirror.audit(first, table="lead")
+        settled = audit[audit["outcome"] == "written"]
+        assert set(settled.loc[settled["column_name"] == QUEUE_COLUMN, "record_id"]) == queued
+        assert set(settled.loc[settled["column_name"] == OWNER_COLUMN, "record_id"]) == moved
+
+        undo = rollback(client, mirror, mappings, settings, first)
+    assert undo.ok, undo.refusals[:3]
+    assert _queued(psandbox) == {} and _owners(psandbox) == before

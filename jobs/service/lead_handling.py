@@ -21,8 +21,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from connector.readback import bind_id
 from core.errors import ConfigError, DvsyncError
 from jobs.leads.engagement import (
     dormant_leads,
@@ -39,6 +41,7 @@ from jobs.service.mirror import Mirror, MirrorError
 from jobs.service.routing import (
     OWNER_COLUMN,
     OWNER_RESULT,
+    QUEUE_COLUMN,
     QUEUE_RESULT,
     OrgDirectory,
     assign,
@@ -55,6 +58,7 @@ __all__ = [
     "add_assignments",
     "latest_speed_to_lead",
     "replanned_results",
+    "routing_landed",
     "run_lead_handling",
     "yielded_message",
 ]
@@ -311,6 +315,44 @@ def replanned_results(outcomes: Sequence[JobOutcome]) -> set[tuple[str, str]]:
     """
     routed = any(isinstance(o, LeadHandlingOutcome) and o.routed for o in outcomes)
     return {("lead", OWNER_RESULT), ("lead", QUEUE_RESULT)} if routed else set()
+
+
+def routing_landed(
+    client: Any, mirror: Mirror, table: str, column: str, items: pd.DataFrame
+) -> np.ndarray | None:
+    """Which of a killed run's owner or queue writes Dynamics now holds (None: not routing's).
+
+    The pipeline settles a killed run's writes by comparing the synced values; an owner is compared
+    through the mirror's ``owner_id`` (just synced), a queue item by reading the leads' queue items.
+    What landed is then audited as written, so ``dvsync rollback`` can undo it.
+    """
+    if table != "lead" or column not in (OWNER_COLUMN, QUEUE_COLUMN):
+        return None
+    ids = [str(r).lower() for r in items["record_id"]]
+    none = np.zeros(len(items), dtype=bool)
+    if column == OWNER_COLUMN:
+        layout = mirror.layout("lead")
+        if "owner_id" not in layout.columns:
+            return none
+        frame = mirror.read_frame("lead", ["owner_id"])
+        owners = dict(
+            zip(
+                frame[layout.id_column].astype(str).str.lower(),
+                [str(o).lower() if isinstance(o, str) else None for o in frame["owner_id"].astype(object)],
+                strict=True,
+            )
+        )
+        sent = [bind_id(v) for v in items["new_value"]]
+        return np.array(
+            [s is not None and owners.get(i) == s for i, s in zip(ids, sent, strict=True)], dtype=bool
+        )
+    try:
+        held = {(q.object_id, q.queue_id) for q in client.queue_items(object_ids=ids)}
+    except DvsyncError as exc:
+        log.warning("cannot read the leads' queue items to settle an interrupted run: %s", exc)
+        return none
+    wanted = [bind_id(v) for v in items["new_value"]]
+    return np.array([(i, w) in held for i, w in zip(ids, wanted, strict=True)], dtype=bool)
 
 
 def latest_speed_to_lead(runs: pd.DataFrame) -> dict[str, Any] | None:

@@ -623,11 +623,14 @@ def _settle_in_doubt(ctx: _Context) -> None:
     for (run_id, table, column), items in doubtful.groupby(["run_id", "table_name", "column_name"]):
         output = by_column.get((table, column))
         rows = current.get(table)
-        if output is None or rows is None or output.mirror_column not in rows.columns:
-            continue
-        held = output.to_wire(rows[output.mirror_column].reindex(items["record_id"]), scaled=True)
-        sent = output.to_wire(pd.Series(list(items["new_value"]), dtype=object), scaled=True)
-        landed = ~differs(sent, held).to_numpy()
+        # Routing's owner and queue writes are not output columns: lead handling checks those.
+        landed = lead_handling.routing_landed(ctx.client, ctx.mirror, str(table), str(column), items)
+        if landed is None:
+            if output is None or rows is None or output.mirror_column not in rows.columns:
+                continue
+            held = output.to_wire(rows[output.mirror_column].reindex(items["record_id"]), scaled=True)
+            sent = output.to_wire(pd.Series(list(items["new_value"]), dtype=object), scaled=True)
+            landed = ~differs(sent, held).to_numpy()
         if not landed.any():
             continue
         done = items[landed]
