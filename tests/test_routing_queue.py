@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 
+import pandas as pd
 import pytest
 from conftest import SEED_NOW, dataverse_session
 from pipeline_support import (  # noqa: F401 - fixtures
@@ -16,15 +17,19 @@ from pipeline_support import (  # noqa: F401 - fixtures
     write_config,
 )
 
+from connector import QueueItem, QueueRequest, QueueResult
 from connector.sandbox.seed.org import INTAKE_QUEUE_ID, team_id, user_id
+from core.tomlfile import parse_toml
 from jobs.cli.walkthrough import MAPPINGS_DIR
+from jobs.leads.engagement.config import parse_routing
 from jobs.service import pipeline
 from jobs.service.connect import connect
 from jobs.service.mapping import load_mappings
 from jobs.service.mirror import Mirror
 from jobs.service.pipeline import run_pipeline
 from jobs.service.rollback import rollback
-from jobs.service.routing import OWNER_COLUMN, QUEUE_COLUMN, check_routing
+from jobs.service.routing import OWNER_COLUMN, QUEUE_COLUMN, OrgDirectory, assign, check_routing
+from jobs.service.routing_queue import queue_plan, undo_queue_items
 
 LEAD_TABLES = ["lead", "email", "phonecall", "appointment"]
 ROUTING = """\
@@ -193,3 +198,101 @@ def test_a_run_killed_after_sending_routing_writes_is_settled_and_can_be_rolled_
         undo = rollback(client, mirror, mappings, settings, first)
     assert undo.ok, undo.refusals[:3]
     assert _queued(psandbox) == {} and _owners(psandbox) == before
+
+
+class _FakeClient:
+    """Queue items in memory, for the planning and undo rules without a server."""
+
+    def __init__(self, items: list[QueueItem]) -> None:
+        self.items = items
+        self.removed: list[str] = []
+        self.added: list[QueueRequest] = []
+
+    def queue_items(self, *, object_ids=None, object_type_code=None):  # type: ignore[no-untyped-def]
+        return [i for i in self.items if object_ids is None or i.object_id in object_ids]
+
+    def remove_from_queue(self, queue_item_id: str) -> None:
+        self.removed.append(queue_item_id)
+
+    def add_to_queues(self, requests_, batch_size=1000):  # type: ignore[no-untyped-def]
+        self.added.extend(requests_)
+        return [QueueResult(r.target_id, True, 200, None, None, "item") for r in requests_]
+
+
+def _directory(items: list[QueueItem]) -> OrgDirectory:
+    return OrgDirectory(
+        users=pd.DataFrame({"id": ["u1"], "name": ["Una"], "enabled": [True], "person": [True]}),
+        teams=pd.DataFrame({"id": ["t1"], "name": ["Intake"]}),
+        members=pd.DataFrame({"team_id": ["t1"], "user_id": ["u1"]}),
+        queues=pd.DataFrame(
+            {
+                "id": ["q-in", "q-hot"],
+                "name": ["Inbound", "Hot"],
+                "owner_id": ["t1", "t1"],
+                "owner_type": ["team"] * 2,
+            }
+        ),
+        queue_items=pd.DataFrame(
+            {
+                "id": [i.id for i in items],
+                "queue_id": [i.queue_id for i in items],
+                "object_id": [i.object_id for i in items],
+                "worker_id": [i.worker_id for i in items],
+            }
+        ),
+    )
+
+
+def test_queue_rules_move_leads_out_of_the_unassigned_queue_and_skip_leads_queued_elsewhere():
+    config = parse_routing(
+        parse_toml(
+            '[unassigned]\nqueue = "Inbound"\n[[rule]]\nassign = "queue"\nqueue = "Hot"\n', "routing.toml"
+        )
+    )
+    leads = pd.DataFrame(
+        {
+            "lead_id": ["a", "b", "c"],
+            "status": "open",
+            "owner_id": "t1",
+            "owner_type": "team",
+            "created_on": pd.date_range("2026-01-01", periods=3, tz="UTC"),
+        }
+    )
+    items = [QueueItem("i-a", "q-in", "a", "lead", None), QueueItem("i-b", "q-hot", "b", "lead", None)]
+    assignments, summary = assign(
+        leads, config, _directory(items), audit=pd.DataFrame(columns=["column_name", "outcome", "new_value"])
+    )
+    plan = queue_plan(assignments).set_index("record_id")
+    assert sorted(plan.index) == ["a", "c"]  # b is in a queue already
+    assert plan.loc["a", "old_value"] == "/queues(q-in)" and plan.loc["c", "old_value"] is None
+    assert set(plan["new_value"]) == {"/queues(q-hot)"} and summary["by_rule"] == {"rule 1": {"Hot": 2}}
+
+
+def test_rollback_of_queue_items_moves_back_removes_and_refuses_what_changed():
+    audit = pd.DataFrame(
+        {
+            "record_id": ["a", "b", "c", "d", "e", "f"],
+            "column_name": QUEUE_COLUMN,
+            "old_value": ["/queues(q-in)", None, None, None, "/queues(q-in)", "/queues(q-in)"],
+            "new_value": "/queues(q-hot)",
+        }
+    )
+    client = _FakeClient(
+        [
+            QueueItem("i-a", "q-hot", "a", "lead", None),  # moved in from q-in: moved back
+            QueueItem("i-b", "q-hot", "b", "lead", None),  # added: removed
+            QueueItem("i-c", "q-hot", "c", "lead", "u1"),  # picked by a person: refused
+            QueueItem("i-e", "q-in", "e", "lead", None),  # already back (an interrupted rollback)
+            # d (added) is in no queue: as before the run. f (moved in) is in neither queue: refused.
+        ]
+    )
+    undo = undo_queue_items(client, audit, force=False)
+    assert [(r.target_id, r.queue_id, r.source_queue_id) for r in client.added] == [("a", "q-in", "q-hot")]
+    assert client.removed == ["i-b"] and set(undo.done["outcome"]) == {"restored"}
+    assert dict(zip(undo.refused["record_id"], undo.refused["reason"], strict=True)) == {
+        "c": "a person is working on the queue item since (picked it)",
+        "f": "the lead is no longer in that queue (moved or removed since)",
+    }
+    assert sorted(undo.confirmed["record_id"]) == ["d", "e"]
+    forced = _FakeClient(client.items)
+    assert set(undo_queue_items(forced, audit, force=True).done["record_id"]) == {"a", "b", "c"}

@@ -44,16 +44,18 @@ def queue_plan(assignments: pd.DataFrame) -> pd.DataFrame:
     if items.empty:
         return pd.DataFrame(columns=_PLAN)
     sources = items["source_queue_id"] if "source_queue_id" in items else pd.Series(None, index=items.index)
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "table_name": "lead",
             "record_id": items.index.to_numpy(),
             "column_name": QUEUE_COLUMN,
             "result": QUEUE_RESULT,
-            "old_value": pd.Series([_queue_path(s) for s in sources], dtype=object).to_numpy(),
-            "new_value": pd.Series([_queue_path(q) for q in items["owner_id"]], dtype=object).to_numpy(),
         }
     )
+    # As object columns: pandas would read text with None as its str dtype, None becoming NaN.
+    frame["old_value"] = pd.Series([_queue_path(s) for s in sources], dtype=object)
+    frame["new_value"] = pd.Series([_queue_path(q) for q in items["owner_id"]], dtype=object)
+    return frame
 
 
 def split_queue_items(plan: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
