@@ -78,7 +78,8 @@ def training_features(leads: SparkTable, activities: SparkTable | None, spark: A
     label = "status"
     reference = "modified_on"  # train_model's reference_column: a closed lead's closing time
     lead_id = leads.id_column
-    wanted = [lead_id, label, compute.MODEL_TRAINING["time_column"], reference, *DEFAULT_FEATURES]
+    features = compute.MODEL_TRAINING.get("features") or DEFAULT_FEATURES  # train_model's choice
+    wanted = [lead_id, label, compute.MODEL_TRAINING["time_column"], reference, *features]
     columns = [c for c in dict.fromkeys(wanted) if leads.has(c)]
     lead_types = {c: leads.dtypes.get(c, "text") for c in columns}
     buckets = max(1, int(spark.conf.get("spark.sql.shuffle.partitions")))
