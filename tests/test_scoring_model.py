@@ -10,7 +10,14 @@ import pytest
 
 from core.errors import ConfigError
 from jobs.errors import InsufficientDataError
-from jobs.leads.scoring.model import engagement_features, verdict
+from jobs.leads.scoring.model import (
+    closed_leads,
+    engagement_columns,
+    engagement_features,
+    train_on_features,
+    training_features,
+    verdict,
+)
 from jobs.leads.scoring.scorer import score_leads, train_model
 
 NOW = pd.Timestamp("2026-11-01T00:00:00Z")
@@ -297,3 +304,31 @@ def test_bad_features_and_missing_inputs_are_config_errors(trained):
         score_leads(model, leads.drop(columns=["employees"]), activities=activities, as_of=NOW)
     with pytest.raises(ConfigError, match="learned from activities"):
         score_leads(model, leads, as_of=NOW)
+
+
+def test_features_built_per_group_of_leads_train_the_same_model(trained):
+    """The Spark engine's way: features built per bucket of leads, concatenated, fitted."""
+    leads, activities, model, report = trained
+    open_ = leads.head(30).assign(status="open", lead_id=lambda f: "open-" + f["lead_id"])
+    everyone = pd.concat([leads, open_], ignore_index=True)
+    buckets = everyone.index % 3
+    parts = []
+    for bucket in range(3):
+        part = closed_leads(everyone[buckets == bucket])
+        parts.append(training_features(part, activities[activities["lead_id"].isin(part["lead_id"])]))
+    # Back in the order train_model sees the leads in (cross-validation folds follow row order).
+    order = {lead: i for i, lead in enumerate(leads["lead_id"])}
+    frame = pd.concat(parts, ignore_index=True).sort_values("lead_id", key=lambda s: s.map(order))
+    assert len(frame) == len(leads) and set(engagement_columns()) <= set(frame.columns)
+    again, again_report = train_on_features(
+        frame.reset_index(drop=True),
+        features=FEATURES,
+        time_column="created_on",
+        engagement=True,
+        now=NOW,
+    )
+    np.testing.assert_array_equal(again.estimator.coef_, model.estimator.coef_)
+    assert [g.levels for g in again.groups] == [g.levels for g in model.groups]
+    assert again_report == report
+    with pytest.raises(ConfigError, match="engagement count"):
+        train_on_features(leads, features=FEATURES, engagement=True)

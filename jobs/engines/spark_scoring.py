@@ -3,9 +3,15 @@
 - **Which engine** (model or rules) is decided on the driver from the outcome counts, a Spark
   aggregation.
 - **Training** (when the active model is missing or older than a week, as on the pandas engine):
-  on the driver with :func:`jobs.service.compute._lead_model`, from the leads and activities
-  collected for it. The model is then saved and promoted exactly as the pandas engine does, so
-  both engines score with the same model file.
+  the features are built on the executors: leads and activities are hashed by lead id into
+  buckets and cogrouped, and each bucket runs the pandas feature build
+  (:func:`jobs.leads.scoring.model.training_features`: the closed leads' feature columns plus their
+  engagement counts from their own activities). Only those rows (closed leads × about fifteen
+  columns; no activity, no open lead, no unused column) travel to the driver, which sorts them
+  into the pandas engine's order and fits with :func:`~jobs.leads.scoring.model.train_on_features`:
+  the same frame, so the same coefficients. Why not sufficient statistics: docs/scale.md. The
+  model is then saved and promoted exactly as the pandas engine does, so both engines score with
+  the same model file.
 - **Scoring**: open leads and their activities are hashed by lead id into buckets and cogrouped;
   each bucket runs :func:`jobs.leads.scoring.scorer.score` with the model and the rules shipped to
   the executors. A lead's score depends on its own fields and activities only, so each score is the
@@ -21,36 +27,94 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jobs.engines.frames import SparkTable, restore
+from jobs.engines.frames import SparkTable, restore, spark_type
 from jobs.leads.scoring import scorer as scoring
+from jobs.leads.scoring.common import ACTIVITY_COLUMNS
+from jobs.leads.scoring.model import (
+    DEFAULT_FEATURES,
+    closed_leads,
+    engagement_columns,
+    train_on_features,
+)
+from jobs.leads.scoring.model import training_features as model_features
 from jobs.service import compute
 from jobs.service.compute import JobOutcome
 
-__all__ = ["run_scoring"]
+__all__ = ["run_scoring", "training_features"]
 
 _RESULT_SCHEMA = "_id string, score bigint, grade string, factors string, trend string, sales_ready boolean"
 
 
-def _model(
-    leads: SparkTable, activities: SparkTable | None, model_dir: Path, now: datetime
-) -> tuple[Any, str]:
-    """The model to score with (trained on the driver when missing or stale), or None and why."""
+def _bucketed(frame: Any, lead_id: str, buckets: int) -> Any:
+    """``frame`` with a ``_bucket`` column from its lead id, the same for a lead and its activities."""
     from pyspark.sql import functions as F
 
+    return frame.withColumn("_bucket", F.pmod(F.hash(F.lower(lead_id)), F.lit(buckets)))
+
+
+def _model(
+    leads: SparkTable, activities: SparkTable | None, model_dir: Path, now: datetime, spark: Any
+) -> tuple[Any, str]:
+    """The model to score with (trained from a distributed feature build when missing or stale)."""
     counts = leads.frame.groupBy("status").count().toPandas()
     # The outcome counts are all the engine choice reads: one row per lead of its status only.
     statuses = pd.DataFrame({"status": np.repeat(counts["status"].to_numpy(dtype=object), counts["count"])})
-    choice = scoring.choose_engine(statuses)
-    if choice.engine != "model":
-        return None, choice.reason
-    age = compute._model_age(model_dir, now)
-    if age is not None and age <= compute.MODEL_MAX_AGE:
-        return compute._lead_model(statuses, None, model_dir, now)
-    collected = restore(leads.frame.toPandas(), leads.dtypes).sort_values(leads.id_column, kind="stable")
-    acts = None
+
+    def train() -> tuple[Any, dict[str, Any]]:
+        frame = training_features(leads, activities, spark)
+        return train_on_features(frame, engagement=activities is not None, now=now, **compute.MODEL_TRAINING)
+
+    return compute._lead_model(statuses, None, model_dir, now, train=train)
+
+
+def training_features(leads: SparkTable, activities: SparkTable | None, spark: Any) -> pd.DataFrame:
+    """The closed leads' training rows, built on the executors, in the pandas engine's order.
+
+    The pandas engine trains on the mirror's leads in lead id order; the rows are sorted the same
+    way on the driver, since cross-validation folds and the time holdout's ties follow row order.
+    """
+    from pyspark.sql import functions as F
+
+    label = "status"
+    reference = "modified_on"  # train_model's reference_column: a closed lead's closing time
+    lead_id = leads.id_column
+    features = compute.MODEL_TRAINING.get("features") or DEFAULT_FEATURES  # train_model's choice
+    wanted = [lead_id, label, compute.MODEL_TRAINING["time_column"], reference, *features]
+    columns = [c for c in dict.fromkeys(wanted) if leads.has(c)]
+    lead_types = {c: leads.dtypes.get(c, "text") for c in columns}
+    buckets = max(1, int(spark.conf.get("spark.sql.shuffle.partitions")))
+    keyed = _bucketed(leads.frame.select(*columns), lead_id, buckets)
+    use_activities = activities is not None
+    counts = engagement_columns() if use_activities else []
     if activities is not None:
-        acts = restore(activities.frame.where(F.col("lead_id").isNotNull()).toPandas(), activities.dtypes)
-    return compute._lead_model(collected.reset_index(drop=True), acts, model_dir, now)
+        act_columns = [c for c in (*ACTIVITY_COLUMNS, "direction", "status") if activities.has(c)]
+        acts = activities.frame.select(*act_columns).where(F.col("lead_id").isNotNull())
+        acts = _bucketed(acts, "lead_id", buckets)
+        act_types = {c: activities.dtypes.get(c, "text") for c in act_columns}
+    else:  # an empty right side, so every bucket has the same shape
+        acts = keyed.select("_bucket").where(F.lit(False))
+        act_types = {}
+    schema = ", ".join(
+        [*(f"`{c}` {spark_type(lead_types[c])}" for c in columns), *(f"`{c}` bigint" for c in counts)]
+    )
+
+    def build(lead_part: pd.DataFrame, act_part: pd.DataFrame) -> pd.DataFrame:
+        empty = pd.DataFrame({c: [] for c in [*columns, *counts]})
+        if lead_part.empty:  # a bucket with activities of unknown leads only
+            return empty
+        # The label is read by the model's own rule (not re-stated in Spark SQL), so the same
+        # leads count as closed on both engines.
+        closed = closed_leads(restore(lead_part.drop(columns="_bucket"), lead_types), label)
+        if closed.empty:
+            return empty
+        acts = restore(act_part.drop(columns="_bucket"), act_types) if use_activities else None
+        return model_features(closed, acts, reference_column=reference)[[*columns, *counts]]
+
+    rows = keyed.groupBy("_bucket").cogroup(acts.groupBy("_bucket")).applyInPandas(build, schema).toPandas()
+    frame = restore(rows, lead_types)
+    for column in counts:
+        frame[column] = frame[column].astype("int64")
+    return frame.sort_values(lead_id, kind="stable", ignore_index=True)
 
 
 def run_scoring(
@@ -74,7 +138,7 @@ def run_scoring(
         outcome.status, outcome.message = "skipped", "no leads in the mirror"
         return outcome, None
     rules = scoring.load_rules(rules_path, columns=leads.frame.columns)
-    model, reason = _model(leads, activities, model_dir, now)
+    model, reason = _model(leads, activities, model_dir, now, spark)
     is_open = F.lower(F.col("status")) == "open"
     open_leads = leads.frame.where(is_open)
     if open_leads.isEmpty():
@@ -82,7 +146,7 @@ def run_scoring(
         return outcome, None
     buckets = max(1, int(spark.conf.get("spark.sql.shuffle.partitions")))
     lead_id = leads.id_column
-    keyed = open_leads.withColumn("_bucket", F.pmod(F.hash(F.lower(lead_id)), F.lit(buckets)))
+    keyed = _bucketed(open_leads, lead_id, buckets)
     as_of = compute.scoring_moment(now)  # the pandas engine's moment: the same scores
     lead_types = dict(leads.dtypes)
     act_types = dict(activities.dtypes) if activities is not None else {}
@@ -117,7 +181,7 @@ def run_scoring(
 
     if use_activities:
         acts = activities.frame.where(F.col("lead_id").isNotNull())
-        acts = acts.withColumn("_bucket", F.pmod(F.hash(F.lower("lead_id")), F.lit(buckets)))
+        acts = _bucketed(acts, "lead_id", buckets)
     else:  # an empty right side, so every bucket has the same shape
         acts = keyed.select("_bucket").where(F.lit(False))
     results = (

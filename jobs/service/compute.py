@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -38,6 +38,7 @@ from jobs.leads.scoring import scorer as scoring
 __all__ = [
     "JOB_ORDER",
     "MODEL_MAX_AGE",
+    "MODEL_TRAINING",
     "JobOutcome",
     "customer_value_jobs",
     "duplicate_groups",
@@ -58,6 +59,8 @@ EVIDENCE_EXAMPLES = 5
 """Matches per table whose evidence is kept in the job's details (all of them go to the debug log)."""
 
 MODEL_MAX_AGE = timedelta(days=7)
+# How the pipeline trains the lead model: validated on the newest 20% of closed leads by creation.
+MODEL_TRAINING: dict[str, Any] = {"time_column": "created_on"}
 """An active lead model older than this is retrained (and promoted only if as good, see
 ``promote_if_better``); a weekly retrain follows new outcomes without retraining every run."""
 
@@ -107,18 +110,27 @@ def _model_age(directory: Path, now: datetime) -> timedelta | None:
 
 
 def _lead_model(
-    leads: pd.DataFrame, activities: pd.DataFrame | None, model_dir: Path, now: datetime
+    leads: pd.DataFrame,
+    activities: pd.DataFrame | None,
+    model_dir: Path,
+    now: datetime,
+    train: Callable[[], tuple[scoring.LeadModel, dict[str, Any]]] | None = None,
 ) -> tuple[scoring.LeadModel | None, str]:
-    """The model to score with (trained when missing or stale), or None and why the rules score."""
+    """The model to score with (trained when missing or stale), or None and why the rules score.
+
+    ``train`` replaces the training on ``leads`` and ``activities`` (the Spark engine builds the
+    features on its executors and fits with :func:`train_on_features` and :data:`MODEL_TRAINING`).
+    """
     choice = scoring.choose_engine(leads)
     if choice.engine != "model":
         return None, choice.reason
     age = _model_age(model_dir, now)
     if age is None or age > MODEL_MAX_AGE:
         try:
-            model, _report = scoring.train_model(
-                leads, time_column="created_on", activities=activities, now=now
-            )
+            if train is None:
+                model, _report = scoring.train_model(leads, activities=activities, now=now, **MODEL_TRAINING)
+            else:
+                model, _report = train()
             promotion = scoring.promote_if_better(model, model_dir, now=now)
             log.info("lead model: %s", getattr(promotion, "reason", promotion))
         except (JobError, ConfigError, ValueError) as exc:

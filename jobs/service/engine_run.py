@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from core.errors import ConfigError
+from jobs.engines.frames import SparkTable
 from jobs.engines.session import SparkUnavailableError
 from jobs.service.compute import JobOutcome
 from jobs.service.engine_inputs import lake_tables, mirror_tables
@@ -24,7 +25,7 @@ from jobs.service.merge import merge_inputs
 from jobs.service.mirror import Mirror
 from jobs.service.settings import Settings
 
-__all__ = ["compute_on_engine"]
+__all__ = ["compute_on_engine", "engine_tables"]
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +53,7 @@ def compute_on_engine(
     except SparkUnavailableError as exc:
         log.error("%s", exc)
         return [JobOutcome(j, status="failed", message=str(exc)) for j in chosen]
-    if spark_settings.source == "lake":
-        assert spark_settings.lake_path is not None  # checked by the settings
-        readers = {}
-        for name, mapping in mappings.tables.items():
-            if mapping.enabled:
-                readers[name] = TableReader.bind(
-                    mapping, client.get_table(mapping.table), mappings.outputs_for(name)
-                )
-        tables = lake_tables(Path(spark_settings.lake_path), readers, engine.spark)
-    else:
-        if mirror.path is None:
-            raise ConfigError("the Spark engine reads the mirror from a file; an in-memory mirror has none")
-        tables = mirror_tables(mirror, engine.spark, mirror.path.parent / "parquet")
+    tables = engine_tables(client, mirror, mappings, settings, engine.spark)
     outputs = {t: mappings.outputs_for(t) for t in {o.table for o in mappings.outputs}}
     log.info("spark engine: %s, input %s", engine.spark.sparkContext.master, spark_settings.source)
     directory = Path(settings.mappings.dir)
@@ -81,3 +70,26 @@ def compute_on_engine(
         outputs=outputs,
         prepare_duplicates=prepare,
     )
+
+
+def engine_tables(
+    client: Any, mirror: Mirror, mappings: MappingSet, settings: Settings, spark: Any
+) -> dict[str, SparkTable]:
+    """The canonical tables the engine reads: the mirror's Parquet export or the lake export.
+
+    Raises:
+        ConfigError: a bad lake folder, or an in-memory mirror (it has no folder to export to).
+    """
+    spark_settings = settings.engine.spark
+    if spark_settings.source == "lake":
+        assert spark_settings.lake_path is not None  # checked by the settings
+        readers = {}
+        for name, mapping in mappings.tables.items():
+            if mapping.enabled:
+                readers[name] = TableReader.bind(
+                    mapping, client.get_table(mapping.table), mappings.outputs_for(name)
+                )
+        return lake_tables(Path(spark_settings.lake_path), readers, spark)
+    if mirror.path is None:
+        raise ConfigError("the Spark engine reads the mirror from a file; an in-memory mirror has none")
+    return mirror_tables(mirror, spark, mirror.path.parent / "parquet")

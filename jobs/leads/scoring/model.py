@@ -77,10 +77,14 @@ __all__ = [
     "MODEL_FORMAT",
     "VERDICT_BANDS",
     "LeadModel",
+    "closed_leads",
     "count_outcomes",
+    "engagement_columns",
     "engagement_features",
     "score_leads",
     "train_model",
+    "train_on_features",
+    "training_features",
     "verdict",
 ]
 
@@ -593,17 +597,75 @@ def train_model(
         ConvergenceError: the fit did not converge.
     """
     positives, negatives = count_outcomes(leads, label)
+    _require_history(positives, negatives)
+    closed = closed_leads(leads, label)
+    kinds = _checked_kinds(closed, features, label)
+    frame = training_features(closed, activities, reference_column=reference_column, window_days=window_days)
+    return train_on_features(
+        frame,
+        label=label,
+        features=kinds,
+        time_column=time_column,
+        engagement=activities is not None,
+        window_days=window_days,
+        min_count=min_count,
+        regularisation=regularisation,
+        folds=folds,
+        grades=grades,
+        sales_ready=sales_ready,
+        now=now,
+    )
+
+
+def closed_leads(leads: pd.DataFrame, label: str = "status") -> pd.DataFrame:
+    """The leads :func:`train_model` learns from: those whose ``label`` is qualified or disqualified."""
+    return leads.loc[_labels(leads[label]).notna().to_numpy()]
+
+
+def training_features(
+    closed: pd.DataFrame,
+    activities: pd.DataFrame | None,
+    *,
+    reference_column: str = "modified_on",
+    window_days: int = ENGAGEMENT_WINDOW_DAYS,
+) -> pd.DataFrame:
+    """The feature build of :func:`train_model` for some closed leads: their rows plus engagement counts.
+
+    Each lead's row depends on that lead and its own activities only, so leads can be built in
+    any grouping (Spark builds them per bucket of lead ids on the executors) and the rows
+    concatenated, in the order :func:`train_model` would see the leads, give
+    :func:`train_on_features` exactly the frame :func:`train_model` builds.
+    """
+    if activities is None:
+        return closed.reset_index(drop=True)
+    reference = (
+        closed[reference_column].reset_index(drop=True)
+        if reference_column in closed.columns
+        else pd.Series(pd.NaT, index=range(len(closed)))
+    )
+    return _frame_with_engagement(closed, activities, reference, window_days)
+
+
+def engagement_columns() -> list[str]:
+    """The engagement count columns :func:`training_features` adds when activities are given."""
+    return [name for name, *_ in _ENGAGEMENT_SPECS]
+
+
+def _require_history(positives: int, negatives: int) -> None:
     if positives < MIN_PER_CLASS or negatives < MIN_PER_CLASS:
         raise InsufficientDataError(
             f"the lead-scoring model needs at least {MIN_PER_CLASS} qualified and {MIN_PER_CLASS} "
             f"disqualified leads; found {positives} qualified and {negatives} disqualified. Until "
             "there is enough history the rules in mappings/scoring.toml score the leads."
         )
-    y_all = _labels(leads[label])
-    closed = leads.loc[y_all.notna().to_numpy()]
-    y = y_all[y_all.notna()].to_numpy(dtype=int)
+
+
+def _checked_kinds(
+    closed: pd.DataFrame, features: Sequence[str] | Mapping[str, str] | None, label: str
+) -> dict[str, str]:
+    """The feature kinds to learn from, refusing the label, the id and dates as features."""
     if features is None:
-        features = {c: k for c, k in DEFAULT_FEATURES.items() if c in leads.columns}
+        features = {c: k for c, k in DEFAULT_FEATURES.items() if c in closed.columns}
     kinds = _infer_kinds(closed, features)
     for column in kinds:
         if column in (label, "lead_id"):
@@ -618,21 +680,51 @@ def train_model(
                 key=f"features.{column}",
                 hint="pass it as time_column to validate on the newest leads instead",
             )
-    if activities is not None:
-        reference = (
-            closed[reference_column].reset_index(drop=True)
-            if reference_column in closed.columns
-            else pd.Series(pd.NaT, index=range(len(closed)))
+    return kinds
+
+
+def train_on_features(
+    frame: pd.DataFrame,
+    *,
+    label: str = "status",
+    features: Sequence[str] | Mapping[str, str] | None = None,
+    time_column: str | None = None,
+    engagement: bool = False,
+    window_days: int = ENGAGEMENT_WINDOW_DAYS,
+    min_count: int = 10,
+    regularisation: float | None = None,
+    folds: int = 5,
+    grades: Grades = DEFAULT_GRADES,
+    sales_ready: int = 70,
+    now: datetime | None = None,
+) -> tuple[LeadModel, dict[str, Any]]:
+    """Train and validate on closed leads whose features are already built (:func:`training_features`).
+
+    :func:`train_model` is this after its feature build; an engine that builds the features
+    elsewhere (Spark's executors) calls it with the collected rows in the same order and gets the
+    same model. ``engagement`` says the frame carries :func:`engagement_columns`. The other
+    arguments and the errors are :func:`train_model`'s.
+    """
+    positives, negatives = count_outcomes(frame, label)
+    _require_history(positives, negatives)
+    y_all = _labels(frame[label])
+    # Open leads teach nothing; a frame of closed leads (as train_model passes) stays as it is.
+    closed = frame.loc[y_all.notna().to_numpy()].reset_index(drop=True)
+    frame = closed
+    y = y_all[y_all.notna()].to_numpy(dtype=int)
+    kinds = _checked_kinds(closed, features, label)
+    engaged = engagement_columns() if engagement else []
+    missing = [c for c in engaged if c not in frame.columns]
+    if missing:
+        raise ConfigError(
+            f"the training features lack the engagement count(s) {missing}",
+            key="activity",
+            hint="build the features with training_features(..., activities)",
         )
-        frame = _frame_with_engagement(closed, activities, reference, window_days)
-        engagement = [name for name, *_ in _ENGAGEMENT_SPECS]
-    else:
-        frame = closed.reset_index(drop=True)
-        engagement = []
 
     def fit_on(train_rows: np.ndarray) -> tuple[list[_Group], int, LogisticRegression]:
         part = frame.iloc[train_rows]
-        groups, _ = _fit_groups(part, kinds, engagement, min_count)
+        groups, _ = _fit_groups(part, kinds, engaged, min_count)
         width = sum(g.width for g in groups)
         x, _ = _design(part, groups, width)
         return groups, width, _fit(x, y[train_rows], regularisation)
@@ -688,7 +780,7 @@ def train_model(
 
     # The delivered model learns from every closed lead; the validation above estimated how well
     # this procedure does on leads it has not seen.
-    groups, vocabularies = _fit_groups(frame, kinds, engagement, min_count)
+    groups, vocabularies = _fit_groups(frame, kinds, engaged, min_count)
     width = sum(g.width for g in groups)
     x, codes = _design(frame, groups, width)
     estimator = _fit(x, y, regularisation)
@@ -700,7 +792,7 @@ def train_model(
             "n_disqualified": negatives,
             "base_rate": round(base_rate, 4),
             "features": kinds,
-            "engagement": bool(engagement),
+            "engagement": bool(engaged),
             "regularisation_c": float(estimator.C),
             "trained_at": as_utc(now or utc_now()).isoformat(),
             "sklearn": sklearn.__version__,
@@ -712,7 +804,7 @@ def train_model(
         groups=groups,
         vocabularies=vocabularies,
         n_columns=width,
-        engagement=bool(engagement),
+        engagement=bool(engaged),
         window_days=window_days,
         base_rate=base_rate,
         report=report,
