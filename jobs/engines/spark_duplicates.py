@@ -135,27 +135,14 @@ def _checked_ids(frame: Any, id_column: str) -> None:
 
 
 def _indexed(frame: Any, id_column: str) -> Any:
-    """The records sorted by id with their position ``idx`` (0..n-1), computed once."""
+    """The records sorted by id, with ``idx`` increasing in id order (not contiguous)."""
     from pyspark.sql import functions as F
 
-    ordered = (
-        frame.orderBy(id_column)
-        .withColumn("_pid", F.spark_partition_id())
-        .withColumn("_mid", F.monotonically_increasing_id())
-        .localCheckpoint(eager=True)
-    )
-    # monotonically_increasing_id is (partition << 33) + row within the partition; the sorted
-    # partitions are in id order, so a partition's offset plus the row is the rank.
-    offsets, total = {}, 0
-    for row in sorted(ordered.groupBy("_pid").count().collect(), key=lambda r: r["_pid"]):
-        offsets[int(row["_pid"])], total = total, total + int(row["count"])
-    if not offsets:
-        return ordered.withColumn("idx", F.lit(0).cast("long")).drop("_pid", "_mid")
-    start = F.create_map(*[F.lit(v) for pair in offsets.items() for v in pair])
-    row_in_partition = F.col("_mid") - F.col("_pid").cast("long") * F.lit(1 << 33)
-    return ordered.withColumn("idx", (start[F.col("_pid")] + row_in_partition).cast("long")).drop(
-        "_pid", "_mid"
-    )
+    # After the sort, partitions hold consecutive id ranges, and monotonically_increasing_id is
+    # (partition << 33) + row within the partition: it increases with the id. Only the order of
+    # ``idx`` matters (window ties, which record of a pair is the left one), so no global rank
+    # (one partition) is needed; the records are checkpointed once, so it is computed once.
+    return frame.orderBy(id_column).withColumn("idx", F.monotonically_increasing_id())
 
 
 def _normaliser(plan: _Plan, dtypes: Mapping[str, str], region: str) -> Any:
@@ -527,8 +514,11 @@ def find_duplicates_spark(
         pattern_levels = _arrays(patterns, "l", n_fields, np.int8)
 
         def compare_random(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+            # Positions 0..n-1 (pandas' random pairs) to idx; only on this path (too few pairs
+            # to fit: in practice a small table) do the record positions come to the driver.
+            idx = np.sort(records.select("idx").toPandas()["idx"].to_numpy(np.int64))
             chosen = spark.createDataFrame(
-                pd.DataFrame({"a": first.astype(np.int64), "b": second.astype(np.int64)})
+                pd.DataFrame({"a": idx[first], "b": idx[second]}), "a long, b long"
             )
             done = _compare(chosen, shared, plan, tf_flags, stats).select(*level_columns).toPandas()
             return _arrays(done, "l", n_fields, np.int8)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -49,6 +49,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+FindPairs = Callable[[str, pd.DataFrame, dict[str, Any]], pd.DataFrame]
+"""Another finder of a table's duplicate pairs: (table, records, find_duplicates' options) -> pairs."""
 
 JOB_ORDER = ("scoring", "duplicates", "rfm", "clv")
 
@@ -425,6 +428,7 @@ def run_duplicates(
     caches: dict[str, Any] | None = None,
     now: datetime | None = None,
     ruled: Mapping[str, pd.DataFrame] | None = None,
+    find: FindPairs | None = None,
 ) -> JobOutcome:
     """Find duplicate groups in each table of ``frames`` that ``duplicates.toml`` configures, and
     the contact and account each open lead already is.
@@ -441,6 +445,9 @@ def run_duplicates(
     normalised, compared and fitted, so that only pairs involving a changed record are compared
     again (see :mod:`jobs.leads.duplicates.incremental`); ``now`` dates the models fitted, which
     are refitted after :data:`MODEL_MAX_AGE` (or sooner when the data drifted).
+    ``find(table, records, options)``: finds a table's pairs instead of
+    :func:`find_duplicates` (``options``: its keyword arguments); the Spark engine's distributed
+    detection, which gives the same pairs.
     """
     outcome = JobOutcome("duplicates")
     if caches is not None:
@@ -464,8 +471,9 @@ def run_duplicates(
             held = records.set_index(config.id_column)["out_suggested_master"]
         records = _without_outputs(records)
         try:
-            found_pairs = find_duplicates(
-                records, **config.find_kwargs(), **cache_options(caches, table, max_age=MODEL_MAX_AGE)
+            options = {**config.find_kwargs(), **cache_options(caches, table, max_age=MODEL_MAX_AGE)}
+            found_pairs = (
+                find_duplicates(records, **options) if find is None else find(table, records, options)
             )
             pairs = drop_pairs(found_pairs, (ruled or {}).get(table))
             groups = cluster(pairs, records=records, **config.cluster_kwargs())
