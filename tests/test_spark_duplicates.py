@@ -84,6 +84,7 @@ def test_capped_and_sub_blocked_blocks_pair_as_pandas(spark):
     n = 300
     first = rng.choice(["ann", "bob", "carl", "dora", "eve", "fred"], n)
     last = rng.choice(["smith", "jones", "brown", "okafor"], n)
+    first[:80], last[:80] = "ann", "smith"  # 80 Ann Smiths in one city: still over the cap
     records = pd.DataFrame(
         {
             "id": [f"r{i:04d}" for i in range(n)],
@@ -91,11 +92,11 @@ def test_capped_and_sub_blocked_blocks_pair_as_pandas(spark):
             "last_name": last,
             "email": [f"{a}.{b}{i % 40}@acme.com" for i, (a, b) in enumerate(zip(first, last, strict=True))],
             "phone": "+1 212 555 0100",
-            "city": rng.choice(["Springfield", "Shelbyville", None], n),
+            "city": [*["Springfield"] * 80, *rng.choice(["Springfield", "Shelbyville", None], n - 80)],
         }
     )
     fields = {"first_name": "name", "last_name": "name", "email": "email", "phone": "phone", "city": "text"}
-    want = _same(spark, records, "id", fields=fields, max_block_size=5)
+    want = _same(spark, records, "id", fields=fields)
     assert want.blocking.capped_blocks > 0 and len(want.pairs) > 0
     phone = next(p for p in want.blocking.passes if p.name == "phone")
     assert phone.largest_block < n  # sub-blocked

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SPARK_CONF
 from pipeline_support import (  # noqa: F401 - fixtures
     provisioned_template,
     psandbox,
@@ -21,7 +22,6 @@ from pipeline_support import (  # noqa: F401 - fixtures
     write_config,
 )
 
-from conftest import SPARK_CONF
 from connector.sandbox.lake_export import export_lake
 from jobs.customers.clv import fit_bgnbd, fit_gamma_gamma, summarize
 from jobs.customers.clv_models import fit_bgnbd_arrays, fit_gamma_gamma_arrays, group_rows

@@ -113,25 +113,25 @@ class _Plan:
         return f"k{self.parts.index(key)}"
 
 
-def _checked_ids(frame: Any, id_column: str) -> None:
+def _counted(records: Any) -> int:
+    """The number of records, after checking every id is there once (as pandas checks)."""
     from pyspark.sql import functions as F
 
-    row = frame.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.count(id_column).alias("ids"),
-        F.countDistinct(id_column).alias("distinct"),
+    row = records.agg(
+        F.count(F.lit(1)).alias("rows"), F.count("id").alias("ids"), F.countDistinct("id").alias("distinct")
     ).first()
     if row["rows"] != row["ids"]:
         raise JobError(
             f"{row['rows'] - row['ids']} records in the records have no id; every record needs one"
         )
     if row["ids"] != row["distinct"]:
-        repeated = frame.groupBy(id_column).count().where("count > 1")
-        first = repeated.orderBy(id_column).first()[id_column]
+        repeated = records.groupBy("id").count().where("count > 1")
+        first = repeated.orderBy("id").first()["id"]
         raise JobError(
             f"{repeated.count()} ids in the records occur more than once (first: {first!r}); "
             "ids must be unique"
         )
+    return int(row["rows"])
 
 
 def _indexed(frame: Any, id_column: str) -> Any:
@@ -484,7 +484,6 @@ def find_duplicates_spark(
             check_compatible(model, {c: s.kind for c, s in specs.items()})
         except ValueError as exc:
             raise ConfigError(str(exc), key="model") from None
-    _checked_ids(frame, id_column)
     spark = frame.sparkSession
     raw = _indexed(frame.select(F.col(id_column).alias("id"), *plan.columns), "id")
     dtypes = {c: table.dtypes.get(c, "text") for c in plan.columns}
@@ -494,7 +493,7 @@ def find_duplicates_spark(
         + ["sig string"]
     )
     records = raw.mapInPandas(_normaliser(plan, dtypes, phone_region), schema).localCheckpoint(eager=True)
-    n = records.count()
+    n = _counted(records)
     window = max(2, int(max_block_size))
     pairs, report = _candidate_pairs(records, plan, n, window)
 
