@@ -252,6 +252,9 @@ def _candidate_pairs(records: Any, plan: _Plan, n: int, window: int) -> tuple[An
     from pyspark.sql import functions as F
 
     budget = max(MIN_PAIR_BUDGET, int(DEFAULT_PAIRS_PER_RECORD * n))
+    if not plan.passes:  # blocking = []: nothing is compared, as in pandas
+        empty = records.sparkSession.createDataFrame([], "a long, b long")
+        return empty, BlockingReport(n, n * (n - 1) // 2, 0, 1.0, window, ())
     entries = [
         F.struct(F.lit(p).alias("p"), _pass_key(plan, bp).alias("key")) for p, bp in enumerate(plan.passes)
     ]
@@ -265,7 +268,7 @@ def _candidate_pairs(records: Any, plan: _Plan, n: int, window: int) -> tuple[An
         .select("idx", "sig", *[plan.part(k) for k in plan.refinements], "e.p", "e.key")
         .where(F.col("key").isNotNull())
     )
-    histograms = _histograms(keyed) if plan.passes else {}
+    histograms = _histograms(keyed)
     run_plain, refined_frames, reports = [], [], {}
     for p, blocking_pass in enumerate(plan.passes):
         histogram = histograms.get(p)
@@ -484,6 +487,9 @@ def find_duplicates_spark(
             check_compatible(model, {c: s.kind for c, s in specs.items()})
         except ValueError as exc:
             raise ConfigError(str(exc), key="model") from None
+    for column, spec in specs.items():
+        # A bad phone region (or other setting) is a ConfigError here, not a failed Spark task.
+        prepare(pd.Series([], dtype=object, name=column), spec.kind, phone_region)
     spark = frame.sparkSession
     raw = _indexed(frame.select(F.col(id_column).alias("id"), *plan.columns), "id")
     dtypes = {c: table.dtypes.get(c, "text") for c in plan.columns}
