@@ -8,7 +8,7 @@ realistic ones of ``bench/bench_duplicates.py``, with colleagues sharing company
 address), with the shipped ``mappings/duplicates.toml``: ``find_duplicates`` in this process, or
 :func:`jobs.engines.spark_duplicates.find_duplicates_spark` from a Parquet file, where only the
 pairs above the threshold reach the driver. The pairs found are printed, so both engines can be
-seen to agree. The leads are generated once per size, before any timed run.
+seen to agree. The leads are generated once per size (in a child process), before any timed run.
 
 For each size N (customers; about 3 orders each, with statuses, $0 orders and returns) it runs
 RFM + CLV (order rules, quantile scores, BG/NBD + Gamma-Gamma fit and predictions, flags):
@@ -58,7 +58,8 @@ def _leads(n: int, work: Path) -> Path:
         from bench_duplicates import sandbox_leads
 
         leads, _ = sandbox_leads(n, 0)
-        leads.sort_values("lead_id", ignore_index=True).to_parquet(path)
+        leads = leads.sort_values("lead_id", ignore_index=True)
+        leads.to_parquet(path, coerce_timestamps="us", allow_truncated_timestamps=True)
     return path
 
 
@@ -140,9 +141,13 @@ def main() -> int:
         "--job", choices=["value", "duplicates"], default="value", help="RFM+CLV or duplicates"
     )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # engine:size, run in a child process
+    parser.add_argument("--make-leads", type=int, help=argparse.SUPPRESS)  # child: write the leads
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    if args.make_leads:
+        _leads(args.make_leads, work)
+        return 0
     if args.one:
         engine, size = args.one.split(":")
         run = _duplicates if args.job == "duplicates" else _one
@@ -151,8 +156,11 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     unit, found = ("leads", "pairs") if args.job == "duplicates" else ("customers", "results")
     if args.job == "duplicates":
+        # In a child process: a child inherits its parent's peak memory, which must stay small.
         for n in sizes:
-            _leads(n, work)
+            subprocess.run(
+                [sys.executable, __file__, "--make-leads", str(n), "--work", str(work)], check=True
+            )
     print(f"{'engine':8} {unit:>10} {'seconds':>9} {'peak MiB':>9} {'exponent':>9} {found:>9}")
     for engine in args.engines.split(","):
         previous: tuple[int, float] | None = None

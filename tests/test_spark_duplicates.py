@@ -115,3 +115,39 @@ def test_a_tiny_table_uses_the_default_model_as_pandas(spark):
     records.loc[1, "id"] = "a"
     with pytest.raises(JobError, match="occur more than once"):
         find_duplicates_spark(_on_spark(spark, records, "id"), fields={"name": "name", "email": "email"})
+
+
+def test_the_engine_groups_the_same_with_pairs_from_the_executors(spark):
+    from jobs.engines.spark import SparkEngine
+    from jobs.service.mapping import load_mappings
+
+    accounts = canonical(generate("small", seed=0), "account").sort_values("account_id", ignore_index=True)
+    outputs = {"account": load_mappings(MAPPINGS, prefix="dvs").outputs_for("account")}
+    held = {o.mirror_column: None for o in outputs["account"]}  # nothing written yet
+    table = _on_spark(spark, accounts.assign(**held), "account_id")
+    left_out = accounts["account_id"].iloc[0]
+
+    def prepare(frames):  # as the service leaves merged records out
+        kept = frames["account"][frames["account"]["account_id"] != left_out]
+        return {**frames, "account": kept.reset_index(drop=True)}, {}
+
+    def run(on_spark_from: int):
+        engine = SparkEngine(duplicates_on_spark_from=on_spark_from)
+        outcome = engine.run(
+            {"account": table},
+            ["duplicates"],
+            directory=MAPPINGS,
+            model_dir=Path("unused"),
+            now=None,
+            outputs=outputs,
+            prepare_duplicates=prepare,
+        )[0]
+        assert outcome.status == "ok", outcome.message
+        return outcome
+
+    driver, executors = run(10**9), run(0)
+    assert (driver.details.pop("engine"), executors.details.pop("engine")) == ("driver", "spark")
+    assert executors.details == driver.details and executors.message == driver.message
+    got, want = executors.results["account"], driver.results["account"]
+    assert len(want) > 20 and left_out not in want.index
+    pd.testing.assert_frame_equal(got.sort_index(), want.sort_index())

@@ -67,10 +67,7 @@ def test_both_engines_plan_the_same_writes_from_the_mirror_and_from_lake_exports
         pandas_run = _run(settings, mappings, mirror, "pandas")
         spark_run = _run(settings, mappings, mirror, "spark")
         lake = export_lake(psandbox.data_dir, tmp_path / "lake-delta", layout="delta")
-        # The lake run finds the duplicate pairs on the executors (the mirror run: on the driver).
-        lake_run = _run(
-            settings, mappings, mirror, "spark", source="lake", lake_path=lake, duplicates_on_spark_from=0
-        )
+        lake_run = _run(settings, mappings, mirror, "spark", source="lake", lake_path=lake)
 
     for run in (spark_run, lake_run):
         for job in JOBS:
