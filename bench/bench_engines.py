@@ -1,6 +1,14 @@
-"""Both engines on the same synthetic customers: time, peak driver memory, scaling exponent.
+"""Both engines on the same synthetic customers or leads: time, peak driver memory, scaling exponent.
 
-Run: ``.venv/bin/python bench/bench_engines.py [--sizes 100000,1000000,5000000] [--master local[2]]``.
+Run: ``.venv/bin/python bench/bench_engines.py [--sizes 100000,1000000,5000000] [--master local[2]]
+[--job value|duplicates]``.
+
+``--job duplicates``: duplicate detection on N leads from the sandbox's seed generator (the
+realistic ones of ``bench/bench_duplicates.py``, with colleagues sharing company, phone and
+address), with the shipped ``mappings/duplicates.toml``: ``find_duplicates`` in this process, or
+:func:`jobs.engines.spark_duplicates.find_duplicates_spark` from a Parquet file, where only the
+pairs above the threshold reach the driver. The pairs found are printed, so both engines can be
+seen to agree. The leads are generated once per size (in a child process), before any timed run.
 
 For each size N (customers; about 3 orders each, with statuses, $0 orders and returns) it runs
 RFM + CLV (order rules, quantile scores, BG/NBD + Gamma-Gamma fit and predictions, flags):
@@ -43,6 +51,57 @@ def _orders(n: int):
     return orders
 
 
+def _leads(n: int, work: Path) -> Path:
+    """N seed leads as Parquet (made once; the generator's memory is not the engines')."""
+    path = work / f"leads-{n}.parquet"
+    if not path.exists():
+        from bench_duplicates import sandbox_leads
+
+        leads, _ = sandbox_leads(n, 0)
+        leads = leads.sort_values("lead_id", ignore_index=True)
+        leads.to_parquet(path, coerce_timestamps="us", allow_truncated_timestamps=True)
+    return path
+
+
+def _duplicates(engine: str, n: int, master: str, work: Path) -> dict[str, float]:
+    """Duplicate detection on one size, in this process; returns seconds, peak MiB and pairs."""
+    from jobs.leads.duplicates.config import load_duplicate_config
+
+    path = _leads(n, work)
+    config = load_duplicate_config(ROOT / "mappings" / "duplicates.toml", "lead")
+    if engine == "pandas":
+        import pandas as pd
+
+        from jobs.leads.duplicates.detect import find_duplicates
+
+        leads = pd.read_parquet(path)
+        fields = {c: s for c, s in config.fields.items() if c in leads.columns}
+        start = time.perf_counter()
+        pairs = find_duplicates(leads, **{**config.find_kwargs(), "fields": fields})
+    else:
+        from jobs.engines.frames import SparkTable
+        from jobs.engines.session import spark_session
+        from jobs.engines.spark_duplicates import find_duplicates_spark
+
+        spark = spark_session(master, _SPARK_CONF)
+        frame = spark.read.parquet(str(path))
+        fields = {c: s for c, s in config.fields.items() if c in frame.columns}
+        start = time.perf_counter()
+        table = SparkTable(frame, dict.fromkeys(fields, "text"), "lead_id")
+        pairs = find_duplicates_spark(table, **{**config.find_kwargs(), "fields": fields}).pairs
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": seconds, "peak_mib": peak, "records": len(pairs)}
+
+
+_SPARK_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.driver.memory": "6g",
+}
+
+
 def _one(engine: str, n: int, master: str, work: Path) -> dict[str, float]:
     """One engine on one size, in this process; returns seconds and peak MiB."""
     orders = _orders(n)
@@ -58,15 +117,7 @@ def _one(engine: str, n: int, master: str, work: Path) -> dict[str, float]:
         from jobs.engines.session import spark_session
         from jobs.engines.spark_value import customer_value_jobs as on_spark
 
-        spark = spark_session(
-            master,
-            {
-                "spark.ui.enabled": "false",
-                "spark.ui.showConsoleProgress": "false",
-                "spark.sql.shuffle.partitions": "8",
-                "spark.driver.memory": "6g",
-            },
-        )
+        spark = spark_session(master, _SPARK_CONF)
         path = work / f"orders-{n}.parquet"
         orders.to_parquet(path, coerce_timestamps="us", allow_truncated_timestamps=True)
         del orders
@@ -86,16 +137,31 @@ def main() -> int:
     parser.add_argument("--engines", default="pandas,spark")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--work", default="/tmp/dvsync-bench-engines")
+    parser.add_argument(
+        "--job", choices=["value", "duplicates"], default="value", help="RFM+CLV or duplicates"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # engine:size, run in a child process
+    parser.add_argument("--make-leads", type=int, help=argparse.SUPPRESS)  # child: write the leads
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    if args.make_leads:
+        _leads(args.make_leads, work)
+        return 0
     if args.one:
         engine, size = args.one.split(":")
-        print(json.dumps(_one(engine, int(size), args.master, work)))
+        run = _duplicates if args.job == "duplicates" else _one
+        print(json.dumps(run(engine, int(size), args.master, work)))
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"{'engine':8} {'customers':>10} {'seconds':>9} {'peak MiB':>9} {'exponent':>9}")
+    unit, found = ("leads", "pairs") if args.job == "duplicates" else ("customers", "results")
+    if args.job == "duplicates":
+        # In a child process: a child inherits its parent's peak memory, which must stay small.
+        for n in sizes:
+            subprocess.run(
+                [sys.executable, __file__, "--make-leads", str(n), "--work", str(work)], check=True
+            )
+    print(f"{'engine':8} {unit:>10} {'seconds':>9} {'peak MiB':>9} {'exponent':>9} {found:>9}")
     for engine in args.engines.split(","):
         previous: tuple[int, float] | None = None
         for n in sizes:
@@ -109,6 +175,8 @@ def main() -> int:
                     args.master,
                     "--work",
                     str(work),
+                    "--job",
+                    args.job,
                 ],
                 capture_output=True,
                 text=True,
@@ -120,7 +188,10 @@ def main() -> int:
             exponent = ""
             if previous is not None:
                 exponent = f"{math.log(figures['seconds'] / previous[1]) / math.log(n / previous[0]):.2f}"
-            print(f"{engine:8} {n:>10,} {figures['seconds']:>9.1f} {figures['peak_mib']:>9.0f} {exponent:>9}")
+            print(
+                f"{engine:8} {n:>10,} {figures['seconds']:>9.1f} {figures['peak_mib']:>9.0f} {exponent:>9} "
+                f"{figures['records']:>9,}"
+            )
             previous = (n, figures["seconds"])
     return 0
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SPARK_CONF
 from pipeline_support import (  # noqa: F401 - fixtures
     provisioned_template,
     psandbox,
@@ -42,33 +43,10 @@ from jobs.service.pipeline import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 6, 1, 9, 30, tzinfo=UTC)
-# Small and quiet: the seed has a few thousand rows, so start-up and per-stage overheads are the
-# cost; 2 shuffle partitions still split every grouped job into more than one bucket.
-SPARK_CONF = {
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.sql.shuffle.partitions": "2",
-    "spark.default.parallelism": "2",
-    "spark.sql.catalogImplementation": "in-memory",
-    "spark.driver.memory": "1g",
-    # The JVM's quick compiler only and one GC thread: the tests' Spark jobs are many and tiny, so
-    # the optimising JIT and parallel GC threads cost more than they save on a shared 2-core
-    # machine (measured: the Spark JVM's CPU time for this module fell from 68 s to 41 s).
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-}
 JOBS = ["scoring", "duplicates", "rfm", "clv"]
 PANDAS_ONLY = {"seconds", "incremental", "reused_from_run", "computed_message"}
 
 pytestmark = pytest.mark.xdist_group("spark")
-
-
-@pytest.fixture(scope="session")
-def spark():
-    from jobs.engines.session import spark_session
-
-    session = spark_session("local[2]", SPARK_CONF)
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="session")

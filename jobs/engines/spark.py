@@ -23,6 +23,8 @@ from core.errors import ConfigError, DvsyncError
 from jobs.engines import spark_scoring, spark_value
 from jobs.engines.frames import SparkTable, restore
 from jobs.engines.session import spark_session
+from jobs.engines.spark_duplicates import find_duplicates_spark
+from jobs.leads.duplicates.detect import find_duplicates
 from jobs.service import compute
 from jobs.service.compute import JobOutcome
 from jobs.service.mapping import OutputColumn
@@ -77,8 +79,15 @@ class SparkEngine:
 
     kind = "spark"
 
-    def __init__(self, master: str | None = None, conf: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        master: str | None = None,
+        conf: Mapping[str, str] | None = None,
+        *,
+        duplicates_on_spark_from: int = 50_000,
+    ) -> None:
         self.spark = spark_session(master, conf)
+        self.duplicates_on_spark_from = duplicates_on_spark_from
 
     def run(
         self,
@@ -171,22 +180,43 @@ class SparkEngine:
         outputs: Mapping[str, Sequence[OutputColumn]],
         prepare: PrepareDuplicates | None,
     ) -> JobOutcome:
-        # Record linkage is global (blocks span the table, the model is fitted on all pairs); it
-        # runs on the driver with the pandas code on the collected canonical records, and only
-        # the changed results are kept (docs/scale.md says what that costs).
-        frames = {}
+        # Pairs are found on the executors (spark_duplicates: blocking as joins, comparisons in
+        # mapInPandas, EM on pattern counts) for tables of duplicates_on_spark_from records or
+        # more; grouping, the merge band and linking leads to contacts/accounts then run on the
+        # driver with the pandas code, on the collected canonical records (docs/scale.md).
+        frames, collected = {}, {}
         for name in ("lead", "contact", "account"):
             table = tables.get(name)
             if table is None:
                 frames[name] = pd.DataFrame()
                 continue
-            collected = restore(table.frame.toPandas(), table.dtypes)
-            frames[name] = collected.sort_values(table.id_column, kind="stable", ignore_index=True)
+            records = restore(table.frame.toPandas(), table.dtypes)
+            frames[name] = records.sort_values(table.id_column, kind="stable", ignore_index=True)
+            collected[name] = len(records)
         ruled: Mapping[str, pd.DataFrame] | None = None
         if prepare is not None:
             frames, ruled = prepare(frames)
-        outcome = compute.run_duplicates(frames, config_path=directory / "duplicates.toml", ruled=ruled)
-        outcome.details["engine"] = "driver"
+        distributed: list[str] = []
+
+        def find(name: str, records: pd.DataFrame, options: dict[str, Any]) -> pd.DataFrame:
+            table = tables[name]
+            if len(records) < self.duplicates_on_spark_from:
+                return find_duplicates(records, **options)
+            frame = table.frame
+            if len(records) != collected[name]:
+                # The service left records out (merged ones): deduplicate exactly these.
+                ids = self.spark.createDataFrame(records[[table.id_column]].astype(str))
+                frame = frame.join(ids, on=table.id_column, how="left_semi")
+            distributed.append(name)
+            return find_duplicates_spark(SparkTable(frame, table.dtypes, table.id_column), **options).pairs
+
+        outcome = compute.run_duplicates(
+            frames, config_path=directory / "duplicates.toml", ruled=ruled, find=find
+        )
+        # Where the pairs were found: "spark" (some table on the executors) or "driver".
+        outcome.details["engine"] = "spark" if distributed else "driver"
+        if distributed:
+            log.info("duplicate pairs found on the executors for %s", ", ".join(distributed))
         for name, result in list(outcome.results.items()):
             table = tables[name]
             held = frames[name].set_index(frames[name][table.id_column].astype(str).str.lower())

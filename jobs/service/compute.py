@@ -51,6 +51,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+FindPairs = Callable[[str, pd.DataFrame, dict[str, Any]], pd.DataFrame]
+"""Another finder of a table's duplicate pairs: (table, records, find_duplicates' options) -> pairs."""
+
 JOB_ORDER = ("scoring", "duplicates", "rfm", "clv")
 
 EXISTING_TABLES = ("contact", "account")
@@ -437,6 +440,7 @@ def run_duplicates(
     caches: dict[str, Any] | None = None,
     now: datetime | None = None,
     ruled: Mapping[str, pd.DataFrame] | None = None,
+    find: FindPairs | None = None,
 ) -> JobOutcome:
     """Find duplicate groups in each table of ``frames`` that ``duplicates.toml`` configures, and
     the contact and account each open lead already is.
@@ -453,6 +457,9 @@ def run_duplicates(
     normalised, compared and fitted, so that only pairs involving a changed record are compared
     again (see :mod:`jobs.leads.duplicates.incremental`); ``now`` dates the models fitted, which
     are refitted after :data:`MODEL_MAX_AGE` (or sooner when the data drifted).
+    ``find(table, records, options)``: finds a table's pairs instead of
+    :func:`find_duplicates` (``options``: its keyword arguments); the Spark engine's distributed
+    detection, which gives the same pairs.
     """
     outcome = JobOutcome("duplicates")
     if caches is not None:
@@ -476,8 +483,9 @@ def run_duplicates(
             held = records.set_index(config.id_column)["out_suggested_master"]
         records = _without_outputs(records)
         try:
-            found_pairs = find_duplicates(
-                records, **config.find_kwargs(), **cache_options(caches, table, max_age=MODEL_MAX_AGE)
+            options = {**config.find_kwargs(), **cache_options(caches, table, max_age=MODEL_MAX_AGE)}
+            found_pairs = (
+                find_duplicates(records, **options) if find is None else find(table, records, options)
             )
             pairs = drop_pairs(found_pairs, (ruled or {}).get(table))
             groups = cluster(pairs, records=records, **config.cluster_kwargs())

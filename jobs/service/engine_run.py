@@ -49,7 +49,11 @@ def compute_on_engine(
 
     spark_settings = settings.engine.spark
     try:
-        engine = SparkEngine(spark_settings.master, spark_settings.conf)
+        engine = SparkEngine(
+            spark_settings.master,
+            spark_settings.conf,
+            duplicates_on_spark_from=spark_settings.duplicates_on_spark_from,
+        )
     except SparkUnavailableError as exc:
         log.error("%s", exc)
         return [JobOutcome(j, status="failed", message=str(exc)) for j in chosen]

@@ -8,6 +8,7 @@ kind = "spark"                 # "pandas" (default, in this process) or "spark"
 master = "local[4]"            # or spark://host:7077, yarn, k8s://...; empty: the active session
 source = "mirror"              # "mirror" (exported to Parquet) or "lake" (Synapse/Fabric Link folder)
 lake_path = "/data/dataverse"  # the export folder, for source = "lake"
+duplicates_on_spark_from = 50000  # smaller tables are deduplicated on the driver (same pairs)
 
 [engine.spark.conf]            # any Spark setting
 "spark.sql.shuffle.partitions" = "64"
@@ -39,6 +40,15 @@ class SparkSettings(SettingsSection):
         default=None, description="Synapse Link / Fabric Link export folder (Delta, or CSV with model.json)."
     )
     conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark settings, key = value.")
+    duplicates_on_spark_from: int = Field(
+        default=50_000,
+        ge=0,
+        description=(
+            "Tables with at least this many records are deduplicated on the executors; smaller ones "
+            "on the driver with the pandas code (the same pairs; Spark's per-stage overhead would cost "
+            "more than the work). 0: always on the executors."
+        ),
+    )
 
     @field_validator("conf", mode="before")
     @classmethod

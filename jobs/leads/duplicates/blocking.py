@@ -57,6 +57,7 @@ __all__ = [
     "PassReport",
     "candidate_pairs",
     "default_passes",
+    "key_values",
     "parse_pass",
     "refinement_keys",
 ]
@@ -309,23 +310,28 @@ def _transformed(values: pd.Series, transform: str) -> pd.Series:
     return out.where(values.notna(), None)
 
 
-def _part_codes(prepared: Mapping[str, pd.Series], part: KeyPart) -> np.ndarray:
-    """Integer code per record for one key part; -1 where a column is missing."""
+def key_values(prepared: Mapping[str, pd.Series], part: KeyPart) -> pd.Series:
+    """The key part's value per record (None where a column is missing): equal values, one block.
+
+    A function of each record's own values, so the Spark engine computes it per partition.
+    """
     keys = [_transformed(prepared[c], part.transform) for c in part.columns]
     if len(keys) == 1:
-        codes, _ = pd.factorize(keys[0], use_na_sentinel=True)
-        return codes.astype(np.int64)
+        return keys[0]
     frame = pd.concat(keys, axis=1, ignore_index=True)
     missing = frame.isna().any(axis=1).to_numpy()
     # Order-free: sort each record's values so (a, b) and (b, a) give the same key.
     ordered = np.sort(frame.fillna("").to_numpy(dtype=str), axis=1)
-    joined = pd.Series(ordered[:, 0], dtype=object)
+    joined = pd.Series(ordered[:, 0], dtype=object, index=keys[0].index)
     for column in range(1, ordered.shape[1]):
         joined = joined + "\x1f" + ordered[:, column]
-    codes, _ = pd.factorize(joined)
-    codes = codes.astype(np.int64)
-    codes[missing] = -1
-    return codes
+    return joined.where(~missing, None)
+
+
+def _part_codes(prepared: Mapping[str, pd.Series], part: KeyPart) -> np.ndarray:
+    """Integer code per record for one key part; -1 where a column is missing."""
+    codes, _ = pd.factorize(key_values(prepared, part), use_na_sentinel=True)
+    return codes.astype(np.int64)
 
 
 def _pass_codes(

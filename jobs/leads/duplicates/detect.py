@@ -44,7 +44,7 @@ block, compare, fit, weigh, explain), which read best in the order a run takes t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict, Unpack, overload
 
@@ -196,7 +196,7 @@ class DuplicateResult:
     candidates: pd.DataFrame
 
 
-def _specs(fields: FieldsArg, columns: Sequence[str], where: str) -> dict[str, FieldSpec]:
+def field_specs(fields: FieldsArg, columns: Sequence[str], where: str) -> dict[str, FieldSpec]:
     if not fields:
         raise ConfigError("no fields to compare", hint="pass fields={'email': 'email', ...}")
     specs: dict[str, FieldSpec] = {}
@@ -220,7 +220,7 @@ def _specs(fields: FieldsArg, columns: Sequence[str], where: str) -> dict[str, F
     return specs
 
 
-def _swap_pair(swap_names: object, specs: Mapping[str, FieldSpec]) -> tuple[str, str] | None:
+def swap_pair(swap_names: object, specs: Mapping[str, FieldSpec]) -> tuple[str, str] | None:
     names = [c for c, s in specs.items() if s.kind == "name"]
     if swap_names == "auto":
         return (names[0], names[1]) if len(names) == 2 else None
@@ -247,7 +247,7 @@ def _check_ids(ids: pd.Series, label: str) -> None:
         )
 
 
-def _threshold(threshold: float | None) -> float:
+def check_threshold(threshold: float | None) -> float:
     if threshold is None:
         return DEFAULT_THRESHOLD
     value = float(threshold)
@@ -260,7 +260,25 @@ def _threshold(threshold: float | None) -> float:
     return value
 
 
-class _Comparator:
+def blocking_passes(
+    blocking: BlockingArg, specs: Mapping[str, FieldSpec], swap: tuple[str, str] | None
+) -> list[BlockingPass]:
+    """The run's blocking passes: given ones parsed, or derived from the field kinds."""
+    if blocking is None:
+        return default_passes({c: s.kind for c, s in specs.items()}, swap)
+    passes = []
+    for index, spec in enumerate(blocking):
+        if isinstance(spec, BlockingPass):
+            passes.append(spec)
+            continue
+        try:
+            passes.append(parse_pass(spec, list(specs)))
+        except ValueError as exc:
+            raise ConfigError(str(exc), key=f"blocking.passes[{index}]") from None
+    return passes
+
+
+class Comparator:
     """Compares candidate pairs field by field, each distinct pair of values once."""
 
     def __init__(
@@ -331,7 +349,7 @@ class _Comparator:
         return levels, sims, swapped
 
 
-def _random_pairs(
+def random_pairs(
     n: int, n_left: int | None, count: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Up to ``count`` random record pairs (all pairs when there are fewer), as index arrays."""
@@ -351,37 +369,42 @@ def _random_pairs(
     return rng.integers(0, n_left, size=count), rng.integers(n_left, n, size=count)
 
 
-def _fit(
-    comparator: _Comparator,
+def fit_model(
     specs: Mapping[str, FieldSpec],
     levels: np.ndarray,
     n: int,
     n_left: int | None,
     seed: int,
+    compare_random: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    counts: np.ndarray | None = None,
 ) -> LinkageModel:
-    columns = comparator.columns
-    kinds = comparator.kinds
+    """Fit the model on the candidate pairs' levels (or their patterns with ``counts``).
+
+    ``compare_random(first, second)`` returns the levels of record pairs given as positions
+    (0..n-1); it is called only for the default model (too few pairs), on random pairs.
+    """
+    columns = list(specs)
+    kinds = [specs[c].kind for c in columns]
+    pairs = len(levels) if counts is None else int(np.sum(counts))
     level_names = [KINDS[k].levels for k in kinds]
     n_levels = [len(names) for names in level_names]
     tf_flags = [
         KINDS[specs[c].kind].tf_adjust if specs[c].tf_adjust is None else specs[c].tf_adjust for c in columns
     ]
-    if len(levels) < MIN_PAIRS_FOR_EM:
+    if pairs < MIN_PAIRS_FOR_EM:
         # Too few pairs to learn from: u from random pairs (almost all unrelated), default m and a
         # prior of one match per record.
-        first, second = _random_pairs(n, n_left, RANDOM_PAIRS, np.random.default_rng(seed))
-        random_levels, _, _ = comparator.compare(first, second)
+        first, second = random_pairs(n, n_left, RANDOM_PAIRS, np.random.default_rng(seed))
+        random_levels = compare_random(first, second)
         u = u_from_random_pairs(random_levels, n_levels)
         others = (n - n_left) if n_left is not None else n - 1
         prior = 1.0 / max(others, 2)
         m = [default_m(k) for k in n_levels]
-        return build_model(
-            columns, kinds, level_names, tf_flags, m, u, prior, source="default", pairs=len(levels)
-        )
+        return build_model(columns, kinds, level_names, tf_flags, m, u, prior, source="default", pairs=pairs)
     # Besides unrelated pairs, candidates hold pairs that are alike for another reason than being
     # one entity (colleagues, namesakes); each gets its own class (see jobs.leads.duplicates.linkage_model).
     roles = ["name" if k == "name" else "personal" if k in PERSONAL_KINDS else "shared" for k in kinds]
-    result = fit_em(levels, n_levels, roles=roles)
+    result = fit_em(levels, n_levels, counts=counts, roles=roles)
     return build_model(
         columns,
         kinds,
@@ -397,12 +420,12 @@ def _fit(
         iterations=result.iterations,
         converged=result.converged,
         anchored=result.anchored,
-        pairs=len(levels),
+        pairs=pairs,
     )
 
 
 def _tf_weights(
-    comparator: _Comparator, model: LinkageModel, levels: np.ndarray, first: np.ndarray
+    comparator: Comparator, model: LinkageModel, levels: np.ndarray, first: np.ndarray
 ) -> np.ndarray:
     """Term-frequency corrections (log2) per pair and field, non-zero only on exact agreement."""
     out = np.zeros(levels.shape, dtype=np.float32)
@@ -417,7 +440,7 @@ def _tf_weights(
     return out
 
 
-def _evidence(
+def evidence_rows(
     columns: Sequence[str],
     level_names: Sequence[tuple[str, ...]],
     levels: np.ndarray,
@@ -470,8 +493,8 @@ def _run(
     cache: MatchCache | None,
     normalised: NormalisedValues | None,
 ) -> DuplicateResult:
-    cut = _threshold(threshold)
-    swap = _swap_pair(swap_names, specs)
+    cut = check_threshold(threshold)
+    swap = swap_pair(swap_names, specs)
     prepared = {
         c: (
             normalised.prepare(frame[c], s.kind, phone_region)
@@ -481,18 +504,7 @@ def _run(
         for c, s in specs.items()
     }
     columns = list(specs)
-    if blocking is None:
-        passes = default_passes({c: s.kind for c, s in specs.items()}, swap)
-    else:
-        passes = []
-        for index, spec in enumerate(blocking):
-            if isinstance(spec, BlockingPass):
-                passes.append(spec)
-                continue
-            try:
-                passes.append(parse_pass(spec, columns))
-            except ValueError as exc:
-                raise ConfigError(str(exc), key=f"blocking.passes[{index}]") from None
+    passes = blocking_passes(blocking, specs, swap)
     signature = pd.Series([""] * len(frame), dtype=object)
     for column in columns:
         signature = signature + prepared[column].fillna("") + "\x1f"
@@ -501,7 +513,7 @@ def _run(
     first, second, report = candidate_pairs(
         prepared, passes, order=order, max_block_size=max_block_size, n_left=n_left, refinements=refinements
     )
-    comparator = _Comparator(prepared, specs, swap)
+    comparator = Comparator(prepared, specs, swap)
     n_fields = len(comparator.columns)
     sig = digests = unchanged = None
     if cache is not None:
@@ -522,6 +534,10 @@ def _run(
         )
     else:
         levels, swapped, sims = _compare_chunked(comparator, first, second)
+
+    def compare_random(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return comparator.compare(a, b)[0]
+
     fitted = model is None
     cached_model = (
         cache.usable_model(sig, unchanged) if cache is not None and model is None else None  # type: ignore[arg-type]
@@ -544,12 +560,12 @@ def _run(
         )
         all_levels, _, _ = _compare_chunked(comparator, all_first, all_second)
         del all_first, all_second
-        model = _fit(comparator, specs, all_levels, len(frame), None, seed)
+        model = fit_model(specs, all_levels, len(frame), None, seed, compare_random)
         if model.source == "default":
             # Too little to learn from in both tables: the default model, sized for linking.
-            model = _fit(comparator, specs, levels, len(frame), n_left, seed)
+            model = fit_model(specs, levels, len(frame), n_left, seed, compare_random)
     else:
-        model = _fit(comparator, specs, levels, len(frame), None, seed)
+        model = fit_model(specs, levels, len(frame), None, seed, compare_random)
     score = np.empty(len(first), dtype=np.float64)
     for start in range(0, len(first), CHUNK_PAIRS):
         part = slice(start, start + CHUNK_PAIRS)
@@ -562,7 +578,7 @@ def _run(
     # are computed again for the returned pairs alone.
     kept_sims = sims[keep] if sims is not None else comparator.compare(first[keep], second[keep])[1]
     kept_tf = _tf_weights(comparator, model, levels[keep], first[keep])
-    evidence = _evidence(
+    evidence = evidence_rows(
         columns,
         [f.levels for f in model.fields],
         levels[keep],
@@ -586,7 +602,7 @@ def _run(
 
 
 def _compare_chunked(
-    comparator: _Comparator, first: np.ndarray, second: np.ndarray, keep_sims: bool = False
+    comparator: Comparator, first: np.ndarray, second: np.ndarray, keep_sims: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Levels, swap flags (and with ``keep_sims`` the similarities) of many pairs, compared
     :data:`CHUNK_PAIRS` at a time, so the per-chunk working arrays never exist for every pair."""
@@ -661,7 +677,7 @@ def find_duplicates(
             key="id_column",
             hint=f"did you mean {near[0]!r}?" if near else None,
         )
-    specs = _specs(fields, list(df.columns), "the records")
+    specs = field_specs(fields, list(df.columns), "the records")
     _check_ids(df[id_column], "the records")
     result = _run(
         df.reset_index(drop=True),
@@ -748,7 +764,7 @@ def link_records(
                 key=f"{label}_id",
                 hint=f"did you mean {near[0]!r}?" if near else None,
             )
-    specs = _specs(fields, list(left.columns), "the left records")
+    specs = field_specs(fields, list(left.columns), "the left records")
     unknown = [c for c in mapping if c not in specs]
     if unknown:
         raise ConfigError(
@@ -757,7 +773,7 @@ def link_records(
             hint=f"compared fields: {', '.join(specs)}",
         )
     renamed = {c: mapping.get(c, c) for c in specs}
-    _specs({renamed[c]: s for c, s in specs.items()}, list(right.columns), "the right records")
+    field_specs({renamed[c]: s for c, s in specs.items()}, list(right.columns), "the right records")
     _check_ids(left[left_id], "the left records")
     _check_ids(right[right_id], "the right records")
     combined = pd.concat(

@@ -62,12 +62,14 @@ __all__ = [
     "LinkageModel",
     "build_model",
     "check_compatible",
+    "comparison_patterns",
     "default_m",
     "default_u",
     "fit_em",
     "probability",
     "starting_classes",
     "term_frequency_weights",
+    "tf_adjustment",
     "u_from_random_pairs",
 ]
 
@@ -364,10 +366,33 @@ def _m_step(weighted: np.ndarray, hot: np.ndarray, n_levels: Sequence[int]) -> l
     ]
 
 
+def comparison_patterns(
+    levels: np.ndarray, counts: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct comparison patterns of ``levels`` (sorted) and how many pairs each stands for.
+
+    ``counts`` weighs each row of ``levels`` (rows that are already patterns with their counts,
+    e.g. aggregated by the Spark engine: ``groupBy(levels).count()``); None counts each row once.
+    Either way the same pairs give the same patterns, in the same order, with the same counts,
+    so EM gives the same parameters to the last bit.
+    """
+    if counts is None:
+        patterns, tallies = np.unique(levels, axis=0, return_counts=True)
+        return patterns, tallies.astype(np.float64)
+    weights = np.asarray(counts, dtype=np.float64)
+    if weights.shape != (len(levels),) or (weights < 0).any():
+        raise ValueError(f"counts must be one non-negative number per row of levels ({len(levels)} rows)")
+    patterns, inverse = np.unique(levels, axis=0, return_inverse=True)
+    tallies = np.bincount(inverse.ravel(), weights=weights, minlength=len(patterns))
+    keep = tallies > 0
+    return patterns[keep], tallies[keep]
+
+
 def fit_em(
     levels: np.ndarray,
     n_levels: Sequence[int],
     *,
+    counts: np.ndarray | None = None,
     m_start: Sequence[np.ndarray] | None = None,
     u_start: Sequence[np.ndarray] | None = None,
     prior_start: float = 0.1,
@@ -384,8 +409,10 @@ def fit_em(
     repeated with the match class held at its rule-based estimate (``anchored``).
 
     Args:
-        levels: comparison levels of the candidate pairs.
+        levels: comparison levels of the candidate pairs (or their distinct patterns, with ``counts``).
         n_levels: number of levels per field.
+        counts: pairs per row of ``levels`` when the rows are aggregated patterns (see
+            :func:`comparison_patterns`); None when each row is one pair.
         m_start: starting m per field, two-class fit (default :func:`default_m`).
         u_start: starting u per field (from random pairs), two-class fit (required there).
         prior_start: starting share of matches, two-class fit.
@@ -397,8 +424,9 @@ def fit_em(
         ConvergenceError: two-class fit only: EM ended with no class that agrees (the data holds no
             recognisable duplicates under these fields); or invalid numbers.
     """
-    patterns, counts = np.unique(levels, axis=0, return_counts=True)
-    counts = counts.astype(np.float64)
+    # EM works on the distinct patterns with their counts, so pairs or pre-aggregated patterns
+    # (the Spark engine's groupBy) fit the same parameters.
+    patterns, counts = comparison_patterns(levels, counts)
     hot = _one_hot(patterns, n_levels)
     if roles is None:
         if u_start is None:
@@ -555,9 +583,18 @@ def term_frequency_weights(value_codes: np.ndarray, record_codes: np.ndarray) ->
     if len(present) == 0 or len(value_codes) == 0:
         return np.zeros(len(value_codes), dtype=np.float64)
     shares = np.bincount(present, minlength=int(record_codes.max()) + 1) / len(present)
-    agree_chance = float((shares**2).sum())
+    return tf_adjustment(shares[value_codes], float((shares**2).sum()))
+
+
+def tf_adjustment(value_shares: np.ndarray, agree_chance: float) -> np.ndarray:
+    """``log2(agree_chance / p(v))`` per pair, bounded by ±log2(:data:`TF_LIMIT`).
+
+    The formula of :func:`term_frequency_weights` for callers that counted the shares elsewhere
+    (the Spark engine: ``p(v)`` = records holding ``v`` / records with a value, ``agree_chance``
+    = Σ p², both aggregated on the executors).
+    """
     with np.errstate(divide="ignore"):
-        adjustment = np.log2(agree_chance / shares[value_codes])
+        adjustment = np.log2(agree_chance / np.asarray(value_shares, dtype=np.float64))
     limit = np.log2(TF_LIMIT)
     return np.clip(np.where(np.isfinite(adjustment), adjustment, 0.0), -limit, limit)
 
