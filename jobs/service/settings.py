@@ -212,6 +212,11 @@ class RoutingSettings(SettingsSection):
         default=False,
         description="Assign unassigned open leads by mappings/routing.toml (writes the lead's owner).",
     )
+    directory_max_age_hours: float = Field(
+        default=24,
+        gt=0,
+        description="Hours the org's users and teams kept in the mirror are used before a re-read.",
+    )
 
 
 class ScheduleSet(SettingsSection):
