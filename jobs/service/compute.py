@@ -34,6 +34,7 @@ from jobs.leads.duplicates.incremental import cache_options, cache_report
 from jobs.leads.duplicates.merge_config import load_merge_config
 from jobs.leads.duplicates.merge_policy import drop_pairs, duplicate_status
 from jobs.leads.scoring import scorer as scoring
+from jobs.service import scoring_rows
 
 __all__ = [
     "JOB_ORDER",
@@ -139,6 +140,8 @@ def run_scoring(
     now: datetime,
     held_scores: pd.Series | None = None,
     held_trends: pd.Series | None = None,
+    caches: dict[str, Any] | None = None,
+    kept: pd.DataFrame | None = None,
 ) -> JobOutcome:
     """Score the open leads (model when the history allows it, else the rules).
 
@@ -154,6 +157,10 @@ def run_scoring(
         now: the scoring moment.
         held_scores: the score Dynamics holds per lead id (the mirror's ``out_score``).
         held_trends: the trend Dynamics holds per lead id (``out_trend``).
+        caches: the job's caches from the last run (updated in place), or None: with ``kept``
+            (the last results), only the open leads whose inputs changed are scored when the
+            rules, the model and the day are the same (:mod:`jobs.service.scoring_rows`).
+        kept: the last run's results (index lead id), for ``caches``.
     """
     outcome = JobOutcome("scoring")
     if leads.empty:
@@ -165,12 +172,62 @@ def run_scoring(
     if open_leads.empty:
         outcome.status, outcome.message = "skipped", "no open leads to score"
         return outcome
-    scored = scoring.score(
-        open_leads, rules=rules, as_of=scoring_moment(now), model=model, activities=activities
-    )
+    as_of = scoring_moment(now)
+    changed: pd.Index | None = None
+    if caches is not None:
+        digests = scoring_rows.lead_digests(open_leads, activities)
+        key = scoring_rows.basis(rules_path, model, as_of, leads, activities)
+        changed = scoring_rows.changed_leads(caches, key, digests, kept)
+        caches.clear()
+        caches.update({"basis": key, "digests": digests})
+    results = None
+    if changed is not None and kept is not None:
+        open_ids = open_leads["lead_id"].astype(str).str.lower()
+        try:
+            fresh = _scored_results(
+                open_leads[open_ids.isin(changed).to_numpy()], rules, as_of, model, activities
+            )
+            unchanged = open_ids[~open_ids.isin(changed)].to_numpy()
+            held = kept.reindex(columns=fresh.columns).loc[unchanged]
+            results = pd.concat([held, fresh]) if len(fresh) else held
+            results = results.reindex(open_ids.to_numpy())
+        except ConfigError as exc:  # a check only the whole column passes: score them all
+            log.info("scoring the changed leads alone failed (%s); scoring every open lead", exc)
+            changed = None
+    if results is None:
+        results = _scored_results(open_leads, rules, as_of, model, activities)
+    results["trend"] = score_trend(results["score"], held_scores, held_trends)
+    outcome.results["lead"] = results
+    outcome.message = f"{len(results)} open leads scored; {reason}"
+    outcome.details = {
+        "engine": "model" if model is not None else "rules",
+        "scored": len(results),
+        # Leads scored this run (the others kept their results: their inputs did not change).
+        "rescored": len(results) if changed is None else len(changed),
+        "sales_ready": int(results["sales_ready"].sum()),
+        # The grade mix of this run, for the console's history (the mirror keeps only the last
+        # value per lead, not a copy per run).
+        "grades": {str(g): int(n) for g, n in results["grade"].value_counts().sort_index().items()},
+    }
+    return outcome
+
+
+def _scored_results(
+    leads: pd.DataFrame,
+    rules: scoring.ScoringRules,
+    as_of: pd.Timestamp,
+    model: scoring.LeadModel | None,
+    activities: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """The scoring results of ``leads`` (index lower-case lead id; the trend is left empty)."""
+    columns = ["score", "grade", "factors", "trend", "sales_ready"]
+    if leads.empty:
+        empty = pd.Index([], dtype=object, name="lead_id")  # named as a scored frame's index is
+        return pd.DataFrame(columns=columns, index=empty).astype({"score": int})
+    scored = scoring.score(leads, rules=rules, as_of=as_of, model=model, activities=activities)
     ids = scored.index.astype(str).str.lower()
     scored = scored.set_axis(ids)
-    results = pd.DataFrame(
+    return pd.DataFrame(
         {
             "score": scored["score"].astype(int),
             "grade": scored["grade"].astype(object),
@@ -180,18 +237,6 @@ def run_scoring(
         },
         index=ids,
     )
-    results["trend"] = score_trend(results["score"], held_scores, held_trends)
-    outcome.results["lead"] = results
-    outcome.message = f"{len(results)} open leads scored; {reason}"
-    outcome.details = {
-        "engine": "model" if model is not None else "rules",
-        "scored": len(results),
-        "sales_ready": int(results["sales_ready"].sum()),
-        # The grade mix of this run, for the console's history (the mirror keeps only the last
-        # value per lead, not a copy per run).
-        "grades": {str(g): int(n) for g, n in results["grade"].value_counts().sort_index().items()},
-    }
-    return outcome
 
 
 def scoring_moment(now: datetime) -> pd.Timestamp:
