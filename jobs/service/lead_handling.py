@@ -225,20 +225,25 @@ def compute_for_run(
     now: datetime,
     *,
     refresh_directory: bool = False,
+    inputs: tuple[pd.DataFrame, pd.DataFrame | None] | None = None,
 ) -> JobOutcome:
     """The pipeline's call: read what the step needs from the mirror and the org, then run it.
 
     The org's users and teams come from the mirror's copy while it holds
-    (:mod:`jobs.service.directory_cache`); ``refresh_directory`` reads them afresh.
+    (:mod:`jobs.service.directory_cache`); ``refresh_directory`` reads them afresh. ``inputs``:
+    the leads and activities as the pipeline already read them (else read from the mirror).
     A configuration mistake raises (the run stops with exit code 2, like the other jobs); anything
     else becomes a failed outcome with the reason.
     """
     try:
-        leads = mirror.read_frame("lead") if "lead" in mirror.layouts() else pd.DataFrame()
-        try:
-            activities = mirror.read_entity("activity")
-        except MirrorError:
-            activities = None
+        if inputs is not None:
+            leads, activities = inputs
+        else:
+            leads = mirror.read_frame("lead") if "lead" in mirror.layouts() else pd.DataFrame()
+            try:
+                activities = mirror.read_entity("activity")
+            except MirrorError:
+                activities = None
         # Dates as the other jobs read them: sentinels (0001-01-01, 9999-12-31) are "no date", in ns.
         leads = without_sentinels(leads)[0]
         activities = without_sentinels(activities)[0] if activities is not None else None

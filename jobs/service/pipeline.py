@@ -363,6 +363,7 @@ class _Context:
     ignored_dates: Counter[str] = field(default_factory=Counter)
     phase: str = "sync"
     refresh: bool = False  # --refresh-metadata / --full: the org's directory is read afresh too
+    frames: dict[tuple[str, str], pd.DataFrame | None] = field(default_factory=dict)  # read this run
 
 
 def run_pipeline(
@@ -657,19 +658,27 @@ def _settle_in_doubt(ctx: _Context) -> None:
 
 
 def _frame(ctx: _Context, name: str) -> pd.DataFrame:
-    mirror = ctx.mirror
-    frame = mirror.read_frame(name) if name in mirror.layouts() else pd.DataFrame()
-    frame, ctx.ignored_dates[name] = without_sentinels(frame)
-    return frame
+    # Read once per run (the mirror does not change while the jobs compute): scoring, lead
+    # handling and duplicates all read the leads. Each caller gets its own shallow copy.
+    if ("table", name) not in ctx.frames:
+        mirror = ctx.mirror
+        frame = mirror.read_frame(name) if name in mirror.layouts() else pd.DataFrame()
+        frame, ctx.ignored_dates[name] = without_sentinels(frame)
+        ctx.frames[("table", name)] = frame
+    return ctx.frames[("table", name)].copy(deep=False)
 
 
 def _entity(ctx: _Context, entity: str) -> pd.DataFrame | None:
-    try:
-        frame = ctx.mirror.read_entity(entity)
-    except MirrorError:
-        return None
-    frame, ctx.ignored_dates[entity] = without_sentinels(frame)
-    return frame
+    if ("entity", entity) not in ctx.frames:
+        try:
+            frame = ctx.mirror.read_entity(entity)
+        except MirrorError:
+            frame = None
+        if frame is not None:
+            frame, ctx.ignored_dates[entity] = without_sentinels(frame)
+        ctx.frames[("entity", entity)] = frame
+    frame = ctx.frames[("entity", entity)]
+    return frame.copy(deep=False) if frame is not None else None
 
 
 def _note_ignored(ctx: _Context, outcomes: Sequence[JobOutcome]) -> None:
@@ -728,7 +737,13 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
             scored = _with_held_scores(_frame(ctx, "lead"), outcomes)
             outcomes.append(
                 lead_handling.compute_for_run(
-                    ctx.client, ctx.mirror, ctx.settings, scored, ctx.now, refresh_directory=ctx.refresh
+                    ctx.client,
+                    ctx.mirror,
+                    ctx.settings,
+                    scored,
+                    ctx.now,
+                    refresh_directory=ctx.refresh,
+                    inputs=(_frame(ctx, "lead"), _entity(ctx, "activity")),
                 )
             )
         ctx.result.jobs = outcomes
@@ -742,7 +757,13 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
         # with the clock, the activities and the owners, so they are computed on every run.
         outcomes.append(
             lead_handling.compute_for_run(
-                ctx.client, ctx.mirror, ctx.settings, outcomes, ctx.now, refresh_directory=ctx.refresh
+                ctx.client,
+                ctx.mirror,
+                ctx.settings,
+                outcomes,
+                ctx.now,
+                refresh_directory=ctx.refresh,
+                inputs=(_frame(ctx, "lead"), _entity(ctx, "activity")),
             )
         )
     if "duplicates" in chosen:
