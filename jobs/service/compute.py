@@ -172,30 +172,17 @@ def run_scoring(
     if open_leads.empty:
         outcome.status, outcome.message = "skipped", "no open leads to score"
         return outcome
-    as_of = scoring_moment(now)
-    changed: pd.Index | None = None
-    if caches is not None:
-        digests = scoring_rows.lead_digests(open_leads, activities)
-        key = scoring_rows.basis(rules_path, model, as_of, leads, activities)
-        changed = scoring_rows.changed_leads(caches, key, digests, kept)
-        caches.clear()
-        caches.update({"basis": key, "digests": digests})
-    results = None
-    if changed is not None and kept is not None:
-        open_ids = open_leads["lead_id"].astype(str).str.lower()
-        try:
-            fresh = _scored_results(
-                open_leads[open_ids.isin(changed).to_numpy()], rules, as_of, model, activities
-            )
-            unchanged = open_ids[~open_ids.isin(changed)].to_numpy()
-            held = kept.reindex(columns=fresh.columns).loc[unchanged]
-            results = pd.concat([held, fresh]) if len(fresh) else held
-            results = results.reindex(open_ids.to_numpy())
-        except ConfigError as exc:  # a check only the whole column passes: score them all
-            log.info("scoring the changed leads alone failed (%s); scoring every open lead", exc)
-            changed = None
-    if results is None:
-        results = _scored_results(open_leads, rules, as_of, model, activities)
+    results, changed = scoring_rows.score_open_leads(
+        leads,
+        open_leads,
+        activities,
+        rules,
+        model,
+        as_of=scoring_moment(now),
+        rules_path=rules_path,
+        caches=caches,
+        kept=kept,
+    )
     results["trend"] = score_trend(results["score"], held_scores, held_trends)
     outcome.results["lead"] = results
     outcome.message = f"{len(results)} open leads scored; {reason}"
@@ -203,40 +190,13 @@ def run_scoring(
         "engine": "model" if model is not None else "rules",
         "scored": len(results),
         # Leads scored this run (the others kept their results: their inputs did not change).
-        "rescored": len(results) if changed is None else len(changed),
+        "rescored": len(results) if changed is None else changed,
         "sales_ready": int(results["sales_ready"].sum()),
         # The grade mix of this run, for the console's history (the mirror keeps only the last
         # value per lead, not a copy per run).
         "grades": {str(g): int(n) for g, n in results["grade"].value_counts().sort_index().items()},
     }
     return outcome
-
-
-def _scored_results(
-    leads: pd.DataFrame,
-    rules: scoring.ScoringRules,
-    as_of: pd.Timestamp,
-    model: scoring.LeadModel | None,
-    activities: pd.DataFrame | None,
-) -> pd.DataFrame:
-    """The scoring results of ``leads`` (index lower-case lead id; the trend is left empty)."""
-    columns = ["score", "grade", "factors", "trend", "sales_ready"]
-    if leads.empty:
-        empty = pd.Index([], dtype=object, name="lead_id")  # named as a scored frame's index is
-        return pd.DataFrame(columns=columns, index=empty).astype({"score": int})
-    scored = scoring.score(leads, rules=rules, as_of=as_of, model=model, activities=activities)
-    ids = scored.index.astype(str).str.lower()
-    scored = scored.set_axis(ids)
-    return pd.DataFrame(
-        {
-            "score": scored["score"].astype(int),
-            "grade": scored["grade"].astype(object),
-            "factors": ["\n".join(f) for f in scored["factors"]],
-            "trend": pd.Series(None, index=ids, dtype=object),
-            "sales_ready": scored["sales_ready"].astype(bool),
-        },
-        index=ids,
-    )
 
 
 def scoring_moment(now: datetime) -> pd.Timestamp:

@@ -14,15 +14,20 @@ both; scoring an open lead reads neither, see :data:`IGNORED_COLUMNS`).
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from core.errors import ConfigError
 from core.version import __version__
+from jobs.leads.scoring import scorer as scoring
 
-__all__ = ["IGNORED_COLUMNS", "basis", "changed_leads", "lead_digests"]
+__all__ = ["IGNORED_COLUMNS", "basis", "changed_leads", "lead_digests", "score_open_leads", "scored_results"]
+
+log = logging.getLogger(__name__)
 
 IGNORED_COLUMNS = frozenset({"modified_on"})
 """Columns no job's reuse depends on: a record's last-modified moment changes with every edit (our
@@ -100,3 +105,70 @@ def changed_leads(
     )
     same &= digests.index.isin(kept.index)
     return digests.index[~same]
+
+
+def scored_results(
+    leads: pd.DataFrame,
+    rules: scoring.ScoringRules,
+    as_of: pd.Timestamp,
+    model: scoring.LeadModel | None,
+    activities: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """The scoring results of ``leads`` (index lower-case lead id; the trend is left empty)."""
+    columns = ["score", "grade", "factors", "trend", "sales_ready"]
+    if leads.empty:
+        empty = pd.Index([], dtype=object, name="lead_id")  # named as a scored frame's index is
+        return pd.DataFrame(columns=columns, index=empty).astype({"score": int})
+    scored = scoring.score(leads, rules=rules, as_of=as_of, model=model, activities=activities)
+    ids = scored.index.astype(str).str.lower()
+    scored = scored.set_axis(ids)
+    return pd.DataFrame(
+        {
+            "score": scored["score"].astype(int),
+            "grade": scored["grade"].astype(object),
+            "factors": ["\n".join(f) for f in scored["factors"]],
+            "trend": pd.Series(None, index=ids, dtype=object),
+            "sales_ready": scored["sales_ready"].astype(bool),
+        },
+        index=ids,
+    )
+
+
+def score_open_leads(
+    leads: pd.DataFrame,
+    open_leads: pd.DataFrame,
+    activities: pd.DataFrame | None,
+    rules: scoring.ScoringRules,
+    model: scoring.LeadModel | None,
+    *,
+    as_of: pd.Timestamp,
+    rules_path: Path,
+    caches: dict[str, Any] | None,
+    kept: pd.DataFrame | None,
+) -> tuple[pd.DataFrame, int | None]:
+    """The results of every open lead, scoring only the changed ones when the basis allows it.
+
+    Returns ``(results, rescored)``: ``rescored`` is how many leads were scored, None when all.
+    ``caches`` (updated in place) get this run's basis and digests.
+    """
+    changed: pd.Index | None = None
+    if caches is not None:
+        digests = lead_digests(open_leads, activities)
+        key = basis(rules_path, model, as_of, leads, activities)
+        changed = changed_leads(caches, key, digests, kept)
+        caches.clear()
+        caches.update({"basis": key, "digests": digests})
+    if changed is not None and kept is not None:
+        open_ids = open_leads["lead_id"].astype(str).str.lower()
+        try:
+            fresh = scored_results(
+                open_leads[open_ids.isin(changed).to_numpy()], rules, as_of, model, activities
+            )
+        except ConfigError as exc:  # a check only the whole column passes: score them all
+            log.info("scoring the changed leads alone failed (%s); scoring every open lead", exc)
+        else:
+            unchanged = open_ids[~open_ids.isin(changed)].to_numpy()
+            held = kept.reindex(columns=fresh.columns).loc[unchanged]
+            results = pd.concat([held, fresh]) if len(fresh) else held
+            return results.reindex(open_ids.to_numpy()), len(changed)
+    return scored_results(open_leads, rules, as_of, model, activities), None
