@@ -228,7 +228,7 @@ def values_digest(frames: Mapping[str, pd.DataFrame | None]) -> str:
         # Hashed in their own dtypes (as objects, a date column hashes ten times slower); the
         # dtypes are part of the digest, so a column read with another dtype only recomputes.
         digest.update(repr([(c, str(frame[c].dtype)) for c in columns]).encode())
-        rows = pd.util.hash_pandas_object(frame[columns], index=False).to_numpy()
+        rows = pd.util.hash_pandas_object(frame[columns], index=False, categorize=False).to_numpy()
         digest.update(rows.tobytes())
     return digest.hexdigest()
 

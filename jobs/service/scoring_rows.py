@@ -40,7 +40,7 @@ def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
     if not columns or frame.empty:
         return np.zeros(len(frame), dtype=np.uint64)
     # In their own dtypes (fast); :func:`basis` covers the dtypes, so another dtype rescores all.
-    return pd.util.hash_pandas_object(frame[columns], index=False).to_numpy(np.uint64)
+    return pd.util.hash_pandas_object(frame[columns], index=False, categorize=False).to_numpy(np.uint64)
 
 
 def lead_digests(leads: pd.DataFrame, activities: pd.DataFrame | None) -> pd.DataFrame:
