@@ -32,6 +32,7 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +146,7 @@ def main() -> None:
             mappings = load_mappings(settings.mappings.dir, prefix="dvs")
             jobs = args.jobs.split(",")
             figures = {}
+            run_starts: list[float] = []
             with connect(settings) as client, Mirror(settings.mirror.path) as mirror:
                 provision(client, mappings, solution="dvsync")
                 # The second run reads back the first run's own writes (they changed the records, and
@@ -159,6 +161,7 @@ def main() -> None:
                 for label in labels:
                     if label == labels[3]:
                         print(f"\nchanged: {change_records(client, mirror, args.change, args.seed)}")
+                    run_starts.append(time.time())
                     profiler = cProfile.Profile() if args.profile and label == labels[3] else None
                     started = time.perf_counter()
                     if profiler is not None:
@@ -170,6 +173,13 @@ def main() -> None:
                     figures[label] = report(label, result, wall)
                     if profiler is not None:
                         pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile)
+            days = {datetime.fromtimestamp(t, UTC).date() for t in run_starts}
+            if len(days) > 1:
+                print(
+                    "\nWARNING: the UTC day changed during the bench: scoring and customer value are"
+                    " recomputed on a new day (their results move with it), so these runs are not"
+                    " comparable; run the bench again"
+                )
             unchanged = figures["unchanged"]
             first = figures["first run (full)"]["wall_s"]
             changed = figures[f"after {args.change:.0%} changed"]
