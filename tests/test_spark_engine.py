@@ -40,7 +40,7 @@ SPARK_CONF = {
     "spark.ui.showConsoleProgress": "false",
 }
 JOBS = ["scoring", "duplicates", "rfm", "clv"]
-PANDAS_ONLY = {"seconds", "incremental", "reused_from_run", "computed_message"}
+PANDAS_ONLY = {"seconds", "incremental", "reused_from_run", "computed_message", "rescored"}
 
 
 @pytest.fixture(scope="session")
