@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.errors import DvsyncError
+from connector.errors import DataverseError
 
 __all__ = ["METADATA_MAX_AGE", "CachedMetadataClient", "needed_columns"]
 
@@ -111,7 +111,9 @@ class CachedMetadataClient:
             try:
                 stamp = self._client.metadata_changes(sorted(self._needed) or ["lead"]).stamp
                 self._read_stamp = stamp if isinstance(stamp, str) else ""
-            except DvsyncError as exc:
+            except DataverseError as exc:
+                if exc.status is None:
+                    raise  # nothing answered (refused, timed out): the read would fail the same way
                 log.info("no metadata version stamp (%s); kept definitions expire by age only", exc)
                 self._read_stamp = ""
         return self._read_stamp or None
@@ -134,7 +136,9 @@ class CachedMetadataClient:
             }
             try:
                 answer = self._client.metadata_changes(sorted(names), stamp)
-            except DvsyncError as exc:
+            except DataverseError as exc:
+                if exc.status is None:
+                    raise  # nothing answered: reading the definitions would fail the same way
                 log.info("metadata version check failed (%s); reading the definitions again", exc)
                 self._validated.update(dict.fromkeys(names, False))
                 return False
