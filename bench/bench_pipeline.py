@@ -16,17 +16,23 @@ write requests on an unchanged run, and the medium first run in under 10 minutes
 The sandbox is seeded once into a template under the temp directory (reused by later runs of the
 bench) and copied, so every bench run starts from the same pristine data.
 
-Run: ``.venv/bin/python bench/bench_pipeline.py [--size medium] [--change 0.01] [--jobs ...]``
+``--profile N`` profiles the changed run and prints its N most expensive functions (cumulative).
+
+Run: ``.venv/bin/python bench/bench_pipeline.py [--size medium] [--change 0.01] [--jobs ...] [--profile 30]``
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import hashlib
 import json
+import pstats
 import shutil
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -52,9 +58,20 @@ EDITS = {
 }
 
 
+def _sandbox_digest() -> str:
+    """A digest of the sandbox's code: a template seeded by other code (fewer tables, other data)
+    is not reused."""
+    root = Path(__file__).resolve().parents[1] / "connector" / "sandbox"
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def template(size: str, seed: int) -> Path:
-    """A seeded (not yet provisioned) sandbox data dir, created once."""
-    directory = Path(tempfile.gettempdir()) / f"dvsync-bench-{size}-{seed}"
+    """A seeded (not yet provisioned) sandbox data dir, created once per sandbox code version."""
+    directory = Path(tempfile.gettempdir()) / f"dvsync-bench-{size}-{seed}-{_sandbox_digest()}"
     if not (directory / "sandbox.sqlite").exists():
         started = time.perf_counter()
         sandbox = Sandbox(directory, size=size, seed=seed, token=TOKEN)
@@ -116,6 +133,7 @@ def main() -> None:
     parser.add_argument("--change", type=float, default=0.01, help="share of records changed before run 2")
     parser.add_argument("--jobs", default="scoring,duplicates,rfm,clv")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument("--profile", type=int, default=0, help="profile the changed run: print N functions")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="dvsync-bench-pipeline-"))
@@ -128,6 +146,7 @@ def main() -> None:
             mappings = load_mappings(settings.mappings.dir, prefix="dvs")
             jobs = args.jobs.split(",")
             figures = {}
+            run_starts: list[float] = []
             with connect(settings) as client, Mirror(settings.mirror.path) as mirror:
                 provision(client, mappings, solution="dvsync")
                 # The second run reads back the first run's own writes (they changed the records, and
@@ -142,9 +161,25 @@ def main() -> None:
                 for label in labels:
                     if label == labels[3]:
                         print(f"\nchanged: {change_records(client, mirror, args.change, args.seed)}")
+                    run_starts.append(time.time())
+                    profiler = cProfile.Profile() if args.profile and label == labels[3] else None
                     started = time.perf_counter()
+                    if profiler is not None:
+                        profiler.enable()
                     result = run_pipeline(client, mirror, mappings, settings, jobs=jobs)
-                    figures[label] = report(label, result, time.perf_counter() - started)
+                    wall = time.perf_counter() - started
+                    if profiler is not None:
+                        profiler.disable()
+                    figures[label] = report(label, result, wall)
+                    if profiler is not None:
+                        pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile)
+            days = {datetime.fromtimestamp(t, UTC).date() for t in run_starts}
+            if len(days) > 1:
+                print(
+                    "\nWARNING: the UTC day changed during the bench: scoring and customer value are"
+                    " recomputed on a new day (their results move with it), so these runs are not"
+                    " comparable; run the bench again"
+                )
             unchanged = figures["unchanged"]
             first = figures["first run (full)"]["wall_s"]
             changed = figures[f"after {args.change:.0%} changed"]

@@ -343,6 +343,13 @@ class DataverseClient:
         """
         return _metadata.get_table(self.http, logical_name)
 
+    def metadata_changes(self, tables: Iterable[str], stamp: str | None = None) -> Any:
+        """Which of ``tables`` changed definition since ``stamp``, and the new stamp
+        (:mod:`connector.metadata_changes`, ``RetrieveMetadataChanges``)."""
+        from connector.metadata_changes import metadata_changes
+
+        return metadata_changes(self.http, tables, stamp)
+
     def create_column(self, table_logical_name: str, spec: ColumnSpec, *, solution: str) -> bool:
         """Create a custom column in ``solution`` unless it exists; True when created.
 

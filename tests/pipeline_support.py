@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from conftest import dataverse_session
 
 from connector.sandbox import Sandbox
@@ -103,13 +104,26 @@ def provisioned(config: Path, sandbox: Sandbox) -> tuple[Settings, MappingSet]:
 
 
 def read_columns(sandbox: Sandbox, entity_set: str, columns: list[str]) -> dict[str, dict[str, Any]]:
-    """Every record of ``entity_set`` with ``columns``, read over HTTP: id -> {column: value}."""
+    """Every record of ``entity_set`` with ``columns``, read over HTTP: id -> {column: value}.
+
+    A sandbox injecting faults (429, 503, dropped or truncated answers) may hit this check's own
+    reads too, depending on how many requests the run made before: a page is asked again until it
+    arrives whole (the faults are a few percent, so a handful of tries always suffices).
+    """
     key = {"accounts": "accountid", "contacts": "contactid", "leads": "leadid"}[entity_set]
     url = f"{sandbox.api_url}{entity_set}?$select={','.join([key, *columns])}"
     out: dict[str, dict[str, Any]] = {}
     with dataverse_session(sandbox) as s:
         while url:
-            page = s.get(url, headers={"Prefer": "odata.maxpagesize=5000"}, timeout=30).json()
+            page: dict[str, Any] = {}
+            for _attempt in range(20):
+                try:
+                    response = s.get(url, headers={"Prefer": "odata.maxpagesize=5000"}, timeout=30)
+                    page = response.json() if response.status_code == 200 else {}
+                except (requests.RequestException, ValueError):
+                    page = {}
+                if "value" in page:
+                    break
             for record in page["value"]:
                 out[record[key]] = {c: record.get(c) for c in columns}
             url = page.get("@odata.nextLink")

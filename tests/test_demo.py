@@ -25,6 +25,10 @@ def test_demo_computes_writes_and_then_writes_nothing(tmp_path):
     assert second["ok"] and second["planned"] == 0
     assert all(t["written"] == 0 for t in second["tables"].values())
     assert all(t["mode"] == "delta" for t in second["tables"].values())
+    # Our own writes came back (modifiedon and dvsync's columns changed, nothing a job reads):
+    # every job's results are reused. Lead handling moves with the clock and always runs.
+    reused = {name: "reused_from_run" in job for name, job in second["jobs"].items()}
+    assert reused == {"scoring": True, "duplicates": True, "rfm": True, "clv": True, "lead_handling": False}
 
     shown = report["shown"]
     leads = shown["top_leads"]

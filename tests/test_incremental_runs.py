@@ -21,6 +21,7 @@ from jobs.service.mapping import load_mappings
 from jobs.service.metadata_cache import CachedMetadataClient
 from jobs.service.mirror import Mirror
 from jobs.service.pipeline import run_pipeline
+from jobs.service.settings import CustomerValueRunSettings
 
 
 @pytest.fixture
@@ -45,14 +46,11 @@ def test_an_unchanged_run_makes_one_delta_request_per_table_and_reuses_every_job
     unchanged = run_pipeline(client, mirror, mappings, settings, jobs=jobs)
     assert unchanged.ok
     tables = len(unchanged.tables)
-    # One delta request per table and no metadata; lead handling still reads the org's users,
-    # teams, memberships and queues once per run (a known cost, not yet cached).
-    directory = sum(
-        unchanged.http["by_path"].get(s, 0) for s in ("systemusers", "teams", "teammemberships", "queues")
-    )
-    assert directory <= 4
-    assert unchanged.http["requests"] == tables + directory
-    assert "EntityDefinitions" not in unchanged.http["by_path"]
+    # Exactly one delta request per mirrored table and nothing else: no metadata, and lead
+    # handling's users, teams, memberships and queues come from the mirror's copy.
+    assert unchanged.http["requests"] == tables
+    for path in ("EntityDefinitions", "systemusers", "teams", "teammemberships", "queues"):
+        assert path not in unchanged.http["by_path"]
     assert all(
         job.details.get("reused_from_run") == first.run_id for job in unchanged.jobs if job.job in jobs
     )
@@ -114,7 +112,10 @@ def test_a_not_a_duplicate_ruling_regroups_though_no_table_changed(setup):
     settings, mappings, client, mirror = setup
     first = run_pipeline(client, mirror, mappings, settings, jobs=["duplicates"])
     assert first.ok, first.error
-    run_pipeline(client, mirror, mappings, settings, jobs=["duplicates"])  # our own writes come back
+    echo = run_pipeline(client, mirror, mappings, settings, jobs=["duplicates"])  # our writes come back
+    assert sum(t["read"] for t in echo.tables.values()) > 0
+    # The records that came back differ only in dvsync's own columns and modifiedon: reused.
+    assert echo.jobs[0].details.get("reused_from_run") == first.run_id
     again = run_pipeline(client, mirror, mappings, settings, jobs=["duplicates"])
     assert "reused_from_run" in again.jobs[0].details
     kept = mirror.results("lead").dropna(subset=["suggested_master"])
@@ -128,3 +129,34 @@ def test_a_not_a_duplicate_ruling_regroups_though_no_table_changed(setup):
     assert "reused_from_run" not in ruled.jobs[0].details  # the ruling is an input of the job
     after = mirror.results("lead")
     assert str(after["suggested_master"].get(record) or "").lower() != str(master).lower()
+
+
+def test_customer_value_recomputes_on_every_order_change_unless_nightly(setup, psandbox):  # noqa: F811
+    settings, mappings, client, mirror = setup
+    day = datetime(2026, 11, 2, 8, tzinfo=UTC)
+    nightly = settings.model_copy(
+        update={
+            "jobs": settings.jobs.model_copy(
+                update={"customer_value": CustomerValueRunSettings(recompute="nightly")}
+            )
+        }
+    )
+
+    def run(config, at):
+        result = run_pipeline(client, mirror, mappings, config, jobs=["rfm"], clock=lambda: at)
+        assert result.ok, result.error
+        return result.jobs[0], result
+
+    _, computed = run(nightly, day)
+    run(nightly, day)  # our own writes come back
+    orders = sorted(mirror.ids("salesorder"))
+    patch(psandbox, "salesorders", orders[0], {"datefulfilled": "2026-10-01T10:00:00Z"})
+    deferred, result = run(nightly, day + timedelta(hours=2))
+    assert deferred.status == "skipped" and deferred.details["computed_in_run"] == computed.run_id
+    assert not result.plan["column_name"].str.contains("rfm").any()  # nothing from stale values
+    next_day, _ = run(nightly, day + timedelta(days=1))
+    assert next_day.status == "ok" and "reused_from_run" not in next_day.details
+    # The default: any change of what RFM reads recomputes at once, so results are never stale.
+    patch(psandbox, "salesorders", orders[1], {"datefulfilled": "2026-10-02T10:00:00Z"})
+    at_once, _ = run(settings, day + timedelta(days=1, hours=1))
+    assert at_once.status == "ok" and "reused_from_run" not in at_once.details

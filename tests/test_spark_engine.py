@@ -44,7 +44,7 @@ from jobs.service.pipeline import run_pipeline
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 6, 1, 9, 30, tzinfo=UTC)
 JOBS = ["scoring", "duplicates", "rfm", "clv"]
-PANDAS_ONLY = {"seconds", "incremental", "reused_from_run", "computed_message"}
+PANDAS_ONLY = {"seconds", "incremental", "reused_from_run", "computed_message", "rescored"}
 
 pytestmark = pytest.mark.xdist_group("spark")
 

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--refresh-metadata",
         action="store_true",
-        help="read the table definitions from Dataverse instead of the mirror's copy",
+        help="read the table definitions and the org's users and teams from Dataverse, not the mirror's copy",
     )
     parser.add_argument(
         "--engine",

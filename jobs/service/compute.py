@@ -34,6 +34,7 @@ from jobs.leads.duplicates.incremental import cache_options, cache_report
 from jobs.leads.duplicates.merge_config import load_merge_config
 from jobs.leads.duplicates.merge_policy import drop_pairs, duplicate_status
 from jobs.leads.scoring import scorer as scoring
+from jobs.service import scoring_rows
 
 __all__ = [
     "JOB_ORDER",
@@ -154,6 +155,8 @@ def run_scoring(
     now: datetime,
     held_scores: pd.Series | None = None,
     held_trends: pd.Series | None = None,
+    caches: dict[str, Any] | None = None,
+    kept: pd.DataFrame | None = None,
 ) -> JobOutcome:
     """Score the open leads (model when the history allows it, else the rules).
 
@@ -169,6 +172,10 @@ def run_scoring(
         now: the scoring moment.
         held_scores: the score Dynamics holds per lead id (the mirror's ``out_score``).
         held_trends: the trend Dynamics holds per lead id (``out_trend``).
+        caches: the job's caches from the last run (updated in place), or None: with ``kept``
+            (the last results), only the open leads whose inputs changed are scored when the
+            rules, the model and the day are the same (:mod:`jobs.service.scoring_rows`).
+        kept: the last run's results (index lead id), for ``caches``.
     """
     outcome = JobOutcome("scoring")
     if leads.empty:
@@ -180,20 +187,16 @@ def run_scoring(
     if open_leads.empty:
         outcome.status, outcome.message = "skipped", "no open leads to score"
         return outcome
-    scored = scoring.score(
-        open_leads, rules=rules, as_of=scoring_moment(now), model=model, activities=activities
-    )
-    ids = scored.index.astype(str).str.lower()
-    scored = scored.set_axis(ids)
-    results = pd.DataFrame(
-        {
-            "score": scored["score"].astype(int),
-            "grade": scored["grade"].astype(object),
-            "factors": ["\n".join(f) for f in scored["factors"]],
-            "trend": pd.Series(None, index=ids, dtype=object),
-            "sales_ready": scored["sales_ready"].astype(bool),
-        },
-        index=ids,
+    results, changed = scoring_rows.score_open_leads(
+        leads,
+        open_leads,
+        activities,
+        rules,
+        model,
+        as_of=scoring_moment(now),
+        rules_path=rules_path,
+        caches=caches,
+        kept=kept,
     )
     results["trend"] = score_trend(results["score"], held_scores, held_trends)
     outcome.results["lead"] = results
@@ -201,6 +204,8 @@ def run_scoring(
     outcome.details = {
         "engine": "model" if model is not None else "rules",
         "scored": len(results),
+        # Leads scored this run (the others kept their results: their inputs did not change).
+        "rescored": len(results) if changed is None else changed,
         "sales_ready": int(results["sales_ready"].sum()),
         # The grade mix of this run, for the console's history (the mirror keeps only the last
         # value per lead, not a copy per run).

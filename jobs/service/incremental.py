@@ -32,8 +32,17 @@ from core.version import __version__
 from jobs.service import merge_store
 from jobs.service.compute import JobOutcome
 from jobs.service.merge import _master_by
+from jobs.service.scoring_rows import IGNORED_COLUMNS
 
-__all__ = ["JobMemory", "Remembered", "content_digest", "job_fingerprint"]
+__all__ = [
+    "JobMemory",
+    "Remembered",
+    "content_digest",
+    "job_fingerprint",
+    "masters_held",
+    "nightly_deferral",
+    "values_digest",
+]
 
 log = logging.getLogger(__name__)
 
@@ -199,23 +208,27 @@ class JobMemory:
         return job in self._elsewhere
 
 
-IGNORED_COLUMNS = frozenset({"modified_on"})
-"""Columns left out of :func:`content_digest`: a record's last-modified moment changes with every
-edit (our own write-back's too) but no job reading content digests uses it."""
-
-
-def content_digest(fingerprint: str, frames: Mapping[str, pd.DataFrame | None]) -> str:
+def content_digest(fingerprint: str, frames: Mapping[str, pd.DataFrame | None] | str) -> str:
     """A digest of ``fingerprint`` and the values of ``frames`` a job reads (not ``out_`` columns,
-    which hold our own results, nor :data:`IGNORED_COLUMNS`)."""
-    digest = hashlib.sha256(fingerprint.encode())
+    which hold our own results, nor :data:`IGNORED_COLUMNS`); ``frames`` may be their
+    :func:`values_digest` already computed (one hash of the orders for both RFM and CLV)."""
+    values = frames if isinstance(frames, str) else values_digest(frames)
+    return hashlib.sha256(f"{fingerprint}:{values}".encode()).hexdigest()
+
+
+def values_digest(frames: Mapping[str, pd.DataFrame | None]) -> str:
+    """A digest of the values of ``frames`` (see :func:`content_digest`)."""
+    digest = hashlib.sha256()
     for name in sorted(frames):
         frame = frames[name]
         digest.update(name.encode())
         if frame is None or frame.empty:
             continue
         columns = sorted(c for c in frame.columns if not c.startswith("out_") and c not in IGNORED_COLUMNS)
-        digest.update(repr(columns).encode())
-        rows = pd.util.hash_pandas_object(frame[columns].astype(object), index=False).to_numpy()
+        # Hashed in their own dtypes (as objects, a date column hashes ten times slower); the
+        # dtypes are part of the digest, so a column read with another dtype only recomputes.
+        digest.update(repr([(c, str(frame[c].dtype)) for c in columns]).encode())
+        rows = pd.util.hash_pandas_object(frame[columns], index=False, categorize=False).to_numpy()
         digest.update(rows.tobytes())
     return digest.hexdigest()
 
@@ -276,3 +289,61 @@ def merge_inputs_state(mirror: Any, config_path: Path) -> dict[str, Any]:
         }
     state["entities"] = sorted(entities)
     return state
+
+
+def masters_held(mirror: Any, outcome: JobOutcome, frames: Mapping[str, pd.DataFrame]) -> bool:
+    """True when Dynamics holds, for every grouped record, the master ``outcome`` suggested for it.
+
+    The duplicates job keeps the master a group already shows (the mirror's ``out_suggested_master``),
+    so its results depend on that output column too. When every grouped record holds the master
+    the kept results give it, a recompute on the same records picks the same masters: the kept
+    results are what it would give. A master edited in Dynamics, or one not written yet, means
+    recompute. A table without the column has no held master to follow.
+    """
+    layouts = mirror.layouts()
+    for table, results in outcome.results.items():
+        frame = frames.get(table)
+        if "suggested_master" not in results or frame is None or "out_suggested_master" not in frame:
+            continue
+        kept = results["suggested_master"].dropna().astype(str).str.lower()
+        if kept.empty:
+            continue
+        if table not in layouts:
+            return False
+        ids = frame[layouts[table].id_column].astype(str).str.lower()
+        held = frame["out_suggested_master"].set_axis(ids.to_numpy()).astype("string").str.lower()
+        held = held[~held.index.duplicated()].reindex(kept.index)
+        if not held.eq(kept).fillna(False).all():
+            return False
+    return True
+
+
+def nightly_deferral(memory: JobMemory, bases: Mapping[str, str]) -> list[JobOutcome] | None:
+    """With ``[jobs.customer_value] recompute = "nightly"``: outcomes that compute and write nothing
+    when each job was computed earlier the same UTC day with the same settings (``bases``: per job,
+    its fingerprint without the tables, saved as the ``basis`` cache), else None (compute now).
+
+    The results kept from that computation stand in Dynamics; this run plans nothing for them, so
+    nothing is written from values the changed orders made stale. The saved state is left as it
+    is, so the first run of the next day recomputes.
+    """
+    outcomes = []
+    for job, basis in bases.items():
+        saved = memory.saved(job)
+        if saved is None or saved.outcome is None or saved.caches.get("basis") != basis:
+            return None
+        computed_in = saved.outcome.details.get("reused_from_run", saved.run_id)
+        outcomes.append(
+            JobOutcome(
+                job,
+                status="skipped",
+                message=(
+                    f"orders changed since run {computed_in}; recomputed once a day "
+                    '([jobs.customer_value] recompute = "nightly"): nothing new written until the '
+                    "first run of the next UTC day"
+                ),
+                details={"deferred_until_next_day": True, "computed_in_run": computed_in},
+            )
+        )
+    log.info("jobs %s: orders changed, recomputed nightly: deferred", ", ".join(bases))
+    return outcomes

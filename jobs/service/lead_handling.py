@@ -8,15 +8,16 @@ when ``[routing] enabled`` (written as ``ownerid``, see :mod:`jobs.service.routi
 speed-to-lead summary (median, 90th percentile, breaches per owner, team and source) that the run
 report and ``dvsync status --json`` show.
 
-The analytics are :mod:`jobs.leads.engagement`; this module reads the org's directory (who is a
-person, who is in which team) and glues the pieces to the pipeline.
+The analytics are :mod:`jobs.leads.engagement`; this module gets the org's directory (who is a
+person, who is in which team; kept in the mirror by :mod:`jobs.service.directory_cache`) and
+glues the pieces to the pipeline.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from jobs.leads.engagement import (
 from jobs.leads.scoring import load_rules, score_with_rules
 from jobs.moments import without_sentinels
 from jobs.service.compute import JobOutcome
+from jobs.service.directory_cache import directory_for_run
 from jobs.service.mirror import Mirror, MirrorError
 from jobs.service.routing import (
     OWNER_COLUMN,
@@ -46,7 +48,7 @@ from jobs.service.routing import (
     OrgDirectory,
     assign,
     assignment_plan,
-    read_directory,
+    read_queue_items,
     uses_queues,
 )
 from jobs.service.routing_queue import queue_plan
@@ -248,34 +250,61 @@ def run_lead_handling(
 
 
 def compute_for_run(
-    client: Any, mirror: Mirror, settings: Any, outcomes: list[JobOutcome], now: datetime
+    client: Any,
+    mirror: Mirror,
+    settings: Any,
+    outcomes: list[JobOutcome],
+    now: datetime,
+    *,
+    refresh_directory: bool = False,
+    inputs: tuple[pd.DataFrame, pd.DataFrame | None] | None = None,
 ) -> JobOutcome:
     """The pipeline's call: read what the step needs from the mirror and the org, then run it.
 
+    The org's users and teams come from the mirror's copy while it holds
+    (:mod:`jobs.service.directory_cache`); ``refresh_directory`` reads them afresh. ``inputs``:
+    the leads and activities as the pipeline already read them (else read from the mirror).
     A configuration mistake raises (the run stops with exit code 2, like the other jobs); anything
     else becomes a failed outcome with the reason.
     """
     try:
-        leads = mirror.read_frame("lead") if "lead" in mirror.layouts() else pd.DataFrame()
-        try:
-            activities = mirror.read_entity("activity")
-        except MirrorError:
-            activities = None
+        if inputs is not None:
+            leads, activities = inputs
+        else:
+            leads = mirror.read_frame("lead") if "lead" in mirror.layouts() else pd.DataFrame()
+            try:
+                activities = mirror.read_entity("activity")
+            except MirrorError:
+                activities = None
         # Dates as the other jobs read them: sentinels (0001-01-01, 9999-12-31) are "no date", in ns.
         leads = without_sentinels(leads)[0]
         activities = without_sentinels(activities)[0] if activities is not None else None
-        directory, problem = None, None
-        # Which leads sit in a queue matters only when the rules route to (or from) a queue.
-        routing_toml = Path(settings.mappings.dir) / "routing.toml"
-        queues = bool(settings.routing.enabled) and uses_queues(load_routing(routing_toml))
-        try:
-            directory = read_directory(client, queue_items=queues)
-        except DvsyncError as exc:
-            problem = f"the users and teams could not be read ({exc})"
+        routing = (
+            load_routing(Path(settings.mappings.dir) / "routing.toml") if settings.routing.enabled else None
+        )
+        found = directory_for_run(
+            client,
+            mirror,
+            leads=leads,
+            activities=activities,
+            routing=routing,
+            now=now,
+            max_age=timedelta(hours=settings.routing.directory_max_age_hours),
+            refresh=refresh_directory,
+        )
+        directory, problem = found.directory, found.problem
+        # Which leads sit in a queue matters only when the rules route to (or from) a queue; unlike
+        # the users and teams, that changes all day, so it is read on each such run, never kept.
+        if directory is not None and routing is not None and uses_queues(routing):
+            try:
+                directory = replace(directory, queue_items=read_queue_items(client))
+            except DvsyncError as exc:
+                directory, problem = None, f"the leads in queues could not be read ({exc})"
+        if problem:
             log.warning("lead handling: %s", problem)
         scoring = next((o for o in outcomes if o.job == "scoring" and "lead" in o.results), None)
         audit = mirror.audit(table="lead") if settings.routing.enabled else None
-        return run_lead_handling(
+        outcome = run_lead_handling(
             leads,
             activities,
             mappings_dir=Path(settings.mappings.dir),
@@ -286,6 +315,8 @@ def compute_for_run(
             audit=audit,
             directory_problem=problem,
         )
+        outcome.details["directory"] = found.source + (f" ({found.reason})" if found.reason else "")
+        return outcome
     except ConfigError:
         raise
     except DvsyncError as exc:

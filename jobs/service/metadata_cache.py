@@ -8,7 +8,9 @@ not changed. :class:`CachedMetadataClient` wraps the client for one run and answ
 
 * is younger than :data:`METADATA_MAX_AGE` (a definition changes when an admin adds a column or a
   choice option, rarely and never mid-run: an hour bounds how long a new choice label can go
-  unseen), and
+  unseen), or is older but ``RetrieveMetadataChanges`` says it has not changed since the version
+  stamp kept with it (one request checks every expired table; only the changed ones are read
+  again, and the others are kept for another hour), and
 * has every column the mappings name for that table (inputs and enabled outputs): a column
   created since, by ``dvsync provision`` or an admin, is read at once instead of waiting an hour.
 
@@ -25,6 +27,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
+
+from connector.errors import DataverseError
 
 __all__ = ["METADATA_MAX_AGE", "CachedMetadataClient", "needed_columns"]
 
@@ -77,7 +81,10 @@ class CachedMetadataClient:
         self._max_age = max_age
         self._clock = clock or (lambda: datetime.now(UTC))
         self._run: dict[str, Any] = {}
+        self._validated: dict[str, bool] = {}
+        self._read_stamp: str | None = None
         self.read_from_dataverse: list[str] = []
+        self.stamp_checks = 0
         if refresh:
             mirror.clear_metadata_cache()
 
@@ -85,16 +92,70 @@ class CachedMetadataClient:
         return getattr(self._client, name)
 
     def get_table(self, logical_name: str) -> Any:
-        """The table's definition: this run's copy, the mirror's when fresh, else Dataverse's."""
+        """The table's definition: this run's copy, the mirror's when fresh or unchanged since its
+        version stamp, else Dataverse's."""
         if logical_name in self._run:
             return self._run[logical_name]
         definition = self._kept(logical_name)
         if definition is None:
+            stamp = self._stamp_before_reads()  # before the read: a change made during it shows next time
             definition = self._client.get_table(logical_name)
-            self._mirror.cache_definition(logical_name, definition, stamp=None)
+            self._mirror.cache_definition(logical_name, definition, stamp=stamp)
             self.read_from_dataverse.append(logical_name)
         self._run[logical_name] = definition
         return definition
+
+    def _stamp_before_reads(self) -> str | None:
+        """A version stamp taken before this run's first definition read (None: the client cannot)."""
+        if self._read_stamp is None and hasattr(self._client, "metadata_changes"):
+            try:
+                stamp = self._client.metadata_changes(sorted(self._needed) or ["lead"]).stamp
+                self._read_stamp = stamp if isinstance(stamp, str) else ""
+            except DataverseError as exc:
+                if exc.status is None:
+                    raise  # nothing answered (refused, timed out): the read would fail the same way
+                log.info("no metadata version stamp (%s); kept definitions expire by age only", exc)
+                self._read_stamp = ""
+        return self._read_stamp or None
+
+    def _unchanged_since_stamp(self, logical_name: str) -> bool:
+        """True when ``RetrieveMetadataChanges`` says the expired kept definition still holds.
+
+        The first expired table of a run asks about every mapped table kept with the same stamp
+        in one request; the unchanged ones are kept with the new stamp for another ``max_age``.
+        """
+        if logical_name not in self._validated:
+            cached = self._mirror.cached_definition(logical_name)
+            stamp = cached[1] if cached is not None else None
+            if not stamp or not hasattr(self._client, "metadata_changes"):
+                return False
+            names = {logical_name} | {
+                t
+                for t in self._needed
+                if (c := self._mirror.cached_definition(t)) is not None and c[1] == stamp
+            }
+            try:
+                answer = self._client.metadata_changes(sorted(names), stamp)
+            except DataverseError as exc:
+                if exc.status is None:
+                    raise  # nothing answered: reading the definitions would fail the same way
+                log.info("metadata version check failed (%s); reading the definitions again", exc)
+                self._validated.update(dict.fromkeys(names, False))
+                return False
+            self.stamp_checks += 1
+            self._read_stamp = self._read_stamp or answer.stamp  # taken before any read that follows
+            for name in names:
+                unchanged = not answer.expired and name not in answer.changed
+                self._validated[name] = unchanged
+                kept = self._mirror.cached_definition(name)
+                if unchanged and kept is not None:
+                    self._mirror.cache_definition(name, kept[0], stamp=answer.stamp)
+            log.info(
+                "metadata: %d kept definition(s) checked by version stamp, %s changed",
+                len(names),
+                "all" if answer.expired else len(answer.changed & names),
+            )
+        return self._validated[logical_name]
 
     def forget(self, tables: Iterable[str]) -> None:
         """Drop the kept definitions of ``tables`` (their sync failed: read them afresh next time)."""
@@ -109,9 +170,6 @@ class CachedMetadataClient:
         if cached is None:
             return None
         definition, _stamp, fetched_at = cached
-        age = pd.Timestamp(self._clock()) - pd.Timestamp(fetched_at)
-        if age > self._max_age or age < timedelta(0):
-            return None
         attributes = getattr(definition, "attributes", None)
         if not isinstance(attributes, Mapping):
             return None
@@ -123,5 +181,8 @@ class CachedMetadataClient:
                 len(missing),
                 ", ".join(sorted(missing)[:3]),
             )
+            return None
+        age = pd.Timestamp(self._clock()) - pd.Timestamp(fetched_at)
+        if age < timedelta(0) or (age > self._max_age and not self._unchanged_since_stamp(logical_name)):
             return None
         return definition

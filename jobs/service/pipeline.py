@@ -54,7 +54,15 @@ from jobs.moments import without_sentinels
 from jobs.service import compute, lead_handling, routing_queue
 from jobs.service.compute import JOB_ORDER, JobOutcome, score_trend
 from jobs.service.engine_run import compute_on_engine
-from jobs.service.incremental import JobMemory, content_digest, job_fingerprint, merge_inputs_state
+from jobs.service.incremental import (
+    JobMemory,
+    content_digest,
+    job_fingerprint,
+    masters_held,
+    merge_inputs_state,
+    nightly_deferral,
+    values_digest,
+)
 from jobs.service.inputs import JOB_ENTITIES, blocked_jobs, incomplete_tables
 from jobs.service.mapping import MappingSet, OutputColumn
 from jobs.service.merge import merge_inputs, run_merge_job
@@ -358,6 +366,8 @@ class _Context:
     memory: JobMemory
     ignored_dates: Counter[str] = field(default_factory=Counter)
     phase: str = "sync"
+    refresh: bool = False  # --refresh-metadata / --full: the org's directory is read afresh too
+    frames: dict[tuple[str, str], pd.DataFrame | None] = field(default_factory=dict)  # read this run
 
 
 def run_pipeline(
@@ -430,6 +440,7 @@ def run_pipeline(
         progress,
         clock(),
         JobMemory(mirror, run_id, enabled=not full),
+        refresh=refresh_metadata or full,
     )
     mode = "dry run: plans only, writes nothing" if dry else "write mode: writes changed values"
     log.info("run %d started (%s): jobs %s", run_id, mode, ", ".join(chosen) or "none")
@@ -654,19 +665,27 @@ def _settle_in_doubt(ctx: _Context) -> None:
 
 
 def _frame(ctx: _Context, name: str) -> pd.DataFrame:
-    mirror = ctx.mirror
-    frame = mirror.read_frame(name) if name in mirror.layouts() else pd.DataFrame()
-    frame, ctx.ignored_dates[name] = without_sentinels(frame)
-    return frame
+    # Read once per run (the mirror does not change while the jobs compute): scoring, lead
+    # handling and duplicates all read the leads. Each caller gets its own shallow copy.
+    if ("table", name) not in ctx.frames:
+        mirror = ctx.mirror
+        frame = mirror.read_frame(name) if name in mirror.layouts() else pd.DataFrame()
+        frame, ctx.ignored_dates[name] = without_sentinels(frame)
+        ctx.frames[("table", name)] = frame
+    return ctx.frames[("table", name)].copy(deep=False)
 
 
 def _entity(ctx: _Context, entity: str) -> pd.DataFrame | None:
-    try:
-        frame = ctx.mirror.read_entity(entity)
-    except MirrorError:
-        return None
-    frame, ctx.ignored_dates[entity] = without_sentinels(frame)
-    return frame
+    if ("entity", entity) not in ctx.frames:
+        try:
+            frame = ctx.mirror.read_entity(entity)
+        except MirrorError:
+            frame = None
+        if frame is not None:
+            frame, ctx.ignored_dates[entity] = without_sentinels(frame)
+        ctx.frames[("entity", entity)] = frame
+    frame = ctx.frames[("entity", entity)]
+    return frame.copy(deep=False) if frame is not None else None
 
 
 def _note_ignored(ctx: _Context, outcomes: Sequence[JobOutcome]) -> None:
@@ -724,7 +743,15 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
             # the engine returns only the scores that changed: the rest are what Dynamics holds.
             scored = _with_held_scores(_frame(ctx, "lead"), outcomes)
             outcomes.append(
-                lead_handling.compute_for_run(ctx.client, ctx.mirror, ctx.settings, scored, ctx.now)
+                lead_handling.compute_for_run(
+                    ctx.client,
+                    ctx.mirror,
+                    ctx.settings,
+                    scored,
+                    ctx.now,
+                    refresh_directory=ctx.refresh,
+                    inputs=(_frame(ctx, "lead"), _entity(ctx, "activity")),
+                )
             )
         ctx.result.jobs = outcomes
         return outcomes
@@ -736,7 +763,15 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
         # Speed-to-lead, stages, re-engagement and routing ride with scoring (issue 18); they move
         # with the clock, the activities and the owners, so they are computed on every run.
         outcomes.append(
-            lead_handling.compute_for_run(ctx.client, ctx.mirror, ctx.settings, outcomes, ctx.now)
+            lead_handling.compute_for_run(
+                ctx.client,
+                ctx.mirror,
+                ctx.settings,
+                outcomes,
+                ctx.now,
+                refresh_directory=ctx.refresh,
+                inputs=(_frame(ctx, "lead"), _entity(ctx, "activity")),
+            )
         )
     if "duplicates" in chosen:
         outcomes.append(reused["duplicates"] or _timed(lambda: _duplicates(ctx, fingerprints["duplicates"])))
@@ -784,9 +819,8 @@ def _scoring(ctx: _Context, fingerprint: str) -> JobOutcome:
     activities = _entity(ctx, "activity")
     held_scores = leads.set_index("lead_id")["out_score"] if "out_score" in leads else None
     held_trends = leads.set_index("lead_id")["out_trend"] if "out_trend" in leads else None
-    content = content_digest(
-        _fingerprint(ctx, "scoring", with_tables=False), {"lead": leads, "activity": activities}
-    )
+    values = values_digest({"lead": leads, "activity": activities})
+    content = content_digest(_fingerprint(ctx, "scoring", with_tables=False), values)
     same = ctx.memory.reuse("scoring", fingerprint, content)
     if same is not None and "lead" in same.results:
         # The leads came back from Dynamics unchanged in what scoring reads (our own write-back,
@@ -795,8 +829,9 @@ def _scoring(ctx: _Context, fingerprint: str) -> JobOutcome:
         results = same.results["lead"].copy()
         results["trend"] = score_trend(results["score"], held_scores, held_trends)
         same.results = {**same.results, "lead": results}
-        ctx.memory.stage("scoring", fingerprint, same, content=content)
+        ctx.memory.stage("scoring", fingerprint, same, ctx.memory.caches("scoring"), content=content)
         return same
+    caches = ctx.memory.caches("scoring")
     try:
         if not leads.empty and "status" not in leads:
             raise JobError("the leads have no `status` field; map it in lead.toml (statecode)")
@@ -808,15 +843,15 @@ def _scoring(ctx: _Context, fingerprint: str) -> JobOutcome:
             now=ctx.now,
             held_scores=held_scores,
             held_trends=held_trends,
+            caches=caches,
+            kept=ctx.memory.previous_results("scoring").get("lead"),
         )
     except DvsyncError as exc:
         outcome = _job_failed("scoring", exc)
     # Scoring may have trained and promoted a new model: the state is of that model.
     after = _fingerprint(ctx, "scoring")
-    content = content_digest(
-        _fingerprint(ctx, "scoring", with_tables=False), {"lead": leads, "activity": activities}
-    )
-    ctx.memory.stage("scoring", after, outcome, content=content)
+    content = content_digest(_fingerprint(ctx, "scoring", with_tables=False), values)
+    ctx.memory.stage("scoring", after, outcome, caches, content=content)
     return outcome
 
 
@@ -824,6 +859,15 @@ def _duplicates(ctx: _Context, fingerprint: str) -> JobOutcome:
     frames = {t: _frame(ctx, t) for t in ("lead", "contact", "account")}
     caches = ctx.memory.caches("duplicates")
     config_path = Path(ctx.settings.mappings.dir) / "duplicates.toml"
+    state = merge_inputs_state(ctx.mirror, config_path)
+    derived = {e: _entity(ctx, e) for e in state["entities"]}
+    content = content_digest(_fingerprint(ctx, "duplicates", with_tables=False), {**frames, **derived})
+    same = ctx.memory.reuse("duplicates", fingerprint, content)
+    if same is not None and masters_held(ctx.mirror, same, frames):
+        # The records came back from Dynamics unchanged in what the job reads (our own write-back,
+        # or an edit of a column it does not compare) and hold the masters it suggested.
+        ctx.memory.stage("duplicates", fingerprint, same, caches, content=content)
+        return same
     try:
         # Merged records out, "not a duplicate" pairs kept apart (the fingerprint covers both).
         frames, ruled = merge_inputs(ctx.mirror, frames, config_path)
@@ -832,20 +876,26 @@ def _duplicates(ctx: _Context, fingerprint: str) -> JobOutcome:
         )
     except DvsyncError as exc:
         outcome = _job_failed("duplicates", exc)
-    ctx.memory.stage("duplicates", fingerprint, outcome, caches)
+    ctx.memory.stage("duplicates", fingerprint, outcome, caches, content=content)
     return outcome
 
 
 def _customer_value(ctx: _Context, jobs: Sequence[str], fingerprints: Mapping[str, str]) -> list[JobOutcome]:
     orders = _entity(ctx, "order")
     orders = orders if orders is not None else pd.DataFrame()
-    contents = {j: content_digest(_fingerprint(ctx, j, with_tables=False), {"order": orders}) for j in jobs}
+    values = values_digest({"order": orders})
+    contents = {j: content_digest(_fingerprint(ctx, j, with_tables=False), values) for j in jobs}
     same = {j: ctx.memory.reuse(j, fingerprints[j], contents[j]) for j in jobs}
+    bases = {j: {"basis": _fingerprint(ctx, j, with_tables=False)} for j in jobs}
     if all(outcome is not None for outcome in same.values()):
         # The orders came back unchanged in what RFM and CLV read: their results stand.
         for job, outcome in same.items():
-            ctx.memory.stage(job, fingerprints[job], outcome, content=contents[job])  # type: ignore[arg-type]
+            ctx.memory.stage(job, fingerprints[job], outcome, bases[job], content=contents[job])  # type: ignore[arg-type]
         return list(same.values())  # type: ignore[arg-type]
+    if ctx.settings.jobs.customer_value.recompute == "nightly":
+        deferred = nightly_deferral(ctx.memory, {j: bases[j]["basis"] for j in jobs})
+        if deferred is not None:
+            return deferred
     try:
         computed = compute.customer_value_jobs(
             orders,
@@ -856,7 +906,8 @@ def _customer_value(ctx: _Context, jobs: Sequence[str], fingerprints: Mapping[st
     except DvsyncError as exc:
         computed = [_job_failed(j, exc) for j in jobs]
     for outcome in computed:
-        ctx.memory.stage(outcome.job, fingerprints[outcome.job], outcome, content=contents[outcome.job])
+        job = outcome.job
+        ctx.memory.stage(job, fingerprints[job], outcome, bases[job], content=contents[job])
     return computed
 
 

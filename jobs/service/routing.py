@@ -48,6 +48,7 @@ __all__ = [
     "bind_path",
     "check_routing",
     "read_directory",
+    "read_queue_items",
     "resolve_rules",
     "restore_owners",
     "round_robin_cursors",
@@ -93,9 +94,12 @@ class OrgDirectory:
     queues: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=["id", "name", "owner_id", "owner_type"])
     )
-    queue_items: pd.DataFrame = field(
-        default_factory=lambda: pd.DataFrame(columns=["id", "queue_id", "object_id", "worker_id"])
-    )
+    queue_items: pd.DataFrame = field(default_factory=lambda: OrgDirectory.no_queue_items())
+
+    @staticmethod
+    def no_queue_items() -> pd.DataFrame:
+        """The empty ``queue_items`` frame (when no rule uses a queue)."""
+        return pd.DataFrame(columns=["id", "queue_id", "object_id", "worker_id"])
 
     def persons(self) -> set[str]:
         """Ids of users who are people (interactive), for speed-to-lead."""
@@ -131,6 +135,23 @@ def _lower(values: Any) -> pd.Series:
     return pd.Series(values, dtype="string").str.lower()
 
 
+def read_queue_items(client: Any) -> pd.DataFrame:
+    """The leads in a queue now (active queue items): ``id``, ``queue_id``, ``object_id``, ``worker_id``.
+
+    Read on every run whose rules use queues, never kept between runs: routing and the people
+    picking work move leads in and out of queues all day, unlike the users and teams.
+    """
+    items = client.queue_items(object_type_code=LEAD_TYPE_CODE)
+    return pd.DataFrame(
+        {
+            "id": _lower([q.id for q in items]),
+            "queue_id": _lower([q.queue_id for q in items]),
+            "object_id": _lower([q.object_id for q in items]),
+            "worker_id": _lower([q.worker_id for q in items]),
+        }
+    )
+
+
 def read_directory(client: Any, *, queue_items: bool = False) -> OrgDirectory:
     """Read users, teams, memberships and queues from the org (a few pages at most).
 
@@ -162,16 +183,8 @@ def read_directory(client: Any, *, queue_items: bool = False) -> OrgDirectory:
             ),
         }
     )
-    items = client.queue_items(object_type_code=LEAD_TYPE_CODE) if queue_items else []
     return OrgDirectory(
-        queue_items=pd.DataFrame(
-            {
-                "id": _lower([q.id for q in items]),
-                "queue_id": _lower([q.queue_id for q in items]),
-                "object_id": _lower([q.object_id for q in items]),
-                "worker_id": _lower([q.worker_id for q in items]),
-            }
-        ),
+        queue_items=read_queue_items(client) if queue_items else OrgDirectory.no_queue_items(),
         users=user_frame,
         teams=pd.DataFrame(
             {

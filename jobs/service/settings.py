@@ -140,12 +140,27 @@ def _job_names_raw(value: Any) -> Any:
 JobNames = Annotated[list[str], NoDecode, BeforeValidator(_job_names_raw), AfterValidator(_check_job_names)]
 
 
+class CustomerValueRunSettings(SettingsSection):
+    """When RFM and CLV are recomputed after the orders changed (``[jobs.customer_value]``)."""
+
+    recompute: Literal["every_run", "nightly"] = Field(
+        default="every_run",
+        description="every_run: on any order change (never stale); nightly: at most once per UTC day.",
+    )
+
+    @field_validator("recompute", mode="before")
+    @classmethod
+    def _recompute(cls, value: Any) -> Any:
+        return re.sub(r"[\s-]+", "_", value.strip().lower()) if isinstance(value, str) else value
+
+
 class JobsSettings(SettingsSection):
     """Which analytics jobs run."""
 
     enabled: JobNames = Field(
         default_factory=lambda: list(DEFAULT_JOBS), description="Jobs run by `dvsync run`, in this order."
     )
+    customer_value: CustomerValueRunSettings = Field(default_factory=CustomerValueRunSettings)
 
 
 class WritebackSettings(SettingsSection):
@@ -211,6 +226,11 @@ class RoutingSettings(SettingsSection):
     enabled: bool = Field(
         default=False,
         description="Assign unassigned open leads by mappings/routing.toml (writes the lead's owner).",
+    )
+    directory_max_age_hours: float = Field(
+        default=24,
+        gt=0,
+        description="Hours the org's users and teams kept in the mirror are used before a re-read.",
     )
 
 

@@ -236,10 +236,13 @@ class OutputColumn:
                 numbers = numbers.clip(lower=self.min_value, upper=self.max_value)
             digits = 0 if self.type == "integer" else (2 if self.precision is None else self.precision)
             numbers = numbers.round(digits)
-            finite = np.isfinite(numbers.to_numpy())
-            if self.type == "integer":
-                return [int(v) if ok else None for v, ok in zip(numbers.to_numpy(), finite, strict=True)]
-            return [float(v) if ok else None for v, ok in zip(numbers.to_numpy(), finite, strict=True)]
+            array = numbers.to_numpy()
+            finite = np.isfinite(array)
+            # Vectorised into Python ints / floats (an object array's tolist() keeps them as such).
+            kept = np.where(finite, array, 0).astype(np.int64 if self.type == "integer" else float)
+            out = kept.astype(object)
+            out[~finite] = None
+            return out.tolist()
         if self.type in ("string", "memo"):
             limit = self.max_length or DEFAULT_MAX_LENGTH[self.type]
             # Python strings, not pyarrow's: UNSAFE_TEXT matches lone surrogates, which a pyarrow
@@ -247,7 +250,7 @@ class OutputColumn:
             text = values.astype(pd.StringDtype("python")).str.replace(UNSAFE_TEXT, "", regex=True)
             long = text.str.len() > limit
             text = text.where(~long.fillna(False), text.str.slice(0, limit - 1) + "…")
-            return [None if pd.isna(v) else str(v) for v in text]
+            return text.to_numpy(dtype=object, na_value=None).tolist()
         if self.type == "boolean":
             return [None if pd.isna(v) else bool(v) for v in values]
         if self.type == "choice":

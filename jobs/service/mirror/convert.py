@@ -71,7 +71,10 @@ def to_sql(series: pd.Series, dtype: str) -> np.ndarray:
         numbers = pd.to_numeric(series).astype(float)
         finite = np.isfinite(numbers.to_numpy())
         return numbers.astype(object).where(finite, None).to_numpy(dtype=object)
-    if isinstance(series.dtype, pd.StringDtype):  # only str and missing: no per-value conversion
+    if isinstance(series.dtype, pd.StringDtype) or pd.api.types.infer_dtype(series, skipna=True) in (
+        "string",
+        "empty",
+    ):  # only str and missing (inferred in C): no per-value conversion
         text = series.astype(object)
         return text.where(series.notna(), None).to_numpy(dtype=object)
     return np.array([plain_value(v) for v in series], dtype=object)
