@@ -8,10 +8,10 @@ retry. Timeouts, resets and 5xx keep the retry policy (tests/test_http.py).
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 import requests
+import requests.adapters
 
 from connector.errors import EndpointError, TransportError
 from connector.http import HttpClient, RetryPolicy, _endpoint_error
@@ -84,9 +84,18 @@ def test_every_command_reports_a_refused_url_in_one_line_with_exit_code_2(
 ):
     monkeypatch.setenv("DVSYNC__AUTH__TOKEN", "not-a-secret")
     config = _config(tmp_path, f"http://127.0.0.1:{_free_port()}")
-    started = time.monotonic()
+    # A refused URL is a wrong setting, not a passing fault: it must fail on the first attempt,
+    # never after minutes of retry back-off. Counting the attempts says so without timing the test.
+    attempts: list[str] = []
+    send = requests.adapters.HTTPAdapter.send
+
+    def counted(adapter, request, *args, **kwargs):
+        attempts.append(request.url)
+        return send(adapter, request, *args, **kwargs)
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", counted)
     code = main(["--config", str(config), *command])
-    assert time.monotonic() - started < 10
+    assert len(attempts) == 1, attempts
     captured = capsys.readouterr()
     text = captured.out + captured.err
     assert code == 2, text
