@@ -64,7 +64,12 @@ def _ours(leads: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
     config = load_duplicate_config(ROOT / "mappings" / "duplicates.toml", "lead")
     fields = {c: s for c, s in config.fields.items() if c in leads.columns}
     result = find_duplicates(leads, report=True, **{**config.find_kwargs(), "fields": fields})
-    extra = {"candidates_per_record": result.blocking.candidate_pairs / max(len(leads), 1)}
+    records = max(len(leads), 1)
+    extra = {
+        "candidates_per_record": result.blocking.candidate_pairs / records,
+        # Per pass: pairs per record it produced (or would have, when skipped as too coarse).
+        "passes": {p.name: [p.pairs / records, p.skipped] for p in result.blocking.passes},
+    }
     return result.pairs[["id_left", "id_right"]], extra
 
 
@@ -139,6 +144,22 @@ def _exponent(sizes: list[int], times: list[float]) -> float:
     return float(np.polyfit(x, y, 1)[0])
 
 
+def _print_passes(rows: list[dict]) -> None:
+    """Candidate pairs per record of each blocking pass at each size: flat when blocking scales."""
+    if not rows:
+        return
+    names = list(rows[0]["passes"])
+    print("\ncandidate pairs per record, per blocking pass (ours; '-' skipped as too coarse: would give)")
+    print(f"  {'pass':<42}" + "".join(f"{r['records']:>14,}" for r in rows))
+    for name in names:
+        cells = []
+        for row in rows:
+            per, skipped = row["passes"].get(name, [float("nan"), False])
+            cells.append(f"{'-' if skipped else ''}{per:.3f}".rjust(14))
+        print(f"  {name:<42}" + "".join(cells))
+    print(f"  {'union (compared)':<42}" + "".join(f"{r['candidates_per_record']:>14.3f}" for r in rows))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,300000,1000000")
@@ -182,6 +203,7 @@ def main() -> int:
                     + (f"  candidates/record {per:.2f}" if per is not None else ""),
                     flush=True,
                 )
+    _print_passes(results["ours"])
     print("\nsummary")
     for tool in tools:
         rows = results[tool]
