@@ -42,6 +42,9 @@ how many pairs that skipped, per pass.
 
 Pairs are generated without a Python loop per pair: after one sort per pass, the pairs at distance
 ``k`` in the sorted order for ``k = 1 .. max_block_size - 1`` are kept where the keys are equal.
+
+Kept as one module on purpose: parsing, deriving, sub-blocking and bounding passes share the key
+codes computed once per run, and read best beside the report they fill.
 """
 
 from __future__ import annotations
