@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import resource
 import subprocess
 import sys
@@ -104,7 +103,8 @@ def _splink(leads: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
         retain_intermediate_calculation_columns=False,
         retain_matching_columns=False,
     )
-    linker = Linker(frame, settings, db_api=DuckDBAPI())
+    # No basic logging: it would print splink's training chatter, one line per EM iteration.
+    linker = Linker(frame, settings, db_api=DuckDBAPI(), set_up_basic_logging=False)
     linker.training.estimate_probability_two_random_records_match(
         [block_on("email"), block_on("phone")], recall=0.7
     )
@@ -118,7 +118,6 @@ def _splink(leads: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
 
 def _child(tool: str, data: Path, out: Path) -> None:
     """Run one tool on the pickled leads and write its figures as JSON (in a child process)."""
-    logging.getLogger("splink").setLevel(logging.WARNING)  # its training chatter, per EM iteration
     leads = pd.read_pickle(data)
     entity = leads.pop("_entity")
     cpu, wall = time.process_time(), time.perf_counter()
