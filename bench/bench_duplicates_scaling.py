@@ -15,8 +15,10 @@ record (ours), precision, recall and F1 on the planted pairs; then the time expo
 Targets (issue 13): our exponent <= 1.1; at 1M faster than splink with less peak memory; F1 >= 0.995.
 
 splink is optional (``bench/requirements.txt``, installed by ``make bench``, never by ``make test``):
-without it the bench prints our figures alone. The machine is shared: CPU time is printed beside
-wall time, and the ratios are measured in the same run.
+without it the bench prints our figures alone. A peer run that takes longer than ``--peer-timeout``
+seconds (30 minutes) or fails (out of memory) is stopped and reported, and the others still print.
+The machine is shared: CPU time is printed beside wall time, and the ratios are measured in the same
+run.
 
     .venv/bin/python bench/bench_duplicates_scaling.py [--sizes 100000,300000,1000000] [--no-splink]
 """
@@ -148,15 +150,34 @@ def _print_passes(rows: list[dict]) -> None:
     if not rows:
         return
     names = list(rows[0]["passes"])
-    print("\ncandidate pairs per record, per blocking pass (ours; '-' skipped as too coarse: would give)")
+    print(
+        "\ncandidate pairs per record, per blocking pass (ours; in brackets: skipped as too coarse,"
+        " would give)"
+    )
     print(f"  {'pass':<42}" + "".join(f"{r['records']:>14,}" for r in rows))
     for name in names:
         cells = []
         for row in rows:
             per, skipped = row["passes"].get(name, [float("nan"), False])
-            cells.append(f"{'-' if skipped else ''}{per:.3f}".rjust(14))
+            cells.append((f"({per:.3f})" if skipped else f"{per:.3f}").rjust(14))
         print(f"  {name:<42}" + "".join(cells))
     print(f"  {'union (compared)':<42}" + "".join(f"{r['candidates_per_record']:>14.3f}" for r in rows))
+
+
+def _run_child(tool: str, data: Path, out: Path, timeout: float | None) -> str | None:
+    """Run one tool in a child process; None when it finished, else what stopped it."""
+    started = time.perf_counter()
+    command = [sys.executable, __file__, "--_child", tool, str(data), str(out)]
+    try:
+        done = subprocess.run(command, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return f"did not finish within {timeout:.0f} s (stopped)"
+    if done.returncode != 0:
+        how = (
+            f"killed by signal {-done.returncode}" if done.returncode < 0 else f"exit code {done.returncode}"
+        )
+        return f"failed after {time.perf_counter() - started:.0f} s wall ({how}; -9 is usually out of memory)"
+    return None
 
 
 def main() -> int:
@@ -164,6 +185,12 @@ def main() -> int:
     parser.add_argument("--sizes", default="100000,300000,1000000")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-splink", action="store_true", help="measure ours only")
+    parser.add_argument(
+        "--peer-timeout",
+        type=float,
+        default=1800.0,
+        help="seconds a peer may take per size before it is stopped",
+    )
     parser.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child:
@@ -191,7 +218,11 @@ def main() -> int:
             print(f"\n{size} synthetic leads generated in {time.perf_counter() - started:.0f} s", flush=True)
             for tool in tools:
                 out = Path(folder) / f"{tool}-{size}.json"
-                subprocess.run([sys.executable, __file__, "--_child", tool, str(data), str(out)], check=True)
+                failure = _run_child(tool, data, out, None if tool == "ours" else args.peer_timeout)
+                if failure:
+                    # A peer that runs out of time or memory must not lose the figures measured so far.
+                    print(f"  {tool:<7} {failure}", flush=True)
+                    continue
                 figures = json.loads(out.read_text(encoding="utf-8"))
                 results[tool].append(figures)
                 per = figures.get("candidates_per_record")
@@ -206,13 +237,20 @@ def main() -> int:
     print("\nsummary")
     for tool in tools:
         rows = results[tool]
+        if len(rows) < 2:
+            continue
         exponent = _exponent([r["records"] for r in rows], [r["wall_s"] for r in rows])
         cpu_exponent = _exponent([r["records"] for r in rows], [r["cpu_s"] for r in rows])
         print(
             f"  {tool}: time exponent {exponent:.2f} (wall), {cpu_exponent:.2f} (CPU); target for ours <= 1.1"
         )
     if "splink" in results:
-        for ours, theirs in zip(results["ours"], results["splink"], strict=True):
+        by_size = {r["records"]: r for r in results["splink"]}
+        for ours in results["ours"]:
+            theirs = by_size.get(ours["records"])
+            if theirs is None:
+                print(f"  {ours['records']:>9} leads: splink did not finish (see above)")
+                continue
             wall = theirs["wall_s"] / ours["wall_s"]
             cpu = theirs["cpu_s"] / max(ours["cpu_s"], 1e-9)
             memory = ours["peak_mib"] / theirs["peak_mib"]
