@@ -15,8 +15,10 @@ record (ours), precision, recall and F1 on the planted pairs; then the time expo
 Targets (issue 13): our exponent <= 1.1; at 1M faster than splink with less peak memory; F1 >= 0.995.
 
 splink is optional (``bench/requirements.txt``, installed by ``make bench``, never by ``make test``):
-without it the bench prints our figures alone. The machine is shared: CPU time is printed beside
-wall time, and the ratios are measured in the same run.
+without it the bench prints our figures alone. A peer run that takes longer than ``--peer-timeout``
+seconds (30 minutes) or fails (out of memory) is stopped and reported, and the others still print.
+The machine is shared: CPU time is printed beside wall time, and the ratios are measured in the same
+run.
 
     .venv/bin/python bench/bench_duplicates_scaling.py [--sizes 100000,300000,1000000] [--no-splink]
 """
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import resource
 import subprocess
 import sys
@@ -64,7 +65,12 @@ def _ours(leads: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
     config = load_duplicate_config(ROOT / "mappings" / "duplicates.toml", "lead")
     fields = {c: s for c, s in config.fields.items() if c in leads.columns}
     result = find_duplicates(leads, report=True, **{**config.find_kwargs(), "fields": fields})
-    extra = {"candidates_per_record": result.blocking.candidate_pairs / max(len(leads), 1)}
+    records = max(len(leads), 1)
+    extra = {
+        "candidates_per_record": result.blocking.candidate_pairs / records,
+        # Per pass: pairs per record it produced (or would have, when skipped as too coarse).
+        "passes": {p.name: [p.pairs / records, p.skipped] for p in result.blocking.passes},
+    }
     return result.pairs[["id_left", "id_right"]], extra
 
 
@@ -99,7 +105,8 @@ def _splink(leads: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
         retain_intermediate_calculation_columns=False,
         retain_matching_columns=False,
     )
-    linker = Linker(frame, settings, db_api=DuckDBAPI())
+    # No basic logging: it would print splink's training chatter, one line per EM iteration.
+    linker = Linker(frame, settings, db_api=DuckDBAPI(), set_up_basic_logging=False)
     linker.training.estimate_probability_two_random_records_match(
         [block_on("email"), block_on("phone")], recall=0.7
     )
@@ -113,7 +120,6 @@ def _splink(leads: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
 
 def _child(tool: str, data: Path, out: Path) -> None:
     """Run one tool on the pickled leads and write its figures as JSON (in a child process)."""
-    logging.getLogger("splink").setLevel(logging.WARNING)  # its training chatter, per EM iteration
     leads = pd.read_pickle(data)
     entity = leads.pop("_entity")
     cpu, wall = time.process_time(), time.perf_counter()
@@ -139,11 +145,52 @@ def _exponent(sizes: list[int], times: list[float]) -> float:
     return float(np.polyfit(x, y, 1)[0])
 
 
+def _print_passes(rows: list[dict]) -> None:
+    """Candidate pairs per record of each blocking pass at each size: flat when blocking scales."""
+    if not rows:
+        return
+    names = list(rows[0]["passes"])
+    print(
+        "\ncandidate pairs per record, per blocking pass (ours; in brackets: skipped as too coarse,"
+        " would give)"
+    )
+    print(f"  {'pass':<42}" + "".join(f"{r['records']:>14,}" for r in rows))
+    for name in names:
+        cells = []
+        for row in rows:
+            per, skipped = row["passes"].get(name, [float("nan"), False])
+            cells.append((f"({per:.3f})" if skipped else f"{per:.3f}").rjust(14))
+        print(f"  {name:<42}" + "".join(cells))
+    print(f"  {'union (compared)':<42}" + "".join(f"{r['candidates_per_record']:>14.3f}" for r in rows))
+
+
+def _run_child(tool: str, data: Path, out: Path, timeout: float | None) -> str | None:
+    """Run one tool in a child process; None when it finished, else what stopped it."""
+    started = time.perf_counter()
+    command = [sys.executable, __file__, "--_child", tool, str(data), str(out)]
+    try:
+        done = subprocess.run(command, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return f"did not finish within {timeout:.0f} s (stopped)"
+    if done.returncode != 0:
+        how = (
+            f"killed by signal {-done.returncode}" if done.returncode < 0 else f"exit code {done.returncode}"
+        )
+        return f"failed after {time.perf_counter() - started:.0f} s wall ({how}; -9 is usually out of memory)"
+    return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,300000,1000000")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-splink", action="store_true", help="measure ours only")
+    parser.add_argument(
+        "--peer-timeout",
+        type=float,
+        default=1800.0,
+        help="seconds a peer may take per size before it is stopped",
+    )
     parser.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child:
@@ -171,7 +218,11 @@ def main() -> int:
             print(f"\n{size} synthetic leads generated in {time.perf_counter() - started:.0f} s", flush=True)
             for tool in tools:
                 out = Path(folder) / f"{tool}-{size}.json"
-                subprocess.run([sys.executable, __file__, "--_child", tool, str(data), str(out)], check=True)
+                failure = _run_child(tool, data, out, None if tool == "ours" else args.peer_timeout)
+                if failure:
+                    # A peer that runs out of time or memory must not lose the figures measured so far.
+                    print(f"  {tool:<7} {failure}", flush=True)
+                    continue
                 figures = json.loads(out.read_text(encoding="utf-8"))
                 results[tool].append(figures)
                 per = figures.get("candidates_per_record")
@@ -182,16 +233,24 @@ def main() -> int:
                     + (f"  candidates/record {per:.2f}" if per is not None else ""),
                     flush=True,
                 )
+    _print_passes(results["ours"])
     print("\nsummary")
     for tool in tools:
         rows = results[tool]
+        if len(rows) < 2:
+            continue
         exponent = _exponent([r["records"] for r in rows], [r["wall_s"] for r in rows])
         cpu_exponent = _exponent([r["records"] for r in rows], [r["cpu_s"] for r in rows])
         print(
             f"  {tool}: time exponent {exponent:.2f} (wall), {cpu_exponent:.2f} (CPU); target for ours <= 1.1"
         )
     if "splink" in results:
-        for ours, theirs in zip(results["ours"], results["splink"], strict=True):
+        by_size = {r["records"]: r for r in results["splink"]}
+        for ours in results["ours"]:
+            theirs = by_size.get(ours["records"])
+            if theirs is None:
+                print(f"  {ours['records']:>9} leads: splink did not finish (see above)")
+                continue
             wall = theirs["wall_s"] / ours["wall_s"]
             cpu = theirs["cpu_s"] / max(ours["cpu_s"], 1e-9)
             memory = ours["peak_mib"] / theirs["peak_mib"]

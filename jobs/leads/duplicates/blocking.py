@@ -14,27 +14,37 @@ normalised value), ``soundex``, ``initial`` or ``prefixN`` (the first N characte
 by ``+`` form an order-free part: the pair's values are sorted before comparing, so swapped first
 and last names share the key.
 
-When a pass that is always run (email, phone, the swapped names, configured passes) would produce
-more pairs than the run's pair budget (below), each of its blocks
-larger than :data:`SUB_BLOCK_SIZE` records is first *sub-blocked*: its records are split by a refining key
-(:func:`refinement_keys`: the city, the postcode, then the company and the names), one key after
-another until no block is too large or the keys run out. Without this, the swapped-names pass
-grouped every "James Smith" of the table into one block, whose pairs grew with the table (85% of
-all candidate pairs at a million leads), while a duplicate with both names exact nearly always
-shares its city or postcode too (and the email and phone passes find those that moved).
-
-Block sizes are then capped: within a block still larger than ``max_block_size`` records are sorted by a
-similarity-preserving order (their normalised values) and only records fewer than
-``max_block_size`` places apart are paired (a sorted neighbourhood), so memory stays bounded on a
-key as common as "Smith". The report says how many blocks were capped and how many pairs that
-skipped, per pass.
-
 Passes derived from the field kinds (:func:`default_passes`) that pair two keys are *optional*: one
 whose key turns out too coarse for the data (more than :data:`DEFAULT_PAIRS_PER_RECORD` pairs per
-record) is skipped, and the report lists it with the pairs it would have produced.
+record) is skipped, and the report lists it with the pairs it would have produced. On a table of
+more than :data:`COARSE_REFERENCE_RECORDS` records a pass is judged as it would be on a table of
+that size with the same values (:func:`_too_coarse`): a postcode key pairs a fixed share of all
+record pairs, so judged at the table's own size it would pass at 100,000 leads and be dropped at a
+million, taking the duplicates only it finds with it.
+
+Every pass that runs (always-run or optional) and would produce more than
+:data:`MIN_PAIR_BUDGET` pairs then has each of its blocks larger than :data:`SUB_BLOCK_SIZE`
+records *sub-blocked*: its records are split by a refining key (:func:`refinement_keys`: the
+locations such as street, city and postcode, then the company and the names, never a column of the
+pass itself), one key after
+another until no block is too large or the keys run out. A key's blocks grow with the table
+(every "James Smith" in the swapped-names pass, every Smith of a postcode in a derived pass), and a
+block's pairs grow with its square; split to a size that does not depend on the table, no pass's
+pairs per record grow with N (``bench/bench_duplicates_scaling.py`` prints them per pass), while a
+duplicate nearly always shares its city, postcode or street too (and the email and phone passes
+find those that moved).
+
+Block sizes are then capped: within a block still larger than ``max_block_size`` (its records
+share every refining key, or miss them) records are sorted by a similarity-preserving order (their
+normalised values) and only records fewer than ``max_block_size`` places apart are paired (a
+sorted neighbourhood), so memory stays bounded. The report says how many blocks were capped and
+how many pairs that skipped, per pass.
 
 Pairs are generated without a Python loop per pair: after one sort per pass, the pairs at distance
 ``k`` in the sorted order for ``k = 1 .. max_block_size - 1`` are kept where the keys are equal.
+
+Kept as one module on purpose: parsing, deriving, sub-blocking and bounding passes share the key
+codes computed once per run, and read best beside the report they fill.
 """
 
 from __future__ import annotations
@@ -72,12 +82,23 @@ strangers: a record has rarely more than one or two duplicates. Measured on the 
 (100,000 leads): skipping such passes cut the candidate pairs from 4.8 to 0.6 million with recall
 unchanged (0.9998)."""
 SUB_BLOCK_SIZE = 10
-"""In a pass over its pair budget, a block of more records than this is split by the refining
-keys (see the module docstring): the pairs of a block grow with its square, and a key's blocks
-grow with the table (there are more James Smiths among a million leads), so without a split the
-pairs per record of a pass would grow with N; with it they stay under the pass's budget."""
+"""In any pass of more than :data:`MIN_PAIR_BUDGET` pairs, a block of more records than this is
+split by the refining keys (see the module docstring): the pairs of a block grow with its square,
+and a key's blocks grow with the table (there are more James Smiths among a million leads, and
+more Smiths per postcode), so without a split the pairs per record of a pass would grow with N;
+with it every block stays small and they do not."""
 MIN_PAIR_BUDGET = 10_000
-"""Small tables keep every pass: comparing 10,000 pairs is cheap."""
+"""Small tables keep every pass whole: comparing 10,000 pairs is cheap."""
+SUB_BLOCK_LIMITS = (SUB_BLOCK_SIZE, 6, 4, 3, 2)
+"""On a table larger than :data:`COARSE_REFERENCE_RECORDS`, the block sizes tried in turn (largest
+first) until a pass gives no more pairs per record than at the reference size."""
+MIN_PASS_PAIRS_PER_RECORD = 0.5
+"""Pairs per record any pass may keep on a large table, whatever it gave at the reference size: a
+key that only duplicates share (an email) pairs a share of all pairs that shrinks as the table
+grows, while its pairs per record stay the same (0.2 planted pairs per record on the bench)."""
+COARSE_REFERENCE_RECORDS = 100_000
+"""A derived pass on a larger table is judged too coarse as it would be on a table of this many
+records with the same values (see :func:`_too_coarse`), so the same passes run at every size."""
 MAX_BLOCKING_KEYS = 8
 """At most this many identity/location keys are combined pairwise (at most 28 passes)."""
 
@@ -300,6 +321,22 @@ def _sub_block(
     return codes
 
 
+def _most_complete_first(
+    refinements: Sequence[KeyPart], prepared: Mapping[str, pd.Series], known: dict[KeyPart, np.ndarray]
+) -> list[KeyPart]:
+    """The refining keys, those missing on fewer records first (in their given order otherwise).
+
+    A record missing a refining key's value is split from those that have one: a duplicate whose
+    street was left empty would leave its block at the first split by street, and a pass meant to
+    find it despite a typo in its name would not pair it; a key everybody has splits no duplicate
+    for missing it.
+    """
+    for part in refinements:
+        if part not in known:
+            known[part] = _part_codes(prepared, part)
+    return sorted(refinements, key=lambda part: int((known[part] < 0).sum()))
+
+
 def _transformed(values: pd.Series, transform: str) -> pd.Series:
     if transform == "exact":
         return values
@@ -414,6 +451,95 @@ def _expected_pairs(codes: np.ndarray, window: int, n_left: int | None) -> int:
     return int(np.where(sizes <= window, full, windowed).sum())
 
 
+def _pairs_at_reference(codes: np.ndarray, n_left: int | None) -> float:
+    """Pairs a pass's key would give on a table of :data:`COARSE_REFERENCE_RECORDS` records with
+    the same distribution of values: the share of record pairs that share the key, which does not
+    depend on the table's size, times the reference table's pairs."""
+    n = len(codes)
+    keyed = codes >= 0
+    reference = COARSE_REFERENCE_RECORDS
+    if n_left is None:
+        sizes = np.bincount(codes[keyed]).astype(np.float64)
+        share = float((sizes * (sizes - 1)).sum()) / (n * (n - 1))
+        return share * reference * (reference - 1) / 2
+    size = int(codes.max(initial=-1)) + 1
+    left = np.bincount(codes[:n_left][keyed[:n_left]], minlength=size).astype(np.float64)
+    right = np.bincount(codes[n_left:][keyed[n_left:]], minlength=size).astype(np.float64)
+    scale = reference / n  # both sides shrunk alike
+    return float((left * right).sum()) * scale * scale
+
+
+def _too_coarse(codes: np.ndarray, expected: int, n_left: int | None, pairs_per_record: float) -> bool:
+    """Whether a derived pass's key is too coarse: over its pair budget on this table, judged at
+    no more than :data:`COARSE_REFERENCE_RECORDS` records.
+
+    A key of fixed cardinality (a postcode with the initial of a name) pairs a share of all record
+    pairs that does not depend on the table, so its pairs per record grow with the table; judged
+    at the table's own size, a pass kept at 100,000 leads would be dropped at a million and the
+    duplicates only it finds lost with it. Judged at the reference size, the same passes run at
+    every size beyond it, and :func:`_pass_window` bounds their pairs.
+    """
+    if len(codes) <= COARSE_REFERENCE_RECORDS:
+        return expected > max(MIN_PAIR_BUDGET, int(pairs_per_record * len(codes)))
+    budget = max(MIN_PAIR_BUDGET, pairs_per_record * COARSE_REFERENCE_RECORDS)
+    return _pairs_at_reference(codes, n_left) > budget
+
+
+def _windowed_count(sizes: np.ndarray, window: int) -> int:
+    """Pairs blocks of these sizes give when each is paired within a sorted window of ``window``."""
+    full = sizes * (sizes - 1) // 2
+    windowed = (window - 1) * sizes - window * (window - 1) // 2
+    return int(np.where(sizes <= window, full, windowed).sum())
+
+
+def _block_pairs(codes: np.ndarray, window: int) -> int:
+    """Pairs a pass's blocks give within a sorted window of ``window``."""
+    sizes = np.bincount(codes[codes >= 0]).astype(np.int64)
+    return _windowed_count(sizes[sizes >= 2], window)
+
+
+def _pass_window(codes: np.ndarray, per_record: float, window: int) -> int:
+    """The widest sorted window (2 to ``window``) that keeps a pass at ``per_record`` pairs per
+    record or fewer (2 when even that gives more: each record's nearest neighbour in its block).
+
+    On a table larger than the reference, a key of fixed cardinality still has blocks that grow
+    with the table after sub-blocking (the refining keys have fixed cardinality too: 40 postcodes
+    per city); pairing each record with its nearest neighbours in the similarity order only, as
+    many as the pass gave per record at the reference size, keeps its pairs per record flat while
+    the likeliest pairs (close in every value) stay together.
+    """
+    allowed = per_record * len(codes)
+    for width in range(window, 2, -1):
+        if _block_pairs(codes, width) <= allowed:
+            return width
+    return 2
+
+
+def _bounded(
+    codes: np.ndarray,
+    prepared: Mapping[str, pd.Series],
+    usable: Sequence[KeyPart],
+    known: dict[KeyPart, np.ndarray],
+    window: int,
+) -> tuple[np.ndarray, int]:
+    """A pass's block codes and sorted window on a table larger than the reference, such that it
+    gives no more pairs per record than it would at :data:`COARSE_REFERENCE_RECORDS` records (or
+    :data:`MIN_PASS_PAIRS_PER_RECORD`, whichever is more).
+
+    Blocks are sub-blocked at each size of :data:`SUB_BLOCK_LIMITS` in turn, largest first, and the
+    first that meets the bound is kept; when even the smallest does not (the refining keys ran
+    out), the window narrows (:func:`_pass_window`).
+    """
+    n = len(codes)
+    per_record = max(_pairs_at_reference(codes, None) / COARSE_REFERENCE_RECORDS, MIN_PASS_PAIRS_PER_RECORD)
+    refined = codes
+    for limit in SUB_BLOCK_LIMITS:
+        refined = _sub_block(codes, prepared, usable, limit, known)
+        if _block_pairs(refined, window) <= per_record * n:
+            return refined, window
+    return refined, _pass_window(refined, per_record, window)
+
+
 def candidate_pairs(
     prepared: Mapping[str, pd.Series],
     passes: Sequence[BlockingPass],
@@ -435,31 +561,37 @@ def candidate_pairs(
         n_left: when linking two tables, the first ``n_left`` rows are the left table and only
             left-right pairs are produced; None for deduplicating one table.
         pairs_per_record: the pair budget of an optional pass, per record (at least
-            :data:`MIN_PAIR_BUDGET` pairs in all).
-        refinements: keys that sub-block the oversized blocks of the passes that are always run
-            (:func:`refinement_keys`); a pass is not refined by a key on its own columns.
+            :data:`MIN_PAIR_BUDGET` pairs in all), judged at no more than
+            :data:`COARSE_REFERENCE_RECORDS` records.
+        refinements: keys that sub-block the oversized blocks of every pass of more than
+            :data:`MIN_PAIR_BUDGET` pairs (:func:`refinement_keys`); a pass is not refined by a
+            key on its own columns. Without them, only the window caps a block.
     """
     n = len(order)
     window = max(2, int(max_block_size))
-    budget = max(MIN_PAIR_BUDGET, int(pairs_per_record * n))
     reports = []
     chunks = []
     known: dict[KeyPart, np.ndarray] = {}
     for blocking_pass in passes:
         codes = _pass_codes(prepared, blocking_pass, known)
-        if not blocking_pass.optional and refinements and _expected_pairs(codes, window, n_left) > budget:
-            # Too many pairs for this table (a small table keeps every pair): split the blocks. An
-            # optional pass over its budget is skipped instead (below): other passes cover it.
+        expected = _expected_pairs(codes, window, n_left)
+        if blocking_pass.optional and _too_coarse(codes, expected, n_left, pairs_per_record):
+            keyed = int((codes >= 0).sum())
+            reports.append(PassReport(blocking_pass.name, keyed, 0, 0, 0, expected, 0, skipped=True))
+            continue
+        pass_window = window
+        if refinements and expected > MIN_PAIR_BUDGET:
+            # Not a small table (which keeps every pair): split the blocks grown too large, in
+            # every pass, so that no pass's pairs per record grow with the table.
             own = blocking_pass.columns
-            usable = [p for p in refinements if not set(p.columns) & own]
-            codes = _sub_block(codes, prepared, usable, SUB_BLOCK_SIZE, known)
-        if blocking_pass.optional:
-            expected = _expected_pairs(codes, window, n_left)
-            if expected > budget:
-                keyed = int((codes >= 0).sum())
-                reports.append(PassReport(blocking_pass.name, keyed, 0, 0, 0, expected, 0, skipped=True))
-                continue
-        first, second, report = _windowed_pairs(codes, order, window, n_left)
+            usable = _most_complete_first(
+                [p for p in refinements if not set(p.columns) & own], prepared, known
+            )
+            if n_left is None and n > COARSE_REFERENCE_RECORDS:
+                codes, pass_window = _bounded(codes, prepared, usable, known, window)
+            else:
+                codes = _sub_block(codes, prepared, usable, SUB_BLOCK_SIZE, known)
+        first, second, report = _windowed_pairs(codes, order, pass_window, n_left)
         skipped = report.pairs_skipped
         if n_left is not None:
             skipped = _cross_skipped(codes, n_left, window, len(first))
