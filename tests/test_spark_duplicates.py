@@ -15,9 +15,11 @@ import pytest
 from test_duplicates_sandbox import canonical
 
 from connector.sandbox.seed import generate
+from jobs.engines import spark_duplicates
 from jobs.engines.frames import SparkTable
 from jobs.engines.spark_duplicates import find_duplicates_spark
 from jobs.errors import JobError
+from jobs.leads.duplicates import blocking
 from jobs.leads.duplicates.config import load_duplicate_config
 from jobs.leads.duplicates.detect import find_duplicates
 from jobs.leads.duplicates.linkage_model import comparison_patterns, fit_em
@@ -79,9 +81,16 @@ def test_spark_finds_the_pandas_pairs_on_the_seed(spark):
         assert len(want.pairs) > 20, table
 
 
-def test_capped_and_sub_blocked_blocks_pair_as_pandas(spark):
+@pytest.mark.parametrize("reference", [None, 100], ids=["at-its-size", "beyond-the-reference"])
+def test_capped_and_sub_blocked_blocks_pair_as_pandas(spark, monkeypatch, reference):
     # 300 colleagues share the switchboard: the always-run phone pass is over its pair budget, so
     # its block is split by city, postcode, company and names, and what stays large is capped.
+    # With the reference size lowered below the table, the passes are bounded as a million-record
+    # table's are (smaller sub-blocks, then a narrower window), on both engines.
+    if reference is not None:
+        for module in (blocking, spark_duplicates):
+            monkeypatch.setattr(module, "COARSE_REFERENCE_RECORDS", reference)
+            monkeypatch.setattr(module, "MIN_PAIR_BUDGET", 100)
     rng = np.random.default_rng(5)
     n = 300
     first = rng.choice(["ann", "bob", "carl", "dora", "eve", "fred"], n)
@@ -102,6 +111,14 @@ def test_capped_and_sub_blocked_blocks_pair_as_pandas(spark):
     assert want.blocking.capped_blocks > 0 and len(want.pairs) > 0
     phone = next(p for p in want.blocking.passes if p.name == "phone")
     assert phone.largest_block < n  # sub-blocked
+    if reference is not None:  # the bounds did bite: fewer pairs than the same passes unbounded
+        monkeypatch.setattr(blocking, "COARSE_REFERENCE_RECORDS", 100_000)
+        unbounded = find_duplicates(records, id_column="id", report=True, fields=fields)
+
+        def kept(result):
+            return sum(p.pairs for p in result.blocking.passes if not p.skipped)
+
+        assert kept(want) < kept(unbounded)
 
 
 def test_a_tiny_table_uses_the_default_model_as_pandas(spark):

@@ -46,16 +46,22 @@ from core.tomlfile import closest
 from jobs.engines.frames import SparkTable, restore
 from jobs.errors import JobError
 from jobs.leads.duplicates.blocking import (
+    COARSE_REFERENCE_RECORDS,
     DEFAULT_MAX_BLOCK_SIZE,
     DEFAULT_PAIRS_PER_RECORD,
     MIN_PAIR_BUDGET,
+    SUB_BLOCK_LIMITS,
     SUB_BLOCK_SIZE,
     BlockingPass,
     BlockingReport,
     KeyPart,
     PassReport,
+    block_pairs,
+    bounded_pairs_per_record,
     key_values,
+    pass_window,
     refinement_keys,
+    too_coarse,
 )
 from jobs.leads.duplicates.comparisons import KINDS, prepare
 from jobs.leads.duplicates.detect import (
@@ -226,8 +232,15 @@ def _report(name: str, histogram: tuple[np.ndarray, np.ndarray] | None, window: 
     )
 
 
-def _sub_block(frame: Any, plan: _Plan, usable: Sequence[KeyPart]) -> Any:
-    """Split the blocks over :data:`SUB_BLOCK_SIZE` by each refining key in turn (as pandas)."""
+def _block_sizes(histogram: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """One entry per block (the form blocking's bounds take) from a (sizes, blocks) histogram."""
+    if histogram is None:
+        return np.zeros(0, dtype=np.int64)
+    return np.repeat(histogram[0], histogram[1])
+
+
+def _sub_block(frame: Any, plan: _Plan, usable: Sequence[KeyPart], limit: int) -> Any:
+    """Split the blocks over ``limit`` records by each refining key in turn (as pandas)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -235,15 +248,44 @@ def _sub_block(frame: Any, plan: _Plan, usable: Sequence[KeyPart]) -> Any:
         frame = frame.withColumn("_size", F.count(F.lit(1)).over(Window.partitionBy("key"))).localCheckpoint(
             eager=True
         )
-        if frame.where(F.col("_size") > SUB_BLOCK_SIZE).limit(1).count() == 0:
+        if frame.where(F.col("_size") > limit).limit(1).count() == 0:
             break
         # A record missing the refining value stays with the others of its block that miss it.
         extra = F.coalesce(F.concat(F.lit("v"), F.col(plan.part(part))), F.lit("-"))
         refined = F.concat(F.col("key"), F.lit(_REFINE_SEPARATOR), extra)
-        frame = frame.withColumn(
-            "key", F.when(F.col("_size") > SUB_BLOCK_SIZE, refined).otherwise(F.col("key"))
-        )
+        frame = frame.withColumn("key", F.when(F.col("_size") > limit, refined).otherwise(F.col("key")))
     return frame.drop("_size")
+
+
+def _most_complete_first(records: Any, plan: _Plan) -> list[KeyPart]:
+    """The refining keys, those missing on fewer records first (blocking._most_complete_first)."""
+    from pyspark.sql import functions as F
+
+    if not plan.refinements:
+        return []
+    row = records.select(
+        *[F.sum(F.col(plan.part(k)).isNull().cast("long")).alias(plan.part(k)) for k in plan.refinements]
+    ).first()
+    return sorted(plan.refinements, key=lambda k: int(row[plan.part(k)] or 0))
+
+
+def _refined(
+    frame: Any, plan: _Plan, p: int, usable: Sequence[KeyPart], n: int, window: int, sizes: np.ndarray
+) -> tuple[Any, tuple[np.ndarray, np.ndarray] | None, int]:
+    """A pass's blocks split as pandas splits them (blocking.candidate_pairs), their size
+    histogram and the pass's window: below the reference size by :data:`SUB_BLOCK_SIZE`; above it, by the
+    first of :data:`SUB_BLOCK_LIMITS` that keeps the pass to its pairs per record at the reference
+    size, else with a narrower window (blocking._bounded)."""
+    if n <= COARSE_REFERENCE_RECORDS:
+        refined = _sub_block(frame, plan, usable, SUB_BLOCK_SIZE).localCheckpoint(eager=True)
+        return refined, _histograms(refined).get(p), window
+    per_record = bounded_pairs_per_record(sizes, n)
+    for limit in SUB_BLOCK_LIMITS:
+        refined = _sub_block(frame, plan, usable, limit).localCheckpoint(eager=True)
+        histogram = _histograms(refined).get(p)
+        if block_pairs(_block_sizes(histogram), window) <= per_record * n:
+            return refined, histogram, window
+    return refined, histogram, pass_window(_block_sizes(histogram), n, per_record, window)
 
 
 def _candidate_pairs(records: Any, plan: _Plan, n: int, window: int) -> tuple[Any, BlockingReport]:
@@ -251,7 +293,6 @@ def _candidate_pairs(records: Any, plan: _Plan, n: int, window: int) -> tuple[An
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    budget = max(MIN_PAIR_BUDGET, int(DEFAULT_PAIRS_PER_RECORD * n))
     if not plan.passes:  # blocking = []: nothing is compared, as in pandas
         empty = records.sparkSession.createDataFrame([], "a long, b long")
         return empty, BlockingReport(n, n * (n - 1) // 2, 0, 1.0, window, ())
@@ -269,24 +310,30 @@ def _candidate_pairs(records: Any, plan: _Plan, n: int, window: int) -> tuple[An
         .where(F.col("key").isNotNull())
     )
     histograms = _histograms(keyed)
+    ordered: list[KeyPart] | None = None
     run_plain, refined_frames, reports = [], [], {}
     for p, blocking_pass in enumerate(plan.passes):
         histogram = histograms.get(p)
+        sizes = _block_sizes(histogram)
         expected = int((_pairs_of(histogram[0], window) * histogram[1]).sum()) if histogram else 0
-        if not blocking_pass.optional and plan.refinements and expected > budget:
-            own = blocking_pass.columns
-            usable = [k for k in plan.refinements if not set(k.columns) & own]
-            frame = _sub_block(keyed.where(F.col("p") == p), plan, usable).localCheckpoint(eager=True)
-            refined_frames.append(frame)
-            reports[p] = _report(blocking_pass.name, _histograms(frame).get(p), window)
-            continue
-        if blocking_pass.optional and expected > budget:
-            keyed_records = int((histogram[0] * histogram[1]).sum()) if histogram else 0
+        if blocking_pass.optional and too_coarse(expected, n, DEFAULT_PAIRS_PER_RECORD, lambda s=sizes: s):
+            keyed_records = int(sizes.sum())
             reports[p] = PassReport(blocking_pass.name, keyed_records, 0, 0, 0, expected, 0, skipped=True)
+            continue
+        if plan.refinements and expected > MIN_PAIR_BUDGET:
+            if ordered is None:
+                ordered = _most_complete_first(records, plan)
+            own = blocking_pass.columns
+            usable = [k for k in ordered if not set(k.columns) & own]
+            frame, refined_histogram, pass_window_ = _refined(
+                keyed.where(F.col("p") == p), plan, p, usable, n, window, sizes
+            )
+            refined_frames.append(frame.withColumn("w", F.lit(pass_window_)))
+            reports[p] = _report(blocking_pass.name, refined_histogram, pass_window_)
             continue
         run_plain.append(p)
         reports[p] = _report(blocking_pass.name, histogram, window)
-    blocks = keyed.where(F.col("p").isin(run_plain)) if run_plain else None
+    blocks = keyed.where(F.col("p").isin(run_plain)).withColumn("w", F.lit(window)) if run_plain else None
     for frame in refined_frames:
         blocks = frame if blocks is None else blocks.unionByName(frame)
     spark = records.sparkSession
@@ -295,13 +342,13 @@ def _candidate_pairs(records: Any, plan: _Plan, n: int, window: int) -> tuple[An
     else:
         block = Window.partitionBy("p", "key")
         ranked = (
-            blocks.select("p", "key", "idx", "sig")
+            blocks.select("p", "key", "idx", "sig", "w")
             .withColumn("size", F.count(F.lit(1)).over(block))
             .where(F.col("size") >= 2)
             # The sorted neighbourhood: records by their normalised values, then their position.
             .withColumn("pos", F.row_number().over(block.orderBy("sig", "idx")) - 1)
         )
-        reach = F.least(F.col("size") - 1 - F.col("pos"), F.lit(window - 1))
+        reach = F.least(F.col("size") - 1 - F.col("pos"), F.col("w") - 1)
         ahead = (
             ranked.where(reach >= 1)
             .select("p", "key", "idx", "pos", F.explode(F.sequence(F.lit(1), reach)).alias("d"))

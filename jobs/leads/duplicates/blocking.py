@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,11 +65,16 @@ __all__ = [
     "BlockingPass",
     "BlockingReport",
     "PassReport",
+    "block_pairs",
+    "bounded_pairs_per_record",
     "candidate_pairs",
     "default_passes",
     "key_values",
     "parse_pass",
+    "pass_window",
+    "reference_pairs",
     "refinement_keys",
+    "too_coarse",
 ]
 
 _TRANSFORM = re.compile(r"^(exact|soundex|initial|prefix([1-9][0-9]?))$")
@@ -459,14 +464,30 @@ def _pairs_at_reference(codes: np.ndarray, n_left: int | None) -> float:
     keyed = codes >= 0
     reference = COARSE_REFERENCE_RECORDS
     if n_left is None:
-        sizes = np.bincount(codes[keyed]).astype(np.float64)
-        share = float((sizes * (sizes - 1)).sum()) / (n * (n - 1))
-        return share * reference * (reference - 1) / 2
+        return reference_pairs(np.bincount(codes[keyed]), n)
     size = int(codes.max(initial=-1)) + 1
     left = np.bincount(codes[:n_left][keyed[:n_left]], minlength=size).astype(np.float64)
     right = np.bincount(codes[n_left:][keyed[n_left:]], minlength=size).astype(np.float64)
     scale = reference / n  # both sides shrunk alike
     return float((left * right).sum()) * scale * scale
+
+
+def reference_pairs(sizes: np.ndarray, n: int) -> float:
+    """:func:`_pairs_at_reference` of one table from its block sizes (one entry per block) and
+    record count: the Spark engine computes the sizes with an aggregation, not from codes."""
+    sizes = np.asarray(sizes, dtype=np.float64)
+    share = float((sizes * (sizes - 1)).sum()) / (n * (n - 1)) if n > 1 else 0.0
+    return share * COARSE_REFERENCE_RECORDS * (COARSE_REFERENCE_RECORDS - 1) / 2
+
+
+def too_coarse(expected: int, n: int, pairs_per_record: float, sizes: Callable[[], np.ndarray]) -> bool:
+    """Whether an optional pass of one table is too coarse (:func:`_too_coarse`), given its
+    expected pairs, the table's records and a way to get its block sizes (needed only above
+    :data:`COARSE_REFERENCE_RECORDS` records)."""
+    if n <= COARSE_REFERENCE_RECORDS:
+        return expected > max(MIN_PAIR_BUDGET, int(pairs_per_record * n))
+    budget = max(MIN_PAIR_BUDGET, pairs_per_record * COARSE_REFERENCE_RECORDS)
+    return reference_pairs(sizes(), n) > budget
 
 
 def _too_coarse(codes: np.ndarray, expected: int, n_left: int | None, pairs_per_record: float) -> bool:
@@ -479,6 +500,8 @@ def _too_coarse(codes: np.ndarray, expected: int, n_left: int | None, pairs_per_
     duplicates only it finds lost with it. Judged at the reference size, the same passes run at
     every size beyond it, and :func:`_pass_window` bounds their pairs.
     """
+    if n_left is None:
+        return too_coarse(expected, len(codes), pairs_per_record, lambda: np.bincount(codes[codes >= 0]))
     if len(codes) <= COARSE_REFERENCE_RECORDS:
         return expected > max(MIN_PAIR_BUDGET, int(pairs_per_record * len(codes)))
     budget = max(MIN_PAIR_BUDGET, pairs_per_record * COARSE_REFERENCE_RECORDS)
@@ -494,7 +517,12 @@ def _windowed_count(sizes: np.ndarray, window: int) -> int:
 
 def _block_pairs(codes: np.ndarray, window: int) -> int:
     """Pairs a pass's blocks give within a sorted window of ``window``."""
-    sizes = np.bincount(codes[codes >= 0]).astype(np.int64)
+    return block_pairs(np.bincount(codes[codes >= 0]), window)
+
+
+def block_pairs(sizes: np.ndarray, window: int) -> int:
+    """Pairs blocks of these sizes (one entry per block) give within a sorted window of ``window``."""
+    sizes = np.asarray(sizes, dtype=np.int64)
     return _windowed_count(sizes[sizes >= 2], window)
 
 
@@ -508,11 +536,22 @@ def _pass_window(codes: np.ndarray, per_record: float, window: int) -> int:
     many as the pass gave per record at the reference size, keeps its pairs per record flat while
     the likeliest pairs (close in every value) stay together.
     """
-    allowed = per_record * len(codes)
+    return pass_window(np.bincount(codes[codes >= 0]), len(codes), per_record, window)
+
+
+def pass_window(sizes: np.ndarray, n: int, per_record: float, window: int) -> int:
+    """:func:`_pass_window` from a pass's block sizes (one entry per block) and the table's records."""
+    allowed = per_record * n
     for width in range(window, 2, -1):
-        if _block_pairs(codes, width) <= allowed:
+        if block_pairs(sizes, width) <= allowed:
             return width
     return 2
+
+
+def bounded_pairs_per_record(sizes: np.ndarray, n: int) -> float:
+    """The pairs per record a pass of a table larger than the reference may keep (:func:`_bounded`):
+    what it gives at :data:`COARSE_REFERENCE_RECORDS` records, or :data:`MIN_PASS_PAIRS_PER_RECORD`."""
+    return max(reference_pairs(sizes, n) / COARSE_REFERENCE_RECORDS, MIN_PASS_PAIRS_PER_RECORD)
 
 
 def _bounded(
@@ -531,7 +570,7 @@ def _bounded(
     out), the window narrows (:func:`_pass_window`).
     """
     n = len(codes)
-    per_record = max(_pairs_at_reference(codes, None) / COARSE_REFERENCE_RECORDS, MIN_PASS_PAIRS_PER_RECORD)
+    per_record = bounded_pairs_per_record(np.bincount(codes[codes >= 0]), n)
     refined = codes
     for limit in SUB_BLOCK_LIMITS:
         refined = _sub_block(codes, prepared, usable, limit, known)
