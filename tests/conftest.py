@@ -1,8 +1,13 @@
 """Shared fixtures: a small seeded sandbox over real HTTP on loopback.
 
-The seed is generated once per test session into a template directory; each test that asks for
+The seed is generated once into a template directory shared by the pytest-xdist workers and kept
+for later runs while the code is unchanged (tests/shared_templates.py); each test that asks for
 ``sandbox`` gets its own copy of that SQLite file (so writes never leak between tests) and its own
-server on a free port. Start-up binds before returning: no sleeps, no races.
+server on a port the OS assigns. Start-up binds before returning: no sleeps, no races.
+
+Under pytest-xdist (``make test`` runs ``-n`` workers with ``--dist loadgroup``) a test that uses a
+module-scoped fixture is kept on one worker with the rest of its module, so that fixture is built
+once; tests marked ``xdist_group`` run together on one worker.
 
 Fixtures:
     sandbox: a running :class:`connector.sandbox.Sandbox` (function scope, private copy).
@@ -20,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from shared_templates import shared_template
 
 from connector.sandbox import Sandbox, SandboxConfig
 
@@ -28,15 +34,28 @@ SANDBOX_TOKEN = "test-token-not-a-secret"
 SEED_NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
-@pytest.fixture(scope="session")
-def sandbox_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Seed a small sandbox once per session and return its data directory (do not write to it)."""
-    directory = tmp_path_factory.mktemp("sandbox-template")
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep the tests that share a module-scoped fixture on one xdist worker (see the docstring)."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or item.get_closest_marker("xdist_group"):
+            continue
+        if any(defs[-1].scope == "module" for defs in info.name2fixturedefs.values() if defs):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def _seed(directory: Path) -> None:
     config = SandboxConfig(clock=lambda: SEED_NOW)
     sb = Sandbox(directory, size="small", seed=0, token=SANDBOX_TOKEN, config=config)
     sb.prepare()
     sb.store.close()
-    return directory
+
+
+@pytest.fixture(scope="session")
+def sandbox_template(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seeded small sandbox's data directory, shared by every worker (do not write to it)."""
+    return shared_template(request, tmp_path_factory, "sandbox", _seed)
 
 
 def _copy(template: Path, target: Path) -> Path:
