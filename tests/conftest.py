@@ -6,8 +6,9 @@ for later runs while the code is unchanged (tests/shared_templates.py); each tes
 server on a port the OS assigns. Start-up binds before returning: no sleeps, no races.
 
 Under pytest-xdist (``make test`` runs ``-n`` workers with ``--dist loadgroup``) a test that uses a
-module-scoped fixture is kept on one worker with the rest of its module, so that fixture is built
-once; tests marked ``xdist_group`` run together on one worker.
+module-scoped fixture is kept on one worker with the rest of its module, and so are the tests that
+share one of the costly session fixtures in SESSION_GROUPS, so each is built once; tests marked
+``xdist_group`` run together on one worker.
 
 Fixtures:
     sandbox: a running :class:`connector.sandbox.Sandbox` (function scope, private copy).
@@ -18,6 +19,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -34,15 +36,51 @@ SANDBOX_TOKEN = "test-token-not-a-secret"
 SEED_NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
+# Session fixtures too costly to build on every worker (a JVM; a filled console and a browser): the
+# tests that use one share a worker.
+SESSION_GROUPS = {"spark": "spark", "console_site": "browser", "browser": "browser"}
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep the tests that share a module-scoped fixture on one xdist worker (see the docstring)."""
+    """Group tests for xdist by the costly fixtures they share (see the module docstring)."""
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         if info is None or item.get_closest_marker("xdist_group"):
             continue
-        if any(defs[-1].scope == "module" for defs in info.name2fixturedefs.values() if defs):
+        groups = sorted({SESSION_GROUPS[name] for name in info.names_closure if name in SESSION_GROUPS})
+        if groups:
+            item.add_marker(pytest.mark.xdist_group(groups[0]))
+        elif any(defs[-1].scope == "module" for defs in info.name2fixturedefs.values() if defs):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Fail loudly, not slowly, when xdist's loadgroup silently ignores the groups (it does under
+    pytest 9.2 with pytest-xdist 3.8: pytest-xdist issue 1386; pyproject.toml pins pytest below)."""
+    if not getattr(session.config.option, "loadgroup", False):  # set on xdist workers only
+        return
+    lost = [i.nodeid for i in session.items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+    if lost:
+        raise pytest.UsageError(
+            f"pytest-xdist --dist loadgroup ignored the xdist_group of {len(lost)} test(s), e.g. {lost[0]}: "
+            "install the pytest version pyproject.toml's test extra allows (pip install -e '.[test]')"
+        )
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Undo the logging set-up a CLI command under test leaves behind (a root handler, DEBUG levels):
+    else a sandbox thread that logs between two tests writes past pytest's capture to the terminal."""
+    names = ("", "urllib3", "msal", "connector.sandbox")
+    levels = {name: logging.getLogger(name).level for name in names}
+    handlers = list(logging.getLogger().handlers)
+    yield
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def _seed(directory: Path) -> None:
