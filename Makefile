@@ -23,12 +23,16 @@ venv: $(STAMP)
 demo: $(STAMP)
 	if [ -t 0 ]; then $(BIN)/dvsync demo; else $(BIN)/dvsync demo --no-console; fi
 
+# pytest-xdist workers: one per core, at most 4 (beyond that the longest groups set the pace and each
+# worker only repeats the session set-up). loadgroup keeps tests marked xdist_group on one worker.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+
 # The console's browser tests drive Debian's chromium (Playwright never downloads a browser here).
 test: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,8 +1,14 @@
 """Shared fixtures: a small seeded sandbox over real HTTP on loopback.
 
-The seed is generated once per test session into a template directory; each test that asks for
+The seed is generated once into a template directory shared by the pytest-xdist workers and kept
+for later runs while the code is unchanged (tests/shared_templates.py); each test that asks for
 ``sandbox`` gets its own copy of that SQLite file (so writes never leak between tests) and its own
-server on a free port. Start-up binds before returning: no sleeps, no races.
+server on a port the OS assigns. Start-up binds before returning: no sleeps, no races.
+
+Under pytest-xdist (``make test`` runs ``-n`` workers with ``--dist loadgroup``) a test that uses a
+module-scoped fixture is kept on one worker with the rest of its module, and so are the tests that
+share one of the costly session fixtures in SESSION_GROUPS, so each is built once; tests marked
+``xdist_group`` run together on one worker.
 
 Fixtures:
     sandbox: a running :class:`connector.sandbox.Sandbox` (function scope, private copy).
@@ -13,6 +19,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -20,6 +27,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from shared_templates import shared_template
 
 from connector.sandbox import Sandbox, SandboxConfig
 
@@ -28,15 +36,64 @@ SANDBOX_TOKEN = "test-token-not-a-secret"
 SEED_NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
-@pytest.fixture(scope="session")
-def sandbox_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Seed a small sandbox once per session and return its data directory (do not write to it)."""
-    directory = tmp_path_factory.mktemp("sandbox-template")
+# Session fixtures too costly to build on every worker (a JVM; a filled console and a browser): the
+# tests that use one share a worker.
+SESSION_GROUPS = {"spark": "spark", "console_site": "browser", "browser": "browser"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group tests for xdist by the costly fixtures they share (see the module docstring)."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or item.get_closest_marker("xdist_group"):
+            continue
+        groups = sorted({SESSION_GROUPS[name] for name in info.names_closure if name in SESSION_GROUPS})
+        if groups:
+            item.add_marker(pytest.mark.xdist_group(groups[0]))
+        elif any(defs[-1].scope == "module" for defs in info.name2fixturedefs.values() if defs):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Fail loudly, not slowly, when xdist's loadgroup silently ignores the groups (it does under
+    pytest 9.2 with pytest-xdist 3.8: pytest-xdist issue 1386; pyproject.toml pins pytest below)."""
+    if not getattr(session.config.option, "loadgroup", False):  # set on xdist workers only
+        return
+    lost = [i.nodeid for i in session.items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+    if lost:
+        raise pytest.UsageError(
+            f"pytest-xdist --dist loadgroup ignored the xdist_group of {len(lost)} test(s), e.g. {lost[0]}: "
+            "install the pytest version pyproject.toml's test extra allows (pip install -e '.[test]')"
+        )
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Undo the logging set-up a CLI command under test leaves behind (a root handler, DEBUG levels):
+    else a sandbox thread that logs between two tests writes past pytest's capture to the terminal."""
+    names = ("", "urllib3", "msal", "connector.sandbox")
+    levels = {name: logging.getLogger(name).level for name in names}
+    handlers = list(logging.getLogger().handlers)
+    yield
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def _seed(directory: Path) -> None:
     config = SandboxConfig(clock=lambda: SEED_NOW)
     sb = Sandbox(directory, size="small", seed=0, token=SANDBOX_TOKEN, config=config)
     sb.prepare()
     sb.store.close()
-    return directory
+
+
+@pytest.fixture(scope="session")
+def sandbox_template(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seeded small sandbox's data directory, shared by every worker (do not write to it)."""
+    return shared_template(request, tmp_path_factory, "sandbox", _seed)
 
 
 def _copy(template: Path, target: Path) -> Path:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import dataverse_session
+from shared_templates import shared_template
 
 from connector.sandbox import Sandbox
 from jobs.cli.walkthrough import MAPPINGS_DIR
@@ -24,16 +25,20 @@ TOKEN = "test-token-not-a-secret"  # the token tests/conftest.py seeds the templ
 
 
 @pytest.fixture(scope="session")
-def provisioned_template(sandbox_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The seeded sandbox with every output column provisioned, once per session (do not write to it)."""
-    directory = tmp_path_factory.mktemp("provisioned-template")
-    _copy_data(sandbox_template, directory)
-    sandbox = Sandbox(directory, token=TOKEN).start()
-    try:
-        provisioned(write_config(tmp_path_factory.mktemp("provision-config"), sandbox), sandbox)
-    finally:
-        sandbox.stop()
-    return directory
+def provisioned_template(
+    sandbox_template: Path, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The seeded sandbox with every output column provisioned, shared by all workers (never write to it)."""
+
+    def build(directory: Path) -> None:
+        _copy_data(sandbox_template, directory)
+        sandbox = Sandbox(directory, token=TOKEN).start()
+        try:
+            provisioned(write_config(tmp_path_factory.mktemp("provision-config"), sandbox), sandbox)
+        finally:
+            sandbox.stop()
+
+    return shared_template(request, tmp_path_factory, "provisioned", build)
 
 
 @pytest.fixture

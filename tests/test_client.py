@@ -125,8 +125,10 @@ def test_public_exports():
 # --------------------------------------------------------------------------- over real HTTP
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
+def test_a_full_cycle_against_the_sandbox_over_loopback(sandbox_factory):
+    """Read in pages, track changes, write back in parallel batches, read the delta, manage columns,
+    all through injected 429s, 503s, dropped connections and truncated bodies that the retry policy
+    must absorb."""
     import connector.sandbox as sandbox_module
 
     config = sandbox_module.SandboxConfig(
@@ -136,14 +138,7 @@ def sandbox(tmp_path_factory):
         change_tracking_disabled=frozenset({"salesorderdetail"}),
         sleep=lambda seconds: None,
     )
-    with sandbox_module.Sandbox(tmp_path_factory.mktemp("sandbox"), size="small", config=config) as running:
-        yield running
-
-
-def test_a_full_cycle_against_the_sandbox_over_loopback(sandbox):
-    """Read in pages, track changes, write back in parallel batches, read the delta, manage columns,
-    all through injected 429s, 503s, dropped connections and truncated bodies that the retry policy
-    must absorb."""
+    sandbox = sandbox_factory(config=config)  # the session's seeded copy: no second seeding
     sleeps: list[float] = []
     client = DataverseClient(
         sandbox.url, lambda: sandbox.token, retry=RetryPolicy(sleep=sleeps.append, max_attempts=12)
