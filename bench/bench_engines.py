@@ -13,7 +13,7 @@ seen to agree. The leads are generated once per size (in a child process), befor
 For each size N (customers; about 3 orders each, with statuses, $0 orders and returns) it runs
 RFM + CLV (order rules, quantile scores, BG/NBD + Gamma-Gamma fit and predictions, flags):
 
-* ``pandas``: :func:`jobs.service.compute.customer_value_jobs` in this process;
+* ``pandas``: :func:`jobs.service.compute_value.customer_value_jobs` in this process;
 * ``spark``: :func:`jobs.engines.spark_value.customer_value_jobs` on ``--master`` from a Parquet
   file, every result materialised (counted) but nothing collected.
 
@@ -108,7 +108,7 @@ def _one(engine: str, n: int, master: str, work: Path) -> dict[str, float]:
     config = ROOT / "mappings" / "customer_value.toml"
     start = time.perf_counter()
     if engine == "pandas":
-        from jobs.service.compute import customer_value_jobs
+        from jobs.service.compute_value import customer_value_jobs
 
         outcomes = customer_value_jobs(orders, {"rfm", "clv"}, config_path=config, as_of=AS_OF)
         records = sum(len(f) for o in outcomes for f in o.results.values())

@@ -22,7 +22,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jobs.leads.scoring.scorer import load_rules, score_leads, score_with_rules, train_model
+from jobs.leads.scoring import load_rules, score_leads, score_with_rules, train_model
 
 NOW = pd.Timestamp("2026-11-01T00:00:00Z")
 SOURCES = [

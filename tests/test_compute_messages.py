@@ -2,7 +2,7 @@
 
 import pytest
 
-from jobs.service.compute import _horizon_words
+from jobs.service.compute_value import horizon_words
 
 
 @pytest.mark.parametrize(
@@ -16,5 +16,5 @@ from jobs.service.compute import _horizon_words
         (52, "fortnight", ""),
     ],
 )
-def test_horizon_words(horizon, unit, words):
-    assert _horizon_words(horizon, unit) == words
+def testhorizon_words(horizon, unit, words):
+    assert horizon_words(horizon, unit) == words

@@ -21,7 +21,7 @@ from connector.http import RetryPolicy
 from connector.sandbox import Limits, Sandbox, SandboxConfig
 from core.errors import ConfigError
 from jobs.cli.walkthrough import MAPPINGS_DIR
-from jobs.service.compute import customer_value_jobs
+from jobs.service.compute_value import customer_value_jobs
 from jobs.service.connect import connect
 from jobs.service.mapping import load_mappings
 from jobs.service.mirror import Mirror

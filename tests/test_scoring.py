@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.leads.scoring.scorer import TREND_CODES, choose_engine, parse_rules, score, train_model, trend
+from jobs.leads.scoring import TREND_CODES, choose_engine, parse_rules, score, train_model, trend
 
 AS_OF = pd.Timestamp("2026-06-30T00:00:00Z")
 RULES = parse_rules(

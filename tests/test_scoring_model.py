@@ -10,6 +10,7 @@ import pytest
 
 from core.errors import ConfigError
 from jobs.errors import InsufficientDataError
+from jobs.leads.scoring import score_leads, train_model
 from jobs.leads.scoring.model import (
     closed_leads,
     engagement_columns,
@@ -18,7 +19,6 @@ from jobs.leads.scoring.model import (
     training_features,
     verdict,
 )
-from jobs.leads.scoring.scorer import score_leads, train_model
 
 NOW = pd.Timestamp("2026-11-01T00:00:00Z")
 NOW_NAIVE = NOW.tz_localize(None)

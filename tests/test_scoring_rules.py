@@ -10,9 +10,9 @@ import pytest
 
 from core.errors import ConfigError
 from jobs.errors import JobInputError
+from jobs.leads.scoring import attach_related, load_rules, parse_rules, score_with_rules
 from jobs.leads.scoring.common import DEFAULT_GRADES, Grades
 from jobs.leads.scoring.rules import decay_weights
-from jobs.leads.scoring.scorer import attach_related, load_rules, parse_rules, score_with_rules
 
 AS_OF = pd.Timestamp("2026-06-30T12:00:00Z")
 ROOT = Path(__file__).resolve().parents[1]

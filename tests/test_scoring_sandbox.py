@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 
 from connector.sandbox import seed
 from connector.sandbox.seed import OPTION_LABELS
-from jobs.leads.scoring.scorer import load_rules, score_leads, score_with_rules, train_model, trend
+from jobs.leads.scoring import load_rules, score_leads, score_with_rules, train_model, trend
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 RULES = "mappings/scoring.toml"

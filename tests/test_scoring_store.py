@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.leads.scoring.scorer import (
+from jobs.leads.scoring import (
     ModelFileError,
     active_version,
     load_model,

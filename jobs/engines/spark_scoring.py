@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from jobs.engines.frames import SparkTable, restore, spark_type
-from jobs.leads.scoring import scorer as scoring
+from jobs.leads import scoring
 from jobs.leads.scoring.common import ACTIVITY_COLUMNS
 from jobs.leads.scoring.model import (
     DEFAULT_FEATURES,

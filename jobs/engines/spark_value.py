@@ -36,7 +36,7 @@ from jobs.customers.orders import prepare_orders
 from jobs.customers.rfm import score_rfm
 from jobs.engines.frames import SparkTable, restore
 from jobs.errors import JobError
-from jobs.service import compute
+from jobs.service import compute_value
 from jobs.service.compute import JobOutcome
 
 __all__ = ["SparkValueResults", "customer_value_jobs"]
@@ -252,7 +252,7 @@ def _reasons(frame: Any, day: pd.Timestamp, predicted: bool) -> Any:
                 index=index,
             )
             pred = pd.DataFrame({"p_alive": batch["p_alive"].to_numpy()}, index=index) if predicted else None
-            text = compute._value_reason(SimpleNamespace(historical=hist, predicted=pred), day)  # type: ignore[arg-type]
+            text = compute_value.value_reason(SimpleNamespace(historical=hist, predicted=pred), day)  # type: ignore[arg-type]
             yield batch.assign(value_reason=text.to_numpy(dtype=object))
 
     from pyspark.sql.types import StringType, StructField, StructType
@@ -267,7 +267,7 @@ def customer_value_jobs(
 ) -> SparkValueResults:
     """RFM and/or CLV on Spark: the outcomes, and per job and table the results on Spark.
 
-    Same inputs, configuration and answers as :func:`jobs.service.compute.customer_value_jobs`.
+    Same inputs, configuration and answers as :func:`jobs.service.compute_value.customer_value_jobs`.
     """
     from pyspark.sql import functions as F
 
@@ -368,7 +368,7 @@ def _clv(
         ).first()
         horizon = parse_duration(clv.horizon, clv.time_unit)
         outcome.message = (
-            f"{n} customers valued; spend predicted{compute._horizon_words(horizon, clv.time_unit)}"
+            f"{n} customers valued; spend predicted{compute_value.horizon_words(horizon, clv.time_unit)}"
         )
         outcome.details = {
             "customers": n,

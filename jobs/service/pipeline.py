@@ -51,7 +51,7 @@ from core.errors import ConfigError, DvsyncError
 from core.private import private_dir, private_file
 from jobs.errors import JobError
 from jobs.moments import without_sentinels
-from jobs.service import compute, lead_handling, routing_queue
+from jobs.service import compute, compute_value, lead_handling, routing_queue
 from jobs.service.compute import JOB_ORDER, JobOutcome, score_trend
 from jobs.service.engine_run import compute_on_engine
 from jobs.service.incremental import (
@@ -897,7 +897,7 @@ def _customer_value(ctx: _Context, jobs: Sequence[str], fingerprints: Mapping[st
         if deferred is not None:
             return deferred
     try:
-        computed = compute.customer_value_jobs(
+        computed = compute_value.customer_value_jobs(
             orders,
             set(jobs),
             config_path=Path(ctx.settings.mappings.dir) / "customer_value.toml",

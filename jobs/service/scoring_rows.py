@@ -23,7 +23,7 @@ import pandas as pd
 
 from core.errors import ConfigError
 from core.version import __version__
-from jobs.leads.scoring import scorer as scoring
+from jobs.leads import scoring
 
 __all__ = ["IGNORED_COLUMNS", "basis", "changed_leads", "lead_digests", "score_open_leads", "scored_results"]
 

@@ -10,8 +10,7 @@ Two engines score leads 0..100 with an A–D grade and the factors behind each s
 
 :func:`choose_engine` says which one should score; :func:`score` runs it (and, when the model
 scores, adds the rules' score beside it so both stay visible). :func:`trend` compares with the
-previous run. The implementation lives in ``scoring_rules``, ``scoring_model`` and
-``scoring_store``; import from here.
+previous run. The package (``jobs.leads.scoring``) is the public API: import from there.
 """
 
 from __future__ import annotations
@@ -22,58 +21,10 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from jobs.leads.scoring.common import DEFAULT_GRADES, FREE_MAIL_DOMAINS, Grades
-from jobs.leads.scoring.model import (
-    DEFAULT_FEATURES,
-    MIN_PER_CLASS,
-    VERDICT_BANDS,
-    LeadModel,
-    count_outcomes,
-    score_leads,
-    train_model,
-)
-from jobs.leads.scoring.rules import ScoringRules, attach_related, load_rules, parse_rules, score_with_rules
-from jobs.leads.scoring.store import (
-    PROMOTION_RATIO,
-    ModelFileError,
-    Promotion,
-    active_version,
-    load_model,
-    promote_if_better,
-    save_model,
-    should_promote,
-)
+from jobs.leads.scoring.model import MIN_PER_CLASS, LeadModel, count_outcomes, score_leads
+from jobs.leads.scoring.rules import ScoringRules, score_with_rules
 
-__all__ = [
-    "DEFAULT_FEATURES",
-    "DEFAULT_GRADES",
-    "FREE_MAIL_DOMAINS",
-    "MIN_PER_CLASS",
-    "PROMOTION_RATIO",
-    "TREND_CODES",
-    "TREND_STEADY_BAND",
-    "VERDICT_BANDS",
-    "EngineChoice",
-    "Grades",
-    "LeadModel",
-    "ModelFileError",
-    "Promotion",
-    "ScoringRules",
-    "active_version",
-    "attach_related",
-    "choose_engine",
-    "load_model",
-    "load_rules",
-    "parse_rules",
-    "promote_if_better",
-    "save_model",
-    "score",
-    "score_leads",
-    "score_with_rules",
-    "should_promote",
-    "train_model",
-    "trend",
-]
+__all__ = ["TREND_CODES", "TREND_STEADY_BAND", "EngineChoice", "choose_engine", "score", "trend"]
 
 # A score must move by at least this many points (on the 0..100 scale) between runs to count as
 # Improving or Declining; smaller moves are Steady. 5 points keeps day-to-day decay of a single
