@@ -83,8 +83,10 @@ def test_an_echo_of_k_records_hashes_only_those_k(tmp_path, counted):
         assert counted["lead"] == 0
 
 
+@pytest.mark.parametrize("scan_above", [20_000, 0])
 @pytest.mark.parametrize("change", ["value", "missing", "new", "deleted"])
-def test_any_change_of_what_a_job_reads_is_seen(tmp_path, counted, change):
+def test_any_change_of_what_a_job_reads_is_seen(tmp_path, counted, monkeypatch, change, scan_above):
+    monkeypatch.setattr(row_digests, "SCAN_ABOVE", scan_above)  # id look-ups, or one scan
     with Mirror(tmp_path / "m.sqlite") as mirror:
         mirror.ensure_table(LAYOUT)
         frame = leads(50, seed=1)

@@ -27,6 +27,9 @@ __all__ = ["RowState", "check_rows", "full_rows", "on_hashed"]
 RowState = dict[str, dict[str, Any]]
 """Per table: ``{"version": int, "columns": [(column, type)...], "digests": Series(uint64, by id)}``."""
 
+SCAN_ABOVE = 20_000
+"""More changed records than this are found by one scan of the table, not by id look-ups."""
+
 on_hashed: Callable[[str, int], None] | None = None
 """Called with (table, rows) each time rows are hashed: lets tests count the work an echo costs."""
 
@@ -46,7 +49,11 @@ def _digests(
     """One digest per record of ``name`` (all, those ``ids``, or of ``frame`` read from it already)."""
     layout = mirror.layout(name)
     columns = [c for c, _ in _columns(mirror, name)]
-    if frame is None:
+    if frame is None and ids is not None and len(ids) > SCAN_ABOVE:
+        # Many changed records (a full re-read): one scan beats id look-ups in chunks.
+        frame = mirror.read_frame(name, columns)
+        frame, _ = without_sentinels(frame[frame[layout.id_column].isin(ids)].reset_index(drop=True))
+    elif frame is None:
         frame, _ = without_sentinels(mirror.read_frame(name, columns, ids=ids))
     if on_hashed is not None:
         on_hashed(name, len(frame))
