@@ -32,6 +32,7 @@ from core.version import __version__
 from jobs.service import merge_store
 from jobs.service.compute import JobOutcome
 from jobs.service.merge import _master_by
+from jobs.service.row_digests import RowState, check_rows
 from jobs.service.scoring_rows import IGNORED_COLUMNS
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "Remembered",
     "content_digest",
     "job_fingerprint",
+    "job_tables",
     "masters_held",
     "nightly_deferral",
     "values_digest",
@@ -56,6 +58,7 @@ class Remembered:
     outcome: JobOutcome | None
     caches: dict[str, Any] = field(default_factory=dict)
     content: str | None = None
+    rows: dict[str, Any] | None = None
 
 
 def _file_digest(path: Path) -> str:
@@ -79,7 +82,7 @@ class JobMemory:
         self.run_id = run_id
         self.enabled = enabled
         self._saved: dict[str, Remembered | None] = {}
-        self._staged: dict[str, tuple[str, JobOutcome, dict[str, Any], str | None]] = {}
+        self._staged: dict[str, tuple[str, JobOutcome, dict[str, Any], str | None, Any]] = {}
         self._elsewhere: set[str] = set()
 
     def tables_of(self, names: Iterable[str] = (), entities: Iterable[str] = ()) -> list[str]:
@@ -127,6 +130,7 @@ class JobMemory:
                         payload.get("outcome"),
                         dict(payload.get("caches") or {}),
                         payload.get("content"),
+                        payload.get("rows"),
                     )
             self._saved[job] = remembered
         return self._saved[job]
@@ -174,24 +178,31 @@ class JobMemory:
         outcome: JobOutcome,
         caches: Mapping[str, Any] | None = None,
         content: str | None = None,
+        rows: Mapping[str, Any] | None = None,
     ) -> None:
-        """Keep a computed outcome and its caches until :meth:`commit` (with the run's results)."""
-        self._staged[job] = (fingerprint, outcome, dict(caches or {}), content)
+        """Keep a computed outcome and its caches until :meth:`commit` (with the run's results);
+        ``rows``: the per-record digests of its inputs (:mod:`jobs.service.row_digests`)."""
+        self._staged[job] = (fingerprint, outcome, dict(caches or {}), content, rows)
 
     def commit(self) -> None:
         """Save the staged states (inside the caller's transaction); a failed job's state is dropped."""
         for job in sorted(self._elsewhere):
             self.mirror.clear_job_state(job)
         self._elsewhere.clear()
-        for job, (fingerprint, outcome, caches, content) in self._staged.items():
+        for job, (fingerprint, outcome, caches, content, rows) in self._staged.items():
             if outcome.status == "failed":
                 self.mirror.clear_job_state(job)
                 continue
-            size = self.mirror.save_job_state(
-                job, fingerprint, self.run_id, {"outcome": outcome, "caches": caches, "content": content}
-            )
+            payload = {"outcome": outcome, "caches": caches, "content": content, "rows": rows}
+            size = self.mirror.save_job_state(job, fingerprint, self.run_id, payload)
             log.debug("job %s: state saved (%d bytes)", job, size)
         self._staged.clear()
+
+    def check_rows(self, job: str, tables: Iterable[str]) -> tuple[bool, RowState | None]:
+        """Whether the records of ``tables`` hold the values ``job`` last computed from, reading
+        only those changed since (see :func:`jobs.service.row_digests.check_rows`)."""
+        saved = self.saved(job)
+        return check_rows(self.mirror, saved.rows if saved is not None else None, tables)
 
     def computed(self, job: str) -> bool:
         """True when ``job`` was computed this run (not reused)."""
@@ -248,22 +259,30 @@ def job_fingerprint(
     ``with_tables=False`` leaves the tables' counters out, for :func:`content_digest` to add the
     values instead. ``merge_state`` (duplicates only): :func:`merge_inputs_state`.
     """
+    tables = job_tables(memory, job, merge_state)
     if job == "scoring":
-        tables = memory.tables_of(["lead"], entities=["activity"])
         files = [config_dir / "scoring.toml"]
         day: datetime | None = now
         extra: dict[str, Any] = {"model": model_version}
     elif job == "duplicates":
-        state = dict(merge_state or {})
-        tables = memory.tables_of(["lead", "contact", "account"], entities=state.pop("entities", ()))
+        state = {k: v for k, v in (merge_state or {}).items() if k != "entities"}
         files, day, extra = [config_dir / "duplicates.toml"], None, {"merge": state}
     else:
-        tables = memory.tables_of(entities=["order"])
         files, day, extra = [config_dir / "customer_value.toml"], now, {}
     if not with_tables:
         extra = {**extra, "tables": tables}
         tables = []
     return memory.fingerprint(job, tables=tables, files=files, day=day, extra=extra)
+
+
+def job_tables(memory: JobMemory, job: str, merge_state: Mapping[str, Any] | None = None) -> list[str]:
+    """The mirrored tables one of the pipeline's jobs reads (``merge_state``: duplicates only)."""
+    if job == "scoring":
+        return memory.tables_of(["lead"], entities=["activity"])
+    if job == "duplicates":
+        entities = (merge_state or {}).get("entities", ())
+        return memory.tables_of(["lead", "contact", "account"], entities=entities)
+    return memory.tables_of(entities=["order"])
 
 
 def merge_inputs_state(mirror: Any, config_path: Path) -> dict[str, Any]:

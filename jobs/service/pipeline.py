@@ -58,6 +58,7 @@ from jobs.service.incremental import (
     JobMemory,
     content_digest,
     job_fingerprint,
+    job_tables,
     masters_held,
     merge_inputs_state,
     nightly_deferral,
@@ -77,6 +78,7 @@ from jobs.service.plan import (
     empty_plan,
     plan_table,
 )
+from jobs.service.row_digests import full_rows
 from jobs.service.settings import KNOWN_JOBS, Settings
 from jobs.service.stopping import StopNow, StopRequest
 from jobs.service.sync import SyncResult, sync_tables
@@ -816,12 +818,13 @@ def _fingerprint(ctx: _Context, job: str, *, with_tables: bool = True) -> str:
 
 def _scoring(ctx: _Context, fingerprint: str) -> JobOutcome:
     leads = _frame(ctx, "lead")
-    activities = _entity(ctx, "activity")
     held_scores = leads.set_index("lead_id")["out_score"] if "out_score" in leads else None
     held_trends = leads.set_index("lead_id")["out_trend"] if "out_trend" in leads else None
-    values = values_digest({"lead": leads, "activity": activities})
-    content = content_digest(_fingerprint(ctx, "scoring", with_tables=False), values)
-    same = ctx.memory.reuse("scoring", fingerprint, content)
+    # Only the records changed since scoring last computed are hashed (an echo costs the echo).
+    tables = job_tables(ctx.memory, "scoring")
+    unchanged, rows = ctx.memory.check_rows("scoring", tables)
+    basis = _fingerprint(ctx, "scoring", with_tables=False)
+    same = ctx.memory.reuse("scoring", fingerprint, basis if unchanged else None)
     if same is not None and "lead" in same.results:
         # The leads came back from Dynamics unchanged in what scoring reads (our own write-back,
         # or an edit of a column no rule uses): the scores stand; the trend follows what
@@ -829,8 +832,9 @@ def _scoring(ctx: _Context, fingerprint: str) -> JobOutcome:
         results = same.results["lead"].copy()
         results["trend"] = score_trend(results["score"], held_scores, held_trends)
         same.results = {**same.results, "lead": results}
-        ctx.memory.stage("scoring", fingerprint, same, ctx.memory.caches("scoring"), content=content)
+        ctx.memory.stage("scoring", fingerprint, same, ctx.memory.caches("scoring"), content=basis, rows=rows)
         return same
+    activities = _entity(ctx, "activity")
     caches = ctx.memory.caches("scoring")
     try:
         if not leads.empty and "status" not in leads:
@@ -850,24 +854,27 @@ def _scoring(ctx: _Context, fingerprint: str) -> JobOutcome:
         outcome = _job_failed("scoring", exc)
     # Scoring may have trained and promoted a new model: the state is of that model.
     after = _fingerprint(ctx, "scoring")
-    content = content_digest(_fingerprint(ctx, "scoring", with_tables=False), values)
-    ctx.memory.stage("scoring", after, outcome, caches, content=content)
+    basis = _fingerprint(ctx, "scoring", with_tables=False)
+    rows = rows or full_rows(ctx.mirror, tables, {"lead": leads})
+    ctx.memory.stage("scoring", after, outcome, caches, content=basis, rows=rows)
     return outcome
 
 
 def _duplicates(ctx: _Context, fingerprint: str) -> JobOutcome:
-    frames = {t: _frame(ctx, t) for t in ("lead", "contact", "account")}
     caches = ctx.memory.caches("duplicates")
     config_path = Path(ctx.settings.mappings.dir) / "duplicates.toml"
     state = merge_inputs_state(ctx.mirror, config_path)
-    derived = {e: _entity(ctx, e) for e in state["entities"]}
-    content = content_digest(_fingerprint(ctx, "duplicates", with_tables=False), {**frames, **derived})
-    same = ctx.memory.reuse("duplicates", fingerprint, content)
-    if same is not None and masters_held(ctx.mirror, same, frames):
+    tables = job_tables(ctx.memory, "duplicates", state)
+    unchanged, rows = ctx.memory.check_rows("duplicates", tables)
+    basis = _fingerprint(ctx, "duplicates", with_tables=False)
+    same = ctx.memory.reuse("duplicates", fingerprint, basis if unchanged else None)
+    if same is not None and masters_held(ctx.mirror, same, _held_masters(ctx)):
         # The records came back from Dynamics unchanged in what the job reads (our own write-back,
         # or an edit of a column it does not compare) and hold the masters it suggested.
-        ctx.memory.stage("duplicates", fingerprint, same, caches, content=content)
+        ctx.memory.stage("duplicates", fingerprint, same, caches, content=basis, rows=rows)
         return same
+    frames = {t: _frame(ctx, t) for t in ("lead", "contact", "account")}
+    read = dict(frames)
     try:
         # Merged records out, "not a duplicate" pairs kept apart (the fingerprint covers both).
         frames, ruled = merge_inputs(ctx.mirror, frames, config_path)
@@ -876,8 +883,23 @@ def _duplicates(ctx: _Context, fingerprint: str) -> JobOutcome:
         )
     except DvsyncError as exc:
         outcome = _job_failed("duplicates", exc)
-    ctx.memory.stage("duplicates", fingerprint, outcome, caches, content=content)
+    rows = rows or full_rows(ctx.mirror, tables, read)
+    ctx.memory.stage("duplicates", fingerprint, outcome, caches, content=basis, rows=rows)
     return outcome
+
+
+def _held_masters(ctx: _Context) -> dict[str, pd.DataFrame]:
+    """Each duplicates table's ids and the masters Dynamics holds, without reading whole tables
+    (the leads are read in full for lead handling anyway)."""
+    held = {}
+    layouts = ctx.mirror.layouts()
+    for table in ("lead", "contact", "account"):
+        if ("table", table) in ctx.frames:
+            held[table] = _frame(ctx, table)
+        elif table in layouts:
+            columns = [c for c in ("out_suggested_master",) if c in layouts[table].columns]
+            held[table] = ctx.mirror.read_frame(table, columns)
+    return held
 
 
 def _customer_value(ctx: _Context, jobs: Sequence[str], fingerprints: Mapping[str, str]) -> list[JobOutcome]:

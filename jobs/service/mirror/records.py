@@ -194,7 +194,7 @@ class RecordStore:
         rows = list(zip(*values, strict=True))
         with self.transaction() as db:
             db.executemany(sql, rows)
-            bump_version(db, name)
+            bump_version(db, name, values[present.index(layout.id_column)])
         return count
 
     def set_values(self, name: str, frame: pd.DataFrame) -> int:
@@ -230,15 +230,19 @@ class RecordStore:
             db.executemany(f'DELETE FROM "{self.data_table(name)}" WHERE "{layout.id_column}" = ?', keys)
             deleted = db.total_changes - before
             if deleted:
-                bump_version(db, name)
+                bump_version(db, name, (k for (k,) in keys))
             return deleted
 
     def delete_older_generations(self, name: str, generation: int) -> int:
         """Delete the rows a full read of ``generation`` did not see; returns how many."""
+        id_column = self.layout(name).id_column
         with self.transaction() as db:
+            gone = db.execute(
+                f'SELECT "{id_column}" FROM "{self.data_table(name)}" WHERE _sync_gen < ?', (generation,)
+            ).fetchall()
             cursor = db.execute(f'DELETE FROM "{self.data_table(name)}" WHERE _sync_gen < ?', (generation,))
             if cursor.rowcount:
-                bump_version(db, name)
+                bump_version(db, name, (r[0] for r in gone))
             return cursor.rowcount
 
     def ids(self, name: str) -> set[str]:
@@ -253,7 +257,12 @@ class RecordStore:
         return int(self._query(f'SELECT count(*) AS n FROM "{self.data_table(name)}"')[0]["n"])
 
     def read_frame(
-        self, name: str, columns: Sequence[str] | None = None, *, include_system: bool = False
+        self,
+        name: str,
+        columns: Sequence[str] | None = None,
+        *,
+        include_system: bool = False,
+        ids: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Read a mirrored table into a DataFrame with its types restored.
 
@@ -266,6 +275,7 @@ class RecordStore:
             name: the mirror table (``lead``).
             columns: the canonical columns to read (the id is always included); default all.
             include_system: add ``_modifiedon`` (UTC) and ``_etag``.
+            ids: only these records (as stored); default all.
         """
         layout = self.layout(name)
         types = dict(layout.columns)
@@ -284,11 +294,18 @@ class RecordStore:
             wanted += ["_modifiedon", "_etag"]
             types.update({"_modifiedon": "datetime", "_etag": "text"})
         quoted = ", ".join(f'"{c}"' for c in wanted)
+        select = f'SELECT {quoted} FROM "{self.data_table(name)}"'
         with self._lock:
-            cursor = self._db.execute(
-                f'SELECT {quoted} FROM "{self.data_table(name)}" ORDER BY "{layout.id_column}"'
-            )
-            rows = cursor.fetchall()
+            if ids is None:
+                rows = self._db.execute(f'{select} ORDER BY "{layout.id_column}"').fetchall()
+            else:
+                keys = sorted(set(ids))
+                rows = []
+                for start in range(0, len(keys), 500):  # within SQLite's bound-parameter limit
+                    chunk = keys[start : start + 500]
+                    where = f' WHERE "{layout.id_column}" IN ({", ".join("?" * len(chunk))})'
+                    rows += self._db.execute(f"{select}{where}", chunk).fetchall()
+                rows.sort(key=lambda row: row[0])  # by id, as a full read
         data = list(zip(*rows, strict=True)) if rows else [() for _ in wanted]
         return pd.DataFrame({c: from_sql(list(v), types[c]) for c, v in zip(wanted, data, strict=True)})
 

@@ -195,10 +195,28 @@ def _v3(db: sqlite3.Connection) -> None:
     )
 
 
+def _v4(db: sqlite3.Connection) -> None:
+    # Per record, the table version of the sync commit that last changed (or deleted) it: a job
+    # checks only the records changed since the version it last computed at (see row_digests).
+    _script(
+        db,
+        """
+        CREATE TABLE row_changes (
+            table_name TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (table_name, record_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX row_changes_version ON row_changes (table_name, version);
+        """,
+    )
+
+
 # Append-only: (version, what it does, how). Never edit a released step; add the next one.
 MIGRATIONS: tuple[tuple[int, str, Callable[[sqlite3.Connection], None]], ...] = (
     (1, "mirror registry, sync state, runs", _v1),
     (2, "job results, write-back plan, audit", _v2),
     (3, "last results per record, job state, table versions, metadata cache", _v3),
+    (4, "the table version that last changed each mirrored record", _v4),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -3,6 +3,8 @@
 * ``table_versions``: a counter per mirrored table, raised by every sync commit that upserts or
   deletes rows (not by the write-back's ``out_`` updates, which only record what Dynamics now
   holds of our own results). Equal versions mean equal inputs, without reading the table.
+* ``row_changes``: per mirrored record, the table version whose commit last upserted or deleted
+  it, so a job asks which records changed since the version it computed at.
 * ``job_state``: per job, the fingerprint of its inputs and a compressed payload (its last
   results, and caches such as the duplicate job's compared pairs), so an unchanged job is reused
   and a changed one redoes only what changed.
@@ -29,8 +31,9 @@ PAYLOAD_FORMAT = 1
 """Raised when the payload layout changes: older payloads are ignored (the jobs recompute)."""
 
 
-def bump_version(db: sqlite3.Connection, name: str) -> None:
-    """Raise a table's version inside the caller's transaction (its rows just changed)."""
+def bump_version(db: sqlite3.Connection, name: str, ids: Iterable[str] = ()) -> None:
+    """Raise a table's version inside the caller's transaction (its rows just changed), and
+    stamp the changed (upserted or deleted) record ``ids`` with the new version."""
     try:
         db.execute(
             "INSERT INTO table_versions (name, version) VALUES (?, 1)"
@@ -41,6 +44,18 @@ def bump_version(db: sqlite3.Connection, name: str) -> None:
         # A file older than schema 3 written to before it is migrated (the migration tests do);
         # it has no versions to keep, and its first run after the migration recomputes anyway.
         if "table_versions" not in str(exc):
+            raise
+        return
+    version = db.execute("SELECT version FROM table_versions WHERE name = ?", (name,)).fetchone()[0]
+    try:
+        db.executemany(
+            "INSERT INTO row_changes (table_name, record_id, version) VALUES (?, ?, ?)"
+            " ON CONFLICT (table_name, record_id) DO UPDATE SET version = excluded.version",
+            ((name, str(i), version) for i in ids),
+        )
+    except sqlite3.OperationalError as exc:
+        # A schema-3 file (before its migration): no per-record changes; jobs re-check in full.
+        if "row_changes" not in str(exc):
             raise
 
 
@@ -55,6 +70,13 @@ class JobStateStore:
         if names is None:
             return rows
         return {n: rows.get(n, 0) for n in names}
+
+    def changed_since(self, name: str, version: int) -> list[str]:
+        """The ids of ``name``'s records upserted or deleted by sync commits after ``version``."""
+        rows = self._query(
+            "SELECT record_id FROM row_changes WHERE table_name = ? AND version > ?", (name, version)
+        )
+        return [r["record_id"] for r in rows]
 
     # ---------------------------------------------------------------- job state
 
