@@ -16,7 +16,8 @@ write requests on an unchanged run, and the medium first run in under 10 minutes
 The sandbox is seeded once into a template under the temp directory (reused by later runs of the
 bench) and copied, so every bench run starts from the same pristine data.
 
-``--profile N`` profiles the changed run and prints its N most expensive functions (cumulative).
+``--profile N`` profiles the changed run (``--profile-run unchanged``: the unchanged run) and prints
+its N most expensive functions (cumulative).
 
 Run: ``.venv/bin/python bench/bench_pipeline.py [--size medium] [--change 0.01] [--jobs ...] [--profile 30]``
 """
@@ -133,7 +134,13 @@ def main() -> None:
     parser.add_argument("--change", type=float, default=0.01, help="share of records changed before run 2")
     parser.add_argument("--jobs", default="scoring,duplicates,rfm,clv")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
-    parser.add_argument("--profile", type=int, default=0, help="profile the changed run: print N functions")
+    parser.add_argument("--profile", type=int, default=0, help="profile a run: print N functions")
+    parser.add_argument(
+        "--profile-run",
+        default="changed",
+        choices=["unchanged", "changed"],
+        help="which run --profile profiles (default: the changed run)",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="dvsync-bench-pipeline-"))
@@ -162,7 +169,8 @@ def main() -> None:
                     if label == labels[3]:
                         print(f"\nchanged: {change_records(client, mirror, args.change, args.seed)}")
                     run_starts.append(time.time())
-                    profiler = cProfile.Profile() if args.profile and label == labels[3] else None
+                    profiled = labels[2] if args.profile_run == "unchanged" else labels[3]
+                    profiler = cProfile.Profile() if args.profile and label == profiled else None
                     started = time.perf_counter()
                     if profiler is not None:
                         profiler.enable()

@@ -76,8 +76,8 @@ from jobs.service.plan import (
     carry_forward,
     differs,
     empty_plan,
-    plan_table,
 )
+from jobs.service.plan_memo import PlanMemo
 from jobs.service.row_digests import full_rows
 from jobs.service.settings import KNOWN_JOBS, Settings
 from jobs.service.stopping import StopNow, StopRequest
@@ -971,10 +971,17 @@ def _plan(ctx: _Context, outcomes: Sequence[JobOutcome]) -> pd.DataFrame:
             ", ".join(missing[:3]),
         )
     parts = [empty_plan()]
+    # A part whose inputs are those of an empty plan is not planned again (plan_memo.py).
+    memo = PlanMemo(ctx.mirror, enabled=ctx.memory.enabled)
     for outcome in outcomes:
         for table, frame in outcome.results.items():
             if table in current:
-                parts.append(plan_table(table, frame, current[table], ctx.mappings.outputs_for(table)))
+                planned = memo.plan(
+                    outcome.job, table, frame, current[table], ctx.mappings.outputs_for(table)
+                )
+                if planned is not None:
+                    parts.append(planned)
+    memo.save()
     plan = pd.concat(parts, ignore_index=True)
     plan = add_companions(plan, current, ctx.mappings.outputs, ctx.now)
     earlier = ctx.mirror.plan(status=list(OPEN_STATUSES))
