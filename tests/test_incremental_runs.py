@@ -15,7 +15,7 @@ from pipeline_support import (  # noqa: F401 - fixtures
 )
 
 from jobs.console.data_results import _grade_history
-from jobs.service import merge_store
+from jobs.service import merge_store, plan_memo
 from jobs.service.connect import connect
 from jobs.service.mapping import load_mappings
 from jobs.service.metadata_cache import CachedMetadataClient
@@ -33,7 +33,11 @@ def setup(psandbox, tmp_path):  # noqa: F811 - the imported fixture
         yield settings, mappings, client, mirror
 
 
-def test_an_unchanged_run_makes_one_delta_request_per_table_and_reuses_every_job(setup, psandbox):  # noqa: F811
+def test_an_unchanged_run_makes_one_delta_request_per_table_and_reuses_every_job(
+    setup,
+    psandbox,  # noqa: F811 - the imported fixture
+    monkeypatch,
+):
     settings, mappings, client, mirror = setup
     jobs = ["scoring", "rfm"]
     first = run_pipeline(client, mirror, mappings, settings, jobs=jobs)
@@ -43,8 +47,16 @@ def test_an_unchanged_run_makes_one_delta_request_per_table_and_reuses_every_job
     # The writes that came back changed no value a job reads: the jobs were not recomputed.
     assert all("reused_from_run" in job.details for job in settle.jobs if job.job in jobs)
 
+    planned: list[str] = []  # the jobs whose results were planned (plan_memo.py)
+    counting = plan_memo.plan_table
+    monkeypatch.setattr(
+        plan_memo, "plan_table", lambda t, r, c, o: planned.extend(r.columns) or counting(t, r, c, o)
+    )
     unchanged = run_pipeline(client, mirror, mappings, settings, jobs=jobs)
     assert unchanged.ok
+    # The reused results equal those of the settle run's empty plan: not planned again.
+    assert "score" not in planned and "rfm_segment" not in planned
+    assert len(unchanged.plan) == 0
     tables = len(unchanged.tables)
     # Exactly one delta request per mirrored table and nothing else: no metadata, and lead
     # handling's users, teams, memberships and queues come from the mirror's copy.
