@@ -24,6 +24,7 @@ import pickle
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from jobs.service.mapping import OutputColumn
@@ -50,9 +51,11 @@ def plan_digest(
     """
     outputs = sorted((o for o in outputs if o.table == table), key=lambda o: (o.result, o.schema_name))
     columns = sorted({o.mirror_column for o in outputs} & set(current.columns))
-    ids = results.index.astype(str).str.lower()
-    held = current.set_axis(current.index.astype(str).str.lower())
-    held = held.loc[held.index.isin(ids), columns]
+    # Ids as plain Python strings: a hash look-up, where pandas' Arrow strings test one by one.
+    ids = pd.Index(np.asarray(results.index.astype(str).str.lower(), dtype=object), dtype=object)
+    held_ids = np.asarray(current.index.astype(str).str.lower(), dtype=object)
+    keep = pd.Index(held_ids, dtype=object).isin(ids)
+    held = current.iloc[keep][columns].set_axis(held_ids[keep])
     digest = hashlib.sha256()
     for part in (FORMAT, table, repr(outputs), list(current.columns), results, held):
         digest.update(pickle.dumps(part, protocol=5))
