@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.version import __version__
 from jobs.service.mapping import OutputColumn
 from jobs.service.plan import plan_table
 
@@ -57,7 +58,10 @@ def plan_digest(
     keep = pd.Index(held_ids, dtype=object).isin(ids)
     held = current.iloc[keep][columns].set_axis(held_ids[keep])
     digest = hashlib.sha256()
-    for part in (FORMAT, table, repr(outputs), list(current.columns), results, held):
+    # The code that converts values to their wire form is part of the input: another dvsync or
+    # pandas version may convert differently, so its digests never match this one's.
+    code = (FORMAT, __version__, pd.__version__, np.__version__)
+    for part in (code, table, repr(outputs), list(current.columns), results, held):
         digest.update(pickle.dumps(part, protocol=5))
     return digest.hexdigest()
 
