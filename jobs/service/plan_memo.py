@@ -22,6 +22,7 @@ import hashlib
 import logging
 import pickle
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,21 @@ STATE = "plan_memo"
 """The ``job_state`` row holding the digests of the inputs whose plan was empty."""
 
 FORMAT = "1"
-"""Part of every digest: raised when :func:`plan_table`'s logic changes, so no earlier digest matches."""
+"""Part of every digest: raised when the digest's layout changes, so no earlier digest matches."""
+
+
+def _source_digest() -> str:
+    """The source of the planning and wire conversion: changed code never matches an old digest."""
+    from jobs.service import plan
+    from jobs.service.mapping import model
+
+    digest = hashlib.sha256()
+    for module in (plan, model):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()
+
+
+SOURCE = _source_digest()
 
 
 def plan_digest(
@@ -60,7 +75,7 @@ def plan_digest(
     digest = hashlib.sha256()
     # The code that converts values to their wire form is part of the input: another dvsync or
     # pandas version may convert differently, so its digests never match this one's.
-    code = (FORMAT, __version__, pd.__version__, np.__version__)
+    code = (FORMAT, SOURCE, __version__, pd.__version__, np.__version__)
     for part in (code, table, repr(outputs), list(current.columns), results, held):
         digest.update(pickle.dumps(part, protocol=5))
     return digest.hexdigest()
