@@ -604,8 +604,17 @@ def _outputs_by_column(mappings: MappingSet) -> dict[tuple[str, str], OutputColu
     return {(o.table, o.logical_name): o for o in mappings.outputs if o.enabled}
 
 
-def _current(mirror: Mirror, mappings: MappingSet, tables: Sequence[str]) -> dict[str, pd.DataFrame]:
-    """Per target table: the mirror's ``out_`` columns indexed by lower-case record id."""
+def _current(
+    mirror: Mirror,
+    mappings: MappingSet,
+    tables: Sequence[str],
+    read: Mapping[tuple[str, str], pd.DataFrame | None] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Per target table: the mirror's ``out_`` columns indexed by lower-case record id.
+
+    ``read``: the tables this run already read whole (``_Context.frames``); their rows as read
+    (``("raw", table)``, before sentinel dates were cleared) are used instead of reading again.
+    """
     layouts = mirror.layouts()
     current: dict[str, pd.DataFrame] = {}
     for table in tables:
@@ -613,7 +622,12 @@ def _current(mirror: Mirror, mappings: MappingSet, tables: Sequence[str]) -> dic
             continue
         layout = layouts[table]
         columns = [o.mirror_column for o in mappings.outputs_for(table) if o.mirror_column in layout.columns]
-        frame = mirror.read_frame(table, columns)
+        raw = (read or {}).get(("raw", table))
+        wanted = [layout.id_column, *[c for c in columns if c != layout.id_column]]
+        if raw is not None and set(wanted) <= set(raw.columns):
+            frame = raw[wanted]
+        else:
+            frame = mirror.read_frame(table, columns)
         current[table] = frame.set_index(frame[layout.id_column].astype(str).str.lower()).drop(
             columns=[layout.id_column]
         )
@@ -672,6 +686,7 @@ def _frame(ctx: _Context, name: str) -> pd.DataFrame:
     if ("table", name) not in ctx.frames:
         mirror = ctx.mirror
         frame = mirror.read_frame(name) if name in mirror.layouts() else pd.DataFrame()
+        ctx.frames[("raw", name)] = frame  # as stored: the plan reads its out_ columns from it
         frame, ctx.ignored_dates[name] = without_sentinels(frame)
         ctx.frames[("table", name)] = frame
     return ctx.frames[("table", name)].copy(deep=False)
@@ -957,7 +972,7 @@ def _plan(ctx: _Context, outcomes: Sequence[JobOutcome]) -> pd.DataFrame:
         # Its mirror may be stale: writing now could overwrite a change made since. Next run.
         log.warning("%s: not written this run because its sync failed", table)
     targets = sorted({o.table for o in ctx.mappings.outputs if o.enabled} - failed)
-    current = _current(ctx.mirror, ctx.mappings, targets)
+    current = _current(ctx.mirror, ctx.mappings, targets, read=ctx.frames)
     missing = [
         o.logical_name
         for o in ctx.mappings.outputs
