@@ -52,8 +52,14 @@ def test_an_unchanged_run_makes_one_delta_request_per_table_and_reuses_every_job
     monkeypatch.setattr(
         plan_memo, "plan_table", lambda t, r, c, o: planned.extend(r.columns) or counting(t, r, c, o)
     )
+    reads: list[str] = []  # the tables read from the mirror, whole or in part
+    read_frame = mirror.read_frame
+    monkeypatch.setattr(
+        mirror, "read_frame", lambda name, *a, **k: reads.append(name) or read_frame(name, *a, **k)
+    )
     unchanged = run_pipeline(client, mirror, mappings, settings, jobs=jobs)
     assert unchanged.ok
+    assert reads.count("lead") == 1  # read once: the plan takes the held values from that read
     # The reused results equal those of the settle run's empty plan: not planned again.
     assert "score" not in planned and "rfm_segment" not in planned
     assert len(unchanged.plan) == 0
