@@ -7,7 +7,7 @@ import pytest
 from core.errors import ConfigError
 from jobs.errors import ConvergenceError, JobError
 from jobs.leads.duplicates.blocking import parse_pass
-from jobs.leads.duplicates.comparisons import compare_values
+from jobs.leads.duplicates.comparisons import KINDS, compare_codes, compare_values
 from jobs.leads.duplicates.detect import FieldSpec, find_duplicates, link_records
 from jobs.leads.duplicates.linkage_model import fit_em, term_frequency_weights
 
@@ -507,3 +507,28 @@ def test_link_report_counts_left_right_pairs_only():
     assert result.blocking.total_pairs == len(PEOPLE) * len(CONTACTS)
     assert set(result.candidates["id_left"]) <= set(PEOPLE["lead_id"])
     assert set(result.candidates["id_right"]) <= set(CONTACTS["contact_id"])
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_a_chunk_compared_with_only_its_values_gets_the_same_levels(kind):
+    # compare_codes passes a comparison only the values its pairs use (a chunk of a large table);
+    # the similarities and levels must be those of the comparison given every value.
+    samples = {
+        "name": ["ann", "anne", "annie", "bob", "robert", "a", None, "jon", "john", "jo"],
+        "email": ["ann@acme.com", "ann@acme.co", "anne@acme.com", "bob@x.org", "ann@y.org", "b@x.org"],
+        "phone": ["+12125550100", "+12125550101", "+13125550100", "+442071234567", "+12125550100"],
+        "date": ["20240102", "20240201", "20240103", "20230102", "20240102"],
+        "number": ["10", "11", "10.5", "200", "abc", "0"],
+    }
+    base = samples.get(kind, ["acme corp", "acme corporation", "beta ltd", "acme", "springfield", "spring"])
+    rng = np.random.default_rng(3)
+    values = np.array(
+        sorted({v for v in base if v is not None}) + [f"{kind}{i}" for i in range(200)], dtype=object
+    )
+    ia = rng.integers(0, 12, 40)
+    ib = rng.integers(0, 12, 40)
+    assert len(values) > 2 * len(ia)  # so compare_codes compacts
+    want = KINDS[kind].compare(values, ia, ib)
+    got = compare_codes(kind, values, ia, ib)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_allclose(got[0], want[0], rtol=0, atol=1e-12)
