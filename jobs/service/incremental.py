@@ -33,7 +33,7 @@ from jobs.service import merge_store
 from jobs.service.compute import JobOutcome
 from jobs.service.merge import _master_by
 from jobs.service.row_digests import RowState, check_rows
-from jobs.service.scoring_rows import IGNORED_COLUMNS
+from jobs.service.scoring_rows import hash_rows, input_columns
 
 __all__ = [
     "JobMemory",
@@ -235,12 +235,9 @@ def values_digest(frames: Mapping[str, pd.DataFrame | None]) -> str:
         digest.update(name.encode())
         if frame is None or frame.empty:
             continue
-        columns = sorted(c for c in frame.columns if not c.startswith("out_") and c not in IGNORED_COLUMNS)
-        # Hashed in their own dtypes (as objects, a date column hashes ten times slower); the
-        # dtypes are part of the digest, so a column read with another dtype only recomputes.
+        columns = input_columns(frame)
         digest.update(repr([(c, str(frame[c].dtype)) for c in columns]).encode())
-        rows = pd.util.hash_pandas_object(frame[columns], index=False, categorize=False).to_numpy()
-        digest.update(rows.tobytes())
+        digest.update(hash_rows(frame, columns).tobytes())
     return digest.hexdigest()
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from jobs.moments import without_sentinels
-from jobs.service.scoring_rows import IGNORED_COLUMNS
+from jobs.service.scoring_rows import hash_rows, is_input_column
 
 __all__ = ["RowState", "check_rows", "full_rows", "on_hashed"]
 
@@ -36,11 +36,7 @@ on_hashed: Callable[[str, int], None] | None = None
 
 def _columns(mirror: Any, name: str) -> list[tuple[str, str]]:
     layout = mirror.layout(name)
-    return [
-        (c, t)
-        for c, t in layout.columns.items()
-        if c == layout.id_column or (not c.startswith("out_") and c not in IGNORED_COLUMNS)
-    ]
+    return [(c, t) for c, t in layout.columns.items() if c == layout.id_column or is_input_column(c)]
 
 
 def _digests(
@@ -59,8 +55,10 @@ def _digests(
         on_hashed(name, len(frame))
     if frame.empty:
         return pd.Series([], index=pd.Index([], dtype=object), dtype="uint64")
-    values = pd.util.hash_pandas_object(frame[columns], index=False, categorize=False).to_numpy()
-    return pd.Series(values, index=pd.Index(frame[layout.id_column].astype(str).to_numpy(), dtype=object))
+    return pd.Series(
+        hash_rows(frame, columns),
+        index=pd.Index(frame[layout.id_column].astype(str).to_numpy(), dtype=object),
+    )
 
 
 def full_rows(

@@ -25,7 +25,17 @@ from core.errors import ConfigError
 from core.version import __version__
 from jobs.leads import scoring
 
-__all__ = ["IGNORED_COLUMNS", "basis", "changed_leads", "lead_digests", "score_open_leads", "scored_results"]
+__all__ = [
+    "IGNORED_COLUMNS",
+    "basis",
+    "changed_leads",
+    "hash_rows",
+    "input_columns",
+    "is_input_column",
+    "lead_digests",
+    "score_open_leads",
+    "scored_results",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +45,30 @@ own write-back's too), and no job reads it for the records it computes (scoring'
 it for closed leads, but a model is fixed by its version)."""
 
 
+def is_input_column(column: str) -> bool:
+    """Whether a job's reuse depends on ``column``: not dvsync's own ``out_`` results (our
+    write-back changes them) and not one of :data:`IGNORED_COLUMNS`."""
+    return not column.startswith("out_") and column not in IGNORED_COLUMNS
+
+
+def input_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns of ``frame`` a job's reuse depends on (:func:`is_input_column`), sorted."""
+    return sorted(c for c in frame.columns if is_input_column(c))
+
+
+def hash_rows(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """One 64-bit hash per row of ``columns``, in their own dtypes (as objects, a date column
+    hashes ten times slower): callers keep the dtypes in their digest, so another dtype only
+    recomputes."""
+    return pd.util.hash_pandas_object(frame[columns], index=False, categorize=False).to_numpy(np.uint64)
+
+
 def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
-    columns = sorted(c for c in frame.columns if not c.startswith("out_") and c not in IGNORED_COLUMNS)
+    columns = input_columns(frame)
     if not columns or frame.empty:
         return np.zeros(len(frame), dtype=np.uint64)
-    # In their own dtypes (fast); :func:`basis` covers the dtypes, so another dtype rescores all.
-    return pd.util.hash_pandas_object(frame[columns], index=False, categorize=False).to_numpy(np.uint64)
+    # :func:`basis` covers the dtypes, so another dtype rescores all.
+    return hash_rows(frame, columns)
 
 
 def lead_digests(leads: pd.DataFrame, activities: pd.DataFrame | None) -> pd.DataFrame:
