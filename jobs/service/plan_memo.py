@@ -22,6 +22,7 @@ import hashlib
 import logging
 import pickle
 from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ FORMAT = "1"
 """Part of every digest: raised when the digest's layout changes, so no earlier digest matches."""
 
 
+@cache
 def _source_digest() -> str:
     """The source of the planning and wire conversion: changed code never matches an old digest."""
     from jobs.service import plan
@@ -52,9 +54,6 @@ def _source_digest() -> str:
     for module in (plan, model):
         digest.update(Path(str(module.__file__)).read_bytes())
     return digest.hexdigest()
-
-
-SOURCE = _source_digest()
 
 
 def plan_digest(
@@ -75,7 +74,7 @@ def plan_digest(
     digest = hashlib.sha256()
     # The code that converts values to their wire form is part of the input: another dvsync or
     # pandas version may convert differently, so its digests never match this one's.
-    code = (FORMAT, SOURCE, __version__, pd.__version__, np.__version__)
+    code = (FORMAT, _source_digest(), __version__, pd.__version__, np.__version__)
     for part in (code, table, repr(outputs), list(current.columns), results, held):
         digest.update(pickle.dumps(part, protocol=5))
     return digest.hexdigest()
