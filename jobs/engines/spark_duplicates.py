@@ -62,6 +62,7 @@ from jobs.leads.duplicates.blocking import (
     pass_window,
     refinement_keys,
     too_coarse,
+    windowed_pair_counts,
 )
 from jobs.leads.duplicates.comparisons import KINDS, prepare
 from jobs.leads.duplicates.detect import (
@@ -185,13 +186,6 @@ def _pass_key(plan: _Plan, blocking_pass: BlockingPass) -> Any:
     return parts[0] if len(parts) == 1 else F.concat(*parts)  # concat: missing when any part is
 
 
-def _pairs_of(sizes: np.ndarray, window: int) -> np.ndarray:
-    """Pairs each block gives with the window cap (the formula of blocking._expected_pairs)."""
-    full = sizes * (sizes - 1) // 2
-    windowed = (window - 1) * sizes - window * (window - 1) // 2
-    return np.where(sizes <= window, full, windowed)
-
-
 def _histograms(keyed: Any) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per pass: distinct block sizes and how many blocks have each size."""
     from pyspark.sql import functions as F
@@ -216,11 +210,11 @@ def _report(name: str, histogram: tuple[np.ndarray, np.ndarray] | None, window: 
     if histogram is None:
         return PassReport(name, 0, 0, 0, 0, 0, 0)
     sizes, blocks = histogram
-    pairs = int((_pairs_of(sizes, window) * blocks).sum())
+    pairs = int((windowed_pair_counts(sizes, window) * blocks).sum())
     paired = sizes >= 2
     capped = sizes > window
     full = sizes * (sizes - 1) // 2
-    skipped = int(((full - _pairs_of(sizes, window)) * blocks)[capped].sum())
+    skipped = int(((full - windowed_pair_counts(sizes, window)) * blocks)[capped].sum())
     return PassReport(
         name,
         int((sizes * blocks).sum()),
@@ -315,7 +309,7 @@ def _candidate_pairs(records: Any, plan: _Plan, n: int, window: int) -> tuple[An
     for p, blocking_pass in enumerate(plan.passes):
         histogram = histograms.get(p)
         sizes = _block_sizes(histogram)
-        expected = int((_pairs_of(histogram[0], window) * histogram[1]).sum()) if histogram else 0
+        expected = int((windowed_pair_counts(histogram[0], window) * histogram[1]).sum()) if histogram else 0
         if blocking_pass.optional and too_coarse(expected, n, DEFAULT_PAIRS_PER_RECORD, lambda s=sizes: s):
             keyed_records = int(sizes.sum())
             reports[p] = PassReport(blocking_pass.name, keyed_records, 0, 0, 0, expected, 0, skipped=True)

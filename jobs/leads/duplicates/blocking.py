@@ -75,6 +75,7 @@ __all__ = [
     "reference_pairs",
     "refinement_keys",
     "too_coarse",
+    "windowed_pair_counts",
 ]
 
 _TRANSFORM = re.compile(r"^(exact|soundex|initial|prefix([1-9][0-9]?))$")
@@ -450,10 +451,16 @@ def _expected_pairs(codes: np.ndarray, window: int, n_left: int | None) -> int:
         left = np.bincount(codes[:n_left][keyed[:n_left]], minlength=size)
         right = np.bincount(codes[n_left:][keyed[n_left:]], minlength=size)
         return int((left * right).sum())
-    sizes = np.bincount(codes[keyed]).astype(np.int64)
+    return int(windowed_pair_counts(np.bincount(codes[keyed]), window).sum())
+
+
+def windowed_pair_counts(sizes: np.ndarray, window: int) -> np.ndarray:
+    """Pairs each block of these sizes gives when paired within a sorted window of ``window``
+    (all its pairs when it is no larger than the window)."""
+    sizes = np.asarray(sizes, dtype=np.int64)
     full = sizes * (sizes - 1) // 2
     windowed = (window - 1) * sizes - window * (window - 1) // 2
-    return int(np.where(sizes <= window, full, windowed).sum())
+    return np.where(sizes <= window, full, windowed)
 
 
 def _pairs_at_reference(codes: np.ndarray, n_left: int | None) -> float:
@@ -508,13 +515,6 @@ def _too_coarse(codes: np.ndarray, expected: int, n_left: int | None, pairs_per_
     return _pairs_at_reference(codes, n_left) > budget
 
 
-def _windowed_count(sizes: np.ndarray, window: int) -> int:
-    """Pairs blocks of these sizes give when each is paired within a sorted window of ``window``."""
-    full = sizes * (sizes - 1) // 2
-    windowed = (window - 1) * sizes - window * (window - 1) // 2
-    return int(np.where(sizes <= window, full, windowed).sum())
-
-
 def _block_pairs(codes: np.ndarray, window: int) -> int:
     """Pairs a pass's blocks give within a sorted window of ``window``."""
     return block_pairs(np.bincount(codes[codes >= 0]), window)
@@ -523,7 +523,7 @@ def _block_pairs(codes: np.ndarray, window: int) -> int:
 def block_pairs(sizes: np.ndarray, window: int) -> int:
     """Pairs blocks of these sizes (one entry per block) give within a sorted window of ``window``."""
     sizes = np.asarray(sizes, dtype=np.int64)
-    return _windowed_count(sizes[sizes >= 2], window)
+    return int(windowed_pair_counts(sizes[sizes >= 2], window).sum())
 
 
 def _pass_window(codes: np.ndarray, per_record: float, window: int) -> int:
