@@ -488,3 +488,19 @@ def test_choice_outputs_with_options_and_dvsync_defined_choices_live_together(tm
         load_outputs(tmp_path / "outputs.toml", "dvs")
     keys = {p.key for p in caught.value.problems}
     assert keys == {"lead.temperature.options", "lead.duplicate_decision.options"}
+
+
+def test_run_report_lines_up_the_job_statuses_whatever_the_job_names():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from jobs.cli.render import render_run
+    from jobs.service.compute import JobOutcome
+    from jobs.service.pipeline import PipelineResult
+
+    jobs = [JobOutcome("rfm", message="m1"), JobOutcome("lead_handling", status="partial", message="m2")]
+    buffer = StringIO()
+    render_run(PipelineResult(run_id=3, outcome="ok", jobs=jobs), Console(file=buffer, width=160))
+    lines = [line for line in buffer.getvalue().splitlines() if line.startswith(("rfm", "lead_handling"))]
+    assert [line.index(status) for line, status in zip(lines, ("ok", "partial"), strict=True)] == [14, 14]

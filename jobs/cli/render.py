@@ -183,9 +183,11 @@ def render_run(result: PipelineResult, out: Console | None = None) -> None:
         render_table(title, rows, list(rows[0]), out)
     else:
         out.print(title, markup=False)
+    # The name column fits the longest job name ("lead_handling"), so the statuses line up.
+    width = max((len(job.job) for job in result.jobs), default=0)
     for job in result.jobs:
         style = {"ok": "green", "partial": "yellow", "skipped": "yellow", "failed": "red"}.get(job.status, "")
-        out.print(f"{job.job:<11} {job.status:<8} {job.message}", style=style, markup=False)
+        out.print(f"{job.job:<{width}} {job.status:<8} {job.message}", style=style, markup=False)
     speed = next((j.details["speed_to_lead"] for j in result.jobs if "speed_to_lead" in j.details), None)
     if speed and speed.get("by_team"):
         rows = [{"team": name, **figures} for name, figures in speed["by_team"].items()]
