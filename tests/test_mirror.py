@@ -313,3 +313,31 @@ def test_exclusive_and_the_pipeline_run_lock_exclude_each_other(tmp_path):
             run_lock.release()
         with mirror.exclusive("sync"):
             assert not pipeline.RunLock(pipeline.lock_path_for(path)).acquire()
+
+
+def test_job_state_unpacks_only_the_parts_asked_for_and_drops_an_older_format(tmp_path, monkeypatch):
+    import pickle
+    import zlib
+
+    from jobs.service.incremental import JobMemory
+    from jobs.service.mirror import state
+
+    with Mirror(tmp_path / "m.sqlite") as mirror:
+        mirror.save_job_state("dupes", "fp1", 4, {"outcome": "kept", "caches": {"pairs": [1, 2]}})
+        assert mirror.job_state("dupes", parts=["outcome"]) == ("fp1", 4, {"outcome": "kept"})
+        assert mirror.job_state("dupes")[2] == {"outcome": "kept", "caches": {"pairs": [1, 2]}}
+
+        unpacked: list[bytes] = []
+        real = state._unpack
+        monkeypatch.setattr(state, "_unpack", lambda blob: unpacked.append(blob) or real(blob))
+        saved = JobMemory(mirror, run_id=5).saved("dupes")
+        assert (saved.fingerprint, saved.run_id, unpacked) == ("fp1", 4, [])
+        assert saved.outcome == "kept" and len(unpacked) == 1  # the caches are still packed
+        assert saved.caches == {"pairs": [1, 2]} and len(unpacked) == 2
+
+        # A row of the format before (one zlib blob) is not misread: the job recomputes.
+        old = zlib.compress(pickle.dumps({"format": 1, "payload": {"outcome": "x"}}))
+        with mirror.transaction() as db:
+            db.execute("UPDATE job_state SET payload = ? WHERE job = 'dupes'", (old,))
+        assert mirror.job_state("dupes") is None
+        assert JobMemory(mirror, run_id=6).saved("dupes") is None

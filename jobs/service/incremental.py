@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,16 +49,44 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-@dataclass
 class Remembered:
-    """What was saved for one job: its fingerprint, the run and its outcome, and its caches."""
+    """What was saved for one job: its fingerprint, the run and its outcome, and its caches.
 
-    fingerprint: str
-    run_id: int | None
-    outcome: JobOutcome | None
-    caches: dict[str, Any] = field(default_factory=dict)
-    content: str | None = None
-    rows: dict[str, Any] | None = None
+    The parts are unpacked on first use: a reused job needs its outcome, and only a job that
+    recomputes needs its caches and per-record digests (the duplicates job's compared pairs are
+    most of its state).
+    """
+
+    def __init__(self, mirror: Any, job: str, fingerprint: str, run_id: int | None) -> None:
+        self.fingerprint = fingerprint
+        self.run_id = run_id
+        self._mirror = mirror
+        self._job = job
+        self._parts: dict[str, Any] = {}
+
+    def _part(self, name: str) -> Any:
+        if name not in self._parts:
+            state = self._mirror.job_state(self._job, parts=[name])
+            # Saved again since this run read the fingerprint (another run): use none of it.
+            same = state is not None and state[0] == self.fingerprint and isinstance(state[2], dict)
+            self._parts[name] = state[2].get(name) if same else None  # type: ignore[index]
+        return self._parts[name]
+
+    @property
+    def outcome(self) -> JobOutcome | None:
+        return self._part("outcome")
+
+    @property
+    def caches(self) -> dict[str, Any]:
+        return dict(self._part("caches") or {})
+
+    @property
+    def content(self) -> str | None:
+        return self._part("content")
+
+    @property
+    def rows(self) -> dict[str, Any] | None:
+        return self._part("rows")
 
 
 def _file_digest(path: Path) -> str:
@@ -119,19 +147,10 @@ class JobMemory:
     def saved(self, job: str) -> Remembered | None:
         """The state saved for ``job`` by an earlier run (None: never, unreadable, or disabled)."""
         if job not in self._saved:
-            state = self.mirror.job_state(job) if self.enabled else None
+            state = self.mirror.job_state(job, parts=()) if self.enabled else None
             remembered = None
-            if state is not None:
-                fingerprint, run_id, payload = state
-                if isinstance(payload, dict):
-                    remembered = Remembered(
-                        fingerprint,
-                        run_id,
-                        payload.get("outcome"),
-                        dict(payload.get("caches") or {}),
-                        payload.get("content"),
-                        payload.get("rows"),
-                    )
+            if state is not None and isinstance(state[2], dict):
+                remembered = Remembered(self.mirror, job, state[0], state[1])
             self._saved[job] = remembered
         return self._saved[job]
 

@@ -7,7 +7,9 @@
   it, so a job asks which records changed since the version it computed at.
 * ``job_state``: per job, the fingerprint of its inputs and a compressed payload (its last
   results, and caches such as the duplicate job's compared pairs), so an unchanged job is reused
-  and a changed one redoes only what changed.
+  and a changed one redoes only what changed. A dict payload is compressed key by key, and a
+  reader unpacks only the keys it asks for: reusing the duplicates job needs its 9 MB outcome,
+  not the 32 MB of compared pairs it would need only to recompute.
 * ``metadata_cache``: the table definitions read from Dataverse, with the version stamp they were
   read at, so a run does not re-read seven metadata documents per table.
 
@@ -22,13 +24,21 @@ import logging
 import pickle
 import sqlite3
 import zlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 log = logging.getLogger(__name__)
 
-PAYLOAD_FORMAT = 1
+PAYLOAD_FORMAT = 2
 """Raised when the payload layout changes: older payloads are ignored (the jobs recompute)."""
+
+
+def _pack(value: Any) -> bytes:
+    return zlib.compress(pickle.dumps(value, protocol=5), 1)
+
+
+def _unpack(blob: bytes) -> Any:
+    return pickle.loads(zlib.decompress(blob))
 
 
 def bump_version(db: sqlite3.Connection, name: str, ids: Iterable[str] = ()) -> None:
@@ -80,24 +90,40 @@ class JobStateStore:
 
     # ---------------------------------------------------------------- job state
 
-    def job_state(self, job: str) -> tuple[str, int | None, Any] | None:
-        """``(fingerprint, run_id, payload)`` saved for ``job``, or None (never saved, or unreadable)."""
+    def job_state(self, job: str, parts: Collection[str] | None = None) -> tuple[str, int | None, Any] | None:
+        """``(fingerprint, run_id, payload)`` saved for ``job``, or None (never saved, or unreadable).
+
+        ``parts``: of a dict payload, only these keys are unpacked (the others are left out of the
+        returned dict); None unpacks them all.
+        """
         rows = self._query("SELECT fingerprint, run_id, payload FROM job_state WHERE job = ?", (job,))
         if not rows:
             return None
         row = rows[0]
         try:
-            stored = pickle.loads(zlib.decompress(row["payload"]))
+            stored = pickle.loads(row["payload"])
             if not isinstance(stored, dict) or stored.get("format") != PAYLOAD_FORMAT:
                 raise ValueError("an older payload format")
+            if "whole" in stored:
+                payload = _unpack(stored["whole"])
+            else:
+                packed: dict[str, bytes] = stored["parts"]
+                payload = {k: _unpack(v) for k, v in packed.items() if parts is None or k in parts}
         except Exception as exc:
             log.info("job %s: the saved state cannot be used (%s); it is recomputed", job, exc)
             return None
-        return str(row["fingerprint"]), row["run_id"], stored["payload"]
+        return str(row["fingerprint"]), row["run_id"], payload
 
     def save_job_state(self, job: str, fingerprint: str, run_id: int | None, payload: Any) -> int:
-        """Keep ``payload`` for ``job`` under ``fingerprint``; returns the bytes stored."""
-        blob = zlib.compress(pickle.dumps({"format": PAYLOAD_FORMAT, "payload": payload}, protocol=5), 1)
+        """Keep ``payload`` for ``job`` under ``fingerprint``; returns the bytes stored.
+
+        A dict payload is packed key by key (see :meth:`job_state`'s ``parts``).
+        """
+        if isinstance(payload, dict):
+            stored: dict[str, Any] = {"parts": {str(k): _pack(v) for k, v in payload.items()}}
+        else:
+            stored = {"whole": _pack(payload)}
+        blob = pickle.dumps({"format": PAYLOAD_FORMAT, **stored}, protocol=5)
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO job_state (job, fingerprint, run_id, saved_at, payload) VALUES (?, ?, ?, ?, ?)"
@@ -124,7 +150,7 @@ class JobStateStore:
         if not rows:
             return None
         try:
-            definition = pickle.loads(zlib.decompress(rows[0]["definition"]))
+            definition = _unpack(rows[0]["definition"])
         except Exception as exc:
             log.info("metadata cache of %s cannot be used (%s); it is read again", table, exc)
             return None
@@ -132,7 +158,7 @@ class JobStateStore:
 
     def cache_definition(self, table: str, definition: Any, stamp: str | None) -> None:
         """Keep a table definition read from Dataverse, with the version stamp it was read at."""
-        blob = zlib.compress(pickle.dumps(definition, protocol=5), 1)
+        blob = _pack(definition)
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO metadata_cache (table_name, definition, stamp, fetched_at) VALUES (?, ?, ?, ?)"
