@@ -25,7 +25,7 @@ import pandas as pd
 
 from jobs.leads.engagement.config import BusinessCalendar, ResponseSettings
 
-__all__ = ["business_minutes", "first_responses", "lower_text", "response_summary"]
+__all__ = ["business_minutes", "first_responses", "lower_text", "response_horizon", "response_summary"]
 
 _ORIGIN = np.datetime64("1970-01-01", "D")
 
@@ -169,6 +169,56 @@ def first_responses(
         },
         index=pd.Index(ids.to_numpy(), name="lead_id"),
     )
+
+
+def response_horizon(
+    responses: pd.DataFrame, settings: ResponseSettings, *, now: datetime, until: datetime
+) -> pd.Timestamp:
+    """The first moment a lead still waiting for its first response could pass its target, or ``until``.
+
+    Until then every SLA flag :func:`first_responses` gave at ``now`` stays as it is while no
+    activity or lead changes: a missing flag turns False only when the waiting time passes the
+    target, and nothing else moves with the clock.
+
+    Why ``now + (sla - w)`` minutes, with ``w`` the longest wait among the leads still waiting, is
+    safe: the flag turns False when ``floor(D(t) + eps) > sla``, i.e. ``D(t) >= sla + 1 - eps``, with
+    ``D(t) = B(t) - B(created)`` and ``eps`` the epsilon of :func:`business_minutes`. At ``now``,
+    ``w = floor(D(now) + eps)``, so ``D(now) < w + 1 - eps``. Business minutes never advance faster
+    than wall-clock minutes, ``B(t) - B(now) <= t - now``, hence
+    ``D(t) < w + 1 - eps + (t - now)``, which stays below ``sla + 1 - eps`` while
+    ``t - now <= sla - w``. One second is taken off for the float rounding of ``B`` (about 1e-9
+    minute), so the bound is early by a second at most.
+
+    ``B`` is counted in local wall-clock time, which jumps forward when the calendar's time zone
+    moves its clocks forward: a jump inside the window is taken off the bound too. The caller caps
+    the window at a day (``until``), and no time zone changes its offset twice in one day, so the
+    offsets at both ends tell.
+
+    Args:
+        responses: :func:`first_responses` output computed at ``now``.
+        settings: the target and the calendar the waits were counted in.
+        now: the moment ``responses`` were computed at.
+        until: the latest horizon the caller needs (e.g. the end of the day).
+    """
+    stamp = _utc(now)
+    cap = _utc(until)
+    waiting = responses["waiting_minutes"][
+        responses["response_sla_met"].isna().to_numpy() & responses["waiting_minutes"].notna().to_numpy()
+    ]
+    if waiting.empty:
+        return cap
+    slack = int(settings.sla_minutes) - int(waiting.max())
+    horizon = min(cap, stamp + pd.Timedelta(minutes=slack) - pd.Timedelta(seconds=1))
+    zone = settings.calendar.time_zone
+    jump = horizon.tz_convert(zone).utcoffset() - stamp.tz_convert(zone).utcoffset()
+    if jump > pd.Timedelta(0):
+        horizon -= jump
+    return horizon
+
+
+def _utc(moment: datetime) -> pd.Timestamp:
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
 
 
 def _figures(group: pd.DataFrame) -> dict[str, object]:
