@@ -186,6 +186,8 @@ def test_routing_speed_to_lead_stages_and_rollback_against_the_seed(psandbox, tm
         # `dvsync status --json` shows the latest speed-to-lead summary per owner, team and source.
         summary = collect_status(mirror, settings.schedule)["speed_to_lead"]
         assert summary["run_id"] == again.run_id and summary["sla_minutes"] == calendar.sla_minutes
+        assert summary["computed_in_run"] == again.run_id  # routing: computed on every run
+        assert pd.Timestamp(summary["valid_until"]) <= scoring_moment(SEED_NOW)  # the end of the day at most
         assert summary["overall"]["breaches"] > 0 and summary["overall"]["median_minutes"] > 0
         assert set(summary["by_team"]) >= {"Enterprise Sales", "Inside Sales", "Partner Sales"}
         assert "Karl Former" in summary["by_owner"] and "Web" in summary["by_source"]

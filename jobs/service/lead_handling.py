@@ -419,10 +419,17 @@ def routing_landed(
 
 
 def latest_speed_to_lead(runs: pd.DataFrame) -> dict[str, Any] | None:
-    """The speed-to-lead summary of the most recent run that computed one (for ``dvsync status``)."""
+    """The speed-to-lead summary of the most recent run that computed or reused one (for
+    ``dvsync status``), with the run that computed it and until when it holds (``valid_until``:
+    runs before then reuse it while the leads and activities do not change)."""
     for row in runs.itertuples():
         stats = row.stats or {}
         details = (stats.get("jobs") or {}).get(JOB) or {}
         if details.get("speed_to_lead"):
-            return {"run_id": int(row.run_id), **details["speed_to_lead"]}
+            return {
+                "run_id": int(row.run_id),
+                **details["speed_to_lead"],
+                "computed_in_run": int(details.get("reused_from_run") or row.run_id),
+                "valid_until": details.get("valid_until"),
+            }
     return None
