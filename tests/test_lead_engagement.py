@@ -23,10 +23,12 @@ from jobs.leads.engagement import (
     lead_stages,
     parse_routing,
     parse_stage_settings,
+    response_horizon,
     response_summary,
     route_leads,
 )
 
+WEEKDAYS_ALL = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 LONDON = BusinessCalendar(
     "Europe/London", ("Mon", "Tue", "Wed", "Thu", "Fri"), 9 * 60, 17 * 60 + 30, (date(2026, 12, 25),)
 )
@@ -130,6 +132,59 @@ def test_first_response_counts_only_completed_outgoing_work_by_a_person():
     )
     assert early.loc["d", "response_sla_met"] is pd.NA  # the clock still runs
     assert early.loc["d", "waiting_minutes"] == 20
+
+
+@pytest.mark.parametrize(
+    ("zone", "hours", "day"),
+    [
+        ("UTC", (0, 24 * 60), datetime(2026, 6, 3, tzinfo=UTC)),  # minutes as fast as the clock
+        ("Europe/London", (0, 24 * 60), datetime(2026, 3, 29, tzinfo=UTC)),  # clocks jump forward
+        ("Europe/London", (0, 24 * 60), datetime(2026, 10, 25, tzinfo=UTC)),  # 01:00-02:00 twice
+        ("America/New_York", (9 * 60, 17 * 60), datetime(2026, 11, 2, tzinfo=UTC)),
+    ],
+)
+def test_no_sla_flag_moves_before_the_response_horizon(zone, hours, day):
+    rng = np.random.default_rng(int(day.strftime("%Y%m%d")))
+    calendar = BusinessCalendar(time_zone=zone, days=WEEKDAYS_ALL, opens=hours[0], closes=hours[1])
+    settings = ResponseSettings(calendar=calendar, sla_minutes=60)
+    # The first moments: just before London's clocks change at 01:00 UTC.
+    for minutes in [30, 59, *rng.uniform(0, 24 * 60, 12)]:
+        now = day + timedelta(minutes=float(minutes))
+        created = [now - timedelta(minutes=float(m)) for m in rng.uniform(-30, 240, 12)]
+        leads = pd.DataFrame({"lead_id": [f"l{i}" for i in range(12)], "created_on": pd.Series(created)})
+        at_now = first_responses(leads, None, settings, now=now)
+        horizon = response_horizon(at_now, settings, now=now, until=now + timedelta(days=1))
+        assert now - timedelta(minutes=61) <= horizon <= now + timedelta(days=1)
+        for moment in [
+            *(now + (horizon - now) * f for f in rng.uniform(0, 1, 5)),
+            horizon - timedelta(0, 0, 1),
+        ]:
+            if moment >= now:
+                later = first_responses(leads, None, settings, now=moment)
+                assert later["response_sla_met"].equals(at_now["response_sla_met"]), (now, moment)
+        born = (leads["created_on"] <= now).to_numpy()
+        if zone == "UTC" and at_now["response_sla_met"].isna().to_numpy()[born].any():
+            # Not vacuous: a minute past the horizon, the longest waiting lead has passed the target.
+            after = first_responses(leads, None, settings, now=horizon + timedelta(minutes=1, seconds=2))
+            assert after["response_sla_met"].eq(False).sum() > at_now["response_sla_met"].eq(False).sum()
+
+
+def test_the_response_horizon_follows_the_business_hours():
+    settings = ResponseSettings(calendar=LONDON, sla_minutes=60)
+    # Friday 4 December 2026, 16:31 London (= UTC): nobody answered by the 17:30 close, 59 minutes.
+    leads = pd.DataFrame({"lead_id": ["a"], "created_on": series("2026-12-04T16:31:00Z")})
+    saturday = datetime(2026, 12, 5, 12, tzinfo=UTC)
+    waiting = first_responses(leads, None, settings, now=saturday)
+    assert waiting["waiting_minutes"].tolist() == [59] and waiting["response_sla_met"].isna().all()
+    # The clock stands still over the weekend: the flags hold to the end of the day asked for ...
+    end_of_day = datetime(2026, 12, 6, tzinfo=UTC)
+    assert response_horizon(waiting, settings, now=saturday, until=end_of_day) == pd.Timestamp(end_of_day)
+    # ... and at most to Monday 09:01 less a second: the wait's fraction of a minute is unknown from
+    # the whole minutes, so the lead may pass its target then (this one does at 09:02).
+    horizon = response_horizon(waiting, settings, now=saturday, until=saturday + timedelta(days=7))
+    assert horizon == pd.Timestamp("2026-12-07T09:00:59Z")
+    monday = first_responses(leads, None, settings, now=horizon + timedelta(minutes=1, seconds=2))
+    assert monday["response_sla_met"].tolist() == [False]
 
 
 def test_response_summary_reports_median_p90_and_breaches_per_group():
@@ -349,7 +404,7 @@ def test_dormant_leads_are_flagged_with_the_reason_and_clear_when_activity_resum
     got = dormant_leads(leads, fit, acts, DormantSettings(days=60, min_fit=25), now=now)
     assert got["reengage"].tolist() == [True, False, False, True]  # b is recent, c is a poor fit
     assert got.loc["a", "reengage_reason"] == (
-        "No activity for 91 days (last: phone call on 2026-03-01); "
+        "No activity for 92 days (last: phone call on 2026-03-01); "  # calendar days, 91.6 elapsed
         "fit 30 points: Source = Partner: +15; Title: +10"
     )
     assert got.loc["d", "reengage_reason"].startswith("No activity since it was created 516 days ago")
@@ -360,6 +415,22 @@ def test_dormant_leads_are_flagged_with_the_reason_and_clear_when_activity_resum
     assert not dormant_leads(leads, fit, resumed, DormantSettings(days=60, min_fit=25), now=now).loc[
         "a", "reengage"
     ]
+
+
+def test_quiet_days_are_utc_calendar_days_so_every_run_of_a_day_agrees():
+    leads = pd.DataFrame(
+        {"lead_id": ["late", "early"], "created_on": pd.to_datetime(["2026-05-31T23:30:00Z"] * 2, utc=True)}
+    )
+    fit = pd.DataFrame({"fit_points": [30, 30], "fit_factors": [[], []]}, index=["late", "early"])
+    acts = _activities([("early", "email", "2026-05-31T00:10:00Z", "outgoing", "completed", "rep")])
+    acts = acts.assign(occurred_on=pd.to_datetime(acts["occurred_on"], utc=True))
+    settings = DormantSettings(days=1, min_fit=25)
+    for hour, minute in ((0, 0), (0, 20), (23, 59)):  # the whole of 1 June
+        got = dormant_leads(leads, fit, acts, settings, now=datetime(2026, 6, 1, hour, minute, tzinfo=UTC))
+        assert got["quiet_days"].tolist() == [1, 1]  # 30 minutes and 23 h 50 min ago: both yesterday
+        assert got["reengage"].tolist() == [True, True]
+    same_day = dormant_leads(leads, fit, acts, settings, now=datetime(2026, 5, 31, 23, 59, tzinfo=UTC))
+    assert same_day["quiet_days"].tolist() == [0, 0] and not same_day["reengage"].any()
 
 
 # ------------------------------------------------------------------------------------ settings, outputs

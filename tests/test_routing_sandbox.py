@@ -26,6 +26,7 @@ from connector.sandbox.seed.org import TEAMS, team_id, user_id
 from jobs.cli.main import main
 from jobs.leads.engagement import load_routing, load_stage_settings
 from jobs.leads.scoring import load_rules, score_with_rules
+from jobs.service.compute import scoring_moment
 from jobs.service.connect import connect
 from jobs.service.mapping import load_mappings
 from jobs.service.mirror import Mirror
@@ -151,7 +152,8 @@ def test_routing_speed_to_lead_stages_and_rollback_against_the_seed(psandbox, tm
         acts = mirror.read_entity("activity")
         rules = load_rules(mappings.directory / "scoring.toml")
         stage, dormant = load_stage_settings(mappings.directory / "scoring.toml")
-        points = score_with_rules(frame, rules, as_of=SEED_NOW, activities=acts)
+        # As of the moment the score shown describes (the end of the run's UTC day).
+        points = score_with_rules(frame, rules, as_of=scoring_moment(SEED_NOW), activities=acts)
         points.index = points.index.astype(str).str.lower()
         shown = read_columns(psandbox, "leads", [OUT["temperature"], OUT["stage"], "dvs_leadscore"])
         labels = {100000000: "Cold", 100000001: "Warm", 100000002: "Hot"}
@@ -172,7 +174,7 @@ def test_routing_speed_to_lead_stages_and_rollback_against_the_seed(psandbox, tm
         since = last.reindex(points.index).fillna(
             pd.to_datetime(frame.set_index(frame["lead_id"].str.lower())["created_on"], utc=True)
         )
-        quiet = (pd.Timestamp(SEED_NOW) - since).dt.days
+        quiet = (pd.Timestamp(SEED_NOW).normalize() - since.dt.normalize()).dt.days  # calendar days
         flagged = (quiet >= dormant.days) & (points["fit_points"] >= dormant.min_fit)
         assert flagged.any() and not flagged.all()
         assert [written[k][OUT["reengage"]] for k in points.index] == flagged.tolist()
@@ -184,6 +186,8 @@ def test_routing_speed_to_lead_stages_and_rollback_against_the_seed(psandbox, tm
         # `dvsync status --json` shows the latest speed-to-lead summary per owner, team and source.
         summary = collect_status(mirror, settings.schedule)["speed_to_lead"]
         assert summary["run_id"] == again.run_id and summary["sla_minutes"] == calendar.sla_minutes
+        assert summary["computed_in_run"] == again.run_id  # routing: computed on every run
+        assert pd.Timestamp(summary["valid_until"]) <= scoring_moment(SEED_NOW)  # the end of the day at most
         assert summary["overall"]["breaches"] > 0 and summary["overall"]["median_minutes"] > 0
         assert set(summary["by_team"]) >= {"Enterprise Sales", "Inside Sales", "Partner Sales"}
         assert "Karl Former" in summary["by_owner"] and "Web" in summary["by_source"]

@@ -33,7 +33,7 @@ from core.errors import ConfigError, DvsyncError
 from jobs.leads.engagement import RoutingConfig
 from jobs.service.routing import OrgDirectory, read_directory, resolve_rules
 
-__all__ = ["DEFAULT_MAX_AGE", "STATE", "DirectoryRead", "directory_for_run"]
+__all__ = ["DEFAULT_MAX_AGE", "STATE", "DirectoryRead", "directory_for_run", "kept_stamp"]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,13 @@ def _why_read(
     if new_leads:
         return f"{len(new_leads)} lead(s) to route"
     return ""
+
+
+def kept_stamp(mirror: Any) -> str | None:
+    """A digest of the directory copy kept in the mirror (None: none kept), read without
+    unpickling it: it changes whenever the copy is read from Dataverse again (a new read time at
+    least), so a result computed with one copy is told apart from one computed with the next."""
+    return mirror.job_state_digest(STATE)
 
 
 def directory_for_run(

@@ -33,12 +33,13 @@ from jobs.leads.engagement import (
     lead_stages,
     load_routing,
     load_stage_settings,
+    response_horizon,
     response_summary,
 )
 from jobs.leads.scoring import load_rules, score_with_rules
 from jobs.moments import without_sentinels
-from jobs.service.compute import JobOutcome
-from jobs.service.directory_cache import directory_for_run
+from jobs.service.compute import JobOutcome, scoring_moment
+from jobs.service.directory_cache import DirectoryRead, directory_for_run
 from jobs.service.mirror import Mirror, MirrorError
 from jobs.service.routing import (
     OWNER_COLUMN,
@@ -60,6 +61,7 @@ __all__ = [
     "add_assignments",
     "latest_speed_to_lead",
     "replanned_results",
+    "reuse_horizon",
     "routing_landed",
     "run_lead_handling",
     "yielded_message",
@@ -166,16 +168,19 @@ def run_lead_handling(
         notes.append("activities carry no owner_id, so every outgoing activity counts as a response")
     responses = first_responses(leads, activities, routing.response, now=now, persons=persons)
     created = pd.to_datetime(leads["created_on"], utc=True).set_axis(leads["lead_id"].astype(str).str.lower())
+    # Everything but the waiting leads' SLA flags holds for the whole UTC day (see reuse_horizon):
+    # the report window starts at a midnight, the points are those of the score's moment.
+    day_end = scoring_moment(now)
     summary = response_summary(
         responses,
         _labels(leads, directory),
-        since=pd.Timestamp(now) - timedelta(days=routing.response.report_days),
+        since=day_end - timedelta(days=routing.response.report_days + 1),
         created=created,
     )
     summary["sla_minutes"] = routing.response.sla_minutes
     summary["report_days"] = routing.response.report_days
 
-    points = score_with_rules(open_leads, rules, as_of=now, activities=activities)
+    points = score_with_rules(open_leads, rules, as_of=day_end, activities=activities)
     points = points.set_axis(points.index.astype(str).str.lower())
     if scores is not None and "score" in scores:
         held = scores.set_axis(scores.index.astype(str).str.lower())
@@ -201,6 +206,7 @@ def run_lead_handling(
     outcome.results["lead"] = results
     overall = summary["overall"]
     outcome.details = {
+        "valid_until": response_horizon(responses, routing.response, now=now, until=day_end).isoformat(),
         "speed_to_lead": summary,
         "stages": {
             "temperature": {str(k): int(v) for k, v in stages["temperature"].value_counts().items()},
@@ -316,12 +322,38 @@ def compute_for_run(
             directory_problem=problem,
         )
         outcome.details["directory"] = found.source + (f" ({found.reason})" if found.reason else "")
+        outcome.details["computed_at"] = pd.Timestamp(now).isoformat()
+        outcome.details["valid_until"] = reuse_horizon(
+            outcome, found, now, max_age=timedelta(hours=settings.routing.directory_max_age_hours)
+        ).isoformat()
         return outcome
     except ConfigError:
         raise
     except DvsyncError as exc:
         log.error("lead handling failed: %s", exc)
         return JobOutcome(JOB, status="failed", message=str(exc))
+
+
+def reuse_horizon(
+    outcome: JobOutcome, found: DirectoryRead, now: datetime, *, max_age: timedelta
+) -> pd.Timestamp:
+    """Until when ``outcome`` is what a run would compute again from the same inputs.
+
+    The end of the UTC day (stages use the day's score moment, dormancy counts calendar days, the
+    report window starts at a midnight), or earlier: the first moment a waiting lead could pass
+    its response target (:func:`jobs.leads.engagement.response_horizon`, set by
+    :func:`run_lead_handling`), or the moment the org's directory kept in the mirror grows too old
+    and would be read again. Without a directory (it could not be read) a next run tries again:
+    the outcome holds for no later moment.
+    """
+    horizon = pd.Timestamp(outcome.details.get("valid_until") or scoring_moment(now))
+    horizon = min(horizon, scoring_moment(now))
+    if found.directory is None:
+        return pd.Timestamp(now)
+    read_at = found.details.get("directory_read_at")
+    if read_at:
+        horizon = min(horizon, pd.Timestamp(read_at) + max_age)
+    return horizon
 
 
 def add_assignments(
@@ -387,10 +419,17 @@ def routing_landed(
 
 
 def latest_speed_to_lead(runs: pd.DataFrame) -> dict[str, Any] | None:
-    """The speed-to-lead summary of the most recent run that computed one (for ``dvsync status``)."""
+    """The speed-to-lead summary of the most recent run that computed or reused one (for
+    ``dvsync status``), with the run that computed it and until when it holds (``valid_until``:
+    runs before then reuse it while the leads and activities do not change)."""
     for row in runs.itertuples():
         stats = row.stats or {}
         details = (stats.get("jobs") or {}).get(JOB) or {}
         if details.get("speed_to_lead"):
-            return {"run_id": int(row.run_id), **details["speed_to_lead"]}
+            return {
+                "run_id": int(row.run_id),
+                **details["speed_to_lead"],
+                "computed_in_run": int(details.get("reused_from_run") or row.run_id),
+                "valid_until": details.get("valid_until"),
+            }
     return None

@@ -65,6 +65,7 @@ from jobs.service.incremental import (
     values_digest,
 )
 from jobs.service.inputs import JOB_ENTITIES, blocked_jobs, incomplete_tables
+from jobs.service.lead_handling_reuse import lead_handling_for_run
 from jobs.service.mapping import MappingSet, OutputColumn
 from jobs.service.merge import merge_inputs, run_merge_job
 from jobs.service.metadata_cache import CachedMetadataClient, needed_columns
@@ -777,17 +778,18 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
     reused = {job: ctx.memory.reuse(job, fingerprints[job]) for job in chosen}
     if "scoring" in chosen:
         outcomes.append(reused["scoring"] or _timed(lambda: _scoring(ctx, fingerprints["scoring"])))
-        # Speed-to-lead, stages, re-engagement and routing ride with scoring (issue 18); they move
-        # with the clock, the activities and the owners, so they are computed on every run.
+        # Speed-to-lead, stages, re-engagement and routing ride with scoring (issue 18); reused
+        # while their inputs and the clock allow (lead_handling_reuse.py), never when routing.
         outcomes.append(
-            lead_handling.compute_for_run(
+            lead_handling_for_run(
+                ctx.memory,
                 ctx.client,
-                ctx.mirror,
                 ctx.settings,
                 outcomes,
                 ctx.now,
-                refresh_directory=ctx.refresh,
-                inputs=(_frame(ctx, "lead"), _entity(ctx, "activity")),
+                refresh=ctx.refresh,
+                scoring=(_fingerprint(ctx, "scoring"), outcomes[-1].status),
+                inputs=lambda: (_frame(ctx, "lead"), _entity(ctx, "activity")),
             )
         )
     if "duplicates" in chosen:
@@ -1056,8 +1058,10 @@ def _save_results(ctx: _Context, outcomes: Sequence[JobOutcome]) -> None:
                     if not frame.empty:
                         ctx.mirror.save_results(ctx.result.run_id, table, frame, partial=True)
                 continue
-            if not ctx.memory.computed(outcome.job):
-                continue  # reused, skipped or failed: the values already kept stand
+            if not ctx.memory.computed(outcome.job) or outcome.job == lead_handling.JOB:
+                # Reused, skipped or failed: the values already kept stand. Lead handling's are
+                # not kept here (only in its job state): nothing reads them back.
+                continue
             previous = ctx.memory.previous_results(outcome.job)
             for table, frame in outcome.results.items():
                 if not frame.empty:

@@ -24,7 +24,12 @@ from jobs.leads.engagement.config import (
     parse_stage_settings,
 )
 from jobs.leads.engagement.dormant import dormant_leads, last_activity
-from jobs.leads.engagement.response import business_minutes, first_responses, response_summary
+from jobs.leads.engagement.response import (
+    business_minutes,
+    first_responses,
+    response_horizon,
+    response_summary,
+)
 from jobs.leads.engagement.routing import ResolvedRule, matches, route_leads
 from jobs.leads.engagement.stages import LIFECYCLE_STAGES, TEMPERATURES, lead_stages
 
@@ -49,6 +54,7 @@ __all__ = [
     "matches",
     "parse_routing",
     "parse_stage_settings",
+    "response_horizon",
     "response_summary",
     "route_leads",
 ]

@@ -137,7 +137,7 @@ class ResponseSettings:
     Attributes:
         calendar: the business hours.
         sla_minutes: a response within this many business minutes meets the target.
-        report_days: the summaries cover leads created in the last this many days.
+        report_days: the summaries cover leads created on the run's UTC day and this many days before.
     """
 
     calendar: BusinessCalendar = field(default_factory=BusinessCalendar)

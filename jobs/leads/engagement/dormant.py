@@ -2,7 +2,9 @@
 
 A lead is dormant when its fit points (the fit rules of ``mappings/scoring.toml``) reach
 ``[dormant] min_fit`` and its last completed activity, in either direction, is at least
-``[dormant] days`` old; a lead that never had one counts from its creation. The flag is False (not
+``[dormant] days`` old; a lead that never had one counts from its creation. Days are calendar
+days in UTC (the run's date minus the date of the last activity), as "No activity for N days" reads
+to a salesperson: every run of one day gives the same flags and reasons. The flag is False (not
 missing) for every other open lead, so it clears by itself when activity resumes and a marketing
 list or view filtering on "Re-engage = Yes" drops the lead.
 """
@@ -63,7 +65,8 @@ def dormant_leads(
 
     Returns:
         Index = lead id (lower case); ``reengage`` (bool), ``reengage_reason`` (text, missing when
-        not flagged) and ``quiet_days`` (whole days since the last activity or creation).
+        not flagged) and ``quiet_days`` (UTC calendar days from the date of the last activity or
+        creation to the date of ``now``).
     """
     ids = leads["lead_id"].astype(str).str.lower()
     created = pd.to_datetime(leads["created_on"], utc=True, errors="coerce").set_axis(ids)
@@ -71,7 +74,7 @@ def dormant_leads(
     since = last["at"].where(last["at"].notna(), created)
     stamp = pd.Timestamp(now)
     stamp = stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
-    quiet = ((stamp - since).dt.total_seconds() // 86400).astype("Int64")
+    quiet = (stamp.normalize() - since.dt.tz_convert("UTC").dt.normalize()).dt.days.astype("Int64")
     fit_points = pd.to_numeric(fit["fit_points"].reindex(ids), errors="coerce").fillna(0.0)
     flagged = (quiet >= settings.days).fillna(False).to_numpy() & (fit_points >= settings.min_fit).to_numpy()
     had = last["at"].notna().to_numpy()

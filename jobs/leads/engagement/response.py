@@ -25,7 +25,7 @@ import pandas as pd
 
 from jobs.leads.engagement.config import BusinessCalendar, ResponseSettings
 
-__all__ = ["business_minutes", "first_responses", "lower_text", "response_summary"]
+__all__ = ["business_minutes", "first_responses", "lower_text", "response_horizon", "response_summary"]
 
 _ORIGIN = np.datetime64("1970-01-01", "D")
 
@@ -169,6 +169,81 @@ def first_responses(
         },
         index=pd.Index(ids.to_numpy(), name="lead_id"),
     )
+
+
+def response_horizon(
+    responses: pd.DataFrame, settings: ResponseSettings, *, now: datetime, until: datetime
+) -> pd.Timestamp:
+    """The first moment a lead still waiting for its first response could pass its target, or ``until``.
+
+    Until then every SLA flag :func:`first_responses` gave at ``now`` stays as it is while no
+    activity or lead changes: a missing flag turns False only when the waiting time passes the
+    target, and nothing else moves with the clock.
+
+    Why it is safe: with ``w`` the longest wait among the leads still waiting and ``r = sla - w``,
+    the flag turns False when ``floor(D(t) + eps) > sla``, i.e. ``D(t) >= sla + 1 - eps``, with
+    ``D(t) = B(t) - B(created)`` and ``eps`` the epsilon of :func:`business_minutes`. At ``now``,
+    ``w = floor(D(now) + eps)``, so ``D(now) < w + 1 - eps``, and the flag can turn only once
+    ``B(t) - B(now) > r`` (less the float rounding of ``B``, about 1e-9 minute). The horizon is the
+    first instant the business clock has run ``r`` minutes since ``now``, walking the calendar's
+    days and hours in its own wall-clock time (so nights, weekends, holidays and daylight-saving
+    jumps count as they do in ``B``), less one second for the rounding: before it ``B`` has run at
+    most ``r - 1/60`` minutes (or exactly ``r = 0`` on a stretch where it stands still). When the
+    clocks go back before ``until``, ``B`` may run backwards and the horizon is ``now``.
+
+    Args:
+        responses: :func:`first_responses` output computed at ``now``.
+        settings: the target and the calendar the waits were counted in.
+        now: the moment ``responses`` were computed at.
+        until: the latest horizon the caller needs (e.g. the end of the day).
+    """
+    stamp = _utc(now)
+    cap = _utc(until)
+    zone = settings.calendar.time_zone
+    overdue_or_waiting = responses["waiting_minutes"].notna().to_numpy().any()
+    if overdue_or_waiting and cap.tz_convert(zone).utcoffset() < stamp.tz_convert(zone).utcoffset():
+        # The clocks go back before ``until``: local time repeats an hour, the business minutes
+        # counted in it run backwards, and an overdue flag may even turn missing again.
+        return stamp
+    waiting = responses["waiting_minutes"][
+        responses["response_sla_met"].isna().to_numpy() & responses["waiting_minutes"].notna().to_numpy()
+    ]
+    if waiting.empty:
+        return cap
+    slack = max(int(settings.sla_minutes) - int(waiting.max()), 0)
+    deadline = _after_business_minutes(stamp, slack, settings.calendar, cap)
+    return cap if deadline >= cap else deadline - pd.Timedelta(seconds=1)
+
+
+def _after_business_minutes(
+    start: pd.Timestamp, minutes: int, calendar: BusinessCalendar, cap: pd.Timestamp
+) -> pd.Timestamp:
+    """The first instant (UTC) at which ``minutes`` business minutes have run since ``start``, or
+    ``cap`` when that is later. A local time the clocks skip (spring forward) is taken as the
+    instant before the jump, a repeated one (fall back) as its first occurrence: both are early."""
+    zone = calendar.time_zone
+    local = start.tz_convert(zone).tz_localize(None)
+    day = local.normalize()
+    minute = (local - day).total_seconds() / 60.0
+    holidays = np.array(calendar.holidays, dtype="datetime64[D]")
+    left = float(minutes)
+    while True:
+        if np.is_busday(np.datetime64(day.date(), "D"), weekmask=calendar.weekmask, holidays=holidays):
+            begin = max(float(calendar.opens), minute)
+            available = max(float(calendar.closes) - begin, 0.0)
+            if left <= available:
+                target = day + pd.Timedelta(minutes=begin + left)
+                moment = target.tz_localize(zone, ambiguous=True, nonexistent="shift_backward")
+                return min(moment.tz_convert("UTC"), cap)
+            left -= available
+        day, minute = day + pd.Timedelta(days=1), 0.0
+        if day.tz_localize(zone, ambiguous=True, nonexistent="shift_backward").tz_convert("UTC") >= cap:
+            return cap
+
+
+def _utc(moment: datetime) -> pd.Timestamp:
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
 
 
 def _figures(group: pd.DataFrame) -> dict[str, object]:

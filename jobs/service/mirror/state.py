@@ -20,6 +20,7 @@ recomputes, so the cache can never make a run fail.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import pickle
 import sqlite3
@@ -113,6 +114,12 @@ class JobStateStore:
             log.info("job %s: the saved state cannot be used (%s); it is recomputed", job, exc)
             return None
         return str(row["fingerprint"]), row["run_id"], payload
+
+    def job_state_digest(self, job: str) -> str | None:
+        """A digest of the payload kept for ``job`` (None: none kept), without unpickling it: it
+        changes whenever the payload is saved again with other contents."""
+        rows = self._query("SELECT payload FROM job_state WHERE job = ?", (job,))
+        return hashlib.sha256(rows[0]["payload"]).hexdigest() if rows else None
 
     def save_job_state(self, job: str, fingerprint: str, run_id: int | None, payload: Any) -> int:
         """Keep ``payload`` for ``job`` under ``fingerprint``; returns the bytes stored.
