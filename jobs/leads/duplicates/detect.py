@@ -63,7 +63,7 @@ from jobs.leads.duplicates.blocking import (
     parse_pass,
     refinement_keys,
 )
-from jobs.leads.duplicates.comparisons import KINDS, compare_codes, prepare
+from jobs.leads.duplicates.comparisons import KINDS, Derived, compare_codes, derive, prepare
 from jobs.leads.duplicates.incremental import MatchCache, NormalisedValues, record_digests
 from jobs.leads.duplicates.incremental import signature as settings_signature
 from jobs.leads.duplicates.linkage_model import (
@@ -292,6 +292,9 @@ class Comparator:
         self.swap = swap
         self.codes: dict[str, np.ndarray] = {}
         self.uniques: dict[str, np.ndarray] = {}
+        # Each column's features (an e-mail's domain, a name's formal form), derived once per
+        # distinct value on first use and shared by every chunk (and by the two swapped names).
+        self._derived: dict[tuple[str, int], Derived] = {}
         joint = [list(swap)] if swap else []
         for column in self.columns:
             if swap and column in swap:
@@ -306,6 +309,12 @@ class Comparator:
                 self.codes[column] = codes[position * n : (position + 1) * n].astype(np.int64)
                 self.uniques[column] = uniques_arr
 
+    def _features(self, kind: str, uniques: np.ndarray) -> Derived:
+        key = (kind, id(uniques))  # the arrays live as long as the comparator
+        if key not in self._derived:
+            self._derived[key] = derive(kind, uniques)
+        return self._derived[key]
+
     def _pairwise(
         self, kind: str, uniques: np.ndarray, a: np.ndarray, b: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -317,7 +326,8 @@ class Comparator:
             return sim, level
         size = len(uniques) + 1
         combos, inverse = np.unique(a[present] * size + b[present], return_inverse=True)
-        u_sim, u_level = compare_codes(kind, uniques, combos // size, combos % size)
+        features = self._features(kind, uniques)
+        u_sim, u_level = compare_codes(kind, uniques, combos // size, combos % size, features)
         sim[present] = u_sim[inverse]
         level[present] = u_level[inverse]
         return sim, level
