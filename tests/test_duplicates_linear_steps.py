@@ -2,7 +2,9 @@
 the steps they replaced gave (those are spelled out here as the reference)."""
 
 import numpy as np
+import pandas as pd
 
+from jobs.leads.duplicates.blocking import record_order
 from jobs.leads.duplicates.linkage_model import comparison_patterns
 
 
@@ -31,3 +33,16 @@ def test_patterns_of_too_many_fields_for_one_code_still_count():
     patterns, counts = comparison_patterns(np.concatenate([levels, levels]))
     np.testing.assert_array_equal(patterns, np.unique(levels, axis=0))
     assert set(counts) == {2.0}
+
+
+def test_record_order_is_the_order_of_the_joined_values():
+    rng = np.random.default_rng(7)
+    words = np.array(["ann", "anna", "annabel", "bob", "böb", "zoë", "a b", "ab", None], dtype=object)
+    prepared = {c: pd.Series(rng.choice(words, size=2_000), dtype=object) for c in ("first", "last", "city")}
+    # The reference: the records' values joined with a separator after each, sorted as strings
+    # (as the Spark engine does); equal records share a rank.
+    joined = pd.Series([""] * 2_000, dtype=object)
+    for column in prepared:
+        joined = joined + prepared[column].fillna("") + "\x1f"
+    want = pd.factorize(joined, sort=True)[0]
+    np.testing.assert_array_equal(record_order(prepared, list(prepared)), want)

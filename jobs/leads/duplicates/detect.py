@@ -61,6 +61,7 @@ from jobs.leads.duplicates.blocking import (
     candidate_pairs,
     default_passes,
     parse_pass,
+    record_order,
     refinement_keys,
 )
 from jobs.leads.duplicates.comparisons import KINDS, Derived, compare_codes, derive, prepare
@@ -515,10 +516,7 @@ def _run(
     }
     columns = list(specs)
     passes = blocking_passes(blocking, specs, swap)
-    signature = pd.Series([""] * len(frame), dtype=object)
-    for column in columns:
-        signature = signature + prepared[column].fillna("") + "\x1f"
-    order = pd.factorize(signature, sort=True)[0].astype(np.int64)
+    order = record_order(prepared, columns)
     refinements = refinement_keys({c: s.kind for c, s in specs.items()})
     first, second, report = candidate_pairs(
         prepared, passes, order=order, max_block_size=max_block_size, n_left=n_left, refinements=refinements
