@@ -58,7 +58,9 @@ from jobs.leads.duplicates.blocking import (
     DEFAULT_MAX_BLOCK_SIZE,
     BlockingPass,
     BlockingReport,
+    ColumnCodes,
     candidate_pairs,
+    column_codes,
     default_passes,
     parse_pass,
     record_order,
@@ -287,6 +289,7 @@ class Comparator:
         prepared: Mapping[str, pd.Series],
         specs: Mapping[str, FieldSpec],
         swap: tuple[str, str] | None,
+        coded: ColumnCodes | None = None,
     ) -> None:
         self.columns = list(specs)
         self.kinds = [specs[c].kind for c in self.columns]
@@ -301,14 +304,23 @@ class Comparator:
             if swap and column in swap:
                 continue
             joint.append([column])
+        coded = coded if coded is not None else column_codes(prepared, self.columns)
         for group in joint:
-            stacked = pd.concat([prepared[c] for c in group], ignore_index=True)
-            codes, uniques = pd.factorize(stacked, use_na_sentinel=True)
+            if len(group) == 1:
+                self.codes[group[0]], self.uniques[group[0]] = coded[group[0]]
+                continue
+            # The swappable names share one coding: each column's distinct values coded together
+            # (the numbering of factorizing the two columns' records one after the other).
+            stacked = pd.concat([pd.Series(coded[c][1], dtype=object) for c in group], ignore_index=True)
+            joint_codes, uniques = pd.factorize(stacked, use_na_sentinel=True)
             uniques_arr = np.asarray(uniques, dtype=object)
-            n = len(prepared[group[0]])
-            for position, column in enumerate(group):
-                self.codes[column] = codes[position * n : (position + 1) * n].astype(np.int64)
+            start = 0
+            for column in group:
+                codes, distinct = coded[column]
+                of_value = np.append(joint_codes[start : start + len(distinct)].astype(np.int64), -1)
+                self.codes[column] = of_value[codes]
                 self.uniques[column] = uniques_arr
+                start += len(distinct)
 
     def _features(self, kind: str, uniques: np.ndarray) -> Derived:
         key = (kind, id(uniques))  # the arrays live as long as the comparator
@@ -516,12 +528,19 @@ def _run(
     }
     columns = list(specs)
     passes = blocking_passes(blocking, specs, swap)
-    order = record_order(prepared, columns)
+    coded = column_codes(prepared, columns)  # each column factorized once, for all that follows
+    order = record_order(prepared, columns, coded)
     refinements = refinement_keys({c: s.kind for c, s in specs.items()})
     first, second, report = candidate_pairs(
-        prepared, passes, order=order, max_block_size=max_block_size, n_left=n_left, refinements=refinements
+        prepared,
+        passes,
+        order=order,
+        max_block_size=max_block_size,
+        n_left=n_left,
+        refinements=refinements,
+        coded=coded,
     )
-    comparator = Comparator(prepared, specs, swap)
+    comparator = Comparator(prepared, specs, swap, coded)
     n_fields = len(comparator.columns)
     sig = digests = unchanged = None
     if cache is not None:
@@ -564,7 +583,13 @@ def _run(
         # alone are too rare among the candidates for EM to find reliably, and one new lead gives
         # no pairs to learn from at all, while the existing table does.
         all_first, all_second, _ = candidate_pairs(
-            prepared, passes, order=order, max_block_size=max_block_size, n_left=None, refinements=refinements
+            prepared,
+            passes,
+            order=order,
+            max_block_size=max_block_size,
+            n_left=None,
+            refinements=refinements,
+            coded=coded,
         )
         all_levels, _, _ = _compare_chunked(comparator, all_first, all_second)
         del all_first, all_second
