@@ -7,7 +7,7 @@ import pytest
 from core.errors import ConfigError
 from jobs.errors import ConvergenceError, JobError
 from jobs.leads.duplicates.blocking import parse_pass
-from jobs.leads.duplicates.comparisons import KINDS, compare_codes, compare_values
+from jobs.leads.duplicates.comparisons import KINDS, compare_codes, compare_values, derive
 from jobs.leads.duplicates.detect import FieldSpec, find_duplicates, link_records
 from jobs.leads.duplicates.linkage_model import fit_em, term_frequency_weights
 
@@ -530,5 +530,9 @@ def test_a_chunk_compared_with_only_its_values_gets_the_same_levels(kind):
     assert len(values) > 2 * len(ia)  # so compare_codes compacts
     want = KINDS[kind].compare(values, ia, ib)
     got = compare_codes(kind, values, ia, ib)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_allclose(got[0], want[0], rtol=0, atol=1e-12)
+    # Features derived once for all the values (as the Comparator does for every chunk): the same.
+    got = compare_codes(kind, values, ia, ib, derive(kind, values))
     np.testing.assert_array_equal(got[1], want[1])
     np.testing.assert_allclose(got[0], want[0], rtol=0, atol=1e-12)

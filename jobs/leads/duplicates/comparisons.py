@@ -52,9 +52,16 @@ from rapidfuzz.process import cpdist
 from jobs.leads.duplicates import normalize as nz
 from jobs.leads.duplicates.nicknames import NICKNAMES
 
-__all__ = ["KINDS", "Kind", "compare_codes", "compare_values", "prepare"]
+__all__ = ["KINDS", "Derived", "Kind", "compare_codes", "compare_values", "derive", "prepare"]
 
-Compare = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+Derived = dict[str, np.ndarray]
+"""Features of each distinct value that a kind compares by (an e-mail's domain, a name's formal
+form), aligned with the array of values."""
+Compare = Callable[[np.ndarray, np.ndarray, np.ndarray, "Derived | None"], tuple[np.ndarray, np.ndarray]]
+
+
+def _nothing_derived(_values: np.ndarray) -> Derived:
+    return {}
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,7 @@ class Kind:
         role: the kind's role in default blocking: ``"unique"`` (equal values alone make a pass:
             emails, phones), ``"identity"`` (says who: names, company, date), ``"location"`` (says
             where: address, text such as a city, postcode) or None (not blocked on).
+        derive: the features of each distinct value ``compare`` uses (see :func:`derive`).
     """
 
     name: str
@@ -79,6 +87,7 @@ class Kind:
     role: str | None
     normalise: Callable[[pd.Series, str], pd.Series]
     compare: Compare
+    derive: Callable[[np.ndarray], Derived] = _nothing_derived
 
 
 def _scores(
@@ -110,11 +119,15 @@ def _levels(conditions: list[np.ndarray], n: int) -> np.ndarray:
 
 # Each comparison gets the distinct normalised values of a column and, per pair, the positions of
 # its two values in that array (so equal positions mean equal values). Features of a value
-# (nickname, local part of an email) are derived once per distinct value, then indexed per pair.
+# (nickname, local part of an email) are derived once per distinct value by the kind's ``derive``,
+# then indexed per pair; a caller comparing many chunks of pairs over the same values derives them
+# once and passes them (``derived``), otherwise each call derives them for the values it is given.
 
 
 def _ratio_kind(scorer: Callable[..., float], high: float, medium: float) -> Compare:
-    def compare(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def compare(
+        values: np.ndarray, ia: np.ndarray, ib: np.ndarray, derived: Derived | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         sim = _scores(scorer, values, ia, ib, 100.0)
         exact = ia == ib
         sim[exact] = 1.0
@@ -123,27 +136,50 @@ def _ratio_kind(scorer: Callable[..., float], high: float, medium: float) -> Com
     return compare
 
 
-def _compare_name(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _derive_name(values: np.ndarray) -> Derived:
+    text = pd.Series(values, dtype=object)
+    formal = text.map(NICKNAMES)
+    return {
+        "formal": _codes(formal.where(formal.notna(), text)),
+        "one_letter": (text.str.len() == 1).to_numpy(dtype=bool),
+        "first": _codes(text.str[:1]),
+    }
+
+
+def _compare_name(
+    values: np.ndarray, ia: np.ndarray, ib: np.ndarray, derived: Derived | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     sim = _scores(JaroWinkler.normalized_similarity, values, ia, ib)
     exact = ia == ib
     sim[exact] = 1.0
-    text = pd.Series(values, dtype=object)
-    formal = text.map(NICKNAMES)
-    formal = _codes(formal.where(formal.notna(), text))
-    one_letter = (text.str.len() == 1).to_numpy()
-    first = _codes(text.str[:1])
+    derived = _derive_name(values) if derived is None else derived
+    formal, one_letter, first = derived["formal"], derived["one_letter"], derived["first"]
     initial = (one_letter[ia] | one_letter[ib]) & (first[ia] == first[ib])
     nickname = formal[ia] == formal[ib]
     return sim, _levels([(sim >= 0.80) | initial, (sim >= 0.92) | nickname, exact], len(ia))
 
 
-def _compare_email(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _derive_email(values: np.ndarray) -> Derived:
     # Compare the mailbox and the domain apart: colleagues' addresses share a long domain, so a
     # whole-address similarity would call "liam.debruin@acme.nl" and "dirk.debruin@acme.nl" close.
     parts = pd.Series(values, dtype=object).str.rpartition("@")
     local = parts[0].where(parts[1] == "@", parts[2]).to_numpy(dtype=object)
     domain = parts[2].where(parts[1] == "@", "").to_numpy(dtype=object)
-    local_codes, domain_codes = _codes(pd.Series(local)), _codes(pd.Series(domain))
+    return {
+        "local": local,
+        "domain": domain,
+        "local_codes": _codes(pd.Series(local)),
+        "domain_codes": _codes(pd.Series(domain)),
+        "long_local": pd.Series(local).str.len().to_numpy() >= 3,
+    }
+
+
+def _compare_email(
+    values: np.ndarray, ia: np.ndarray, ib: np.ndarray, derived: Derived | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    derived = _derive_email(values) if derived is None else derived
+    local, domain = derived["local"], derived["domain"]
+    local_codes, domain_codes = derived["local_codes"], derived["domain_codes"]
     local_edits = _scores(DamerauLevenshtein.distance, local, ia, ib)
     domain_edits = _scores(DamerauLevenshtein.distance, domain, ia, ib)
     same_local = local_codes[ia] == local_codes[ib]
@@ -152,44 +188,65 @@ def _compare_email(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[
     sim = np.where(same_domain, sim, sim * 0.5)
     exact = ia == ib
     sim[exact] = 1.0
-    long_local = pd.Series(local).str.len().to_numpy() >= 3
+    long_local = derived["long_local"]
     typo = (same_domain & (local_edits <= 1) & long_local[ia]) | (same_local & (domain_edits <= 1))
     elsewhere = same_local & long_local[ia]
     return sim, _levels([elsewhere, typo, exact], len(ia))
 
 
-def _compare_phone(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _derive_phone(values: np.ndarray) -> Derived:
+    return {"tail": _codes(pd.Series(values, dtype=object).str[-8:])}
+
+
+def _compare_phone(
+    values: np.ndarray, ia: np.ndarray, ib: np.ndarray, derived: Derived | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     edits = _scores(DamerauLevenshtein.distance, values, ia, ib)
     sim = _scores(Indel.normalized_similarity, values, ia, ib)
-    tail = _codes(pd.Series(values, dtype=object).str[-8:])
+    tail = (_derive_phone(values) if derived is None else derived)["tail"]
     return sim, _levels([edits <= 1, tail[ia] == tail[ib], ia == ib], len(ia))
 
 
-def _compare_postcode(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _compare_postcode(
+    values: np.ndarray, ia: np.ndarray, ib: np.ndarray, derived: Derived | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     edits = _scores(DamerauLevenshtein.distance, values, ia, ib)
     sim = _scores(Indel.normalized_similarity, values, ia, ib)
     return sim, _levels([edits <= 2, edits <= 1, ia == ib], len(ia))
 
 
-def _compare_date(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    edits = _scores(DamerauLevenshtein.distance, values, ia, ib)
-    sim = 1.0 - np.minimum(edits, 8) / 8.0
+def _derive_date(values: np.ndarray) -> Derived:
     text = pd.Series(values, dtype=object)
-    month = _codes(text.str[:6])
     # "YYYYMMDD" with day and month exchanged (a US/European entry mix-up): code both spellings in
     # one space, so a value's swapped spelling equals the other value's code.
     swapped_text = text.str[:4] + text.str[6:8] + text.str[4:6]
     joint, _ = pd.factorize(pd.concat([text, swapped_text], ignore_index=True))
-    plain, swapped = joint[: len(text)], joint[len(text) :]
+    return {"month": _codes(text.str[:6]), "plain": joint[: len(text)], "swapped": joint[len(text) :]}
+
+
+def _compare_date(
+    values: np.ndarray, ia: np.ndarray, ib: np.ndarray, derived: Derived | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    edits = _scores(DamerauLevenshtein.distance, values, ia, ib)
+    sim = 1.0 - np.minimum(edits, 8) / 8.0
+    derived = _derive_date(values) if derived is None else derived
+    month, plain, swapped = derived["month"], derived["plain"], derived["swapped"]
     day_month = swapped[ia] == plain[ib]
     return sim, _levels(
         [(month[ia] == month[ib]) | (edits <= 2), (edits <= 1) | day_month, ia == ib], len(ia)
     )
 
 
-def _compare_number(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _derive_number(values: np.ndarray) -> Derived:
+    numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+    return {"numbers": numbers.to_numpy(dtype=np.float64)}
+
+
+def _compare_number(
+    values: np.ndarray, ia: np.ndarray, ib: np.ndarray, derived: Derived | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     edits = _scores(DamerauLevenshtein.distance, values, ia, ib)
-    numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    numbers = (_derive_number(values) if derived is None else derived)["numbers"]
     x, y = numbers[ia], numbers[ib]
     scale = np.maximum(np.abs(x), np.abs(y))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -201,7 +258,9 @@ def _compare_number(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple
     return sim, _levels([relative <= 0.10, edits <= 1, exact], len(ia))
 
 
-def _compare_exact(values: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _compare_exact(
+    values: np.ndarray, ia: np.ndarray, ib: np.ndarray, derived: Derived | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     exact = ia == ib
     return exact.astype(np.float64), exact.astype(np.int8)
 
@@ -215,7 +274,9 @@ _FOUR = ("low", "medium", "high", "exact")
 KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
-        Kind("name", _FOUR, True, "soundex", "identity", _plain(nz.normalize_name), _compare_name),
+        Kind(
+            "name", _FOUR, True, "soundex", "identity", _plain(nz.normalize_name), _compare_name, _derive_name
+        ),
         Kind(
             "company",
             _FOUR,
@@ -243,11 +304,24 @@ KINDS: dict[str, Kind] = {
             _plain(nz.normalize_address),
             _ratio_kind(fuzz.token_set_ratio, 0.90, 0.75),
         ),
-        Kind("email", _FOUR, False, "exact", "unique", _plain(nz.normalize_email), _compare_email),
-        Kind("phone", _FOUR, False, "exact", "unique", nz.normalize_phone, _compare_phone),
+        Kind(
+            "email",
+            _FOUR,
+            False,
+            "exact",
+            "unique",
+            _plain(nz.normalize_email),
+            _compare_email,
+            _derive_email,
+        ),
+        Kind("phone", _FOUR, False, "exact", "unique", nz.normalize_phone, _compare_phone, _derive_phone),
         Kind("postcode", _FOUR, True, "exact", "location", _plain(nz.normalize_postcode), _compare_postcode),
-        Kind("date", _FOUR, False, "exact", "identity", _plain(nz.normalize_date), _compare_date),
-        Kind("number", _FOUR, False, None, None, _plain(nz.normalize_number), _compare_number),
+        Kind(
+            "date", _FOUR, False, "exact", "identity", _plain(nz.normalize_date), _compare_date, _derive_date
+        ),
+        Kind(
+            "number", _FOUR, False, None, None, _plain(nz.normalize_number), _compare_number, _derive_number
+        ),
         Kind("exact", ("low", "exact"), False, None, None, _plain(nz.normalize_text), _compare_exact),
     )
 }
@@ -259,21 +333,32 @@ def prepare(series: pd.Series, kind: str, phone_region: str = "US") -> pd.Series
     return KINDS[kind].normalise(series, phone_region)
 
 
+def derive(kind: str, values: np.ndarray) -> Derived:
+    """The features ``kind`` compares ``values`` (distinct normalised values) by, for
+    :func:`compare_codes`: derived once for a column, they serve any number of chunks of pairs."""
+    return KINDS[kind].derive(np.asarray(values, dtype=object))
+
+
 def compare_codes(
-    kind: str, values: np.ndarray, ia: np.ndarray, ib: np.ndarray
+    kind: str, values: np.ndarray, ia: np.ndarray, ib: np.ndarray, derived: Derived | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Compare pairs given as positions into ``values``, an array of *distinct* normalised values.
+
+    ``derived``: :func:`derive` of the same ``values`` (computed once by a caller that compares
+    many chunks of pairs), or None to derive what this call needs.
 
     Returns the similarity (0..1) and the comparison level of each pair.
     """
     if len(ia) == 0:
         return np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int8)
     values = np.asarray(values, dtype=object)
+    if derived is not None:
+        return KINDS[kind].compare(values, ia, ib, derived)
     if len(values) > 2 * len(ia):
-        # Pairs come in chunks, and each comparison derives features (an e-mail's domain, a name's
-        # nickname) for every value it is given: with all of a table's values per chunk, that work
-        # grew with the table times the chunks (N², 20% of a million-lead run). Only the values this
-        # chunk uses are passed; positions stay distinct per value, so every level is the same.
+        # A few pairs among many values: derive features (an e-mail's domain, a name's nickname)
+        # only for the values these pairs use; positions stay distinct per value, so every level
+        # is the same. (A caller comparing a table chunk by chunk passes ``derived`` instead: per
+        # chunk, even this grew as the chunks times their values, 4 derivations per value at 1M.)
         used, inverse = np.unique(np.concatenate([ia, ib]), return_inverse=True)
         values, ia, ib = values[used], inverse[: len(ia)], inverse[len(ia) :]
     return KINDS[kind].compare(values, ia, ib)

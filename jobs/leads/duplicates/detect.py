@@ -58,12 +58,15 @@ from jobs.leads.duplicates.blocking import (
     DEFAULT_MAX_BLOCK_SIZE,
     BlockingPass,
     BlockingReport,
+    ColumnCodes,
     candidate_pairs,
+    column_codes,
     default_passes,
     parse_pass,
+    record_order,
     refinement_keys,
 )
-from jobs.leads.duplicates.comparisons import KINDS, compare_codes, prepare
+from jobs.leads.duplicates.comparisons import KINDS, Derived, compare_codes, derive, prepare
 from jobs.leads.duplicates.incremental import MatchCache, NormalisedValues, record_digests
 from jobs.leads.duplicates.incremental import signature as settings_signature
 from jobs.leads.duplicates.linkage_model import (
@@ -286,25 +289,50 @@ class Comparator:
         prepared: Mapping[str, pd.Series],
         specs: Mapping[str, FieldSpec],
         swap: tuple[str, str] | None,
+        coded: ColumnCodes | None = None,
     ) -> None:
         self.columns = list(specs)
         self.kinds = [specs[c].kind for c in self.columns]
         self.swap = swap
         self.codes: dict[str, np.ndarray] = {}
         self.uniques: dict[str, np.ndarray] = {}
+        # Each column's features (an e-mail's domain, a name's formal form), derived once per
+        # distinct value on first use and shared by every chunk (and by the two swapped names).
+        self._derived: dict[tuple[str, int], Derived] = {}
         joint = [list(swap)] if swap else []
         for column in self.columns:
             if swap and column in swap:
                 continue
             joint.append([column])
+        coded = coded if coded is not None else column_codes(prepared, self.columns)
         for group in joint:
-            stacked = pd.concat([prepared[c] for c in group], ignore_index=True)
-            codes, uniques = pd.factorize(stacked, use_na_sentinel=True)
+            if len(group) == 1:
+                self.codes[group[0]], self.uniques[group[0]] = coded[group[0]]
+                continue
+            # The swappable names share one coding: each column's distinct values coded together
+            # (the numbering of factorizing the two columns' records one after the other).
+            stacked = pd.concat([pd.Series(coded[c][1], dtype=object) for c in group], ignore_index=True)
+            joint_codes, uniques = pd.factorize(stacked, use_na_sentinel=True)
             uniques_arr = np.asarray(uniques, dtype=object)
-            n = len(prepared[group[0]])
-            for position, column in enumerate(group):
-                self.codes[column] = codes[position * n : (position + 1) * n].astype(np.int64)
+            start = 0
+            for column in group:
+                codes, distinct = coded[column]
+                of_value = np.append(joint_codes[start : start + len(distinct)].astype(np.int64), -1)
+                self.codes[column] = of_value[codes]
                 self.uniques[column] = uniques_arr
+                start += len(distinct)
+
+    def release(self) -> None:
+        """Drop the codes, values and features (the comparator cannot compare afterwards)."""
+        self.codes.clear()
+        self.uniques.clear()
+        self._derived.clear()
+
+    def _features(self, kind: str, uniques: np.ndarray) -> Derived:
+        key = (kind, id(uniques))  # the arrays live as long as the comparator
+        if key not in self._derived:
+            self._derived[key] = derive(kind, uniques)
+        return self._derived[key]
 
     def _pairwise(
         self, kind: str, uniques: np.ndarray, a: np.ndarray, b: np.ndarray
@@ -317,7 +345,8 @@ class Comparator:
             return sim, level
         size = len(uniques) + 1
         combos, inverse = np.unique(a[present] * size + b[present], return_inverse=True)
-        u_sim, u_level = compare_codes(kind, uniques, combos // size, combos % size)
+        features = self._features(kind, uniques)
+        u_sim, u_level = compare_codes(kind, uniques, combos // size, combos % size, features)
         sim[present] = u_sim[inverse]
         level[present] = u_level[inverse]
         return sim, level
@@ -505,15 +534,19 @@ def _run(
     }
     columns = list(specs)
     passes = blocking_passes(blocking, specs, swap)
-    signature = pd.Series([""] * len(frame), dtype=object)
-    for column in columns:
-        signature = signature + prepared[column].fillna("") + "\x1f"
-    order = pd.factorize(signature, sort=True)[0].astype(np.int64)
+    coded = column_codes(prepared, columns)  # each column factorized once, for all that follows
+    order = record_order(prepared, columns, coded)
     refinements = refinement_keys({c: s.kind for c, s in specs.items()})
     first, second, report = candidate_pairs(
-        prepared, passes, order=order, max_block_size=max_block_size, n_left=n_left, refinements=refinements
+        prepared,
+        passes,
+        order=order,
+        max_block_size=max_block_size,
+        n_left=n_left,
+        refinements=refinements,
+        coded=coded,
     )
-    comparator = Comparator(prepared, specs, swap)
+    comparator = Comparator(prepared, specs, swap, coded)
     n_fields = len(comparator.columns)
     sig = digests = unchanged = None
     if cache is not None:
@@ -556,7 +589,13 @@ def _run(
         # alone are too rare among the candidates for EM to find reliably, and one new lead gives
         # no pairs to learn from at all, while the existing table does.
         all_first, all_second, _ = candidate_pairs(
-            prepared, passes, order=order, max_block_size=max_block_size, n_left=None, refinements=refinements
+            prepared,
+            passes,
+            order=order,
+            max_block_size=max_block_size,
+            n_left=None,
+            refinements=refinements,
+            coded=coded,
         )
         all_levels, _, _ = _compare_chunked(comparator, all_first, all_second)
         del all_first, all_second
@@ -578,6 +617,10 @@ def _run(
     # are computed again for the returned pairs alone.
     kept_sims = sims[keep] if sims is not None else comparator.compare(first[keep], second[keep])[1]
     kept_tf = _tf_weights(comparator, model, levels[keep], first[keep])
+    # The normalised values, their codes and derived features are not needed any more: released
+    # before the evidence dictionaries (the run's peak), they do not add to it (~400 MB at 1M).
+    comparator.release()
+    del prepared, coded
     evidence = evidence_rows(
         columns,
         [f.levels for f in model.fields],

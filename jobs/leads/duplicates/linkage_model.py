@@ -54,6 +54,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from jobs.errors import ConvergenceError
+from jobs.leads.duplicates.patterns import comparison_patterns
 
 __all__ = [
     "PERSONAL_KINDS",
@@ -364,28 +365,6 @@ def _m_step(weighted: np.ndarray, hot: np.ndarray, n_levels: Sequence[int]) -> l
         [tallies[a:b, c] / tallies[a:b, c].sum() for a, b in itertools.pairwise(bounds)]
         for c in range(weighted.shape[1])
     ]
-
-
-def comparison_patterns(
-    levels: np.ndarray, counts: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct comparison patterns of ``levels`` (sorted) and how many pairs each stands for.
-
-    ``counts`` weighs each row of ``levels`` (rows that are already patterns with their counts,
-    e.g. aggregated by the Spark engine: ``groupBy(levels).count()``); None counts each row once.
-    Either way the same pairs give the same patterns, in the same order, with the same counts,
-    so EM gives the same parameters to the last bit.
-    """
-    if counts is None:
-        patterns, tallies = np.unique(levels, axis=0, return_counts=True)
-        return patterns, tallies.astype(np.float64)
-    weights = np.asarray(counts, dtype=np.float64)
-    if weights.shape != (len(levels),) or (weights < 0).any():
-        raise ValueError(f"counts must be one non-negative number per row of levels ({len(levels)} rows)")
-    patterns, inverse = np.unique(levels, axis=0, return_inverse=True)
-    tallies = np.bincount(inverse.ravel(), weights=weights, minlength=len(patterns))
-    keep = tallies > 0
-    return patterns[keep], tallies[keep]
 
 
 def fit_em(
