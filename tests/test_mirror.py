@@ -394,3 +394,28 @@ def test_results_naming_a_record_twice_are_refused(tmp_path):
         with pytest.raises(MirrorError, match="record a twice"):
             mirror.save_results(run_id, "lead", once, previous=twice)
         assert mirror.results("lead").empty
+
+
+def test_job_state_reads_back_whatever_zlib_level_wrote_it(tmp_path):
+    """Parts are stored uncompressed (faster than the bytes saved); parts compressed by an earlier
+    version still unpack, and a payload that cannot be read is dropped."""
+    import pickle
+    import zlib
+
+    from jobs.service.mirror.state import PAYLOAD_FORMAT
+
+    payload = {"digests": pd.Series([1, 2] * 500, dtype="uint64"), "run": 3}
+    with Mirror(tmp_path / "m.sqlite", clock=Clock()) as mirror:
+        size = mirror.save_job_state("scoring", "fp1", 1, payload)
+        fingerprint, run_id, back = mirror.job_state("scoring")
+        assert (fingerprint, run_id, back["run"]) == ("fp1", 1, 3)
+        assert back["digests"].equals(payload["digests"])
+        parts = {k: zlib.compress(pickle.dumps(v, protocol=5), 1) for k, v in payload.items()}
+        older = pickle.dumps({"format": PAYLOAD_FORMAT, "parts": parts}, protocol=5)
+        assert len(older) < size  # level 1 was smaller, and slower
+        with mirror.transaction() as db:
+            db.execute("UPDATE job_state SET payload = ? WHERE job = 'scoring'", (older,))
+        assert mirror.job_state("scoring")[2]["digests"].equals(payload["digests"])
+        with mirror.transaction() as db:
+            db.execute("UPDATE job_state SET payload = ? WHERE job = 'scoring'", (b"not a payload",))
+        assert mirror.job_state("scoring") is None
