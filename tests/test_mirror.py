@@ -419,3 +419,11 @@ def test_job_state_reads_back_whatever_zlib_level_wrote_it(tmp_path):
         with mirror.transaction() as db:
             db.execute("UPDATE job_state SET payload = ? WHERE job = 'scoring'", (b"not a payload",))
         assert mirror.job_state("scoring") is None
+
+
+def test_etags_by_lower_case_id_without_the_records_lacking_one(tmp_path):
+    with Mirror(tmp_path / "m.sqlite", clock=Clock()) as mirror:
+        mirror.ensure_table(LAYOUT)
+        frame = pd.DataFrame({"lead_id": ["A1", "b2", "c3"], "_etag": ['W/"1"', None, ""]})
+        mirror.upsert("lead", frame)
+        assert mirror.etags("lead") == {"a1": 'W/"1"'}

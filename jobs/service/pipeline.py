@@ -1150,10 +1150,7 @@ def _write_table(
 
 def _etags(ctx: _Context, table: str) -> dict[str, str]:
     """Record id -> the etag the sync read (None-free), for the write's ``If-Match``."""
-    layout = ctx.mirror.layout(table)
-    frame = ctx.mirror.read_frame(table, [], include_system=True)
-    ids = frame[layout.id_column].astype(str).str.lower()
-    return {i: str(e) for i, e in zip(ids, frame["_etag"], strict=True) if isinstance(e, str) and e}
+    return ctx.mirror.etags(table)
 
 
 def _record_chunk(ctx: _Context, table: str, chunk: pd.DataFrame, outcomes: Sequence[Any]) -> None:
