@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -121,3 +122,30 @@ def test_certain_sets_joined_by_a_weak_link_stay_apart():
     tail = [("b0", "c", 0.55), ("c", "d", 0.55), ("d", "e", 0.55)]
     result = cluster(pairs(*left, *right, ("a0", "b0", 0.6), *tail))
     assert groups_of(result) == [[f"a{i}" for i in range(5)], [f"b{i}" for i in range(5)]]
+
+
+def test_groups_order_alike_whatever_the_id_storage():
+    """Groups of equal size are ordered by their smallest id: pyarrow-backed and Python ids agree
+    (non-ASCII ids included, which pyarrow compares as UTF-8 bytes)."""
+    rng = np.random.default_rng(5)
+    names = [f"{p}{i:03d}" for i, p in enumerate(rng.choice(["a", "B", "é", "z", "Ω"], 120))]
+    left = rng.choice(names, 90)
+    right = rng.choice(names, 90)
+    scores = rng.uniform(0.8, 1.0, 90)
+    frames = [
+        cluster(
+            pd.DataFrame(
+                {
+                    "id_left": pd.Series(left, dtype=dtype),
+                    "id_right": pd.Series(right, dtype=dtype),
+                    "score": scores,
+                }
+            )
+        )
+        for dtype in (object, "str")
+    ]
+    assert len(frames[0]) > 10
+    pd.testing.assert_frame_equal(
+        frames[0].astype({"record_id": object, "master_id": object}),
+        frames[1].astype({"record_id": object, "master_id": object}),
+    )

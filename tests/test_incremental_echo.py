@@ -127,3 +127,28 @@ def test_a_pipeline_echo_reuses_the_jobs_hashing_only_the_echoed_leads(setup, ps
     # Each of the two jobs hashed the leads that came back, and no whole table.
     assert counted["lead"] == 2 * echo.tables["lead"]["read"]
     assert counted["lead"] < mirror.count("lead")
+
+
+def test_an_order_echo_reuses_rfm_and_clv_hashing_only_the_echoed_orders(setup, psandbox, counted):  # noqa: F811
+    settings, mappings, client, mirror = setup
+    jobs = ["rfm", "clv"]
+    first = run_pipeline(client, mirror, mappings, settings, jobs=jobs)
+    assert first.ok, first.error
+    settle = run_pipeline(client, mirror, mappings, settings, jobs=jobs)  # our own writes come back
+    assert settle.ok, settle.error
+    orders = sorted(mirror.ids("salesorder"))
+    for order_id in orders[:3]:  # a column RFM and CLV do not read: only modifiedon moves
+        patch(psandbox, "salesorders", order_id, {"description": "amended"})
+    counted.clear()
+    echo = run_pipeline(client, mirror, mappings, settings, jobs=jobs)
+    assert echo.ok, echo.error
+    assert echo.tables["salesorder"]["read"] == 3
+    assert all("reused_from_run" in job.details for job in echo.jobs)
+    assert counted["salesorder"] == 2 * 3  # each job hashed the three orders, not the table
+    # An order date RFM and CLV read: both recompute, from the orders as they are now.
+    patch(psandbox, "salesorders", orders[0], {"datefulfilled": "2026-10-01T10:00:00Z"})
+    moved = run_pipeline(client, mirror, mappings, settings, jobs=jobs)
+    assert moved.ok, moved.error
+    assert not any("reused_from_run" in job.details for job in moved.jobs)
+    again = run_pipeline(client, mirror, mappings, settings, jobs=jobs)  # our own writes come back
+    assert all("reused_from_run" in job.details for job in again.jobs)

@@ -204,6 +204,47 @@ def test_results_keep_the_last_value_per_record_and_rewrite_only_what_changed(tm
         assert mirror.results("lead")["score"].to_dict() == {"a": 90, "c": 20}
 
 
+@pytest.mark.parametrize("against", ["kept", "previous"])
+def test_results_write_only_changed_values_from_arrow_backed_frames(tmp_path, against):
+    """Ids and text on pyarrow strings, missing values as NaN, None and pd.NA: a value is written
+    when it changed, appeared or went missing, never when it is the same; a dropped record loses it."""
+    ids = pd.Index(["L1", "l2", "L3", "l4"], dtype="string[pyarrow]")
+    first_frame = pd.DataFrame(
+        {
+            "score": [10.0, float("nan"), 30.0, 40.0],
+            "grade": pd.array(["A", None, "C", "D"], dtype="string[pyarrow]"),
+            "ready": pd.array([True, None, False, True], dtype="boolean"),
+        },
+        index=ids,
+    )
+    second_frame = pd.DataFrame(
+        {
+            # l1 same, l2 still missing, l3 changed, l5 new; l4 dropped (no result any more)
+            "score": [10.0, float("nan"), 31.0, 50.0],
+            "grade": pd.array(["A", pd.NA, None, "E"], dtype="string[pyarrow]"),
+            "ready": pd.array([True, None, True, None], dtype="boolean"),
+        },
+        index=pd.Index(["l1", "L2", "l3", "L5"], dtype="string[pyarrow]"),
+    )
+    with Mirror(tmp_path / "m.sqlite", clock=Clock()) as mirror:
+        first = mirror.start_run("pipeline")
+        assert mirror.save_results(first, "lead", first_frame) == 12
+        second = mirror.start_run("pipeline")
+        previous = first_frame if against == "previous" else None
+        # l3: score, grade (now missing), ready; l5: three new values; l4: three removed.
+        assert mirror.save_results(second, "lead", second_frame, previous=previous) == 9
+        written = mirror.results("lead", run_id=second)
+        assert sorted(written.index) == ["l3", "l5"]
+        latest = mirror.results("lead")
+        assert sorted(latest.index) == ["l1", "l2", "l3", "l5"]
+        assert latest.loc["l3", "score"] == 31.0 and pd.isna(latest.loc["l3", "grade"])
+        assert latest.loc["l5", "grade"] == "E" and pd.isna(latest.loc["l5", "ready"])
+        assert latest.loc["l1", "grade"] == "A" and pd.isna(latest.loc["l2", "score"])
+        third = mirror.start_run("pipeline")
+        again = second_frame if against == "previous" else None
+        assert mirror.save_results(third, "lead", second_frame, previous=again) == 0
+
+
 def test_plan_and_audit(tmp_path):
     with Mirror(tmp_path / "m.sqlite", clock=Clock()) as mirror:
         run_id = mirror.start_run("pipeline")
@@ -341,3 +382,48 @@ def test_job_state_unpacks_only_the_parts_asked_for_and_drops_an_older_format(tm
             db.execute("UPDATE job_state SET payload = ? WHERE job = 'dupes'", (old,))
         assert mirror.job_state("dupes") is None
         assert JobMemory(mirror, run_id=6).saved("dupes") is None
+
+
+def test_results_naming_a_record_twice_are_refused(tmp_path):
+    with Mirror(tmp_path / "m.sqlite", clock=Clock()) as mirror:
+        run_id = mirror.start_run("pipeline")
+        twice = pd.DataFrame({"score": [1, 2]}, index=["A", "a"])
+        with pytest.raises(MirrorError, match="record a twice"):
+            mirror.save_results(run_id, "lead", twice)
+        once = pd.DataFrame({"score": [1]}, index=["a"])
+        with pytest.raises(MirrorError, match="record a twice"):
+            mirror.save_results(run_id, "lead", once, previous=twice)
+        assert mirror.results("lead").empty
+
+
+def test_job_state_reads_back_whatever_zlib_level_wrote_it(tmp_path):
+    """Parts are stored uncompressed (faster than the bytes saved); parts compressed by an earlier
+    version still unpack, and a payload that cannot be read is dropped."""
+    import pickle
+    import zlib
+
+    from jobs.service.mirror.state import PAYLOAD_FORMAT
+
+    payload = {"digests": pd.Series([1, 2] * 500, dtype="uint64"), "run": 3}
+    with Mirror(tmp_path / "m.sqlite", clock=Clock()) as mirror:
+        size = mirror.save_job_state("scoring", "fp1", 1, payload)
+        fingerprint, run_id, back = mirror.job_state("scoring")
+        assert (fingerprint, run_id, back["run"]) == ("fp1", 1, 3)
+        assert back["digests"].equals(payload["digests"])
+        parts = {k: zlib.compress(pickle.dumps(v, protocol=5), 1) for k, v in payload.items()}
+        older = pickle.dumps({"format": PAYLOAD_FORMAT, "parts": parts}, protocol=5)
+        assert len(older) < size  # level 1 was smaller, and slower
+        with mirror.transaction() as db:
+            db.execute("UPDATE job_state SET payload = ? WHERE job = 'scoring'", (older,))
+        assert mirror.job_state("scoring")[2]["digests"].equals(payload["digests"])
+        with mirror.transaction() as db:
+            db.execute("UPDATE job_state SET payload = ? WHERE job = 'scoring'", (b"not a payload",))
+        assert mirror.job_state("scoring") is None
+
+
+def test_etags_by_lower_case_id_without_the_records_lacking_one(tmp_path):
+    with Mirror(tmp_path / "m.sqlite", clock=Clock()) as mirror:
+        mirror.ensure_table(LAYOUT)
+        frame = pd.DataFrame({"lead_id": ["A1", "b2", "c3"], "_etag": ['W/"1"', None, ""]})
+        mirror.upsert("lead", frame)
+        assert mirror.etags("lead") == {"a1": 'W/"1"'}

@@ -17,7 +17,9 @@ import pytest
 from test_scoring_sandbox import NOW, canonical
 
 from connector.sandbox import seed
+from core.errors import ConfigError
 from jobs.service.compute import run_scoring
+from jobs.service.scoring_rows import activities_for
 
 RULES = Path(__file__).resolve().parents[1] / "mappings" / "scoring.toml"
 
@@ -80,3 +82,29 @@ def test_scoring_only_the_changed_leads_equals_scoring_them_all(data, tmp_path):
         leads, acts, rules_path=RULES, model_dir=models, now=later, caches=caches, kept=same.results["lead"]
     )
     assert next_day.details["rescored"] == next_day.details["scored"]
+
+
+def test_the_changed_leads_are_scored_with_their_own_activities_and_any_invalid_one(data, tmp_path):
+    leads, acts = data
+    models = tmp_path / "models"
+    caches: dict = {}
+    last = run_scoring(leads, acts, rules_path=RULES, model_dir=models, now=NOW, caches=caches)
+    some = leads[leads["lead_id"].isin(acts["lead_id"])].head(3)
+    picked = activities_for(acts, some)
+    assert set(picked["lead_id"]) == set(some["lead_id"]) and 0 < len(picked) < len(acts)
+    # An activity of no lead with a type scoring does not know: the changed leads alone must fail
+    # as scoring them all does, not pass because that activity is not theirs.
+    edited = leads.copy()
+    edited.loc[edited.index[:2], "job_title"] = "CEO"
+    odd = acts.head(1).assign(
+        lead_id=None, activity_type=" Fax ", activity_id="20000000-0000-4000-8000-000000000001"
+    )
+    bad = pd.concat([acts, odd], ignore_index=True)
+    assert len(activities_for(bad, some)) == len(picked) + 1
+    with pytest.raises(ConfigError, match="fax") as full:
+        run_scoring(edited, bad, rules_path=RULES, model_dir=models, now=NOW)
+    with pytest.raises(ConfigError, match="fax") as incremental:
+        run_scoring(
+            edited, bad, rules_path=RULES, model_dir=models, now=NOW, caches=caches, kept=last.results["lead"]
+        )
+    assert str(incremental.value) == str(full.value)

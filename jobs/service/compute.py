@@ -279,7 +279,7 @@ def duplicate_groups(
             right_on=["cluster_id", "record_id"],
         )
         if not valid.empty:
-            sticky = valid.groupby("cluster_id")["held"].agg(lambda s: s.value_counts().index[0])
+            sticky = _most_held(valid)
             members["master_id"] = members["cluster_id"].map(sticky).fillna(members["master_id"])
     cluster_of = members.set_index("record_id")["cluster_id"]
     left = pairs["id_left"].astype(str).str.lower()
@@ -301,6 +301,20 @@ def duplicate_groups(
         },
         index=frame.index,
     )
+
+
+def _most_held(valid: pd.DataFrame) -> pd.Series:
+    """Per ``cluster_id``, the ``held`` master most members name; a tie goes to the one named
+    first (as ``value_counts`` orders them), so the choice is the same on every run. One grouped
+    count instead of a Python call per group (2,335 groups took 0.7 s)."""
+    named = valid[["cluster_id", "held"]].assign(order=np.arange(len(valid)))
+    counts = (
+        named.groupby(["cluster_id", "held"], sort=False, observed=True)["order"]
+        .agg(["size", "min"])
+        .reset_index()
+        .sort_values(["cluster_id", "size", "min"], ascending=[True, False, True], kind="stable")
+    )
+    return counts.drop_duplicates("cluster_id").set_index("cluster_id")["held"]
 
 
 def _text(frame: pd.DataFrame, column: str) -> pd.Series:

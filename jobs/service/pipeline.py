@@ -56,13 +56,11 @@ from jobs.service.compute import JOB_ORDER, JobOutcome, score_trend
 from jobs.service.engine_run import compute_on_engine
 from jobs.service.incremental import (
     JobMemory,
-    content_digest,
     job_fingerprint,
     job_tables,
     masters_held,
     merge_inputs_state,
     nightly_deferral,
-    values_digest,
 )
 from jobs.service.inputs import JOB_ENTITIES, blocked_jobs, incomplete_tables
 from jobs.service.lead_handling_reuse import lead_handling_for_run
@@ -920,17 +918,22 @@ def _held_masters(ctx: _Context) -> dict[str, pd.DataFrame]:
 
 
 def _customer_value(ctx: _Context, jobs: Sequence[str], fingerprints: Mapping[str, str]) -> list[JobOutcome]:
-    orders = _entity(ctx, "order")
-    orders = orders if orders is not None else pd.DataFrame()
-    values = values_digest({"order": orders})
-    contents = {j: content_digest(_fingerprint(ctx, j, with_tables=False), values) for j in jobs}
-    same = {j: ctx.memory.reuse(j, fingerprints[j], contents[j]) for j in jobs}
     bases = {j: {"basis": _fingerprint(ctx, j, with_tables=False)} for j in jobs}
+    # Only the orders changed since each job computed are read and hashed, as for scoring (reading
+    # and hashing all of them to find that nothing RFM/CLV read changed cost ~1 s a run).
+    tables = job_tables(ctx.memory, jobs[0])
+    checked = {j: ctx.memory.check_rows(j, tables) for j in jobs}
+    same = {
+        j: ctx.memory.reuse(j, fingerprints[j], bases[j]["basis"] if checked[j][0] else None) for j in jobs
+    }
     if all(outcome is not None for outcome in same.values()):
         # The orders came back unchanged in what RFM and CLV read: their results stand.
         for job, outcome in same.items():
-            ctx.memory.stage(job, fingerprints[job], outcome, bases[job], content=contents[job])  # type: ignore[arg-type]
+            basis = bases[job]["basis"]
+            ctx.memory.stage(job, fingerprints[job], outcome, bases[job], content=basis, rows=checked[job][1])  # type: ignore[arg-type]
         return list(same.values())  # type: ignore[arg-type]
+    orders = _entity(ctx, "order")
+    orders = orders if orders is not None else pd.DataFrame()
     if ctx.settings.jobs.customer_value.recompute == "nightly":
         deferred = nightly_deferral(ctx.memory, {j: bases[j]["basis"] for j in jobs})
         if deferred is not None:
@@ -944,9 +947,13 @@ def _customer_value(ctx: _Context, jobs: Sequence[str], fingerprints: Mapping[st
         )
     except DvsyncError as exc:
         computed = [_job_failed(j, exc) for j in jobs]
+    # The orders as read are hashed from memory when they are one table (read_entity reads each
+    # table in full, as full_rows would); the digests are those of the values computed from.
+    read = {tables[0]: orders} if len(tables) == 1 and not orders.empty else None
     for outcome in computed:
         job = outcome.job
-        ctx.memory.stage(job, fingerprints[job], outcome, bases[job], content=contents[job])
+        rows = checked[job][1] or full_rows(ctx.mirror, tables, read)
+        ctx.memory.stage(job, fingerprints[job], outcome, bases[job], content=bases[job]["basis"], rows=rows)
     return computed
 
 
@@ -1147,10 +1154,7 @@ def _write_table(
 
 def _etags(ctx: _Context, table: str) -> dict[str, str]:
     """Record id -> the etag the sync read (None-free), for the write's ``If-Match``."""
-    layout = ctx.mirror.layout(table)
-    frame = ctx.mirror.read_frame(table, [], include_system=True)
-    ids = frame[layout.id_column].astype(str).str.lower()
-    return {i: str(e) for i, e in zip(ids, frame["_etag"], strict=True) if isinstance(e, str) and e}
+    return ctx.mirror.etags(table)
 
 
 def _record_chunk(ctx: _Context, table: str, chunk: pd.DataFrame, outcomes: Sequence[Any]) -> None:

@@ -24,9 +24,11 @@ import pandas as pd
 from core.errors import ConfigError
 from core.version import __version__
 from jobs.leads import scoring
+from jobs.leads.scoring.common import ACTIVITY_TYPES
 
 __all__ = [
     "IGNORED_COLUMNS",
+    "activities_for",
     "basis",
     "changed_leads",
     "hash_rows",
@@ -162,6 +164,22 @@ def scored_results(
     )
 
 
+def activities_for(activities: pd.DataFrame | None, leads: pd.DataFrame) -> pd.DataFrame | None:
+    """The activities scoring ``leads`` can read: their own (a lead's score reads its own activities
+    only; the rules and the model match them by ``lead_id`` exactly), and every activity whose type
+    is missing or unknown, so that the frame fails validation exactly when all of them would.
+
+    Scoring 1% of the open leads with all 166,000 activities of the medium sandbox cost 0.8 s,
+    most of it normalising the activities of leads that were not scored.
+    """
+    if activities is None or activities.empty or not {"lead_id", "activity_type"} <= set(activities.columns):
+        return activities  # nothing to cut, or a frame validation rejects as it is
+    own = activities["lead_id"].isin(leads["lead_id"].to_numpy())
+    kinds = activities["activity_type"].astype("string").str.strip().str.lower()
+    invalid = ~kinds.isin(ACTIVITY_TYPES).fillna(False).astype(bool)
+    return activities[(own | invalid).to_numpy()]
+
+
 def score_open_leads(
     leads: pd.DataFrame,
     open_leads: pd.DataFrame,
@@ -188,10 +206,9 @@ def score_open_leads(
         caches.update({"basis": key, "digests": digests})
     if changed is not None and kept is not None:
         open_ids = open_leads["lead_id"].astype(str).str.lower()
+        rescored = open_leads[open_ids.isin(changed).to_numpy()]
         try:
-            fresh = scored_results(
-                open_leads[open_ids.isin(changed).to_numpy()], rules, as_of, model, activities
-            )
+            fresh = scored_results(rescored, rules, as_of, model, activities_for(activities, rescored))
         except ConfigError as exc:  # a check only the whole column passes: score them all
             log.info("scoring the changed leads alone failed (%s); scoring every open lead", exc)
         else:

@@ -242,7 +242,11 @@ def cluster(
     if not groups:
         return pd.DataFrame(columns=CLUSTER_COLUMNS)
 
-    groups.sort(key=lambda g: (-len(g[0]), str(ids[g[0]].min()) if len(g[0]) else ""))
+    # The ids as a NumPy array (Python str for text): the smallest of each group is then a NumPy
+    # reduction, where a pyarrow-backed Index costs ~0.1 ms a group (0.3 s for 2,300 groups). Text
+    # orders alike either way (UTF-8 bytes sort as their code points).
+    id_values = np.asarray(ids.to_numpy())
+    groups.sort(key=lambda g: (-len(g[0]), str(id_values[g[0]].min()) if len(g[0]) else ""))
     member = np.concatenate([g[0] for g in groups])
     group_id = np.repeat(np.arange(len(groups)), [len(g[0]) for g in groups])
     frame = pd.DataFrame(

@@ -251,6 +251,14 @@ class RecordStore:
         rows = self._query(f'SELECT "{layout.id_column}" AS id FROM "{self.data_table(name)}"')
         return {r["id"] for r in rows}
 
+    def etags(self, name: str) -> dict[str, str]:
+        """Record id (lower case) -> the etag the sync read, for a write's ``If-Match``; records
+        without one are left out. Two columns as stored: no frame and no date parsing (reading
+        them through :meth:`read_frame` cost 0.3 s per 50,000 records)."""
+        layout = self.layout(name)
+        rows = self._query(f'SELECT "{layout.id_column}" AS id, _etag FROM "{self.data_table(name)}"')
+        return {str(r["id"]).lower(): r["_etag"] for r in rows if isinstance(r["_etag"], str) and r["_etag"]}
+
     def count(self, name: str) -> int:
         """How many rows a mirrored table holds."""
         self.layout(name)
