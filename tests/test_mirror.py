@@ -356,7 +356,9 @@ def test_exclusive_and_the_pipeline_run_lock_exclude_each_other(tmp_path):
             assert not pipeline.RunLock(pipeline.lock_path_for(path)).acquire()
 
 
-def test_job_state_unpacks_only_the_parts_asked_for_and_drops_an_older_format(tmp_path, monkeypatch):
+def test_job_state_is_read_once_and_unpacks_only_the_parts_used_and_drops_an_older_format(
+    tmp_path, monkeypatch
+):
     import pickle
     import zlib
 
@@ -365,16 +367,22 @@ def test_job_state_unpacks_only_the_parts_asked_for_and_drops_an_older_format(tm
 
     with Mirror(tmp_path / "m.sqlite") as mirror:
         mirror.save_job_state("dupes", "fp1", 4, {"outcome": "kept", "caches": {"pairs": [1, 2]}})
-        assert mirror.job_state("dupes", parts=["outcome"]) == ("fp1", 4, {"outcome": "kept"})
+        fingerprint, run_id, packed = mirror.job_state_packed("dupes")
+        assert (fingerprint, run_id, sorted(packed)) == ("fp1", 4, ["caches", "outcome"])
         assert mirror.job_state("dupes")[2] == {"outcome": "kept", "caches": {"pairs": [1, 2]}}
 
         unpacked: list[bytes] = []
         real = state._unpack
         monkeypatch.setattr(state, "_unpack", lambda blob: unpacked.append(blob) or real(blob))
+        queries: list[str] = []
+        query = mirror._query
+        monkeypatch.setattr(mirror, "_query", lambda sql, *a: queries.append(sql) or query(sql, *a))
         saved = JobMemory(mirror, run_id=5).saved("dupes")
         assert (saved.fingerprint, saved.run_id, unpacked) == ("fp1", 4, [])
         assert saved.outcome == "kept" and len(unpacked) == 1  # the caches are still packed
         assert saved.caches == {"pairs": [1, 2]} and len(unpacked) == 2
+        assert len(queries) == 1  # the row was read once for all its parts
+        monkeypatch.undo()
 
         # A row of the format before (one zlib blob) is not misread: the job recomputes.
         old = zlib.compress(pickle.dumps({"format": 1, "payload": {"outcome": "x"}}))

@@ -32,6 +32,7 @@ from core.version import __version__
 from jobs.service import merge_store
 from jobs.service.compute import JobOutcome
 from jobs.service.merge import _master_by
+from jobs.service.mirror import unpack_part
 from jobs.service.row_digests import RowState, check_rows
 from jobs.service.scoring_rows import hash_rows, input_columns
 
@@ -57,19 +58,21 @@ class Remembered:
     most of its state).
     """
 
-    def __init__(self, mirror: Any, job: str, fingerprint: str, run_id: int | None) -> None:
+    def __init__(self, job: str, fingerprint: str, run_id: int | None, packed: Mapping[str, bytes]) -> None:
         self.fingerprint = fingerprint
         self.run_id = run_id
-        self._mirror = mirror
         self._job = job
+        self._packed = dict(packed)
         self._parts: dict[str, Any] = {}
 
     def _part(self, name: str) -> Any:
         if name not in self._parts:
-            state = self._mirror.job_state(self._job, parts=[name])
-            # Saved again since this run read the fingerprint (another run): use none of it.
-            same = state is not None and state[0] == self.fingerprint and isinstance(state[2], dict)
-            self._parts[name] = state[2].get(name) if same else None  # type: ignore[index]
+            blob = self._packed.pop(name, None)
+            try:
+                self._parts[name] = unpack_part(blob) if blob is not None else None
+            except Exception as exc:  # written by another pandas, say: the job recomputes
+                log.info("job %s: its saved %s cannot be used (%s)", self._job, name, exc)
+                self._parts[name] = None
         return self._parts[name]
 
     @property
@@ -147,11 +150,8 @@ class JobMemory:
     def saved(self, job: str) -> Remembered | None:
         """The state saved for ``job`` by an earlier run (None: never, unreadable, or disabled)."""
         if job not in self._saved:
-            state = self.mirror.job_state(job, parts=()) if self.enabled else None
-            remembered = None
-            if state is not None and isinstance(state[2], dict):
-                remembered = Remembered(self.mirror, job, state[0], state[1])
-            self._saved[job] = remembered
+            state = self.mirror.job_state_packed(job) if self.enabled else None
+            self._saved[job] = Remembered(job, *state) if state is not None else None
         return self._saved[job]
 
     def reuse(self, job: str, fingerprint: str, content: str | None = None) -> JobOutcome | None:

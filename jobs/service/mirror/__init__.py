@@ -34,7 +34,7 @@ from jobs.service.mirror.database import MirrorDatabase
 from jobs.service.mirror.history import RunHistory
 from jobs.service.mirror.records import RecordStore, SyncState, TableLayout
 from jobs.service.mirror.schema import MIGRATIONS, SCHEMA_VERSION, SYSTEM_COLUMNS, MirrorError
-from jobs.service.mirror.state import JobStateStore
+from jobs.service.mirror.state import JobStateStore, unpack_part
 
 __all__ = [
     "MIGRATIONS",
@@ -44,6 +44,7 @@ __all__ = [
     "MirrorError",
     "SyncState",
     "TableLayout",
+    "unpack_part",
     "utc_text",
 ]
 
