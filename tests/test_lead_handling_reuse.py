@@ -153,3 +153,35 @@ def test_reused_lead_handling_equals_a_full_recompute_until_its_horizon(setup, p
     _, tomorrow = _run(setup, SEED_NOW + timedelta(days=1, minutes=2))
     assert "reused_from_run" not in computed.details
     assert tomorrow.details["reused_from_run"] == result.run_id
+
+
+def test_an_echo_of_leads_reuses_lead_handling_hashing_only_the_echoed_leads(setup, psandbox, monkeypatch):  # noqa: F811
+    from collections import Counter
+
+    from jobs.service import row_digests
+
+    _, _, _, mirror = setup
+    at = SEED_NOW + timedelta(hours=20)  # nobody waits within the target: results hold all day
+    first, _ = _run(setup, at)
+    titles = mirror.read_frame("lead", ["job_title"]).set_index("lead_id")["job_title"].dropna().iloc[:3]
+    for lead_id, title in titles.items():  # an edit that changes no value: only modifiedon moves
+        patch(psandbox, "leads", lead_id, {"jobtitle": title})
+    hashed: Counter[str] = Counter()
+    monkeypatch.setattr(row_digests, "on_hashed", lambda table, rows: hashed.update({table: rows}))
+    result, echoed = _run(setup, at + timedelta(minutes=1))
+    assert result.tables["lead"]["read"] >= 3
+    assert echoed.details["reused_from_run"] == first.run_id
+    # Scoring and lead handling each hashed the leads that came back, not the table.
+    assert hashed["lead"] == 2 * result.tables["lead"]["read"] < mirror.count("lead")
+    pd.testing.assert_frame_equal(
+        echoed.results["lead"].sort_index(), _fresh(setup, result, at + timedelta(minutes=1)).sort_index()
+    )
+    # The echo was kept under the new counters: the next unchanged run reuses on the fingerprint.
+    _, again = _run(setup, at + timedelta(minutes=2))
+    assert again.details["reused_from_run"] == first.run_id
+
+    # A real edit of a value lead handling reads recomputes it.
+    lead_id = titles.index[0]
+    patch(psandbox, "leads", lead_id, {"jobtitle": "Chief Revenue Officer"})
+    _, edited = _run(setup, at + timedelta(minutes=3))
+    assert "reused_from_run" not in edited.details

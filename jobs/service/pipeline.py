@@ -787,6 +787,7 @@ def _compute(ctx: _Context, chosen: Sequence[str]) -> list[JobOutcome]:
                 ctx.now,
                 refresh=ctx.refresh,
                 scoring=(_fingerprint(ctx, "scoring"), outcomes[-1].status),
+                scoring_content=(_fingerprint(ctx, "scoring", with_tables=False), outcomes[-1].status),
                 inputs=lambda: (_frame(ctx, "lead"), _entity(ctx, "activity")),
             )
         )
