@@ -103,48 +103,51 @@ class JobStateStore:
 
     # ---------------------------------------------------------------- job state
 
-    def job_state(self, job: str) -> tuple[str, int | None, Any] | None:
-        """``(fingerprint, run_id, payload)`` saved for ``job``, or None (never saved, or unreadable)."""
-        rows = self._query("SELECT fingerprint, run_id, payload FROM job_state WHERE job = ?", (job,))
-        if not rows:
-            return None
-        row = rows[0]
-        try:
-            stored = pickle.loads(row["payload"])
-            if not isinstance(stored, dict) or stored.get("format") != PAYLOAD_FORMAT:
-                raise ValueError("an older payload format")
-            if "whole" in stored:
-                payload = _unpack(stored["whole"])
-            else:
-                packed: dict[str, bytes] = stored["parts"]
-                payload = {k: _unpack(v) for k, v in packed.items()}
-        except Exception as exc:
-            log.info("job %s: the saved state cannot be used (%s); it is recomputed", job, exc)
-            return None
-        return str(row["fingerprint"]), row["run_id"], payload
-
-    def job_state_packed(self, job: str) -> tuple[str, int | None, dict[str, bytes]] | None:
-        """``(fingerprint, run_id, parts)`` of a dict payload kept for ``job``, each part still packed
-        (unpack one with :func:`unpack_part`); None when none is kept or it cannot be read.
-
-        One read of the row serves every part a run later needs: reading the row again per part
-        cost the medium sandbox's changed run half a second (the state is ~75 MB).
-        """
+    def _stored_state(self, job: str) -> tuple[str, int | None, dict[str, Any]] | None:
+        """``(fingerprint, run_id, stored)``: the row kept for ``job`` with its payload's frame
+        unpickled (``whole`` or ``parts``, still packed); None when none is kept or it is of
+        another format."""
         rows = self._query("SELECT fingerprint, run_id, payload FROM job_state WHERE job = ?", (job,))
         if not rows:
             return None
         try:
             stored = pickle.loads(rows[0]["payload"])
-            if (
-                not isinstance(stored, dict)
-                or stored.get("format") != PAYLOAD_FORMAT
-                or "parts" not in stored
-            ):
+            if not isinstance(stored, dict) or stored.get("format") != PAYLOAD_FORMAT:
                 raise ValueError("an older payload format")
         except Exception as exc:
             log.info("job %s: the saved state cannot be used (%s); it is recomputed", job, exc)
             return None
-        return str(rows[0]["fingerprint"]), rows[0]["run_id"], dict(stored["parts"])
+        return str(rows[0]["fingerprint"]), rows[0]["run_id"], stored
+
+    def job_state(self, job: str) -> tuple[str, int | None, Any] | None:
+        """``(fingerprint, run_id, payload)`` saved for ``job``, or None (never saved, or unreadable)."""
+        state = self._stored_state(job)
+        if state is None:
+            return None
+        fingerprint, run_id, stored = state
+        try:
+            if "whole" in stored:
+                payload = _unpack(stored["whole"])
+            else:
+                payload = {k: _unpack(v) for k, v in stored["parts"].items()}
+        except Exception as exc:
+            log.info("job %s: the saved state cannot be used (%s); it is recomputed", job, exc)
+            return None
+        return fingerprint, run_id, payload
+
+    def job_state_packed(self, job: str) -> tuple[str, int | None, dict[str, bytes]] | None:
+        """``(fingerprint, run_id, parts)`` of a dict payload kept for ``job``, each part still packed
+        (unpack one with :func:`unpack_part`); None when none is kept, it cannot be read, or the
+        payload was not a dict.
+
+        One read of the row serves every part a run later needs: reading the row again per part
+        cost the medium sandbox's changed run half a second (the state is ~75 MB).
+        """
+        state = self._stored_state(job)
+        if state is None or "parts" not in state[2]:
+            return None
+        fingerprint, run_id, stored = state
+        return fingerprint, run_id, dict(stored["parts"])
 
     def job_state_digest(self, job: str) -> str | None:
         """A digest of the payload kept for ``job`` (None: none kept), without unpickling it: it
