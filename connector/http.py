@@ -47,7 +47,9 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import requests
 import tenacity
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
+from connector.batch import BatchResponsePart
 from connector.errors import (
     AuthError,
     ChangeTokenExpiredError,
@@ -80,6 +82,7 @@ __all__ = [
     "TokenProvider",
     "create_session",
     "decode_json",
+    "error_from_batch_part",
     "error_from_parts",
     "error_from_response",
     "odata_headers",
@@ -505,6 +508,15 @@ def error_from_parts(
             **kwargs,
         )
     return FatalApiError(message, **kwargs)
+
+
+def error_from_batch_part(part: BatchResponsePart, *, method: str, url: str) -> DataverseError | AuthError:
+    """:func:`error_from_parts` for one failed inner response of a ``$batch``.
+
+    Its headers are looked up case-insensitively, as HTTP wants: a part's ``REQ_ID`` or
+    ``Retry-After`` reaches the error whatever case the server wrote it in.
+    """
+    return error_from_parts(part.status, CaseInsensitiveDict(part.headers), part.body, method=method, url=url)
 
 
 def error_from_response(

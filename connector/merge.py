@@ -29,7 +29,7 @@ from typing import Any
 
 from connector.batch import BatchRequest, ChangeSet, decode_batch, encode_batch
 from connector.errors import AuthError, DataverseError, RetriableError
-from connector.http import HttpClient, error_from_parts, error_from_response
+from connector.http import HttpClient, error_from_batch_part, error_from_response
 from connector.writeback import encode_value
 
 __all__ = ["MERGEABLE_TABLES", "MergeOutcome", "merge_body", "merge_group", "merged_into"]
@@ -146,8 +146,7 @@ def merge_group(
     failed = [part for part in parts if not part.ok]
     if failed:
         part = failed[0]
-        headers = {k.lower(): v for k, v in part.headers.items()}
-        error = error_from_parts(part.status, headers, part.body, method="POST", url=http.base_url + "Merge")
+        error = error_from_batch_part(part, method="POST", url=http.base_url + "Merge")
         return MergeOutcome(
             "failed", part.status, getattr(error, "code", None), getattr(error, "message", str(error))
         )

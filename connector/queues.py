@@ -19,11 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from requests.structures import CaseInsensitiveDict
-
 from connector.batch import MAX_BATCH_REQUESTS, BatchRequest, decode_batch, encode_batch
 from connector.errors import AuthError, DataverseError
-from connector.http import HttpClient, error_from_parts, error_from_response
+from connector.http import HttpClient, error_from_batch_part, error_from_response
 from connector.paging import LOOKUP_LOGICAL_NAME, iter_pages, prefer_header
 from connector.query import build_query, condition, in_values
 
@@ -177,12 +175,8 @@ def _send(http: HttpClient, items: Sequence[QueueRequest]) -> list[QueueResult] 
                 QueueResult(item.target_id, True, part.status, None, None, _lower(answer.get("QueueItemId")))
             )
             continue
-        error = error_from_parts(
-            part.status,
-            CaseInsensitiveDict(part.headers),
-            part.body,
-            method="POST",
-            url=f"{http.base_url}queues({item.queue_id})/{_NS}AddToQueue",
+        error = error_from_batch_part(
+            part, method="POST", url=f"{http.base_url}queues({item.queue_id})/{_NS}AddToQueue"
         )
         message = error.message + (f" Hint: {error.hint}" if error.hint else "")
         results.append(QueueResult(item.target_id, False, part.status, error.code, message))

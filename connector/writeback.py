@@ -48,7 +48,7 @@ from typing import Any
 
 from connector.batch import MAX_BATCH_REQUESTS, BatchRequest, BatchResponsePart, decode_batch, encode_batch
 from connector.errors import AuthError, DataverseError
-from connector.http import MAX_DOP, HttpClient, error_from_parts, error_from_response
+from connector.http import MAX_DOP, HttpClient, error_from_batch_part, error_from_response
 from connector.readback import Current, read_back, same_column, same_values
 
 __all__ = [
@@ -190,25 +190,9 @@ def results_from_parts(
         if part.ok:
             results.append(UpdateResult(record_id, True, part.status, None, None))
             continue
-        error = error_from_parts(
-            part.status,
-            _CaseInsensitive(part.headers),
-            part.body,
-            method="PATCH",
-            url=f"{base_url}{entity_set}({record_id})",
-        )
+        error = error_from_batch_part(part, method="PATCH", url=f"{base_url}{entity_set}({record_id})")
         results.append(_failed(record_id, error, part.status))
     return results
-
-
-class _CaseInsensitive(dict):
-    """Just enough of a case-insensitive mapping for error_from_parts' ``headers.get``."""
-
-    def __init__(self, headers: Mapping[str, str]) -> None:
-        super().__init__({k.lower(): v for k, v in headers.items()})
-
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        return super().get(key.lower(), default)
 
 
 @dataclass(slots=True)

@@ -569,3 +569,16 @@ def test_redirect_to_a_login_page_is_a_fatal_error(clock):
     responses.get(BASE + "leads", status=302, headers={"Location": "https://login.example.com/"})
     with pytest.raises(FatalApiError, match="redirect"):
         make_client(clock).get_json("leads")
+
+
+@pytest.mark.parametrize("names", [("REQ_ID", "Retry-After"), ("req_id", "retry-after")])
+def test_a_failed_batch_part_keeps_its_request_id_and_retry_after_whatever_their_case(names):
+    from connector.batch import BatchResponsePart
+    from connector.errors import ThrottledError
+    from connector.http import error_from_batch_part
+
+    body = b'{"error": {"code": "0x80072322", "message": "Number of requests exceeded the limit"}}'
+    part = BatchResponsePart(429, "Too Many Requests", {names[0]: "req-1", names[1]: "7"}, body)
+    error = error_from_batch_part(part, method="POST", url="https://org.example/api/data/v9.2/Merge")
+    assert isinstance(error, ThrottledError)
+    assert (error.request_id, error.retry_after, error.code) == ("req-1", 7.0, "0x80072322")
