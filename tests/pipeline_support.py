@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 import requests
 from conftest import dataverse_session
+from requests.adapters import HTTPAdapter
 from shared_templates import shared_template
 
+from connector import DataverseClient, RetryPolicy
 from connector.sandbox import Sandbox
 from jobs.cli.walkthrough import MAPPINGS_DIR
 from jobs.service.connect import connect
@@ -145,3 +147,13 @@ def patch(sandbox: Sandbox, entity_set: str, record_id: str, body: dict[str, Any
             timeout=30,
         )
         response.raise_for_status()
+
+
+def sandbox_client(sandbox: Sandbox, adapter: HTTPAdapter | None = None) -> DataverseClient:
+    """A client of ``sandbox`` whose retries wait no time; ``adapter`` (mounted for http://) lets a
+    test drop or alter requests on the wire."""
+    session = requests.Session()
+    if adapter is not None:
+        session.mount("http://", adapter)
+    retry = RetryPolicy(sleep=lambda seconds: None, random=lambda: 0.5)
+    return DataverseClient(sandbox.url, lambda: sandbox.token, session=session, retry=retry)

@@ -12,13 +12,13 @@ from pipeline_support import (  # noqa: F401 - fixtures
     patch,
     provisioned_template,
     psandbox,
+    sandbox_client,
     settings_for,
     write_config,
 )
 from requests.adapters import HTTPAdapter
 from rich.console import Console
 
-from connector import DataverseClient, RetryPolicy
 from connector.readback import bind_id
 from connector.sandbox.seed.org import team_id, user_id
 from jobs.cli.render import render_run
@@ -50,14 +50,6 @@ class LosesAnswer(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
-def _client(sandbox, adapter: HTTPAdapter | None = None) -> DataverseClient:
-    session = requests.Session()
-    if adapter is not None:
-        session.mount("http://", adapter)
-    retry = RetryPolicy(sleep=lambda seconds: None, random=lambda: 0.5)
-    return DataverseClient(sandbox.url, lambda: sandbox.token, session=session, retry=retry)
-
-
 def _lead(sandbox, owner: str) -> tuple[str, str]:
     """An open lead held by ``owner`` (a team id): (id, etag)."""
     with dataverse_session(sandbox) as s:
@@ -83,7 +75,7 @@ def test_a_lost_owner_write_is_settled_by_reading_the_owner_back(sandbox, applie
     lead, etag = _lead(sandbox, intake)
     target = user_id("Amelia", "Hart")
     adapter = LosesAnswer(applied)
-    with _client(sandbox, adapter) as client:
+    with sandbox_client(sandbox, adapter) as client:
         update = (
             lead,
             {OWNER: f"/systemusers({target})"},

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import requests
 from conftest import dataverse_session
+from pipeline_support import sandbox_client
 from requests.adapters import HTTPAdapter
 
-from connector import DataverseClient, QueueRequest, RetryPolicy
+from connector import QueueRequest
 from connector.sandbox.seed.org import INTAKE_QUEUE_ID, team_id
 
 MISSING = "00000000-0000-0000-0000-0000000000aa"
@@ -27,18 +28,6 @@ class LosesAnswer(HTTPAdapter):
             super().send(request, *args, **kwargs)
             raise requests.ConnectionError("connection reset by peer (simulated)")
         return super().send(request, *args, **kwargs)
-
-
-def _client(sandbox, adapter: HTTPAdapter | None = None) -> DataverseClient:
-    session = requests.Session()
-    if adapter is not None:
-        session.mount("http://", adapter)
-    return DataverseClient(
-        sandbox.url,
-        lambda: sandbox.token,
-        session=session,
-        retry=RetryPolicy(sleep=lambda s: None, random=lambda: 0.5),
-    )
 
 
 def _leads(sandbox, n: int) -> list[tuple[str, str]]:
@@ -62,7 +51,7 @@ def _second_queue(sandbox) -> str:
 def test_add_to_queue_creates_moves_and_removes_queue_items_and_leaves_the_owner(sandbox):
     (a, owner_a), (b, _), (c, _) = _leads(sandbox, 3)
     other = _second_queue(sandbox)
-    with _client(sandbox) as client:
+    with sandbox_client(sandbox) as client:
         first = client.add_to_queues(
             [QueueRequest("lead", a, INTAKE_QUEUE_ID), QueueRequest("lead", b, INTAKE_QUEUE_ID)]
         )
@@ -102,7 +91,7 @@ def test_add_to_queue_creates_moves_and_removes_queue_items_and_leaves_the_owner
 def test_a_lost_add_to_queue_answer_is_read_back_not_replayed(sandbox):
     (a, _), (b, _) = _leads(sandbox, 2)
     adapter = LosesAnswer()
-    with _client(sandbox, adapter) as client:
+    with sandbox_client(sandbox, adapter) as client:
         results = client.add_to_queues(
             [QueueRequest("lead", a, INTAKE_QUEUE_ID), QueueRequest("lead", b, INTAKE_QUEUE_ID)]
         )
