@@ -25,6 +25,19 @@ def _same(new: Any, old: Any) -> Any:
     return (new_missing & old_missing) | (~new_missing & ~old_missing & equal)
 
 
+def _unique_ids(ids: np.ndarray, named: str) -> pd.Index:
+    """``ids`` as an index of plain objects; ``named`` says whose ids they are in the error.
+
+    Raises:
+        MirrorError: a record is named twice.
+    """
+    index = pd.Index(ids, dtype=object)
+    if not index.is_unique:
+        twice = index[index.duplicated()][0]
+        raise MirrorError(f"{named} name record {twice} twice; a result is one value per record")
+    return index
+
+
 def _match(ids: np.ndarray, kept: pd.Index) -> tuple[np.ndarray, np.ndarray]:
     """``kept`` as plain objects, and the position in it of each of ``ids`` (-1: not kept).
 
@@ -34,11 +47,7 @@ def _match(ids: np.ndarray, kept: pd.Index) -> tuple[np.ndarray, np.ndarray]:
         MirrorError: ``kept`` names a record twice.
     """
     kept_ids = kept.to_numpy(dtype=object)
-    index = pd.Index(kept_ids, dtype=object)
-    if not index.is_unique:
-        twice = index[index.duplicated()][0]
-        raise MirrorError(f"the earlier results name record {twice} twice; a result is one value per record")
-    return kept_ids, index.get_indexer(ids)
+    return kept_ids, _unique_ids(kept_ids, "the earlier results").get_indexer(ids)
 
 
 class RunHistory:
@@ -244,12 +253,7 @@ class RunHistory:
         # Plain str ids: iterating a pyarrow-backed index costs ~1 us a value, and only the
         # changed values are turned into rows below (a 1%-changed run keeps ~99% as they are).
         ids = frame.index.astype(str).str.lower().to_numpy(dtype=object)
-        unique = pd.Index(ids, dtype=object)
-        if not unique.is_unique:
-            twice = unique[unique.duplicated()][0]
-            raise MirrorError(
-                f"the {table} results name record {twice} twice; a result is one value per record"
-            )
+        _unique_ids(ids, f"the {table} results")
         matched_previous = None
         if previous is not None:
             previous = previous.set_axis(previous.index.astype(str).str.lower())
