@@ -34,17 +34,14 @@ from jobs.service.compute import JobOutcome
 from jobs.service.merge import _master_by
 from jobs.service.mirror import unpack_part
 from jobs.service.row_digests import RowState, check_rows
-from jobs.service.scoring_rows import hash_rows, input_columns
 
 __all__ = [
     "JobMemory",
     "Remembered",
-    "content_digest",
     "job_fingerprint",
     "job_tables",
     "masters_held",
     "nightly_deferral",
-    "values_digest",
 ]
 
 log = logging.getLogger(__name__)
@@ -157,9 +154,10 @@ class JobMemory:
     def reuse(self, job: str, fingerprint: str, content: str | None = None) -> JobOutcome | None:
         """The job's last outcome when its inputs did not move since, else None.
 
-        ``fingerprint`` compares the tables' change counters; ``content`` (see :func:`content_digest`)
-        the values the job reads, for tables whose rows came back from Dynamics unchanged in what
-        the job reads (a record edited in a column no job reads still counts as changed).
+        ``fingerprint`` compares the tables' change counters; ``content`` is the job's fingerprint
+        without them (``with_tables=False``), given when the per-record digests
+        (:mod:`jobs.service.row_digests`) found every record it reads unchanged: rows that came
+        back from Dynamics unchanged in what the job reads (our own write-back, say).
         """
         saved = self.saved(job)
         if saved is None or saved.outcome is None:
@@ -238,28 +236,6 @@ class JobMemory:
         return job in self._elsewhere
 
 
-def content_digest(fingerprint: str, frames: Mapping[str, pd.DataFrame | None] | str) -> str:
-    """A digest of ``fingerprint`` and the values of ``frames`` a job reads (not ``out_`` columns,
-    which hold our own results, nor :data:`IGNORED_COLUMNS`); ``frames`` may be their
-    :func:`values_digest` already computed (one hash of the orders for both RFM and CLV)."""
-    values = frames if isinstance(frames, str) else values_digest(frames)
-    return hashlib.sha256(f"{fingerprint}:{values}".encode()).hexdigest()
-
-
-def values_digest(frames: Mapping[str, pd.DataFrame | None]) -> str:
-    """A digest of the values of ``frames`` (see :func:`content_digest`)."""
-    digest = hashlib.sha256()
-    for name in sorted(frames):
-        frame = frames[name]
-        digest.update(name.encode())
-        if frame is None or frame.empty:
-            continue
-        columns = input_columns(frame)
-        digest.update(repr([(c, str(frame[c].dtype)) for c in columns]).encode())
-        digest.update(hash_rows(frame, columns).tobytes())
-    return digest.hexdigest()
-
-
 def job_fingerprint(
     memory: JobMemory,
     job: str,
@@ -272,8 +248,9 @@ def job_fingerprint(
 ) -> str:
     """The fingerprint of one of the pipeline's jobs: the tables, file and day it depends on.
 
-    ``with_tables=False`` leaves the tables' counters out, for :func:`content_digest` to add the
-    values instead. ``merge_state`` (duplicates only): :func:`merge_inputs_state`.
+    ``with_tables=False`` leaves the tables' counters out, for a reuse whose per-record digests
+    (:mod:`jobs.service.row_digests`) stand for the values instead. ``merge_state`` (duplicates
+    only): :func:`merge_inputs_state`.
     """
     tables = job_tables(memory, job, merge_state)
     if job == "scoring":
